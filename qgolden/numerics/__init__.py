@@ -1,0 +1,1 @@
+"""How each engine rounds and requantizes: small pure NumPy functions, one formula each."""
