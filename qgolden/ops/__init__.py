@@ -7,3 +7,54 @@ engine calls it with no translation. When `trace` is a dict, the op stores its n
 intermediates there (accumulator, bias term, multiplier, value before rounding...),
 which is what `explain` prints.
 """
+
+from importlib import import_module
+
+# op name in the program -> "module:function" in this package
+_REGISTRY = {
+    "quantize": "quantize:quantize",
+    "dequantize": "dequantize:dequantize",
+    "linear": "linear:linear",
+    "conv": "conv:conv",
+    "batch_norm": "batch_norm:batch_norm",
+    "relu": "relu:relu",
+    "hardtanh": "hardtanh:hardtanh",
+    "hardswish": "hardswish:hardswish",
+    "leaky_relu": "leaky_relu:leaky_relu",
+    "elu": "elu:elu",
+    "sigmoid": "sigmoid:sigmoid",
+    "tanh": "tanh:tanh",
+    "add": "add:add",
+    "add_scalar": "add:add_scalar",
+    "mul": "mul:mul",
+    "mul_scalar": "mul:mul_scalar",
+    "cat": "cat:cat",
+    "max_pool": "max_pool:max_pool",
+    "avg_pool": "avg_pool:avg_pool",
+    "adaptive_avg_pool": "adaptive_avg_pool:adaptive_avg_pool",
+    "upsample_nearest": "upsample_nearest:upsample_nearest",
+    # data movement: same on quantized and float tensors
+    "reshape": "shape:reshape",
+    "flatten": "shape:flatten",
+    "permute": "shape:permute",
+    "transpose": "shape:transpose",
+    "squeeze": "shape:squeeze",
+    "unsqueeze": "shape:unsqueeze",
+    "identity": "shape:identity",
+    "index": "shape:index",
+    "mean": "mean:mean",
+    "size": "shape:size",
+    "int_arith": "shape:int_arith",
+    # float32 ops left between a dequantize and a quantize
+    "float_op": "float_ops:float_op",
+}
+
+
+def get(op: str):
+    """The function implementing `op`; KeyError if qgolden has none."""
+    mod, fn = _REGISTRY[op].split(":")
+    return getattr(import_module(f"{__name__}.{mod}"), fn)
+
+
+def names() -> list:
+    return sorted(_REGISTRY)

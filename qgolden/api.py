@@ -1,0 +1,170 @@
+"""Python API: lower a model to a program, run it, verify it against PyTorch."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .importers import ImportErrorQ
+from .ir import Program, load
+from .numerics.profile import make_profile
+
+
+def _graph_module(module, where):
+    """The FX graph of a live model: convert_fx output as is, an eager model traced by torch.fx."""
+    import torch
+    import torch.fx
+
+    if isinstance(module, torch.fx.GraphModule):
+        return module
+    if isinstance(module, torch.jit.ScriptModule):
+        from .importers.torchscript import script_to_graph_module
+
+        return script_to_graph_module(module, where)
+    try:
+        return torch.fx.symbolic_trace(module)
+    except Exception as e:
+        raise ImportErrorQ(f"{where}: torch.fx could not trace the model's forward "
+                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Save it as "
+                           "TorchScript (torch.jit.trace) or convert it with convert_fx") from None
+
+
+def lower(model_or_path, example_inputs=None, engine: str | None = None, isa: str | None = None,
+          trust_pickle: bool = False) -> Program:
+    """Lower a quantized PyTorch model (or a path: TorchScript, file.py:function, pickle, .qgp) to a Program.
+
+    engine: the torch.backends.quantized.engine the model runs under (default: the current one).
+    isa: the target CPU (avx2, avx512, avx512_vnni; default: this machine).
+    example_inputs: a tuple of inputs; records shapes and quantized input dtypes.
+    """
+    import torch
+
+    from .importers.fx import lower_graph_module
+    from .importers.load import load_module
+    from .torch_side import engine as engine_ctx
+    from .torch_side import fx_intermediates, to_numpy
+
+    if isinstance(model_or_path, (str,)) and str(model_or_path).endswith(".qgp"):
+        return load(model_or_path)
+    engine = engine or torch.backends.quantized.engine
+    profile = make_profile(engine, isa)
+    with engine_ctx(engine):
+        module, where = load_module(model_or_path, trust_pickle=trust_pickle)
+        gm = _graph_module(module, where)
+        ex = None if example_inputs is None else _as_tuple(example_inputs)
+        input_dtypes = {}
+        if ex is not None:
+            names = [n.name for n in gm.graph.nodes if n.op == "placeholder"]
+            for nm, x in zip(names, ex):
+                if isinstance(x, torch.Tensor) and x.is_quantized:
+                    input_dtypes[nm] = "uint8" if x.dtype == torch.quint8 else "int8"
+        program = lower_graph_module(gm, profile, where, input_dtypes)
+        if ex is not None:
+            _, seen = fx_intermediates(gm, [_torchify(x) for x in ex])
+            for name, info in program.tensors.items():
+                v = seen.get(name)
+                if isinstance(v, torch.Tensor):
+                    info.shape = list(v.shape)
+    program._torch = (module, gm)
+    return program
+
+
+def _as_tuple(x):
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def _torchify(x):
+    import torch
+
+    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+
+
+@dataclass
+class LayerResult:
+    name: str
+    op: str
+    elements: int
+    mismatches: int
+    max_abs_diff: int
+    source: str = ""
+
+
+@dataclass
+class Report:
+    bit_exact: bool
+    engine: str
+    isa: str
+    layers: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"bit_exact": self.bit_exact, "engine": self.engine, "isa": self.isa,
+                "layers": [{k: v for k, v in asdict(l).items() if k != "source"} for l in self.layers],
+                "outputs": self.outputs}
+
+    @property
+    def first_mismatch(self):
+        return next((l for l in self.layers if l.mismatches), None)
+
+
+def _compare(a, b):
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.shape != b.shape:
+        return int(max(a.size, b.size)), int(max(a.size, b.size)), -1
+    if a.dtype.kind == "f" or b.dtype.kind == "f":
+        same = (a.astype(np.float32).view(np.int32) == b.astype(np.float32).view(np.int32))
+        diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+        md = float(diff[~same].max()) if (~same).any() else 0
+        return int(a.size), int((~same).sum()), md
+    d = np.abs(a.astype(np.int64) - b.astype(np.int64))
+    return int(a.size), int((d != 0).sum()), int(d.max()) if d.size else 0
+
+
+def verify(model, *inputs, engine: str | None = None, isa: str | None = None, program: Program | None = None,
+           trust_pickle: bool = False) -> Report:
+    """Run PyTorch and the program on the same inputs; compare every quantized tensor and every output."""
+    import torch
+
+    from .torch_side import engine as engine_ctx
+    from .torch_side import fx_intermediates, to_numpy
+
+    if program is None:
+        program = lower(model, example_inputs=inputs, engine=engine, isa=isa, trust_pickle=trust_pickle)
+    module, gm = program._torch
+    eng = program.profile["engine"]
+    with engine_ctx(eng):
+        tin = [_torchify(x) for x in inputs]
+        with torch.no_grad():
+            out_t, seen = fx_intermediates(gm, tin)
+            direct = module(*tin) if gm is not module else out_t
+    out_q, env = program.run(*[to_numpy(x) for x in tin], keep=True)
+    layers = []
+    for node in program.nodes:
+        info = program.tensors.get(node.output)
+        if info is None or not info.quantized:
+            continue
+        t = seen.get(node.output)
+        if not isinstance(t, torch.Tensor):
+            continue
+        n_el, mism, mad = _compare(env[node.output], to_numpy(t))
+        layers.append(LayerResult(node.name, node.op, n_el, mism, mad, node.source))
+    outs_t = _flatten_outputs(to_numpy(direct))
+    outs_q = _flatten_outputs(out_q)
+    outputs = []
+    for a, b in zip(outs_q, outs_t):
+        n_el, mism, _ = _compare(a, b)
+        outputs.append({"elements": n_el, "mismatches": mism})
+    if len(outs_q) != len(outs_t):
+        outputs.append({"elements": 0, "mismatches": 1})
+    ok = all(l.mismatches == 0 for l in layers) and all(o["mismatches"] == 0 for o in outputs)
+    return Report(ok, eng, program.profile["isa"], layers, outputs)
+
+
+def _flatten_outputs(o):
+    if isinstance(o, (tuple, list)):
+        r = []
+        for x in o:
+            r.extend(_flatten_outputs(x))
+        return r
+    return [o]

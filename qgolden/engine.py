@@ -1,0 +1,66 @@
+"""Runs a program with NumPy: each node calls its op function with its own parameters."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from . import ops
+
+
+class RunError(Exception):
+    """A program could not run on the given input (wrong shape or dtype, bad program)."""
+
+
+def check_input(program, i: int, x) -> np.ndarray:
+    """The i-th program input as the array the first op expects, or a RunError saying why."""
+    name = program.inputs[i]
+    info = program.tensors[name]
+    torch = sys.modules.get("torch")  # accept torch tensors only if the caller already uses torch
+    if torch is not None and isinstance(x, torch.Tensor):
+        x = x.int_repr().numpy() if x.is_quantized else x.detach().numpy()
+    x = np.asarray(x)
+    want = info.dtype
+    if want == "float32":
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise RunError(f"input {i} ({name}): expected float32 values, got dtype {x.dtype}")
+        x = x.astype(np.float32)
+    elif want in ("uint8", "int8"):
+        if x.dtype != np.dtype(want):
+            raise RunError(f"input {i} ({name}): expected quantized {want} values, got dtype {x.dtype}")
+    if info.shape is not None and len(info.shape) != x.ndim:
+        raise RunError(f"input {i} ({name}): expected {len(info.shape)}-D input shaped like "
+                       f"{tuple(info.shape)}, got shape {tuple(x.shape)}")
+    return x
+
+
+def run_program(program, inputs, trace=None, keep=False):
+    if len(inputs) != len(program.inputs):
+        raise RunError(f"the program takes {len(program.inputs)} input(s) "
+                       f"({', '.join(program.inputs)}), got {len(inputs)}")
+    env = {}
+    for i, (name, x) in enumerate(zip(program.inputs, inputs)):
+        env[name] = check_input(program, i, x)
+    profile = program.profile
+    for node in program.nodes:
+        fn = ops.get(node.op)
+        args = [env[i] if isinstance(i, str) else i for i in node.inputs]
+        t = {} if trace is not None else None
+        try:
+            out = fn(*args, **node.attrs, **node.consts, profile=profile, trace=t)
+        except (ValueError, IndexError) as e:
+            shapes = ", ".join(str(tuple(np.shape(a))) for a in args)
+            raise RunError(f"node {node.name} (op {node.op}, from {node.source or node.torch_op}): "
+                           f"{e} [input shapes {shapes}]") from None
+        env[node.output] = out
+        if trace is not None:
+            trace[node.name] = t
+    outs = tuple(_collect(o, env) for o in program.outputs)
+    result = outs[0] if len(outs) == 1 else outs
+    return (result, env) if keep else result
+
+
+def _collect(o, env):
+    if isinstance(o, list):
+        return tuple(_collect(x, env) for x in o)
+    return env[o]

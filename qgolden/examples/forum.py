@@ -1,0 +1,60 @@
+"""The forum user's model (../shared/seed/forum-thread.txt), rebuilt from the printed state_dict.
+
+A 2 -> 3 -> 7 MLP (the thread says "6 class" but prints 7 output rows), quantized with
+FX graph mode (under the current torch.backends.quantized.engine): quantize(1/255, 0) -> LinearReLU -> Linear -> dequantize.
+The weights are the printed float values divided by the printed weight scale (exact
+integers); the biases are the printed 4-decimal floats.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+INPUT_SCALE = 1.0 / 255.0
+W1_SCALE = 0.05898105353116989
+W1 = [[-2, 2], [-5, -9], [-56, -128]]
+B1 = [-0.4747, -0.3563, 7.7603]
+H_SCALE, H_ZERO_POINT = 0.0297, 0
+W2_SCALE = 0.43650051951408386
+W2 = [[1, 1, -127], [1, 0, 3], [1, 0, -32], [1, -1, 10], [1, 1, -7], [1, 0, -3], [1, 0, 7]]
+B2 = [19.2761, -1.0785, 14.2602, -22.3171, 10.1059, 7.2197, -11.7253]
+OUT_SCALE, OUT_ZERO_POINT = 1.5963, 243
+
+# the thread's seven inputs, one per class
+INPUTS = np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0],
+                   [0.0, 0.9], [0.0, 0.75], [0.0, 0.25]], dtype=np.float32)
+
+
+def build():
+    """The quantized FX GraphModule, with the thread's scales, zero points, weights and biases."""
+    import torch
+    from torch import nn
+    from torch.ao.quantization import QConfigMapping, get_default_qconfig
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.input_layer = nn.Linear(2, 3)
+            self.relu = nn.ReLU()
+            self.out = nn.Linear(3, 7)
+
+        def forward(self, x):
+            return self.out(self.relu(self.input_layer(x)))
+
+    model = Net().eval()
+    qmap = QConfigMapping().set_global(get_default_qconfig(torch.backends.quantized.engine))
+    example = torch.from_numpy(INPUTS)
+    prepared = prepare_fx(model, qmap, example_inputs=(example,))
+    prepared(example)
+    q = convert_fx(prepared)
+
+    def qweight(w, scale):
+        return torch.quantize_per_tensor(torch.tensor(w, dtype=torch.float32) * scale, scale, 0, torch.qint8)
+
+    q.input_layer_input_scale_0 = torch.tensor(INPUT_SCALE)
+    q.input_layer_input_zero_point_0 = torch.tensor(0)
+    q.input_layer.set_weight_bias(qweight(W1, W1_SCALE), torch.tensor(B1, dtype=torch.float32))
+    q.input_layer.scale, q.input_layer.zero_point = H_SCALE, H_ZERO_POINT
+    q.out.set_weight_bias(qweight(W2, W2_SCALE), torch.tensor(B2, dtype=torch.float32))
+    q.out.scale, q.out.zero_point = OUT_SCALE, OUT_ZERO_POINT
+    return q

@@ -1,0 +1,151 @@
+"""torch.fx GraphModule (convert_fx output, or an eager model traced with torch.fx) -> Program.
+
+Every FX node becomes at most one program node; a program tensor keeps the FX node's
+name, so PyTorch's intermediates can be compared with ours by name.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from ..ir import Node, Program, TensorInfo
+from . import ImportErrorQ
+from .torch_common import dtype_name, fbias, qweight
+
+
+def target_name(target) -> str:
+    """A stable printable name for an FX call target: 'quantized::add', 'torch.cat', 'operator.getitem'."""
+    import torch
+
+    if isinstance(target, str):
+        return target
+    if isinstance(target, (torch._ops.OpOverloadPacket, torch._ops.OpOverload)):
+        s = str(target)  # "quantized.add" / "quantized.add.default"
+        parts = s.split(".")
+        return f"{parts[0]}::{parts[1]}"
+    mod = getattr(target, "__module__", None) or ""
+    name = getattr(target, "__name__", repr(target))
+    if mod.startswith("torch.nn.functional") or name in dir(__import__("torch").nn.functional) and mod.startswith("torch.nn"):
+        return f"F.{name}"
+    if mod in ("_operator", "operator"):
+        return f"operator.{name}"
+    if mod.startswith("torch") or mod == "" and hasattr(__import__("torch"), name):
+        return f"torch.{name}"
+    if mod == "builtins":
+        return name
+    return f"{mod}.{name}"
+
+
+class _Lowering:
+    def __init__(self, gm, profile, where: str):
+        self.gm = gm
+        self.profile = profile
+        self.where = where
+        self.modules = dict(gm.named_modules())
+        self.nodes: list[Node] = []
+        self.tensors: dict[str, TensorInfo] = {}
+        self.values: dict = {}  # fx node name -> IR tensor name, or a Python constant
+        self.inputs: list[str] = []
+        self.outputs: list = []
+        self.input_dtypes = {}
+
+    # -- helpers ---------------------------------------------------------------
+    def fail(self, n, what: str, reason: str):
+        raise ImportErrorQ(f"{self.where}: node '{n.name}' ({what}): {reason}")
+
+    def val(self, a):
+        """Resolve an FX argument to an IR tensor name (str) or a Python constant."""
+        import torch
+        from torch.fx import Node as FxNode
+
+        if isinstance(a, FxNode):
+            v = self.values[a.name]
+            return v
+        if isinstance(a, (list, tuple)):
+            return type(a)(self.val(x) for x in a)
+        if isinstance(a, torch.Tensor) and a.numel() == 1 and not a.is_quantized:
+            return a.item()
+        return a
+
+    def info(self, ref) -> TensorInfo:
+        return self.tensors[ref] if isinstance(ref, str) and ref in self.tensors else None
+
+    def is_q(self, ref) -> bool:
+        i = self.info(ref)
+        return i is not None and i.quantized
+
+    def qin(self, n, ref, what):
+        i = self.info(ref)
+        if i is None or not i.quantized:
+            self.fail(n, what, "expects a quantized tensor input but receives "
+                      + ("a float tensor" if i is not None else repr(ref)))
+        return {"x_scale": i.scale, "x_zero_point": i.zero_point}
+
+    def emit(self, n, op, inputs, *, dtype, scale=None, zero_point=None, attrs=None, consts=None,
+             torch_op="", source=None):
+        out = n.name
+        self.nodes.append(Node(name=n.name, op=op, inputs=list(inputs), output=out, attrs=attrs or {},
+                               consts=consts or {}, source=source or n.name, torch_op=torch_op))
+        self.tensors[out] = TensorInfo(out, dtype, None if scale is None else float(scale),
+                                       None if zero_point is None else int(zero_point))
+        self.values[n.name] = out
+        return out
+
+    def same_q(self, n, op, x, torch_op, attrs=None, source=None):
+        """An op whose output has its input's dtype and quantization parameters."""
+        i = self.info(x)
+        return self.emit(n, op, [x], dtype=i.dtype, scale=i.scale, zero_point=i.zero_point,
+                         attrs=attrs, torch_op=torch_op, source=source)
+
+    # -- the walk --------------------------------------------------------------
+    def run(self):
+        for n in self.gm.graph.nodes:
+            if n.op == "placeholder":
+                name = n.name
+                dt = self.input_dtypes.get(name, "float32")
+                self.tensors[name] = TensorInfo(name, dt)
+                self.values[name] = name
+                self.inputs.append(name)
+            elif n.op == "get_attr":
+                self.values[n.name] = self.get_attr(n)
+            elif n.op == "call_module":
+                from .fx_ops import lower_module
+
+                lower_module(self, n, self.modules[n.target])
+            elif n.op in ("call_function", "call_method"):
+                from .fx_ops import lower_call
+
+                lower_call(self, n)
+            elif n.op == "output":
+                self.outputs = self.output_refs(n, n.args[0])
+        return Program(self.inputs, self.outputs, self.nodes, self.tensors, dict(self.profile),
+                       meta={"source": self.where})
+
+    def output_refs(self, n, a):
+        from torch.fx import Node as FxNode
+
+        if isinstance(a, FxNode):
+            v = self.values[a.name]
+            if not isinstance(v, str):
+                self.fail(n, "output", "the model returns a constant, not a tensor")
+            return v
+        if isinstance(a, (list, tuple)):
+            return [self.output_refs(n, x) for x in a]
+        self.fail(n, "output", f"unsupported output structure {type(a).__name__} (return a tensor or a tuple)")
+
+    def get_attr(self, n):
+        import torch
+
+        obj = self.gm
+        for part in n.target.split("."):
+            obj = getattr(obj, part)
+        if isinstance(obj, torch.Tensor) and obj.numel() == 1 and not obj.is_quantized:
+            return obj.item()
+        return obj
+
+
+def lower_graph_module(gm, profile, where="model", input_dtypes=None) -> Program:
+    L = _Lowering(gm, profile, where)
+    L.input_dtypes = input_dtypes or {}
+    return L.run()

@@ -1,0 +1,139 @@
+"""Exact integer accumulation for linear/conv, including the int16 saturation of
+FBGEMM's u8*s8 kernels.
+
+All results are int64 and exact. float64 BLAS is used only when every partial sum is
+provably below 2**53 in magnitude (then float64 matmul cannot round).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_EXACT = 2.0**53
+_I16_MIN, _I16_MAX = -32768, 32767
+
+
+def _maxabs(a) -> int:
+    return int(np.max(np.abs(a.astype(np.int64)))) if a.size else 0
+
+
+def matmul_exact(a, b) -> np.ndarray:
+    """a [..., M, K] @ b [K, N] for integer arrays, exactly, as int64.
+
+    float64 BLAS when max|a|*max|b|*K < 2**53 (e.g. 8-bit x 8-bit with K < 2**37);
+    otherwise int64 numpy matmul (exact, slow).
+    """
+    a = np.asarray(a)
+    b = np.asarray(b)
+    k = a.shape[-1]
+    if _maxabs(a) * _maxabs(b) * max(k, 1) < _EXACT:
+        return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
+    return np.matmul(a.astype(np.int64), b.astype(np.int64))
+
+
+def sat16(x) -> np.ndarray:
+    return np.clip(x, _I16_MIN, _I16_MAX)
+
+
+def matmul_pair_saturated(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> np.ndarray:
+    """Σ_j sat_int16(x[m,2j]*w[n,2j] + x[m,2j+1]*w[n,2j+1]) for x uint8 [M,K], w int8 [N,K].
+
+    This is FBGEMM's AVX2 / AVX512 (non-VNNI) u8s8s32 GEMM: vpmaddubsw sums two adjacent
+    k-products into a saturating int16, vpmaddwd(ones) then widens to int32 exactly.
+    K is zero-padded to even (a lone last product cannot saturate).
+
+    Exact matmul first, then a correction sat16(P) - P over only the (n, j) pairs whose
+    bound (column-max of x times w) can leave int16; those are evaluated for all rows in
+    chunks and summed per column with reduceat. Fully vectorized.
+    """
+    x = np.asarray(xq_u8).astype(np.int64)
+    w = np.asarray(wq_s8).astype(np.int64)
+    m, k = x.shape
+    n = w.shape[0]
+    out = matmul_exact(x, w.T)
+    if k < 2 or m == 0 or n == 0:
+        return out
+    if k % 2:
+        x = np.concatenate([x, np.zeros((m, 1), np.int64)], axis=1)
+        w = np.concatenate([w, np.zeros((n, 1), np.int64)], axis=1)
+    x0, x1 = x[:, 0::2], x[:, 1::2]  # [M, J]
+    w0, w1 = w[:, 0::2], w[:, 1::2]  # [N, J]
+    # bounds with x >= 0
+    mx0, mx1 = x0.max(axis=0), x1.max(axis=0)  # [J]
+    pos = mx0 * np.maximum(w0, 0) + mx1 * np.maximum(w1, 0)
+    neg = mx0 * np.maximum(-w0, 0) + mx1 * np.maximum(-w1, 0)
+    cand_n, cand_j = np.nonzero((pos > _I16_MAX) | (neg > -_I16_MIN))  # sorted by n
+    if cand_n.size == 0:
+        return out
+    step = max(1, chunk_elems // max(m, 1))
+    for s in range(0, cand_n.size, step):
+        cn = cand_n[s:s + step]
+        cj = cand_j[s:s + step]
+        p = x0[:, cj] * w0[cn, cj] + x1[:, cj] * w1[cn, cj]  # [M, C]
+        corr = sat16(p) - p
+        starts = np.concatenate([[0], np.nonzero(np.diff(cn))[0] + 1])
+        sums = np.add.reduceat(corr, starts, axis=1)
+        out[:, cn[starts]] += sums
+    return out
+
+
+def pair_saturated_taps(x_taps, w_taps) -> np.ndarray:
+    """Σ_j sat_int16(x[...,2j]*w[...,2j] + x[...,2j+1]*w[...,2j+1]) elementwise-broadcast
+    over leading dims, taps on the last axis (odd count padded with 0). Used by the FBGEMM
+    depthwise kernel, where every (output, channel) has its own weights."""
+    x = np.asarray(x_taps).astype(np.int32)
+    w = np.asarray(w_taps).astype(np.int32)
+    t = x.shape[-1]
+    if t % 2:
+        x = np.concatenate([x, np.zeros(x.shape[:-1] + (1,), np.int32)], axis=-1)
+        w = np.concatenate([w, np.zeros(w.shape[:-1] + (1,), np.int32)], axis=-1)
+    p = x[..., 0::2] * w[..., 0::2] + x[..., 1::2] * w[..., 1::2]
+    return sat16(p).astype(np.int64).sum(axis=-1)
+
+
+def im2col_patches(x, kernel, stride, padding, dilation, pad_value) -> np.ndarray:
+    """x uint8 [B, C, H, W] -> patches [B, OH, OW, C, KH, KW] (a strided view into the
+    padded input). Padding uses `pad_value` (the input zero point, i.e. real 0)."""
+    kh, kw = kernel
+    sh, sw = stride
+    ph, pw = padding
+    dh, dw = dilation
+    b, c, h, w = x.shape
+    xp = np.full((b, c, h + 2 * ph, w + 2 * pw), pad_value, dtype=x.dtype)
+    xp[:, :, ph:ph + h, pw:pw + w] = x
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    win = np.lib.stride_tricks.sliding_window_view(xp, (eh, ew), axis=(2, 3))
+    win = win[:, :, ::sh, ::sw, ::dh, ::dw]  # [B, C, OH, OW, KH, KW]
+    return win.transpose(0, 2, 3, 1, 4, 5)
+
+
+def im2col_fbgemm(patches, c0, c1) -> np.ndarray:
+    """Columns of channels [c0, c1) in FBGEMM's NHWC im2col order: k = (r*KW + s)*Cg + c
+    (channel fastest). patches [B, OH, OW, C, KH, KW] -> [B*OH*OW, KH*KW*Cg]."""
+    p = patches[:, :, :, c0:c1]
+    b, oh, ow, cg, kh, kw = p.shape
+    return np.ascontiguousarray(p.transpose(0, 1, 2, 4, 5, 3)).reshape(b * oh * ow, kh * kw * cg)
+
+
+def weight_fbgemm(w, o0, o1) -> np.ndarray:
+    """Conv weight [O, Cg, KH, KW] rows [o0, o1) -> [Og, KH*KW*Cg] in the same k order."""
+    wg = w[o0:o1]
+    return np.ascontiguousarray(wg.transpose(0, 2, 3, 1)).reshape(wg.shape[0], -1)
+
+
+def depthwise_fbgemm_acc(patches, w, x_zero_point, w_zero_point) -> np.ndarray:
+    """FBGEMM depthwise fast path (FbgemmI8DepthwiseAvx2-inl.h), groups == C == O:
+    taps t = r*K + s paired (0,1),(2,3),... per channel, each pair sum saturated to int16
+    (vpmaddubsw), last odd tap paired with 0; input padding = zx. Then
+        raw = Σ_j P_j - zx*Σ_t w_t - zw*Σ_t x_t + T*zx*zw.
+    patches [B, OH, OW, C, KH, KW] uint8, w int8 [C, 1, KH, KW]; zw per channel [C].
+    Returns [B, OH, OW, C]."""
+    b, oh, ow, c, kh, kw = patches.shape
+    xt = patches.reshape(b, oh, ow, c, kh * kw)
+    wt = np.asarray(w).reshape(c, kh * kw)
+    acc = pair_saturated_taps(xt, wt)
+    zw = np.broadcast_to(np.asarray(w_zero_point, dtype=np.int64).reshape(-1), (c,))
+    t = kh * kw
+    acc = acc - int(x_zero_point) * wt.astype(np.int64).sum(axis=1)
+    if np.any(zw != 0):
+        acc = acc - zw * xt.astype(np.int64).sum(axis=-1) + t * int(x_zero_point) * zw
+    return acc

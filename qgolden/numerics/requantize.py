@@ -1,0 +1,186 @@
+"""Requantization of an exact integer accumulator to quint8, one function per engine.
+
+Every function takes `acc` (int64, any shape, output channel LAST) = the integer sum
+Σ (xq - zx)·(wq - zw) exactly as the engine forms it (saturation effects included),
+and returns uint8 of the same shape. Scales arrive as Python floats / float64 arrays
+(double, as torch stores them); each function casts them the way its kernel does.
+
+If `trace` is a dict the function stores 'bias_term', 'multiplier', 'pre_round',
+'rounded' in it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .floatops import f32, rne
+from .quantize import quantize_per_tensor
+
+_I32_MIN = -(2**31)
+
+
+def cvtps_epi32(x) -> np.ndarray:
+    """x86 `cvtps2dq` (`_mm256_cvtps_epi32`): round half to even; NaN and values out of
+    int32 range give the "integer indefinite" 0x80000000."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        r = rne(x)
+        bad = ~(np.abs(r) < 2.0**31) & ~(r == -(2.0**31))
+        r = np.where(bad, _I32_MIN, r)
+    return r.astype(np.int64)
+
+
+def _sat_add_zero_point_u8(rounded, zero_point, lo, hi=255):
+    """packs_epi32 (int16 sat) -> adds_epi16(zp) (int16 sat) -> packus_epi16 (u8 sat) -> clamp."""
+    r = np.clip(rounded, -32768, 32767)
+    r = np.clip(r + int(zero_point), -32768, 32767)
+    r = np.clip(r, 0, 255)
+    return np.clip(r, lo, hi).astype(np.uint8)
+
+
+def _per_channel(a, n):
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    return a if a.size != 1 else np.repeat(a, n)
+
+
+def fbgemm_scales(x_scale, weight_scale, out_scale, n):
+    """act_times_w_scale and requant multiplier as PackedLinearWeight::apply_impl /
+    PackedConvWeight::apply_impl form them (qlinear.cpp, qconv.cpp):
+
+        atw[n]  = (float)( (float)sx * (double)sw[n] )      # float * double -> double -> float
+        mult[n] = atw[n] / (float)so                          # float32 division
+    """
+    sw = _per_channel(weight_scale, n)
+    atw = f32(np.float64(np.float32(x_scale)) * sw)
+    mult = f32(atw.astype(np.float64) / np.float64(np.float32(out_scale)))
+    return atw, mult
+
+
+def bias_fbgemm(bias, atw, per_channel):
+    """Float bias folded into the int accumulator scale (FBGEMM requantizeOutputProcessingAvx2,
+    src/QuantUtilsAvx2.cc):
+
+        per-tensor : b' = f32(bias * f32(1.0 / (double)atw))   # act_times_w_rcp, then _mm256_mul_ps
+        per-channel: b' = f32(bias / atw[n])                   # _mm256_div_ps
+    """
+    b = np.asarray(bias, dtype=np.float32).astype(np.float64)
+    if per_channel:
+        return f32(b / atw.astype(np.float64))
+    rcp = f32(1.0 / np.float64(atw[0]))
+    return f32(b * np.float64(rcp))
+
+
+def requantize_fbgemm(acc, *, x_scale, weight_scale, out_scale, out_zero_point, bias,
+                      per_channel, relu, trace=None):
+    """FBGEMM ReQuantizeOutput (include/fbgemm/OutputProcessing-inl.h,
+    src/QuantUtilsAvx2.cc requantizeOutputProcessingAvx2; same math on AVX512):
+
+        xf  = cvtepi32_ps(acc)                     # f32(acc)
+        xf  = f32(xf + b')                          # b' from bias_fbgemm; skipped without bias
+        y   = cvtps_epi32(f32(xf * mult[n]))        # RNE; out of int32 range -> INT32_MIN
+        out = packus(adds_epi16(packs(y), zo))      # == clamp(y + zo, 0, 255)
+        relu: out = max(out, zo)
+    """
+    acc = np.asarray(acc, dtype=np.int64)
+    n = acc.shape[-1]
+    atw, mult = fbgemm_scales(x_scale, weight_scale, out_scale, n)
+    if not per_channel:
+        atw = np.repeat(atw[:1], n)
+        mult = np.repeat(mult[:1], n)
+    xf = f32(acc.astype(np.int32).astype(np.float64))
+    bterm = None
+    if bias is not None:
+        bterm = bias_fbgemm(bias, atw, per_channel)
+        xf = f32(xf.astype(np.float64) + bterm.astype(np.float64))
+    pre = f32(xf.astype(np.float64) * mult.astype(np.float64))
+    rounded = cvtps_epi32(pre)
+    lo = int(np.clip(out_zero_point, 0, 255)) if relu else 0
+    out = _sat_add_zero_point_u8(rounded, out_zero_point, lo)
+    if trace is not None:
+        trace.update(bias_term=bterm, act_times_w_scale=atw, multiplier=mult, pre_round=pre,
+                     rounded=rounded)
+    return out
+
+
+def bias_qnnpack(bias, x_scale, weight_scale, per_channel):
+    """QNNPACK int32 bias (qlinear.cpp / qconv.cpp PackedLinearWeightsQnnp::apply_impl):
+
+        per-tensor : quantize_per_tensor(bias, (double)sw * (double)sx, 0, qint32)
+        per-channel: quantize_per_channel(bias, sw[n] * sx, 0, qint32)
+    Both quantize to int32 as t = f32(f32(b * f32(1/f32(scale))) + 0), rne, clamp.
+    """
+    sw = np.asarray(weight_scale, dtype=np.float64).reshape(-1)
+    b = np.asarray(bias, dtype=np.float32)
+    if not per_channel:
+        return quantize_per_tensor(b, float(sw[0]) * float(x_scale), 0, "int32").astype(np.int64)
+    out = np.empty(b.shape, dtype=np.int64)
+    for i in range(b.shape[0]):
+        out[i] = quantize_per_tensor(b[i:i + 1], float(sw[i]) * float(x_scale), 0, "int32")[0]
+    return out
+
+
+def qnnpack_scales(x_scale, weight_scale, out_scale, n):
+    """generate_requantization_scales (QnnpackUtils.h), all float32:
+
+        rs[n] = f32( f32(f32(sw[n]) * f32(sx)) * f32(1.f / f32(so)) )
+    """
+    sw = f32(_per_channel(weight_scale, n)).astype(np.float64)
+    inv_so = np.float64(np.float32(1.0) / np.float32(out_scale))
+    return f32(f32(sw * np.float64(np.float32(x_scale))).astype(np.float64) * inv_so)
+
+
+def requantize_qnnpack(acc, *, x_scale, weight_scale, out_scale, out_zero_point, bias,
+                       per_channel, relu, trace=None):
+    """PyTorch-QNNPACK fp32 requantization (q8gemm/4x4c2-sse2.c, q8conv, q8dwconv):
+
+        acc' = acc + bq[n]                               # int32 bias from bias_qnnpack
+        y    = cvtps_epi32(f32(f32(acc') * rs[n]))
+        out  = clamp(y + zo, lo, 255); lo = zo under relu (activationLimits), else 0
+    """
+    acc = np.asarray(acc, dtype=np.int64)
+    n = acc.shape[-1]
+    bq = None
+    if bias is not None:
+        bq = bias_qnnpack(bias, x_scale, weight_scale, per_channel)
+        acc = acc + bq
+    acc32 = ((acc + 2**31) % 2**32 - 2**31)  # int32 wrap, as the kernel's 32-bit add
+    rs = qnnpack_scales(x_scale, weight_scale, out_scale, n)
+    pre = f32(f32(acc32.astype(np.float64)).astype(np.float64) * rs.astype(np.float64))
+    rounded = cvtps_epi32(pre)
+    lo = int(np.clip(out_zero_point, 0, 255)) if relu else 0
+    out = _sat_add_zero_point_u8(rounded, out_zero_point, lo)
+    if trace is not None:
+        trace.update(bias_term=bq, multiplier=rs, pre_round=pre, rounded=rounded)
+    return out
+
+
+def requantize_onednn(acc, *, x_scale, weight_scale, out_scale, out_zero_point, bias,
+                      per_channel, relu, trace=None):
+    """oneDNN int8 matmul/conv post-ops as ideep drives them (qlinear.cpp / qconv.cpp
+    PackedLinearWeightsOnednn::apply_impl; scales passed to oneDNN as src/wei/dst scales):
+
+        f = f32(f32(acc) * f32(f32(sx) * f32(sw[n])))     # combined src*wei scale
+        f = f32(f + bias[n])                              # float bias AFTER scaling
+        f = max(f, 0) if relu
+        f = f32(f * f32(1 / f32(so)))                     # dst scale as reciprocal
+        out = clamp(rne(f32(f + zo)), 0, 255)
+    """
+    acc = np.asarray(acc, dtype=np.int64)
+    n = acc.shape[-1]
+    sw = f32(_per_channel(weight_scale, n)).astype(np.float64)
+    ws = f32(np.float64(np.float32(x_scale)) * sw)
+    f = f32(f32(acc.astype(np.float64)).astype(np.float64) * ws.astype(np.float64))
+    bterm = None
+    if bias is not None:
+        bterm = np.asarray(bias, dtype=np.float32)
+        f = f32(f.astype(np.float64) + bterm.astype(np.float64))
+    if relu:
+        f = np.maximum(f, np.float32(0))
+    inv_so = np.float32(1.0) / np.float32(out_scale)
+    f = f32(f.astype(np.float64) * np.float64(inv_so))
+    pre = f32(f.astype(np.float64) + np.float64(np.float32(out_zero_point)))
+    rounded = rne(pre.astype(np.float64))
+    with np.errstate(invalid="ignore"):
+        out = np.clip(np.nan_to_num(rounded, nan=0.0), 0, 255).astype(np.uint8)
+    if trace is not None:
+        trace.update(bias_term=bterm, multiplier=ws, pre_round=pre, rounded=rounded)
+    return out

@@ -1,0 +1,34 @@
+"""Clamp-style quantized ops (qparams unchanged, integer clamp):
+    relu6 (nnq.ReLU6 / quantized::relu6):  q' = min(max(q, zp), quantize_val(6.0))
+    hardtanh / clamp (F.hardtanh, torch.clamp): q' = min(max(q, quantize_val(min_val)), quantize_val(max_val))
+quantize_val is the scalar fbgemm quantize: clamp(rne(f32(zp + f32(v * (1.f/f32(s)))))).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..numerics import elementwise as E
+
+
+def hardtanh(x, *, x_scale, x_zero_point, min_val=-1.0, max_val=1.0, dtype="uint8", profile, trace=None) -> np.ndarray:
+    lo = int(E.scalar_quantize(np.float32(min_val), x_scale, x_zero_point, dtype)) if min_val is not None else None
+    hi = int(E.scalar_quantize(np.float32(max_val), x_scale, x_zero_point, dtype)) if max_val is not None else None
+    out = np.asarray(x).astype(np.int64)
+    if lo is not None:
+        out = np.maximum(out, lo)
+    if hi is not None:
+        out = np.minimum(out, hi)
+    if trace is not None:
+        trace.update(q_min=lo, q_max=hi, out=out)
+    return E.to_dtype(out, dtype)
+
+
+clamp = hardtanh
+
+
+def relu6(x, *, x_scale, x_zero_point, dtype="uint8", profile, trace=None) -> np.ndarray:
+    q6 = int(E.scalar_quantize(np.float32(6.0), x_scale, x_zero_point, dtype))
+    out = np.minimum(np.maximum(np.asarray(x).astype(np.int64), int(x_zero_point)), q6)
+    if trace is not None:
+        trace.update(q_six=q6, out=out)
+    return E.to_dtype(out, dtype)

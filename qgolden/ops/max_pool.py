@@ -1,0 +1,91 @@
+"""Quantized max_pool1d / max_pool2d (quantized_max_pool2d, qpool.cpp).
+
+Every engine computes the same thing: the integer maximum of the stored values over the
+window taps that fall inside the input (padding never wins), with the qparams of the
+input passed through unchanged.
+
+    kernels: ATen `spatial_dilated_max_pooling` (NCHW), `qmaxpool_2d_nhwc_kernel`
+    (channels-last), and QNNPACK `u8maxpool` (engine qnnpack, quint8, ceil_mode=False;
+    its indirection buffer clamps padded taps onto valid pixels and its output clamp is
+    [0, 255]). All give the same integers.
+
+max_pool1d is max_pool2d on x.unsqueeze(-2) with kernel (1, k), stride (1, s),
+padding (0, p), dilation (1, d).
+
+Output size (ATen `pooling_output_shape`):
+    o = floor((L + 2p - d(k-1) - 1 + (ceil_mode ? s-1 : 0)) / s) + 1
+    if ceil_mode and (o-1)*s >= L + p: o -= 1
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def pooling_output_shape(size: int, k: int, pad: int, stride: int, dilation: int, ceil_mode: bool) -> int:
+    """ATen `pooling_output_shape` (Pool.h)."""
+    num = size + 2 * pad - dilation * (k - 1) - 1 + ((stride - 1) if ceil_mode else 0)
+    out = num // stride + 1  # div_rtn: floor division
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return int(out)
+
+
+def _tup(v, n):
+    if v is None:
+        return None
+    if isinstance(v, (int, np.integer)):
+        return (int(v),) * n
+    v = tuple(int(a) for a in v)
+    if len(v) == 1 and n == 2:
+        return v * 2
+    return v
+
+
+def max_pool(x, *, kernel_size, stride, padding, dilation, ceil_mode, profile, trace=None):
+    """Quantized max pool over the last 1 (x [N,C,L]) or 2 (x [N,C,H,W]) dims.
+
+    x: numpy uint8 (quint8) or int8 (qint8) stored values. Returns the same dtype.
+    stride None/empty means stride = kernel_size (as torch).
+    """
+    x = np.asarray(x)
+    nd = len(kernel_size) if not isinstance(kernel_size, (int, np.integer)) else (x.ndim - 2)
+    ks = _tup(kernel_size, nd)
+    st = _tup(stride, nd) if stride not in (None, (), []) else ks
+    pd = _tup(padding, nd)
+    dl = _tup(dilation, nd)
+    if nd == 1:
+        y = max_pool(x[..., None, :], kernel_size=(1, ks[0]), stride=(1, st[0]), padding=(0, pd[0]),
+                     dilation=(1, dl[0]), ceil_mode=ceil_mode, profile=profile, trace=trace)
+        return y[..., 0, :]
+    if nd != 2:
+        raise ValueError("max_pool supports 1d and 2d")
+    kH, kW = ks
+    sH, sW = st
+    pH, pW = pd
+    dH, dW = dl
+    if not (kH // 2 >= pH and kW // 2 >= pW):
+        raise ValueError("padding should be smaller than half of kernel_size")
+    H, W = x.shape[-2:]
+    oH = pooling_output_shape(H, kH, pH, sH, dH, ceil_mode)
+    oW = pooling_output_shape(W, kW, pW, sW, dW, ceil_mode)
+    if oH <= 0 or oW <= 0:
+        raise ValueError("output size is too small")
+    # pad with a value below every stored value, far enough for every (ceil-mode) window
+    need_h = (oH - 1) * sH + (kH - 1) * dH + 1
+    need_w = (oW - 1) * sW + (kW - 1) * dW + 1
+    ph_r = max(0, need_h - pH - H)
+    pw_r = max(0, need_w - pW - W)
+    low = np.int16(-32768)
+    xp = np.full(x.shape[:-2] + (pH + H + ph_r, pW + W + pw_r), low, dtype=np.int16)
+    xp[..., pH:pH + H, pW:pW + W] = x
+    acc = np.full(x.shape[:-2] + (oH, oW), low, dtype=np.int16)
+    for i in range(kH):
+        for j in range(kW):
+            h0 = i * dH
+            w0 = j * dW
+            tap = xp[..., h0:h0 + (oH - 1) * sH + 1:sH, w0:w0 + (oW - 1) * sW + 1:sW]
+            np.maximum(acc, tap, out=acc)
+    if trace is not None:
+        trace["output_size"] = (oH, oW)
+        trace["kernel"] = "integer max over valid taps"
+    return acc.astype(x.dtype)

@@ -1,0 +1,48 @@
+"""quantized tanh (torch.tanh on a quantized tensor). Output qparams fixed:
+quint8 (2/256, 128), qint8 (2/256, 0).
+
+ATen `qtanh_kernel`: vector x = fma dequant, y = tanhf(x) (Sleef_tanhf8_u10), vecQ(y, inv=128);
+scalar tail x = f32(si*(q-zi)), y = tanhf(x), quantize_val. tanhf modelled as correctly rounded.
+QNNPACK (engine qnnpack, quint8): lookup table lrintf(clamp(f32(tanhf(x) * 128) + 128)).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..numerics import elementwise as E
+from ..numerics.floatops import f32
+
+
+def tanhf(x):
+    return f32(np.tanh(np.asarray(x, dtype=np.float32).astype(np.float64)))
+
+
+def out_qparams(dtype="uint8"):
+    return (2.0 / 256.0, 128 if dtype == "uint8" else 0)
+
+
+def tanh(x, *, x_scale, x_zero_point, dtype="uint8", profile, trace=None) -> np.ndarray:
+    q = np.asarray(x).astype(np.int64)
+    so, zo = out_qparams(dtype)
+    if profile["engine"] == "qnnpack" and dtype == "uint8":
+        i = np.arange(256)
+        xi = f32(np.float64(np.float32(x_scale)) * (i - int(x_zero_point)).astype(np.float64))
+        y = f32(f32(tanhf(xi).astype(np.float64) * 128.0).astype(np.float64) + 128.0)
+        y = np.clip(y, np.float32(0), np.float32(255))
+        tab = np.rint(y.astype(np.float64)).astype(np.int64)
+        out = tab[q]
+        if trace is not None:
+            trace.update(kernel="qnnpack_lut", table=tab, out=out)
+        return E.to_dtype(out, dtype)
+    vx = E.vec_dequantize(q, x_scale, x_zero_point)
+    vy = tanhf(vx)
+    vq = E.vec_quantize(vy, E.inv_scale_d(so), zo, dtype)
+    sx = E.scalar_dequantize(q, x_scale, x_zero_point)
+    sy = tanhf(sx)
+    sq = E.scalar_quantize(sy, so, zo, dtype)
+    m = E.unary_mask(q.shape, profile)
+    out = np.where(m, vq, sq)
+    if trace is not None:
+        trace.update(kernel="aten_qtanh", dequant=np.where(m, vx, sx), pre_round=np.where(m, vy, sy),
+                     vector_mask=m, out=out, out_scale=so, out_zero_point=zo)
+    return E.to_dtype(out, dtype)

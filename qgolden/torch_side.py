@@ -1,0 +1,69 @@
+"""The PyTorch side: run a model and collect every intermediate it computes, by FX node name."""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def engine(name: str | None):
+    """Run torch under quantized engine `name` (restored afterwards)."""
+    import torch
+
+    old = torch.backends.quantized.engine
+    if name:
+        torch.backends.quantized.engine = name
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = old
+
+
+def to_numpy(v):
+    """A torch value as what the program computes: int_repr() for quantized tensors."""
+    import torch
+
+    if isinstance(v, torch.Tensor):
+        if v.is_quantized:
+            return v.int_repr().numpy()
+        return v.detach().numpy()
+    if isinstance(v, (list, tuple)):
+        return type(v)(to_numpy(x) for x in v)
+    return v
+
+
+def to_torch_inputs(program, inputs):
+    """Program inputs (NumPy) as torch tensors, quantizing already-quantized inputs with their qparams."""
+    import torch
+
+    out = []
+    for name, x in zip(program.inputs, inputs):
+        info = program.tensors[name]
+        if isinstance(x, torch.Tensor):
+            out.append(x)
+            continue
+        x = np.asarray(x)
+        if info.quantized:
+            qd = torch.quint8 if info.dtype == "uint8" else torch.qint8
+            t = torch._make_per_tensor_quantized_tensor(torch.from_numpy(x.copy()), info.scale, info.zero_point)
+            out.append(t if t.dtype == qd else t)
+        else:
+            out.append(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+    return out
+
+
+def fx_intermediates(gm, inputs) -> tuple:
+    """Run an FX GraphModule node by node; return (output, {node name: value})."""
+    import torch.fx
+
+    seen = {}
+
+    class Recorder(torch.fx.Interpreter):
+        def run_node(self, n):
+            r = super().run_node(n)
+            seen[n.name] = r
+            return r
+
+    out = Recorder(gm).run(*inputs)
+    return out, seen
