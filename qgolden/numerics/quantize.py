@@ -58,8 +58,9 @@ def quantize_val(x, scale: float, zero_point: int, dtype: str = "uint8") -> np.n
 
 
 def dequantize_per_tensor(q, scale: float, zero_point: int) -> np.ndarray:
-    """fbgemm::Dequantize: f32(scale) * f32(q - zp)."""
-    d = (np.asarray(q, dtype=np.int64) - int(zero_point)).astype(np.float32)
+    """fbgemm::Dequantize: f32(scale) * f32(q - zp), q - zp in wrapping int32."""
+    d = np.asarray(q, dtype=np.int64) - int(zero_point)
+    d = ((d + 2**31) % 2**32 - 2**31).astype(np.float32)  # int32 subtraction wraps (qint32)
     return f32(np.float64(np.float32(scale)) * d.astype(np.float64))
 
 

@@ -4,10 +4,16 @@ Every engine computes the same thing: the integer maximum of the stored values o
 window taps that fall inside the input (padding never wins), with the qparams of the
 input passed through unchanged.
 
-    kernels: ATen `spatial_dilated_max_pooling` (NCHW), `qmaxpool_2d_nhwc_kernel`
-    (channels-last), and QNNPACK `u8maxpool` (engine qnnpack, quint8, ceil_mode=False;
-    its indirection buffer clamps padded taps onto valid pixels and its output clamp is
-    [0, 255]). All give the same integers.
+    ATen `spatial_dilated_max_pooling` (NCHW) and `qmaxpool_2d_nhwc_kernel` (channels-last)
+    give the same integers.
+
+Exception: QNNPACK (engine qnnpack, quint8, ceil_mode=False) runs `u8maxpool` through an
+indirection buffer (`pytorch_qnnp_indirection_init_maxpool2d`) that CLAMPS every tap
+coordinate into the input:  iy = min(max(oy*s + ky*d - p, 0), H - 1).  A padded tap
+therefore reads the edge pixel. Without dilation the edge pixel is in the window anyway,
+so nothing changes; with dilation > 1 and padding the edge pixel can be outside the
+dilated tap set and still win. QNNPACK also rejects a 1x1 kernel and skips the
+"padding <= kernel/2" check.
 
 max_pool1d is max_pool2d on x.unsqueeze(-2) with kernel (1, k), stride (1, s),
 padding (0, p), dilation (1, d).
@@ -63,13 +69,27 @@ def max_pool(x, *, kernel_size, stride, padding, dilation, ceil_mode, profile, t
     sH, sW = st
     pH, pW = pd
     dH, dW = dl
-    if not (kH // 2 >= pH and kW // 2 >= pW):
-        raise ValueError("padding should be smaller than half of kernel_size")
     H, W = x.shape[-2:]
     oH = pooling_output_shape(H, kH, pH, sH, dH, ceil_mode)
     oW = pooling_output_shape(W, kW, pW, sW, dW, ceil_mode)
     if oH <= 0 or oW <= 0:
         raise ValueError("output size is too small")
+    if profile["engine"] == "qnnpack" and x.dtype == np.uint8 and not ceil_mode:
+        if kH * kW == 1:
+            raise ValueError("QNNPACK max pooling rejects 1x1 pooling")
+        acc = None
+        for i in range(kH):
+            rows = np.clip(np.arange(oH) * sH + i * dH - pH, 0, H - 1)
+            for j in range(kW):
+                cols = np.clip(np.arange(oW) * sW + j * dW - pW, 0, W - 1)
+                tap = x[..., rows[:, None], cols[None, :]]
+                acc = tap.copy() if acc is None else np.maximum(acc, tap)
+        if trace is not None:
+            trace["output_size"] = (oH, oW)
+            trace["kernel"] = "qnnpack u8maxpool (clamped taps)"
+        return acc
+    if not (kH // 2 >= pH and kW // 2 >= pW):
+        raise ValueError("padding should be smaller than half of kernel_size")
     # pad with a value below every stored value, far enough for every (ceil-mode) window
     need_h = (oH - 1) * sH + (kH - 1) * dH + 1
     need_w = (oW - 1) * sW + (kW - 1) * dW + 1

@@ -1,0 +1,27 @@
+"""quantize_per_tensor / quantize_per_channel op: float32 -> quantized ints (see numerics.quantize)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..numerics import quantize as Q
+
+
+def quantize(x, *, scale, zero_point, dtype="uint8", axis=None, profile=None, trace=None) -> np.ndarray:
+    """Per tensor (scale, zero_point scalars): FBGEMM FMA path, zp added before rounding.
+    Per channel (scale, zero_point 1-D, axis): quantize_val per element (no FMA)."""
+    x = np.asarray(x, dtype=np.float32)
+    if axis is None:
+        out = Q.quantize_per_tensor(x, scale, zero_point, dtype)
+    else:
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        s = np.asarray(scale, dtype=np.float64)
+        z = np.asarray(zero_point, dtype=np.int64)
+        out = np.empty(x.shape, dtype=Q.NP_DTYPE[dtype])
+        xm = np.moveaxis(x, axis, 0)
+        om = np.moveaxis(out, axis, 0)
+        for c in range(xm.shape[0]):
+            om[c] = Q.quantize_val(xm[c], float(s[c]), int(z[c]), dtype)
+    if trace is not None:
+        trace.update(out=out)
+    return out
