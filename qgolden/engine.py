@@ -44,7 +44,7 @@ def run_program(program, inputs, trace=None, keep=False):
     profile = program.profile
     for node in program.nodes:
         fn = ops.get(node.op)
-        args = [env[i] if isinstance(i, str) else i for i in node.inputs]
+        args = [_resolve(i, env) for i in node.inputs]
         t = {} if trace is not None else None
         try:
             out = fn(*args, **node.attrs, **node.consts, profile=profile, trace=t)
@@ -56,7 +56,7 @@ def run_program(program, inputs, trace=None, keep=False):
         if trace is not None:
             trace[node.name] = t
     outs = tuple(_collect(o, env) for o in program.outputs)
-    result = outs[0] if len(outs) == 1 else outs
+    result = outs[0] if program.meta.get("returns", "tensor") == "tensor" else outs
     return (result, env) if keep else result
 
 
@@ -64,3 +64,12 @@ def _collect(o, env):
     if isinstance(o, list):
         return tuple(_collect(x, env) for x in o)
     return env[o]
+
+
+def _resolve(ref, env):
+    """A node input: a tensor name, a list of them (cat), or a literal (reshape sizes)."""
+    if isinstance(ref, str):
+        return env[ref]
+    if isinstance(ref, list):
+        return [_resolve(r, env) for r in ref]
+    return ref

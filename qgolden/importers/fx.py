@@ -118,9 +118,11 @@ class _Lowering:
 
                 lower_call(self, n)
             elif n.op == "output":
-                self.outputs = self.output_refs(n, n.args[0])
+                refs = self.output_refs(n, n.args[0])
+                self.returns = "tensor" if isinstance(refs, str) else "tuple"
+                self.outputs = [refs] if isinstance(refs, str) else refs
         return Program(self.inputs, self.outputs, self.nodes, self.tensors, dict(self.profile),
-                       meta={"source": self.where})
+                       meta={"source": self.where, "returns": self.returns})
 
     def output_refs(self, n, a):
         from torch.fx import Node as FxNode

@@ -116,7 +116,7 @@ def _quantize(L, n, x, scale, zp, dtype, src="", torch_op="quantize_per_tensor")
     if dt not in ("uint8", "int8"):
         L.fail(n, torch_op, f"quantization to {dtype} is not supported (quint8 and qint8 are)")
     return L.emit(n, "quantize", [x], dtype=dt, scale=scale, zero_point=zp,
-                  attrs={"out_scale": float(scale), "out_zero_point": int(zp), "dtype": dt},
+                  attrs={"scale": float(scale), "zero_point": int(zp), "dtype": dt},
                   torch_op=torch_op, source=src)
 
 
@@ -126,7 +126,7 @@ def _dequantize(L, n, x, src=""):
         # dequantize of a float tensor is the identity in torch
         return _passthrough(L, n, x, "identity", src, "dequantize")
     return L.emit(n, "dequantize", [x], dtype="float32",
-                  attrs={"x_scale": i.scale, "x_zero_point": i.zero_point}, torch_op="dequantize", source=src)
+                  attrs={"scale": i.scale, "zero_point": i.zero_point}, torch_op="dequantize", source=src)
 
 
 def _linear(L, n, x, mod, relu, src):
@@ -164,7 +164,8 @@ def _batch_norm(L, n, x, mod, relu, src):
     q = L.qin(n, x, f"module {src}: {type(mod).__name__}")
     consts = {"weight": fbias(mod.weight), "bias": fbias(mod.bias),
               "running_mean": fbias(mod.running_mean), "running_var": fbias(mod.running_var)}
-    attrs = dict(q, out_scale=float(mod.scale), out_zero_point=int(mod.zero_point), eps=float(mod.eps), relu=relu)
+    attrs = dict(q, out_scale=float(mod.scale), out_zero_point=int(mod.zero_point), eps=float(mod.eps), relu=relu,
+                 dtype=L.info(x).dtype)
     return L.emit(n, "batch_norm", [x], dtype=L.info(x).dtype, scale=mod.scale, zero_point=mod.zero_point,
                   attrs=attrs, consts=consts, torch_op="quantized::batch_norm2d" + ("_relu" if relu else ""),
                   source=src)
@@ -176,10 +177,15 @@ def _unary(L, n, x, op, src, torch_op, attrs=None, out=None):
     if i is None or not i.quantized:
         return _float_or_fail(L, n, x, op, src, torch_op, attrs)
     s, z = out if out is not None else (i.scale, i.zero_point)
-    a = {"x_scale": i.scale, "x_zero_point": i.zero_point, "out_scale": float(s), "out_zero_point": int(z),
-         "dtype": i.dtype}
+    a = {"x_scale": i.scale, "x_zero_point": i.zero_point, "dtype": i.dtype}
+    if op in OUT_QPARAM_OPS:
+        a.update(out_scale=float(s), out_zero_point=int(z))
     a.update(attrs or {})
     return L.emit(n, op, [x], dtype=i.dtype, scale=s, zero_point=z, attrs=a, torch_op=torch_op, source=src)
+
+
+# unary ops whose output quantization is a parameter (the others keep the input's, or fix their own)
+OUT_QPARAM_OPS = {"hardswish", "leaky_relu", "elu"}
 
 
 def _fixed_qparams_unary(L, n, x, op, src):
@@ -316,8 +322,7 @@ def _scalar_op(L, n, name, op, x, scalar, relu=False):
     probe = torch._empty_affine_quantized([1], scale=i.scale, zero_point=i.zero_point, dtype=qd)
     fn = torch.ops.quantized.add if op == "add_scalar" else torch.ops.quantized.mul
     y = fn(probe, float(scalar))
-    attrs = {"x_scale": i.scale, "x_zero_point": i.zero_point, "scalar": float(scalar),
-             "out_scale": float(y.q_scale()), "out_zero_point": int(y.q_zero_point()), "dtype": i.dtype}
+    attrs = {"x_scale": i.scale, "x_zero_point": i.zero_point, "scalar": float(scalar), "dtype": i.dtype}
     return L.emit(n, op, [x], dtype=i.dtype, scale=y.q_scale(), zero_point=y.q_zero_point(), attrs=attrs,
                   torch_op=name)
 
@@ -482,8 +487,7 @@ def c_cat(L, n, name, tensors, dim=0, scale=None, zero_point=None, *rest, **kw):
     if any(i is None for i in infos):
         L.fail(n, name, "cat of something that is not a tensor")
     if all(not i.quantized for i in infos):
-        return L.emit(n, "cat", list(tensors), dtype="float32", attrs={"dim": int(dim), "quantized": False},
-                      torch_op=name)
+        return L.emit(n, "float_cat", [list(tensors)], dtype="float32", attrs={"dim": int(dim)}, torch_op=name)
     if not all(i.quantized for i in infos):
         L.fail(n, name, "cat of quantized and float tensors")
     if scale is None:
@@ -496,9 +500,8 @@ def c_cat(L, n, name, tensors, dim=0, scale=None, zero_point=None, *rest, **kw):
         y = torch.cat(probes, d)
         scale, zero_point = y.q_scale(), y.q_zero_point()
     attrs = {"dim": int(dim), "x_scales": [i.scale for i in infos], "x_zero_points": [i.zero_point for i in infos],
-             "out_scale": float(scale), "out_zero_point": int(zero_point), "dtype": infos[0].dtype,
-             "quantized": True}
-    return L.emit(n, "cat", list(tensors), dtype=infos[0].dtype, scale=scale, zero_point=zero_point,
+             "out_scale": float(scale), "out_zero_point": int(zero_point), "dtype": infos[0].dtype}
+    return L.emit(n, "cat", [list(tensors)], dtype=infos[0].dtype, scale=scale, zero_point=zero_point,
                   attrs=attrs, torch_op=name)
 
 

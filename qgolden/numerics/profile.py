@@ -7,6 +7,7 @@ machine replays the arithmetic of the machine it was built *for*:
     isa           avx2 | avx512 | avx512_vnni         (what the target CPU offers)
     vector_width  elements of Vectorized<quint8>: 32 on AVX2, 64 on AVX512
                   (ATen's elementwise quantized kernels treat the tail differently)
+    num_threads   torch's intra-op threads (large elementwise ops are chunked per thread)
 
 Derived facts (functions below, not stored, so they cannot disagree):
     linear_backend(p)   fbgemm | qnnpack | onednn
@@ -71,8 +72,12 @@ def detect_isa_cpu_only() -> str:
             os.environ["FBGEMM_ENABLE_INSTRUCTIONS"] = saved
 
 
-def make_profile(engine: str | None = None, isa: str | None = None) -> dict:
-    """Profile for `engine` on `isa`; None means what this machine and torch do by default."""
+def make_profile(engine: str | None = None, isa: str | None = None, num_threads: int | None = None) -> dict:
+    """Profile for `engine` on `isa`; None means what this machine and torch do by default.
+
+    num_threads: torch's intra-op threads. ATen splits elementwise kernels over more than
+    32768 elements into per-thread chunks, each with its own scalar tail.
+    """
     if engine is None:
         engine = "x86"
     if engine not in ENGINES:
@@ -84,7 +89,12 @@ def make_profile(engine: str | None = None, isa: str | None = None) -> dict:
         if isa not in ISAS:
             raise ValueError(f"unknown isa {isa!r}; choose one of {', '.join(ISAS)}")
         width = 64 if isa.startswith("avx512") else 32
-    return {"engine": engine, "isa": isa, "vector_width": width}
+    if num_threads is None:
+        import sys
+
+        torch = sys.modules.get("torch")
+        num_threads = torch.get_num_threads() if torch is not None else 1
+    return {"engine": engine, "isa": isa, "vector_width": width, "num_threads": int(num_threads)}
 
 
 def linear_backend(p: dict) -> str:

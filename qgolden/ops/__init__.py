@@ -47,6 +47,7 @@ _REGISTRY = {
     "int_arith": "shape:int_arith",
     # float32 ops left between a dequantize and a quantize
     "float_op": "float_ops:float_op",
+    "float_cat": "float_ops:float_cat",
 }
 
 

@@ -24,6 +24,7 @@ Three kernels, chosen like torch does:
            y = clamp(rne(fma32(f32(S), inv, f32(zp))))
        channel tail, quantize_val:
            y = clamp(rne(f32(f32(f32(S) * inv) + zp)))              (zp before rounding)
+       and, for an input with H*W == 1, the torch layout bug of max_pool.nhwc_written_as_nchw.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import numpy as np
 
 from ..numerics.floatops import fma32
 from .avg_pool import QRANGE, is_channels_last, qnnpack_avgpool_requant
+from .max_pool import nhwc_written_as_nchw
 
 
 def adaptive_bins(n: int, out: int):
@@ -100,6 +102,7 @@ def adaptive_avg_pool(x, *, x_scale, x_zero_point, output_size, profile, trace=N
             nvec = C - C % (profile["vector_width"] // 4)
             cidx = np.arange(C).reshape(1, C, 1, 1)
             y = np.clip(np.where(cidx < nvec, y_vec, y_tail), qmin, qmax)
+            y = nhwc_written_as_nchw(y, H, W)
             kernel = "aten_nhwc"
         else:
             raw = _box_sums(x.astype(np.int64), hs, he, ws, we)

@@ -28,6 +28,7 @@ Three kernels, chosen like torch does:
            y = clamp(rne(f32(f32(S) * m)) + zp)                     (zp after rounding)
        channel tail, quantize_val(1.0f/m, zp, S) (same formula as numerics.quantize_val):
            inv = f32(1 / f32(1/m)) ; y = clamp(rne(f32(f32(f32(S) * inv) + zp)))  (zp BEFORE)
+       and, for an input with H*W == 1, the torch layout bug of max_pool.nhwc_written_as_nchw.
 
 avg_pool1d is avg_pool2d on x.unsqueeze(-2) with kernel (1, k) (no divisor_override).
 """
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .max_pool import _tup, pooling_output_shape
+from .max_pool import _tup, nhwc_written_as_nchw, pooling_output_shape
 
 QRANGE = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
 
@@ -150,6 +151,7 @@ def avg_pool(x, *, x_scale, x_zero_point, out_scale, out_zero_point, kernel_size
         if is_channels_last(x.shape, channels_last):
             m = (np.float32(1.0) / div.astype(np.float32)).astype(np.float32)
             y = nhwc_requant(S, m[None, None], zp, C, profile["vector_width"], qmin, qmax)
+            y = nhwc_written_as_nchw(y, H, W)
             kernel = "aten_nhwc"
         else:
             m = (1.0 / div.astype(np.float64)).astype(np.float32)

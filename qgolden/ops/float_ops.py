@@ -28,3 +28,8 @@ def float_op(*inputs, fn, const=None, min_val=None, max_val=None, profile=None, 
     if fn == "hardtanh":
         return np.clip(args[0], np.float32(min_val), np.float32(max_val))
     return np.asarray(FLOAT_FNS[fn](*args), dtype=np.float32)
+
+
+def float_cat(xs, *, dim, profile=None, trace=None):
+    """torch.cat of float32 tensors: a copy."""
+    return np.concatenate([np.asarray(x, dtype=np.float32) for x in xs], axis=dim)

@@ -36,6 +36,18 @@ def pooling_output_shape(size: int, k: int, pad: int, stride: int, dilation: int
     return int(out)
 
 
+def nhwc_written_as_nchw(y, in_h: int, in_w: int):
+    """Reproduce a torch bug shared by the ATen channels-last kernels (max/avg/adaptive pool,
+    upsample_nearest2d): they write NHWC order into an output allocated with
+    input.suggest_memory_format(). An input with H*W == 1 takes the channels-last kernel
+    (it is ChannelsLast-contiguous) but suggests Contiguous, so the NHWC buffer is read as
+    NCHW. No effect when C == 1 or the output is 1x1."""
+    if in_h * in_w != 1:
+        return y
+    N, C, oH, oW = y.shape
+    return np.ascontiguousarray(y.transpose(0, 2, 3, 1)).reshape(N, C, oH, oW)
+
+
 def _tup(v, n):
     if v is None:
         return None
@@ -47,11 +59,13 @@ def _tup(v, n):
     return v
 
 
-def max_pool(x, *, kernel_size, stride, padding, dilation, ceil_mode, profile, trace=None):
+def max_pool(x, *, kernel_size, stride, padding, dilation, ceil_mode, profile, trace=None, channels_last=False):
     """Quantized max pool over the last 1 (x [N,C,L]) or 2 (x [N,C,H,W]) dims.
 
     x: numpy uint8 (quint8) or int8 (qint8) stored values. Returns the same dtype.
     stride None/empty means stride = kernel_size (as torch).
+    channels_last: the torch input is channels-last (only matters through the H*W == 1 quirk,
+    see nhwc_written_as_nchw).
     """
     x = np.asarray(x)
     nd = len(kernel_size) if not isinstance(kernel_size, (int, np.integer)) else (x.ndim - 2)
@@ -61,7 +75,8 @@ def max_pool(x, *, kernel_size, stride, padding, dilation, ceil_mode, profile, t
     dl = _tup(dilation, nd)
     if nd == 1:
         y = max_pool(x[..., None, :], kernel_size=(1, ks[0]), stride=(1, st[0]), padding=(0, pd[0]),
-                     dilation=(1, dl[0]), ceil_mode=ceil_mode, profile=profile, trace=trace)
+                     dilation=(1, dl[0]), ceil_mode=ceil_mode, profile=profile, trace=trace,
+                     channels_last=channels_last)
         return y[..., 0, :]
     if nd != 2:
         raise ValueError("max_pool supports 1d and 2d")
@@ -105,7 +120,11 @@ def max_pool(x, *, kernel_size, stride, padding, dilation, ceil_mode, profile, t
             w0 = j * dW
             tap = xp[..., h0:h0 + (oH - 1) * sH + 1:sH, w0:w0 + (oW - 1) * sW + 1:sW]
             np.maximum(acc, tap, out=acc)
+    acc = acc.astype(x.dtype)
+    nhwc = bool(channels_last) or x.shape[1] == 1 or H * W == 1
+    if nhwc:
+        acc = nhwc_written_as_nchw(acc, H, W)
     if trace is not None:
         trace["output_size"] = (oH, oW)
-        trace["kernel"] = "integer max over valid taps"
-    return acc.astype(x.dtype)
+        trace["kernel"] = "aten_nhwc" if nhwc else "aten_nchw"
+    return acc
