@@ -75,7 +75,22 @@ def _run_guarded(fn):
         if "engine" in str(e) or "isa" in str(e):
             err.print(f"[bold red]qgolden: error:[/] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
+        _internal(e)
+    except (typer.Exit, KeyboardInterrupt):
         raise
+    except Exception as e:
+        _internal(e)
+
+
+def _internal(e):
+    """A failure qgolden did not foresee: one line, no traceback (QGOLDEN_DEBUG=1 shows it)."""
+    import os
+
+    if os.environ.get("QGOLDEN_DEBUG"):
+        raise e
+    err.print(f"[bold red]qgolden: internal error:[/] {type(e).__name__}: {e} "
+              "(set QGOLDEN_DEBUG=1 for the traceback, and please report it)", highlight=False, soft_wrap=True)
+    raise typer.Exit(3)
 
 
 EngineOpt = typer.Option(None, "--engine", help="x86 | fbgemm | qnnpack | onednn (default: torch's current)")

@@ -639,3 +639,5 @@ SUPPORTED = ("Supported: Quantize/DeQuantize, quantize_per_tensor, dequantize, L
              "cat, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, interpolate/Upsample nearest, mean, "
              "flatten, reshape, view, squeeze, unsqueeze, permute, transpose, contiguous, getitem, "
              "Dropout, Identity, and exact float ops (relu, hardtanh, add, sub, mul) between dequantize and quantize.")
+
+from . import ts_ops  # noqa: E402,F401  TorchScript (torch.ops) targets, added to CALLS

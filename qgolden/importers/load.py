@@ -61,7 +61,16 @@ def load_module(spec, trust_pickle: bool = False):
                                "'file.py:function' that builds the quantized model and loads this state_dict")
         if not isinstance(obj, torch.nn.Module):
             raise ImportErrorQ(f"{spec}: holds a {type(obj).__name__}, not a torch module")
-        return obj.eval(), spec
+        try:  # torch 2.13 unpickles quantized conv modules half-built (no _modules): detect it here
+            for _ in obj.named_modules():
+                pass
+            obj.eval()
+        except Exception as e:
+            raise ImportErrorQ(f"{spec}: the unpickled model is broken ({_first_line(e)}). torch 2.13 cannot "
+                               "reload pickled quantized conv modules; save the model as TorchScript "
+                               "(torch.jit.save(torch.jit.script(model), path)) or pass a builder function "
+                               "'file.py:function' that rebuilds it and loads its state_dict") from None
+        return obj, spec
     raise ImportErrorQ(f"{spec}: not a model file (expected TorchScript, a torch.save pickle with "
                        "--trust-pickle, a .qgp program, or file.py:function)")
 

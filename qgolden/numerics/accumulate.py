@@ -76,6 +76,39 @@ def matmul_pair_saturated(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> np.nda
     return out
 
 
+def matmul_pair_saturated_blocked(xq_u8, wq_s8, block_starts) -> np.ndarray:
+    """matmul_pair_saturated over K split at `block_starts` (sorted offsets, first 0): each
+    K block is paired from its own start (its odd tail paired with 0). An odd block start
+    shifts the pairing of everything after it."""
+    k = np.asarray(xq_u8).shape[1]
+    bounds = list(block_starts) + [k]
+    out = None
+    for b0, b1 in zip(bounds[:-1], bounds[1:]):
+        if b1 <= b0:
+            continue
+        part = matmul_pair_saturated(xq_u8[:, b0:b1], wq_s8[:, b0:b1])
+        out = part if out is None else out + part
+    if out is None:
+        out = np.zeros((np.asarray(xq_u8).shape[0], np.asarray(wq_s8).shape[0]), np.int64)
+    return out
+
+
+def onednn_gemm_k_blocks(k: int, isa: str) -> list:
+    """K-block starts of oneDNN's jit int8 GEMM (src/cpu/x64/gemm/gemm_driver.cpp
+    get_k_padd + the Bk loop of gemm_kernel_driver; block sizes from gemm_info.cpp):
+
+        k <= bk_traditional      -> one block
+        k <  2*bk                -> k_padd = (k+1)//2: blocks [0, k_padd), [k_padd, k)
+        else                     -> blocks of bk
+    AVX2 (no avx2_vnni): bk_traditional=256, bk=384. AVX512 core (no VNNI):
+    bk_traditional=384, bk=768 (VNNI does not saturate, so blocks do not matter)."""
+    bk_trad, bk = (256, 384) if isa == "avx2" else (384, 768 if isa == "avx512" else 1536)
+    if k <= bk_trad:
+        return [0]
+    kp = (k + 1) // 2 if k < 2 * bk else bk
+    return list(range(0, k, kp))
+
+
 def pair_saturated_taps(x_taps, w_taps) -> np.ndarray:
     """Σ_j sat_int16(x[...,2j]*w[...,2j] + x[...,2j+1]*w[...,2j+1]) elementwise-broadcast
     over leading dims, taps on the last axis (odd count padded with 0). Used by the FBGEMM

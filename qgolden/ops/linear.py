@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..numerics.accumulate import matmul_exact, matmul_pair_saturated
+from ..numerics.accumulate import (matmul_exact, matmul_pair_saturated,
+                                   matmul_pair_saturated_blocked, onednn_gemm_k_blocks)
 from ..numerics.profile import gemm_saturates, linear_backend
 from ..numerics.requantize import requantize_fbgemm, requantize_onednn, requantize_qnnpack
 
 
-def accumulate_linear(x2, w, x_zero_point, w_zero_point, backend, saturates):
+def accumulate_linear(x2, w, x_zero_point, w_zero_point, backend, saturates, isa="avx2"):
     """Integer accumulator [M, N] = Σ_k (x - zx)(w - zw[n]) as `backend` forms it.
 
     fbgemm: acc = Σ_k x*w (pair-saturated int16 on non-VNNI CPUs)
                   - zx*Σ_k w[n] - zw[n]*Σ_k x[m] + K*zx*zw[n]    (col/row offsets, int32)
     onednn: acc = Σ_k x*w (pair-saturated int16 on non-VNNI CPUs: oneDNN's AVX2 int8
-                  kernels also use vpmaddubsw on the raw u8 src) - zx*Σ_k w[n]
-                  (src zero-point compensation, exact); zw must be 0.
+                  jit GEMM (gemm:jit, s8u8s32) also uses vpmaddubsw on the raw u8 src,
+                  with K split into blocks by onednn_gemm_k_blocks, each paired from
+                  its own start) - zx*Σ_k w[n] (src zero-point compensation, exact).
     qnnpack: exact Σ (x-zx)(w-zw) (SSE2 madd_epi16 on zero-point-subtracted 9-bit values).
     """
     x2 = np.asarray(x2)
@@ -30,7 +32,12 @@ def accumulate_linear(x2, w, x_zero_point, w_zero_point, backend, saturates):
     zx = int(x_zero_point)
     zw = np.broadcast_to(np.asarray(w_zero_point, dtype=np.int64).reshape(-1), (w.shape[0],))
     if backend in ("fbgemm", "onednn"):
-        acc = matmul_pair_saturated(x2, w) if saturates else matmul_exact(x2, w.T)
+        if not saturates:
+            acc = matmul_exact(x2, w.T)
+        elif backend == "onednn":
+            acc = matmul_pair_saturated_blocked(x2, w, onednn_gemm_k_blocks(k, isa))
+        else:
+            acc = matmul_pair_saturated(x2, w)
         acc = acc - zx * w.astype(np.int64).sum(axis=1)[None, :]
         if np.any(zw != 0):
             acc = acc - x2.astype(np.int64).sum(axis=1)[:, None] * zw[None, :] + k * zx * zw[None, :]
@@ -56,7 +63,7 @@ def linear(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point,
     if backend == "onednn" and np.any(np.asarray(weight_zero_point) != 0):
         raise ValueError("onednn linear requires weight zero point 0")
     acc = accumulate_linear(x2, w, x_zero_point, weight_zero_point, backend,
-                            backend != "qnnpack" and gemm_saturates(profile))
+                            backend != "qnnpack" and gemm_saturates(profile), profile["isa"])
     req = {"fbgemm": requantize_fbgemm, "qnnpack": requantize_qnnpack,
            "onednn": requantize_onednn}[backend]
     t = {} if trace is not None else None

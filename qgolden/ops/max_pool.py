@@ -105,12 +105,13 @@ def max_pool(x, *, kernel_size, stride, padding, dilation, ceil_mode, profile, t
         return acc
     if not (kH // 2 >= pH and kW // 2 >= pW):
         raise ValueError("padding should be smaller than half of kernel_size")
-    # pad with a value below every stored value, far enough for every (ceil-mode) window
+    # pad with the dtype's lowest value (the kernel's initial max, which is also what a
+    # window with no valid tap returns), far enough for every (ceil-mode) window
     need_h = (oH - 1) * sH + (kH - 1) * dH + 1
     need_w = (oW - 1) * sW + (kW - 1) * dW + 1
     ph_r = max(0, need_h - pH - H)
     pw_r = max(0, need_w - pW - W)
-    low = np.int16(-32768)
+    low = np.int16(np.iinfo(x.dtype).min)
     xp = np.full(x.shape[:-2] + (pH + H + ph_r, pW + W + pw_r), low, dtype=np.int16)
     xp[..., pH:pH + H, pW:pW + W] = x
     acc = np.full(x.shape[:-2] + (oH, oW), low, dtype=np.int16)
