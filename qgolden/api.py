@@ -58,13 +58,12 @@ def lower(model_or_path, example_inputs=None, engine: str | None = None, isa: st
             for nm, x in zip(names, ex):
                 if isinstance(x, torch.Tensor) and x.is_quantized:
                     input_dtypes[nm] = "uint8" if x.dtype == torch.quint8 else "int8"
-        program = lower_graph_module(gm, profile, where, input_dtypes)
+        seen = {}
         if ex is not None:
-            _, seen = fx_intermediates(gm, [_torchify(x) for x in ex])
-            for name, info in program.tensors.items():
-                v = seen.get(name)
-                if isinstance(v, torch.Tensor):
-                    info.shape = list(v.shape)
+            with torch.no_grad():
+                _, seen = fx_intermediates(gm, [_torchify(x) for x in ex])
+            seen = {k: v for k, v in seen.items() if isinstance(v, torch.Tensor)}
+        program = lower_graph_module(gm, profile, where, input_dtypes, observed=seen)
     program._torch = (module, gm)
     return program
 

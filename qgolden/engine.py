@@ -46,8 +46,12 @@ def run_program(program, inputs, trace=None, keep=False):
         fn = ops.get(node.op)
         args = [_resolve(i, env) for i in node.inputs]
         t = {} if trace is not None else None
+        order = _elementwise_order(program, node, args)
         try:
-            out = fn(*args, **node.attrs, **node.consts, profile=profile, trace=t)
+            if order is not None:
+                out = _in_memory_order(fn, args, order, node, profile, t)
+            else:
+                out = fn(*args, **node.attrs, **node.consts, profile=profile, trace=t)
         except (ValueError, IndexError) as e:
             shapes = ", ".join(str(tuple(np.shape(a))) for a in args)
             raise RunError(f"node {node.name} (op {node.op}, from {node.source or node.torch_op}): "
@@ -73,3 +77,28 @@ def _resolve(ref, env):
     if isinstance(ref, list):
         return [_resolve(r, env) for r in ref]
     return ref
+
+
+# Ops that treat elements one by one: ATen walks them in memory order, and its vector
+# tails and thread chunks fall on the last elements *in memory*, so we run them there.
+ELEMENTWISE = {"add", "mul", "add_scalar", "mul_scalar", "relu", "hardtanh", "hardswish", "leaky_relu",
+               "elu", "sigmoid", "tanh", "quantize", "dequantize"}
+
+
+def _elementwise_order(program, node, args):
+    if node.op not in ELEMENTWISE or not isinstance(node.inputs[0], str):
+        return None
+    info = program.tensors.get(node.inputs[0])
+    order = info.layout if info is not None else None
+    if order is None or len(order) != np.ndim(args[0]):
+        return None
+    if any(np.shape(a) != np.shape(args[0]) for a in args if isinstance(a, np.ndarray)):
+        return None  # broadcasting: leave to the op
+    return order
+
+
+def _in_memory_order(fn, args, order, node, profile, t):
+    inv = np.argsort(order)
+    moved = [np.ascontiguousarray(np.transpose(a, order)) if isinstance(a, np.ndarray) else a for a in args]
+    out = fn(*moved, **node.attrs, **node.consts, profile=profile, trace=t)
+    return np.transpose(out, inv)

@@ -67,7 +67,7 @@ def _spec(rng: random.Random, kind: str, eager: bool):
                            "relu": rng.random() < 0.5})
             size = (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
             c = o
-        elif choice == "bn" and nd == 2:
+        elif choice == "bn" and nd == 2 and eager:  # FX leaves conv -> bn unfused in float
             blocks.append({"t": "bn", "c": c})
         elif choice == "act":
             blocks.append({"t": "act", "a": rng.choice(_acts(eager))})
@@ -91,7 +91,7 @@ def _spec(rng: random.Random, kind: str, eager: bool):
                 cip = rng.random() < 0.7
                 blocks.append({"t": "pool", "p": p, "k": k, "s": s, "pad": pad, "ceil": ceil, "cip": cip, "nd": nd})
                 size = _pool_out(size, k, s, pad, ceil)
-        elif choice == "up" and size <= 10:
+        elif choice == "up" and size <= 10 and nd == 2:  # torch has no quantized upsample 1d
             blocks.append({"t": "up", "f": 2, "nd": nd})
             size *= 2
     blocks.append({"t": "pool", "p": "adaptive", "o": 1, "nd": nd})

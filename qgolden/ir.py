@@ -32,6 +32,7 @@ class TensorInfo:
     scale: float | None = None
     zero_point: int | None = None
     shape: list | None = None  # shape seen when the program was built (batch may differ)
+    layout: list | None = None  # memory order of the dims, outermost first (None: contiguous)
 
     @property
     def quantized(self) -> bool:

@@ -49,6 +49,7 @@ class _Lowering:
         self.inputs: list[str] = []
         self.outputs: list = []
         self.input_dtypes = {}
+        self.observed = {}  # FX node name -> torch value from an example run
 
     # -- helpers ---------------------------------------------------------------
     def fail(self, n, what: str, reason: str):
@@ -87,10 +88,29 @@ class _Lowering:
         out = n.name
         self.nodes.append(Node(name=n.name, op=op, inputs=list(inputs), output=out, attrs=attrs or {},
                                consts=consts or {}, source=source or n.name, torch_op=torch_op))
-        self.tensors[out] = TensorInfo(out, dtype, None if scale is None else float(scale),
-                                       None if zero_point is None else int(zero_point))
+        info = TensorInfo(out, dtype, None if scale is None else float(scale),
+                          None if zero_point is None else int(zero_point))
+        info.shape, info.layout = self.observed_layout(out, op, inputs)
+        self.tensors[out] = info
         self.values[n.name] = out
         return out
+
+    def observed_layout(self, name, op, inputs):
+        """(shape, memory order) as seen in the example run, else by rule: torch's quantized conv
+        writes channels-last; shape-changing ops make contiguous tensors; the rest keep their input's."""
+        t = self.observed.get(name)
+        if t is not None and hasattr(t, "stride") and hasattr(t, "shape"):
+            return list(t.shape), memory_order(t)
+        if op == "conv":
+            nd = 2 + len(self.nodes[-1].attrs["stride"])
+            return None, [0] + list(range(2, nd)) + [1]
+        if op in ("reshape", "flatten", "index", "permute", "transpose", "squeeze", "unsqueeze", "quantize",
+                  "linear", "size", "int_arith", "float_cat", "cat"):
+            return None, None
+        first = inputs[0] if inputs else None
+        first = first[0] if isinstance(first, list) and first else first
+        i = self.tensors.get(first) if isinstance(first, str) else None
+        return None, (i.layout if i is not None else None)
 
     def same_q(self, n, op, x, torch_op, attrs=None, source=None):
         """An op whose output has its input's dtype and quantization parameters."""
@@ -105,6 +125,7 @@ class _Lowering:
                 name = n.name
                 dt = self.input_dtypes.get(name, "float32")
                 self.tensors[name] = TensorInfo(name, dt)
+                self.tensors[name].shape, self.tensors[name].layout = self.observed_layout(name, "input", [])
                 self.values[name] = name
                 self.inputs.append(name)
             elif n.op == "get_attr":
@@ -147,7 +168,17 @@ class _Lowering:
         return obj
 
 
-def lower_graph_module(gm, profile, where="model", input_dtypes=None) -> Program:
+def memory_order(t):
+    """Dims of a torch tensor from outermost to innermost in memory; None when plainly contiguous."""
+    if t.is_contiguous() or t.dim() < 2:
+        return None
+    strides = t.stride()
+    order = sorted(range(t.dim()), key=lambda d: (-strides[d], d))
+    return None if order == list(range(t.dim())) else order
+
+
+def lower_graph_module(gm, profile, where="model", input_dtypes=None, observed=None) -> Program:
     L = _Lowering(gm, profile, where)
     L.input_dtypes = input_dtypes or {}
+    L.observed = observed or {}
     return L.run()

@@ -8,6 +8,12 @@ import numpy as np
 from .torch_common import dtype_name, fbias, qweight
 
 
+def _channels_last(L, x) -> bool:
+    """Whether torch holds this tensor channels-last (its kernels then differ)."""
+    i = L.info(x)
+    return bool(i is not None and i.layout is not None and i.layout[-1] == 1)
+
+
 def _pair(v, n):
     return [int(x) for x in v] if isinstance(v, (list, tuple)) else [int(v)] * n
 
@@ -84,6 +90,10 @@ def lower_module(L, n, mod):
         if mod.mode != "nearest":
             L.fail(n, f"module {src}: {tname}", f"upsample mode {mod.mode!r} is not supported (nearest only)")
         return _upsample(L, n, x, mod.size, mod.scale_factor, src)
+    if ".reference." in tname:
+        L.fail(n, f"module {src}: {tname}", "a reference module left in float by convert_fx (its float "
+               "arithmetic is not an integer kernel and is not reproducible bit for bit). Usually its "
+               "neighbour stayed in float: fuse conv+bn(+relu) before prepare_fx, or check the qconfig")
     L.fail(n, f"module {src}: {tname}", "unsupported module. " + SUPPORTED)
 
 
@@ -242,6 +252,7 @@ def _max_pool(L, n, x, nd, k, s, p, d, ceil, src):
              "ceil_mode": bool(ceil)}
     if not i.quantized:
         L.fail(n, f"max_pool{nd}d", "max pooling a float tensor inside the model is not supported")
+    attrs["channels_last"] = _channels_last(L, x)
     return L.same_q(n, "max_pool", x, f"max_pool{nd}d", attrs, src)
 
 
@@ -254,7 +265,7 @@ def _avg_pool(L, n, x, nd, k, s, p, ceil, cip, div, src):
     attrs = {"x_scale": i.scale, "x_zero_point": i.zero_point, "out_scale": i.scale,
              "out_zero_point": i.zero_point, "kernel_size": k, "stride": s, "padding": _pair(p, nd),
              "ceil_mode": bool(ceil), "count_include_pad": bool(cip),
-             "divisor_override": None if div is None else int(div)}
+             "divisor_override": None if div is None else int(div), "channels_last": _channels_last(L, x)}
     return L.same_q(n, "avg_pool", x, f"avg_pool{nd}d", attrs, src)
 
 
@@ -265,7 +276,8 @@ def _adaptive_avg_pool(L, n, x, nd, size, src):
     size = [size] * nd if isinstance(size, int) else list(size)
     if any(v is None for v in size):
         L.fail(n, f"adaptive_avg_pool{nd}d", "output_size with None entries is not supported")
-    attrs = {"x_scale": i.scale, "x_zero_point": i.zero_point, "output_size": [int(v) for v in size]}
+    attrs = {"x_scale": i.scale, "x_zero_point": i.zero_point, "output_size": [int(v) for v in size],
+             "channels_last": _channels_last(L, x)}
     return L.same_q(n, "adaptive_avg_pool", x, f"adaptive_avg_pool{nd}d", attrs, src)
 
 
@@ -275,7 +287,7 @@ def _upsample(L, n, x, size, scale_factor, src):
             return None
         return [float(t) for t in v] if isinstance(v, (list, tuple)) else float(v)
 
-    attrs = {"size": None if size is None else ([int(t) for t in size] if isinstance(size, (list, tuple)) else int(size)),
+    attrs = {"channels_last": _channels_last(L, x), "size": None if size is None else ([int(t) for t in size] if isinstance(size, (list, tuple)) else int(size)),
              "scale_factor": norm(scale_factor)}
     return _passthrough(L, n, x, "upsample_nearest", src, "upsample_nearest", attrs)
 
@@ -545,7 +557,7 @@ def c_mean(L, n, name, x, dim=None, keepdim=False, dtype=None):
         L.fail(n, name, "mean over all dimensions is not supported; give dim")
     dims = [int(dim)] if isinstance(dim, int) else [int(d) for d in dim]
     return L.same_q(n, "mean", x, name, {"x_scale": i.scale, "x_zero_point": i.zero_point, "dim": dims,
-                                         "keepdim": bool(keepdim)}, n.name)
+                                         "keepdim": bool(keepdim), "channels_last": _channels_last(L, x)}, n.name)
 
 
 def c_to(L, n, name, x, *a, **k):

@@ -66,31 +66,37 @@ def _source_line(node) -> str:
     head = lines[0].strip()
     m = re.match(r'File "([^"]*)", line (\d+)', head)
     if m:
-        code = lines[1].strip() if len(lines) > 1 else ""
-        return f"{m.group(1)}:{m.group(2)}" + (f": {code}" if code else "")
+        # the highlighted code lines are each followed by a line of '~' markers
+        marks = [i for i in range(2, len(lines)) if lines[i].strip().startswith("~")]
+        code = lines[marks[0] - 1].strip() if marks else (lines[1].strip() if len(lines) > 1 else "")
+        return f"{m.group(1)}:{m.group(2)}" + (f" ({code!r})" if code else "")
     return head
 
 
 def _module_path(node) -> list:
-    """The module instance names of the call stack of an inlined node: ['layer1', '0', 'conv1']."""
+    """The module path of the code that produced a node: ['layer1', '0', 'conv1'].
+
+    Traced graphs carry a scope ('__module.layer1.0.conv1'); inlined scripted graphs a module
+    hierarchy ('layer1(Sequential).0(BasicBlock).conv1(Conv2d)').
+    """
     try:
-        h = node.getModuleHierarchy()
+        scope = node.scopeName() or ""
+    except Exception:
+        scope = ""
+    if scope:
+        last = scope.split("/")[-1]
+        names = [p for p in last.split(".") if p and p != "__module"]
+        if names:
+            return names
+    try:
+        h = node.getModuleHierarchy() or ""
     except Exception:
         h = ""
     names = []
-    for name, _ in re.findall(r"([^.()]+)\(([^()]*)\)", h or ""):
+    for name, _ in re.findall(r"([^.()]+)\(([^()]*)\)", h):
         if name == "UNKNOWN_INSTANCE":
             break
         names.append(name)
-    if not names:
-        scope = ""
-        try:
-            scope = node.scopeName()
-        except Exception:
-            pass
-        if scope:
-            last = scope.split("/")[-1]
-            names = [p for p in last.split(".") if p and p != "__module"]
     return names
 
 
@@ -106,7 +112,8 @@ def _ident(s: str) -> str:
     return s
 
 
-_GENERIC = {"input", "result", "out", "output", "self", "x", "y", "r", "ret", "tmp"}
+# names TorchScript takes from the parameters of the next forward (traced graphs): not informative
+_GENERIC = {"input", "inputs", "result", "out", "output", "self", "x", "X", "Xq", "y", "r", "ret", "tmp", "tensor"}
 
 
 def _debug_base(value) -> str:
@@ -370,10 +377,15 @@ class _Converter:
             self.put(outs[0], ins[0])
             return
         if kind.startswith("prim::"):
-            self.fail(node, "this TorchScript construct is not supported")
+            return self.opaque(node, outs, "this TorchScript construct is not supported")
         if len(outs) != 1:
-            self.fail(node, f"ops with {len(outs)} outputs are not supported")
+            return self.opaque(node, outs, f"ops with {len(outs)} outputs are not supported")
         self.call(node, kind, ins, outs[0])
+
+    def opaque(self, node, outs, reason):
+        """Values qgolden cannot compute: an error only if the model's output depends on them."""
+        for o in outs:
+            self.put(o, self.new_op(_Op("unsupported", None, (), reason, node)))
 
     def fold(self, node, kind, ins):
         """Evaluate an op whose inputs are all known at import time."""
@@ -410,10 +422,13 @@ class _Converter:
         try:
             target = getattr(getattr(torch.ops, ns), name)
         except Exception:
-            self.fail(node, f"op {kind} is not available in this torch build")
+            return self.opaque(node, [out], f"op {kind} is not available in this torch build")
         hint = self.name_for(node, out)
-        args = tuple(self.dyn_arg(a, f"{hint}_{i}") for i, a in enumerate(ins))
-        ref = self.new_op(_Op("call_function", target, args, hint, node))
+        args = [self.dyn_arg(a, f"{hint}_{i}") for i, a in enumerate(ins)]
+        kw_only = dict(_kwarg_only(node))
+        kwargs = {kw_only[i]: a for i, a in enumerate(args) if i in kw_only}
+        args = tuple(a for i, a in enumerate(args) if i not in kw_only)
+        ref = self.new_op(_Op("call_function", target, (args, kwargs), hint, node))
         self.put(out, ref)
         if kind != f"{ns}::{name}" and node.inputsSize():
             # the op wrote into its first input: later readers of that value see the result
@@ -481,7 +496,7 @@ class _Converter:
         import torch.fx
 
         from .fx import target_name
-        from .fx_ops import CALLS
+        from .fx_ops import CALLS, SUPPORTED
 
         live = [False] * len(self.ops)
 
@@ -510,10 +525,12 @@ class _Converter:
 
         # every live op must be one qgolden can lower
         for i, op in enumerate(self.ops):
+            if live[i] and op.kind == "unsupported":
+                self.fail(op.ts_node, op.name)
             if live[i] and op.kind == "call_function" and op.target is not operator.getitem:
                 tn = target_name(op.target)
                 if tn not in CALLS:
-                    self.fail(op.ts_node, f"op {tn} is not supported by qgolden")
+                    self.fail(op.ts_node, f"op {tn} is not supported by qgolden. {SUPPORTED}")
 
         root = torch.nn.Module()
         graph = torch.fx.Graph()
@@ -558,7 +575,8 @@ class _Converter:
                     setattr(root, aname, op.attr)
                 n = graph.create_node("get_attr", aname, name=aname)
             else:
-                n = graph.create_node("call_function", op.target, conv(op.args), name=unique(op.name))
+                args, kwargs = op.args if op.target is not operator.getitem else (op.args, {})
+                n = graph.create_node("call_function", op.target, conv(args), conv(kwargs), name=unique(op.name))
             taken.add(n.name)
             if op.ts_node is not None:
                 n.meta["ts_kind"] = op.ts_node.kind()
@@ -582,6 +600,20 @@ def _set_tensor(root, name, t):
         root.register_parameter(name, t)
     else:
         root.register_buffer(name, t)
+
+
+def _kwarg_only(node) -> list:
+    """[(input index, name)] of the keyword-only arguments of an op node's schema."""
+    try:
+        schema = node.schema()
+        if not schema or schema == "(no schema)":
+            return []
+        import torch
+
+        parsed = torch._C.parse_schema(schema)
+    except Exception:
+        return []
+    return [(i, a.name) for i, a in enumerate(parsed.arguments) if a.kwarg_only]
 
 
 def _scalar_source(value) -> bool:

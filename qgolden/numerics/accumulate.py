@@ -134,6 +134,10 @@ def im2col_patches(x, kernel, stride, padding, dilation, pad_value) -> np.ndarra
     xp = np.full((b, c, h + 2 * ph, w + 2 * pw), pad_value, dtype=x.dtype)
     xp[:, :, ph:ph + h, pw:pw + w] = x
     eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    if xp.shape[2] < eh or xp.shape[3] < ew:
+        oh = max(0, (xp.shape[2] - eh) // sh + 1)
+        ow = max(0, (xp.shape[3] - ew) // sw + 1)
+        return np.zeros((b, oh, ow, c, kh, kw), dtype=x.dtype)
     win = np.lib.stride_tricks.sliding_window_view(xp, (eh, ew), axis=(2, 3))
     win = win[:, :, ::sh, ::sw, ::dh, ::dw]  # [B, C, OH, OW, KH, KW]
     return win.transpose(0, 2, 3, 1, 4, 5)
@@ -153,15 +157,45 @@ def weight_fbgemm(w, o0, o1) -> np.ndarray:
     return np.ascontiguousarray(wg.transpose(0, 2, 3, 1)).reshape(wg.shape[0], -1)
 
 
+def onednn_conv_acc(patches0, valid, w, c0, c1, o0, o1, x_zero_point, saturate) -> np.ndarray:
+    """oneDNN jit_uni_x8s8s32x convolution (jit_uni_int8:avx2 / jit_uni_int8_1x1:avx2),
+    one group: weights are blocked 4 input channels at a time per tap (ABcd2b8a4b), so
+    vpmaddubsw pairs adjacent input channels (c 2j, 2j+1) WITHIN a tap (Cg padded with 0
+    to even; pairs never cross taps). Taps falling in the padding are skipped, and the src
+    zero point is compensated over the valid taps only:
+
+        acc = Σ_valid taps Σ_j sat16(x[2j]w[2j] + x[2j+1]w[2j+1]) - zx * Σ_valid taps Σ_c w
+
+    patches0: [B, OH, OW, C, KH, KW] padded with 0; valid: [B*OH*OW, KH*KW] 0/1.
+    saturate=False gives the exact int32 sum (VNNI)."""
+    p = patches0[:, :, :, c0:c1]
+    b, oh, ow, cg, kh, kw = p.shape
+    t = kh * kw
+    cols = np.ascontiguousarray(p.transpose(0, 1, 2, 4, 5, 3)).reshape(b * oh * ow, t, cg)
+    wg = np.ascontiguousarray(np.asarray(w)[o0:o1].transpose(0, 2, 3, 1)).reshape(o1 - o0, t, cg)
+    if cg % 2:
+        cols = np.concatenate([cols, np.zeros(cols.shape[:2] + (1,), cols.dtype)], axis=2)
+        wg = np.concatenate([wg, np.zeros(wg.shape[:2] + (1,), wg.dtype)], axis=2)
+    cols = cols.reshape(cols.shape[0], -1)
+    w2 = wg.reshape(wg.shape[0], -1)
+    acc = matmul_pair_saturated(cols, w2) if saturate else matmul_exact(cols, w2.T)
+    wsum = wg.astype(np.int64).sum(axis=2)  # [Og, T]
+    return acc - int(x_zero_point) * matmul_exact(valid, wsum.T)
+
+
 def depthwise_fbgemm_acc(patches, w, x_zero_point, w_zero_point) -> np.ndarray:
-    """FBGEMM depthwise fast path (FbgemmI8DepthwiseAvx2-inl.h), groups == C == O:
+    """FBGEMM depthwise fast path (FbgemmI8DepthwiseAvx2-inl.h), groups == C, O = C or 2C
+    (output channel o reads input channel o // (O // C)):
     taps t = r*K + s paired (0,1),(2,3),... per channel, each pair sum saturated to int16
     (vpmaddubsw), last odd tap paired with 0; input padding = zx. Then
         raw = Σ_j P_j - zx*Σ_t w_t - zw*Σ_t x_t + T*zx*zw.
     patches [B, OH, OW, C, KH, KW] uint8, w int8 [C, 1, KH, KW]; zw per channel [C].
-    Returns [B, OH, OW, C]."""
-    b, oh, ow, c, kh, kw = patches.shape
-    xt = patches.reshape(b, oh, ow, c, kh * kw)
+    Returns [B, OH, OW, O]. Saturates on every ISA (VNNI included, numerics.md §3)."""
+    b, oh, ow, c_in, kh, kw = patches.shape
+    c = np.asarray(w).shape[0]
+    xt = patches.reshape(b, oh, ow, c_in, kh * kw)
+    if c != c_in:
+        xt = np.repeat(xt, c // c_in, axis=3)
     wt = np.asarray(w).reshape(c, kh * kw)
     acc = pair_saturated_taps(xt, wt)
     zw = np.broadcast_to(np.asarray(w_zero_point, dtype=np.int64).reshape(-1), (c,))

@@ -46,10 +46,13 @@ def fbgemm_scales(x_scale, weight_scale, out_scale, n):
     """act_times_w_scale and requant multiplier as PackedLinearWeight::apply_impl /
     PackedConvWeight::apply_impl form them (qlinear.cpp, qconv.cpp):
 
-        atw[n]  = (float)( (float)sx * (double)sw[n] )      # float * double -> double -> float
-        mult[n] = atw[n] / (float)so                          # float32 division
+        atw[n]  = f32( f32(sx) * f32(sw[n]) )     # PackedLinearWeight keeps w_scale as float
+        mult[n] = atw[n] / (float)so               # float32 division
+
+    Verified against the alternative f32(f32(sx) * (double)sw) with crafted tie cases:
+    that one mismatches, this one does not.
     """
-    sw = _per_channel(weight_scale, n)
+    sw = f32(_per_channel(weight_scale, n)).astype(np.float64)
     atw = f32(np.float64(np.float32(x_scale)) * sw)
     mult = f32(atw.astype(np.float64) / np.float64(np.float32(out_scale)))
     return atw, mult

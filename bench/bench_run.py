@@ -1,0 +1,119 @@
+"""`make bench`: qgolden's program against PyTorch's own forward, in one process.
+
+Model: ResNet-18-shaped, quantized with FX on the x86 engine (random weights, calibrated on
+random data), batch 4, 112x112. Figures are ratios against PyTorch on this machine, this run.
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+
+
+def resnet18(num_classes=1000):
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.relu = nn.ReLU()
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.down = None
+            if stride != 1 or cin != cout:
+                self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            idt = x if self.down is None else self.down(x)
+            y = self.relu(self.bn1(self.conv1(x)))
+            y = self.bn2(self.conv2(y))
+            return torch.relu(y + idt)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+            self.bn1 = nn.BatchNorm2d(64)
+            self.relu = nn.ReLU()
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
+            layers = []
+            cin = 64
+            for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+                layers.append(nn.Sequential(Block(cin, cout, stride), Block(cout, cout, 1)))
+                cin = cout
+            self.layers = nn.Sequential(*layers)
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(512, num_classes)
+
+        def forward(self, x):
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = self.layers(x)
+            return self.fc(torch.flatten(self.avgpool(x), 1))
+
+    return Net().eval()
+
+
+def quantized_resnet18(engine="x86", batch=4, size=112, seed=0):
+    import torch
+    from torch.ao.quantization import QConfigMapping, get_default_qconfig
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    torch.manual_seed(seed)
+    torch.backends.quantized.engine = engine
+    m = resnet18()
+    x = torch.randn(batch, 3, size, size)
+    p = prepare_fx(m, QConfigMapping().set_global(get_default_qconfig(engine)), (x,))
+    with torch.no_grad():
+        p(x)
+    return convert_fx(p), x
+
+
+def timeit(fn, repeat=5):
+    fn()  # warm up
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def main():
+    import torch
+
+    import qgolden
+    from qgolden.numerics import accumulate
+
+    q, x = quantized_resnet18()
+    prog = qgolden.lower(q, example_inputs=(x,), engine="x86")
+    xn = x.numpy()
+    with torch.no_grad():
+        t_torch = timeit(lambda: q(x))
+        ref = q(x).numpy()
+    rows = []
+    for backend in ("numpy", "torch"):
+        accumulate.set_backend(backend)
+        y = prog.run(xn)
+        same = np.array_equal(y, ref)
+        t = timeit(lambda: prog.run(xn), repeat=3)
+        rows.append((backend, t, same))
+    accumulate.set_backend("numpy")
+    print(f"ResNet-18-shaped quantized model, x86 engine ({prog.profile['isa']}), batch 4, 112x112, "
+          f"{torch.get_num_threads()} threads")
+    print(f"  PyTorch forward              {t_torch * 1e3:9.1f} ms")
+    for backend, t, same in rows:
+        print(f"  qgolden run ({backend:<5} GEMM)    {t * 1e3:9.1f} ms   {t / t_torch:5.2f}x PyTorch   "
+              f"output {'bit-exact' if same else 'DIFFERS'}")
+    return 0 if all(r[2] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""quantized::conv1d / conv2d (+relu), quint8 activations, qint8 weights.
+
+Conv1d runs as conv2d with H = 1 (MakeArgForConv1d in qconv.cpp). Padding uses the input
+zero point (real 0). Engine -> kernel (profile.conv_backend):
+    fbgemm   PackedConvWeight::apply_impl -> fbgemm::fbgemmConv, which picks
+             depthwise / groupwise / pointwise / im2col (FBGEMM src/FbgemmConv.cc)
+    qnnpack  PackedConvWeightsQnnp -> q8conv / q8dwconv (exact int32)
+    onednn   PackedConvWeightsOnednn -> oneDNN convolution
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..numerics import accumulate as A
+from ..numerics.profile import conv_backend, gemm_saturates
+from ..numerics.requantize import requantize_fbgemm, requantize_onednn, requantize_qnnpack
+
+
+def _pair(v, n=2):
+    if np.ndim(v) == 0:
+        return (int(v),) * n
+    v = tuple(int(i) for i in v)
+    return v if len(v) == n else v * n
+
+
+def fbgemm_conv_path(c_in, c_out, groups, kernel, stride, padding, dilation, conv1d):
+    """Which FBGEMM conv kernel runs (src/FbgemmConv.cc ConvFastPath), for the 2-D
+    conv_param_t PyTorch builds (conv1d: H = 1, kernel (1, k)).
+
+    depthwise : G == IC, OC in {IC, 2*IC} (numerics.md §3, measured on a VNNI host; the
+                stored FBGEMM source shows OC == IC only: on AVX2 both give the same
+                numbers, since im2col with 1 channel per group pairs the same taps), G % 8 == 0, all strides in {1,2}, square kernel 3 or 5,
+                dilation 1, pad == (K-1)/2 on every side        (takeDepthWiseFastPath)
+    groupwise : IC/G == OC/G in {2,4,8,16}, G >= G_together, 3x3, pad 1, dilation 1,
+                strides all 1 or all 2                           (fbgemmOptimizedGConv)
+    pointwise : 1x1, stride 1, pad 0, dilation 1                 (plain GEMM)
+    im2col    : everything else
+    """
+    kh, kw = kernel
+    if (not conv1d and groups == c_in and c_out in (c_in, 2 * c_in) and groups % 8 == 0
+            and all(s in (1, 2) for s in stride) and kh == kw and kh in (3, 5)
+            and dilation == (1, 1) and padding == ((kh - 1) // 2,) * 2):
+        return "depthwise"
+    cpg, kpg = c_in // groups, c_out // groups
+    if (not conv1d and cpg == kpg and cpg in (2, 4, 8, 16) and groups >= _gconv_groups_together(cpg)
+            and (kh, kw) == (3, 3) and padding == (1, 1) and dilation == (1, 1)
+            and stride in ((1, 1), (2, 2))):
+        return "groupwise"
+    if (kh, kw) == (1, 1) and stride == (1, 1) and padding == (0, 0) and dilation == (1, 1):
+        return "pointwise"
+    return "im2col"
+
+
+def onednn_conv_impl(c_per_g, k_per_g, groups):
+    """Which oneDNN int8 conv implementation runs on AVX2 (ONEDNN_VERBOSE, and
+    jit_uni_x8s8s32x_fwd_kernel::init_conf in src/cpu/x64/jit_uni_x8s8s32x_conv_kernel.cpp):
+
+        jit_dw : groups > 1 and IC/G == OC/G == 1 (depthwise kernel; exact int32 products)
+        jit    : groups == 1 (channels zero-padded to 8), or IC/G and OC/G both multiples
+                 of 4 (ic/oc blocks of 8 or 4)   -> vpmaddubsw pairs of input channels
+        ref    : other grouped convs (e.g. 2 or 3 channels per group, depthwise with
+                 multiplier 2) -> ref:any, exact int32 accumulation
+    """
+    if groups > 1 and c_per_g == 1 and k_per_g == 1:
+        return "jit_dw"
+    if groups == 1 or (c_per_g % 4 == 0 and k_per_g % 4 == 0):
+        return "jit"
+    return "ref"
+
+
+def _gconv_groups_together(c_per_g):
+    """PackWeightMatrixForGConv::numOfGroupsTogether on AVX2/AVX512 (ymm-based kernel):
+    (assumed max(1, 8 // C_per_G)). Only decides the label: on AVX2 the groupwise kernel
+    gives exactly the im2col numbers (verified: pairs of adjacent input channels within a
+    tap, same as im2col's (r, s, c) order since C_per_G is even)."""
+    return max(1, 8 // c_per_g)
+
+
+def conv(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, bias,
+         out_scale, out_zero_point, stride, padding, dilation, groups, relu, per_channel=False,
+         profile, trace=None):
+    """x uint8 [N, C, L] or [N, C, H, W]; weight int8 [O, C/groups, k] or [O, C/groups, KH, KW];
+    weight_scale float64 [O] (or [1]), weight_zero_point int64 [O] (or [1]); bias float32 [O]
+    or None. Returns uint8 [N, O, L'] or [N, O, H', W']."""
+    x = np.asarray(x)
+    w = np.asarray(weight)
+    conv1d = x.ndim == 3
+    if conv1d:
+        x4 = x[:, :, None, :]
+        w4 = w[:, :, None, :]
+        stride, padding, dilation = (1, _pair(stride, 1)[0]), (0, _pair(padding, 1)[0]), (1, _pair(dilation, 1)[0])
+    else:
+        x4, w4 = x, w
+        stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
+    nb, c_in, h, wd = x4.shape
+    c_out, cpg, kh, kw = w4.shape
+    g = int(groups)
+    zx = int(x_zero_point)
+    zw = np.broadcast_to(np.asarray(weight_zero_point, dtype=np.int64).reshape(-1), (c_out,))
+    symmetric = not np.any(zw != 0)
+    backend = conv_backend(profile, g, symmetric)
+    patches = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(zx))
+    _, oh, ow = patches.shape[:3]
+    m = nb * oh * ow
+    kpg = c_out // g
+    acc = np.empty((m, c_out), dtype=np.int64)
+    path = backend
+    if backend == "fbgemm":
+        path = fbgemm_conv_path(c_in, c_out, g, (kh, kw), stride, padding, dilation, conv1d)
+    if backend == "onednn":
+        path = onednn_conv_impl(cpg, kpg, g)
+        sat = gemm_saturates(profile) and path == "jit"
+        patches0 = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(0))
+        valid = A.im2col_patches(np.ones((nb, 1, h, wd), np.uint8), (kh, kw), stride, padding,
+                                 dilation, np.uint8(0)).reshape(m, kh * kw)
+        for gi in range(g):
+            acc[:, gi * kpg:(gi + 1) * kpg] = A.onednn_conv_acc(
+                patches0, valid, w4, gi * cpg, (gi + 1) * cpg, gi * kpg, (gi + 1) * kpg, zx, sat)
+    elif path == "depthwise":
+        acc[:] = A.depthwise_fbgemm_acc(patches, w4, zx, zw).reshape(m, c_out)
+    else:
+        sat = backend == "fbgemm" and gemm_saturates(profile)
+        if backend == "onednn" and gemm_saturates(profile):
+            sat = True
+        for gi in range(g):
+            cols = A.im2col_fbgemm(patches, gi * cpg, (gi + 1) * cpg)  # [M, K]
+            wg = A.weight_fbgemm(w4, gi * kpg, (gi + 1) * kpg)          # [Og, K]
+            zg = zw[gi * kpg:(gi + 1) * kpg]
+            kk = cols.shape[1]
+            if sat:
+                a = A.matmul_pair_saturated(cols, wg)
+                a = a - zx * wg.astype(np.int64).sum(axis=1)[None, :]
+                if np.any(zg != 0):
+                    a = a - cols.astype(np.int64).sum(axis=1)[:, None] * zg[None, :] + kk * zx * zg[None, :]
+            else:
+                a = A.matmul_exact(cols.astype(np.int64) - zx, (wg.astype(np.int64) - zg[:, None]).T)
+            acc[:, gi * kpg:(gi + 1) * kpg] = a
+    req = {"fbgemm": requantize_fbgemm, "qnnpack": requantize_qnnpack,
+           "onednn": requantize_onednn}[backend]
+    t = {} if trace is not None else None
+    out = req(acc, x_scale=x_scale, weight_scale=weight_scale, out_scale=out_scale,
+              out_zero_point=out_zero_point, bias=bias, per_channel=per_channel, relu=relu, trace=t)
+    out = out.reshape(nb, oh, ow, c_out).transpose(0, 3, 1, 2)
+    if conv1d:
+        out = out[:, :, 0, :]
+    out = np.ascontiguousarray(out)
+    if trace is not None:
+        trace["path"] = path
+        trace["acc"] = acc.reshape(nb, oh, ow, c_out)
+        trace.update(t)
+        trace["out"] = out
+    return out

@@ -1,0 +1,55 @@
+"""Quantized torch.mean (mean_out_quantized_cpu, ReduceOps.cpp), e.g. x.mean((2, 3)).
+
+Output qparams are the input's.
+
+1. QNNPACK (engine qnnpack, quint8, 4-D input, dim given literally as [2, 3]): global average
+   pooling (`pytorch_qnnp_setup_global_average_pooling_nwc_q8`, q8gavgpool), over n = H*W:
+       S = sum(q - zp) ; scale = f32(f32(s) / f32(f32(s) * f32(n)))
+       y = clamp(rne(f32(f32(S) * scale)) + zp, 0, 255)
+2. ATen fast path (NCHW-contiguous input, reduced dims innermost, `qmean_inner_dim_kernel`):
+       y = rne(f32(f32(sum q) / f32(n)))          (raw stored values, float DIVISION, no clamp)
+3. Anything else (channels-last input, non-innermost dims) dequantizes, takes a float mean
+   and requantizes; its float summation order is not reproduced here: NotImplementedError.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .avg_pool import qnnpack_avgpool_requant
+
+
+def mean(x, *, x_scale, x_zero_point, dim, keepdim, profile, trace=None, channels_last=False):
+    x = np.asarray(x)
+    nd = x.ndim
+    if dim is None or (not isinstance(dim, (int, np.integer)) and len(dim) == 0):
+        dims_lit = list(range(nd))
+    elif isinstance(dim, (int, np.integer)):
+        dims_lit = [int(dim)]
+    else:
+        dims_lit = [int(d) for d in dim]
+    dims = sorted(d % nd for d in dims_lit)
+    zp = int(x_zero_point)
+    engine = profile["engine"]
+    n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
+
+    if engine == "qnnpack" and x.dtype == np.uint8 and nd == 4 and dims_lit == [2, 3]:
+        S = (x.astype(np.int64) - zp).sum(axis=(2, 3))
+        y = qnnpack_avgpool_requant(S, n, x_scale, zp).astype(np.uint8)
+        if keepdim:
+            y = y[:, :, None, None]
+        kernel = "qnnpack_gavgpool"
+    else:
+        innermost = dims == list(range(nd - len(dims), nd))
+        nchw_contig = not channels_last or (nd == 4 and (x.shape[1] == 1 or x.shape[2] * x.shape[3] == 1))
+        if not (innermost and nchw_contig):
+            raise NotImplementedError("quantized mean off the inner-dim fast path (dequantize/float mean/"
+                                      "quantize) is not reproduced")
+        S = x.astype(np.int64).sum(axis=tuple(dims), keepdims=keepdim)
+        t = (S.astype(np.float32) / np.float32(n)).astype(np.float32)
+        y = np.rint(t).astype(np.int64).astype(x.dtype)
+        kernel = "aten_inner_dim"
+    if trace is not None:
+        trace["kernel"] = kernel
+        trace["sum"] = S
+        trace["count"] = n
+    return y
