@@ -196,7 +196,7 @@ def build_module(blocks, eager: bool):
 def random_case(seed: int, engine: str | None = None, mode: str | None = None):
     """(quantized model, list of float32 inputs, description) for one seed."""
     import torch
-    from torch.ao.quantization import QConfig, QConfigMapping, get_default_qconfig
+    from torch.ao.quantization import QConfig, get_default_qconfig_mapping
     from torch.ao.quantization.observer import HistogramObserver, MinMaxObserver, PerChannelMinMaxObserver
 
     rng = random.Random(seed)
@@ -241,7 +241,8 @@ def random_case(seed: int, engine: str | None = None, mode: str | None = None):
         else:
             from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-            qmap = QConfigMapping().set_global(qconfig)
+            # the default mapping gives sigmoid/tanh/hardsigmoid their fixed output quantization
+            qmap = get_default_qconfig_mapping(engine).set_global(qconfig)
             prepared = prepare_fx(model, qmap, example_inputs=(calib,))
             prepared(calib)
             q = convert_fx(prepared)

@@ -455,6 +455,8 @@ class _Converter:
                 taken = blocks[1]
             elif raising[1] and not raising[0]:
                 taken = blocks[0]
+            elif node.outputsSize() == 0 and all(_harmless(b) for b in blocks):
+                return  # e.g. `if x.dim() != 4: warnings.warn(...)`
             else:
                 self.fail(node, "control flow (if) that depends on the input values or shapes is not "
                           "supported; trace the model with torch.jit.trace instead of scripting it, or "
@@ -555,8 +557,6 @@ class _Converter:
                 return tuple(conv(x) for x in v)
             if isinstance(v, dict):
                 return {k: conv(x) for k, x in v.items()}
-            if isinstance(v, torch.device):
-                return v
             return v
 
         reserved = {"self", "torch", "getattr", "operator", "inf", "nan", "device", "fx_pytree", "pytree"}
@@ -624,6 +624,13 @@ def _scalar_source(value) -> bool:
         return value.type().kind() in ("IntType", "FloatType", "NumberType", "BoolType")
     except Exception:
         return False
+
+
+def _harmless(block) -> bool:
+    """A block that only warns or prints: skipping it does not change the result."""
+    ok = _NO_EFFECT | {"prim::Constant", "aten::format", "aten::str", "prim::ListConstruct",
+                       "prim::TupleConstruct"}
+    return all(n.kind() in ok for n in block.nodes())
 
 
 def _raises(block) -> bool:

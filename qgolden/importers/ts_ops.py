@@ -103,7 +103,7 @@ def c_qlinear(relu):
         try:
             mod = PackedLinear(_packed(L, n, name, packed), scale, zero_point)
         except RuntimeError as e:
-            L.fail(n, name, f"the packed weights could not be unpacked ({fx_ops_first_line(e)}); "
+            L.fail(n, name, f"the packed weights could not be unpacked ({_first_line(e)}); "
                    "only static int8 quantized linear is supported")
         return _linear(L, n, x, mod, relu=relu, src=n.name)
     return rule
@@ -114,7 +114,7 @@ def c_qconv(nd, relu):
         try:
             mod = PackedConv(_packed(L, n, name, packed), scale, zero_point, nd)
         except RuntimeError as e:
-            L.fail(n, name, f"the packed weights could not be unpacked ({fx_ops_first_line(e)})")
+            L.fail(n, name, f"the packed weights could not be unpacked ({_first_line(e)})")
         return _conv(L, n, x, mod, relu=relu, src=n.name)
     return rule
 
@@ -126,7 +126,7 @@ def c_qbatch_norm(relu):
     return rule
 
 
-def fx_ops_first_line(e) -> str:
+def _first_line(e) -> str:
     s = str(e).strip().splitlines()
     return s[0] if s else type(e).__name__
 

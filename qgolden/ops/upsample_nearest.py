@@ -70,7 +70,8 @@ def upsample_nearest(x, *, size, scale_factor, profile, trace=None, recompute_sc
         hi = nearest_source_index(H, oH, scales[0], exact)
         wi = nearest_source_index(W, oW, scales[1], exact)
         y = x[:, :, hi[:, None], wi[None, :]]
-        if channels_last or C == 1 or H * W == 1:
+        # the layout quirk is the quantized kernel's; float upsampling (FX leaves it in float) has none
+        if x.dtype.kind in "ui" and (channels_last or C == 1 or H * W == 1):
             y = nhwc_written_as_nchw(y, H, W)
     if trace is not None:
         trace["output_size"] = (oH, oW)

@@ -1,0 +1,20 @@
+"""A subset of the random-model campaign (`make fuzz N=...` runs any number): 0 mismatching elements.
+
+Each seed picks an engine, FX or eager mode, an MLP or a 1-D/2-D CNN of random blocks, per-tensor
+or per-channel weights, reduced or full-range activations; inputs clamp and hit exact .5 ties.
+Every fourth model is run as TorchScript (scripted or traced).
+"""
+import pytest
+
+from qgolden.fuzz import check
+
+SEEDS = range(0, 160)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_model_bit_exact(seed):
+    script = [False, False, "script", "trace"][seed % 4]
+    rep, desc = check(seed, script=script)
+    bad = [(l.name, l.op, l.mismatches, l.elements) for l in rep.layers if l.mismatches]
+    assert rep.bit_exact, f"{desc}: {bad} outputs={rep.outputs}"
+    assert sum(l.elements for l in rep.layers) > 0
