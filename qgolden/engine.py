@@ -52,7 +52,7 @@ def run_program(program, inputs, trace=None, keep=False):
                 out = _in_memory_order(fn, args, order, node, profile, t)
             else:
                 out = fn(*args, **node.attrs, **node.consts, profile=profile, trace=t)
-        except (ValueError, IndexError) as e:
+        except (ValueError, IndexError, NotImplementedError) as e:
             shapes = ", ".join(str(tuple(np.shape(a))) for a in args)
             raise RunError(f"node {node.name} (op {node.op}, from {node.source or node.torch_op}): "
                            f"{e} [input shapes {shapes}]") from None

@@ -61,7 +61,14 @@ def fx_intermediates(gm, inputs) -> tuple:
 
     class Recorder(torch.fx.Interpreter):
         def run_node(self, n):
-            r = super().run_node(n)
+            try:
+                r = super().run_node(n)
+            except Exception as e:
+                from .importers import ImportErrorQ
+
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ImportErrorQ(f"PyTorch itself fails at node '{n.name}' ({n.op} {n.target}) on this input: "
+                                   f"{msg} [input shapes {[tuple(getattr(i, 'shape', ())) for i in inputs]}]") from None
             seen[n.name] = r
             return r
 

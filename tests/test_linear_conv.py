@@ -383,7 +383,8 @@ def test_conv_trace_and_paths():
     rng = np.random.default_rng(2)
     prof = make_profile("fbgemm", "avx2")
     expect = {(16, 16, 16, 3, 1, 1): "depthwise", (32, 32, 8, 3, 1, 1): "groupwise",
-              (8, 8, 1, 1, 1, 0): "pointwise", (8, 8, 1, 3, 1, 1): "im2col"}
+              (8, 8, 1, 1, 1, 0): "pointwise", (5, 8, 1, 3, 1, 1): "im2col",
+              (8, 8, 1, 3, 1, 1): "groupwise"}  # G=1, 8 ch: G >= G_together
     for (ci, co, g, k, s, p), path in expect.items():
         c = conv_case(rng, "fbgemm", c_in=ci, c_out=co, groups=g, k=k, stride=s, padding=p)
         tr = {}

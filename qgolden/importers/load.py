@@ -71,6 +71,9 @@ def load_module(spec, trust_pickle: bool = False):
                                "(torch.jit.save(torch.jit.script(model), path)) or pass a builder function "
                                "'file.py:function' that rebuilds it and loads its state_dict") from None
         return obj, spec
+    with open(path, "rb") as f:
+        if f.read(2) == b"PK":
+            raise ImportErrorQ(f"{spec}: a zip archive that cannot be read: truncated or corrupt model file")
     raise ImportErrorQ(f"{spec}: not a model file (expected TorchScript, a torch.save pickle with "
                        "--trust-pickle, a .qgp program, or file.py:function)")
 
