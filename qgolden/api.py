@@ -10,7 +10,7 @@ from .ir import Program, load
 from .numerics.profile import make_profile
 
 
-def _graph_module(module, where):
+def _graph_module(module, where, example_inputs=None):
     """The FX graph of a live model: convert_fx output as is, an eager model traced by torch.fx."""
     import torch
     import torch.fx
@@ -20,7 +20,8 @@ def _graph_module(module, where):
     if isinstance(module, torch.jit.ScriptModule):
         from .importers.torchscript import script_to_graph_module
 
-        return script_to_graph_module(module, where)
+        ex = None if example_inputs is None else [_torchify(x) for x in example_inputs]
+        return script_to_graph_module(module, where, ex)
     try:
         return torch.fx.symbolic_trace(module)
     except Exception as e:
@@ -50,8 +51,8 @@ def lower(model_or_path, example_inputs=None, engine: str | None = None, isa: st
     profile = make_profile(engine, isa)
     with engine_ctx(engine):
         module, where = load_module(model_or_path, trust_pickle=trust_pickle)
-        gm = _graph_module(module, where)
         ex = None if example_inputs is None else _as_tuple(example_inputs)
+        gm = _graph_module(module, where, ex)
         input_dtypes = {}
         if ex is not None:
             names = [n.name for n in gm.graph.nodes if n.op == "placeholder"]

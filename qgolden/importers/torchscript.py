@@ -197,9 +197,13 @@ _NO_EFFECT = {"aten::warn", "prim::PythonOp_warn", "aten::_assert_async", "prim:
 
 
 class _Converter:
-    def __init__(self, sm, where):
+    def __init__(self, sm, where, examples=None):
         self.sm = sm
         self.where = where
+        # example inputs, when given, are run alongside the conversion so that rank queries
+        # (input.dim(), as F.interpolate asks) become constants
+        self.examples = list(examples) if examples is not None else None
+        self.ex: dict = {}
         self.ops: list[_Op] = []
         self.env: dict = {}
         self.attrs: dict = {}  # attribute key -> (name, object)
@@ -281,7 +285,11 @@ class _Converter:
                 name = f"{base}_{k}"
                 k += 1
             used_names.add(name)
-            self.put(v, self.new_op(_Op("placeholder", name=name, placeholder=True)))
+            ref = self.new_op(_Op("placeholder", name=name, placeholder=True))
+            self.put(v, ref)
+            k_in = len(used_names) - 1
+            if self.examples is not None and k_in < len(self.examples):
+                self.ex[ref.idx] = self.examples[k_in]
         self.block(g.block() if hasattr(g, "block") else g)
         outs = [self.get(v) for v in g.outputs()]
         out = outs[0] if len(outs) == 1 else tuple(outs)
@@ -369,6 +377,9 @@ class _Converter:
             return
         if kind in ("prim::isinstance",):
             self.fail(node, "isinstance checks are not supported")
+        if kind == "aten::dim" and isinstance(ins[0], _Ref) and hasattr(self.ex.get(ins[0].idx), "dim"):
+            self.put(outs[0], self.ex[ins[0].idx].dim())
+            return
         dynamic = _is_dynamic(ins)
         if not dynamic and len(outs) == 1 and not kind.startswith("prim::") or kind in self.py and not dynamic:
             self.put(outs[0], self.fold(node, kind, ins))
@@ -430,11 +441,41 @@ class _Converter:
         args = tuple(a for i, a in enumerate(args) if i not in kw_only)
         ref = self.new_op(_Op("call_function", target, (args, kwargs), hint, node))
         self.put(out, ref)
+        if self.ex:
+            self._run_example(ref, target, args, kwargs)
         if kind != f"{ns}::{name}" and node.inputsSize():
             # the op wrote into its first input: later readers of that value see the result
             first = node.inputsAt(0)
             if isinstance(self.env.get(first.unique()), _Ref):
                 self.put(first, ref)
+
+    def _run_example(self, ref, target, args, kwargs):
+        """Run one op on the example values; a failure only means no example downstream."""
+        import torch
+
+        missing = []
+
+        def sub(a):
+            if isinstance(a, _Ref):
+                if a.idx in self.ex:
+                    return self.ex[a.idx]
+                op = self.ops[a.idx]
+                if op.kind == "get_attr":
+                    return op.attr
+                missing.append(a)
+                return None
+            if isinstance(a, (list, tuple)):
+                return type(a)(sub(x) for x in a)
+            return a
+
+        a2, k2 = sub(args), {k: sub(v) for k, v in kwargs.items()}
+        if missing:
+            return
+        try:
+            with torch.no_grad():
+                self.ex[ref.idx] = target(*a2, **k2)
+        except Exception:
+            pass
 
     def name_for(self, node, out) -> str:
         path = _module_path(node)
@@ -471,7 +512,7 @@ class _Converter:
         ins = [self.get(v, node) for v in node.inputs()]
         trip, cond, carried = ins[0], ins[1], list(ins[2:])
         if _is_dynamic(trip) or _is_dynamic(cond):
-            self.fail(node, "a loop whose trip count depends on the input is not supported; "
+            self.fail(node, "a loop whose trip count depends on the input is not supported (give example inputs: --input); "
                       "trace the model with torch.jit.trace instead of scripting it")
         body = next(iter(node.blocks()))
         bins = list(body.inputs())
@@ -637,10 +678,12 @@ def _raises(block) -> bool:
     return any(n.kind() == "prim::RaiseException" for n in block.nodes())
 
 
-def script_to_graph_module(script_module, where="model"):
-    """An equivalent torch.fx.GraphModule of a TorchScript module; ImportErrorQ if it has none."""
+def script_to_graph_module(script_module, where="model", example_inputs=None):
+    """An equivalent torch.fx.GraphModule of a TorchScript module; ImportErrorQ if it has none.
+
+    example_inputs, if given, resolve rank-dependent code (input.dim()) that scripting keeps."""
     try:
-        return _Converter(script_module, where).run()
+        return _Converter(script_module, where, example_inputs).run()
     except ImportErrorQ:
         raise
     except RecursionError:

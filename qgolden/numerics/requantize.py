@@ -75,13 +75,14 @@ def bias_fbgemm(bias, atw, per_channel):
 def requantize_fbgemm(acc, *, x_scale, weight_scale, out_scale, out_zero_point, bias,
                       per_channel, relu, trace=None):
     """FBGEMM ReQuantizeOutput (include/fbgemm/OutputProcessing-inl.h,
-    src/QuantUtilsAvx2.cc requantizeOutputProcessingAvx2; same math on AVX512):
+    src/QuantUtilsAvx2.cc requantizeOutputProcessingAvx2; same math on AVX512, in the
+    depthwise / groupwise kernels, and in the N % 8 tail columns):
 
         xf  = cvtepi32_ps(acc)                     # f32(acc)
         xf  = f32(xf + b')                          # b' from bias_fbgemm; skipped without bias
         y   = cvtps_epi32(f32(xf * mult[n]))        # RNE; out of int32 range -> INT32_MIN
-        out = packus(adds_epi16(packs(y), zo))      # == clamp(y + zo, 0, 255)
-        relu: out = max(out, zo)
+        out = packus(adds_epi16(packs(y), zo))      # == clamp(y + zo, 0, 255), except
+        relu: out = max(out, zo)                    #   y = INT32_MIN (overflow) -> 0
     """
     acc = np.asarray(acc, dtype=np.int64)
     n = acc.shape[-1]
@@ -165,7 +166,11 @@ def requantize_onednn(acc, *, x_scale, weight_scale, out_scale, out_zero_point, 
         f = f32(f + bias[n])                              # float bias AFTER scaling
         f = max(f, 0) if relu
         f = f32(f * f32(1 / f32(so)))                     # dst scale as reciprocal
-        out = clamp(rne(f32(f + zo)), 0, 255)
+        out = clamp(rne(f32(f + zo)), 0, 255)          # saturates in float: huge -> 255
+
+    Verified bit-exact for matmul (gemm:jit) and conv (jit_uni_int8 / jit_uni_int8_1x1 /
+    ref:any on AVX2). For ref:any the sequential form f32(f32(acc*sx)*sw) gave the same
+    bytes on 227k elements (no disagreement between the two forms was observed at all).
     """
     acc = np.asarray(acc, dtype=np.int64)
     n = acc.shape[-1]

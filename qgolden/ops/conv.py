@@ -27,10 +27,12 @@ def fbgemm_conv_path(c_in, c_out, groups, kernel, stride, padding, dilation, con
     """Which FBGEMM conv kernel runs (src/FbgemmConv.cc ConvFastPath), for the 2-D
     conv_param_t PyTorch builds (conv1d: H = 1, kernel (1, k)).
 
-    depthwise : G == IC, OC in {IC, 2*IC} (numerics.md §3, measured on a VNNI host; the
-                stored FBGEMM source shows OC == IC only: on AVX2 both give the same
-                numbers, since im2col with 1 channel per group pairs the same taps), G % 8 == 0, all strides in {1,2}, square kernel 3 or 5,
-                dilation 1, pad == (K-1)/2 on every side        (takeDepthWiseFastPath)
+    depthwise : G == IC, OC in {IC, 2*IC}, G % 8 == 0, all strides in {1,2}, square
+                kernel 3 or 5, dilation 1, pad == (K-1)/2 on every side
+                (takeDepthWiseFastPath; OC == 2*IC per numerics.md §3, measured on a VNNI
+                host, the stored FBGEMM source shows OC == IC only. On AVX2 the choice
+                cannot change the numbers: im2col with 1 channel per group pairs the
+                same taps (t = r*K + s) as the depthwise kernel.)
     groupwise : IC/G == OC/G in {2,4,8,16}, G >= G_together, 3x3, pad 1, dilation 1,
                 strides all 1 or all 2                           (fbgemmOptimizedGConv)
     pointwise : 1x1, stride 1, pad 0, dilation 1                 (plain GEMM)
@@ -108,6 +110,8 @@ def conv(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, b
     if backend == "fbgemm":
         path = fbgemm_conv_path(c_in, c_out, g, (kh, kw), stride, padding, dilation, conv1d)
     if backend == "onednn":
+        if not symmetric:
+            raise ValueError("onednn conv requires weight zero point 0")
         path = onednn_conv_impl(cpg, kpg, g)
         sat = gemm_saturates(profile) and path == "jit"
         patches0 = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(0))
@@ -119,9 +123,9 @@ def conv(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, b
     elif path == "depthwise":
         acc[:] = A.depthwise_fbgemm_acc(patches, w4, zx, zw).reshape(m, c_out)
     else:
+        # fbgemm im2col / pointwise / groupwise: k = (r*KW + s)*Cg + c, pairs (2j, 2j+1)
+        # of that order per group; qnnpack: exact
         sat = backend == "fbgemm" and gemm_saturates(profile)
-        if backend == "onednn" and gemm_saturates(profile):
-            sat = True
         for gi in range(g):
             cols = A.im2col_fbgemm(patches, gi * cpg, (gi + 1) * cpg)  # [M, K]
             wg = A.weight_fbgemm(w4, gi * kpg, (gi + 1) * kpg)          # [Og, K]
