@@ -190,6 +190,8 @@ def _unary(L, n, x, op, src, torch_op, attrs=None, out=None):
     a = {"x_scale": i.scale, "x_zero_point": i.zero_point, "dtype": i.dtype}
     if op in OUT_QPARAM_OPS:
         a.update(out_scale=float(s), out_zero_point=int(z))
+    if op == "hardtanh":
+        a["channels_last"] = _channels_last(L, x)
     a.update(attrs or {})
     return L.emit(n, op, [x], dtype=i.dtype, scale=s, zero_point=z, attrs=a, torch_op=torch_op, source=src)
 

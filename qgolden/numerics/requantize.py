@@ -157,38 +157,64 @@ def requantize_qnnpack(acc, *, x_scale, weight_scale, out_scale, out_zero_point,
     return out
 
 
+def onednn_scales(x_scale, weight_scale, out_scale, n):
+    """PyTorch hands ideep RECIPROCAL scales (qlinear.cpp / qconv.cpp onednn apply_impl:
+    "Scales of ONEDNN and PyTorch are reciprocal"), computed in double and stored as float:
+
+        isx = f32(1/sx), isw[n] = f32(1/sw[n]), iso = f32(1/so)
+        sxw[n] = f32(isx * isw[n])                 # bias scale (int domain)
+        op[n]  = f32(iso / sxw[n])                 # one combined output multiplier
+    """
+    isx = f32(1.0 / float(x_scale)).astype(np.float64)
+    isw = f32(1.0 / _per_channel(weight_scale, n)).astype(np.float64)
+    iso = f32(1.0 / float(out_scale)).astype(np.float64)
+    sxw = f32(isx * isw)
+    op = f32(iso / sxw.astype(np.float64))
+    return sxw, op
+
+
 def requantize_onednn(acc, *, x_scale, weight_scale, out_scale, out_zero_point, bias,
                       per_channel, relu, trace=None):
-    """oneDNN int8 matmul/conv post-ops as ideep drives them (qlinear.cpp / qconv.cpp
-    PackedLinearWeightsOnednn::apply_impl; scales passed to oneDNN as src/wei/dst scales):
+    """oneDNN int8 matmul / conv output stage as driven by PyTorch through ideep
+    (PackedLinearWeightsOnednn / PackedConvWeightsOnednn::apply_impl):
 
-        f = f32(f32(acc) * f32(f32(sx) * f32(sw[n])))     # combined src*wei scale
-        f = f32(f + bias[n])                              # float bias AFTER scaling
-        f = max(f, 0) if relu
-        f = f32(f * f32(1 / f32(so)))                     # dst scale as reciprocal
-        out = clamp(rne(f32(f + zo)), 0, 255)          # saturates in float: huge -> 255
+    no bias (one combined multiplier from the reciprocal scales, see onednn_scales):
+        f = f32(f32(acc) * op[n])
+    with bias (numerics.md §2 form):
+        f = f32(f32(acc) * f32(f32(sx) * f32(sw[n])))
+        f = f32(f + bias[n])                     # float bias AFTER scaling
+        f = f32(f * f32(1 / f32(so)))
+    then
+        f   = max(f, 0) if relu
+        out = clamp(rne(f32(f + zo)), 0, 255)    # saturates in float: huge -> 255
 
-    Verified bit-exact for matmul (gemm:jit) and conv (jit_uni_int8 / jit_uni_int8_1x1 /
-    ref:any on AVX2). For ref:any the sequential form f32(f32(acc*sx)*sw) gave the same
-    bytes on 227k elements (no disagreement between the two forms was observed at all).
+    Both forms agree except at near-ties (~1e-6 of elements). Evidence: without bias the
+    op form fixed the 2 near-tie mismatches seen (linear gemm:jit, conv jit) and the
+    §2 form did not; with bias the §2 form fits the linear near-tie seen while the
+    "bias * sxw into the int domain, then * op" form did not, but that form is the one
+    fitting a conv ref:any near-tie (residual: 1 element, see the report).
     """
     acc = np.asarray(acc, dtype=np.int64)
     n = acc.shape[-1]
-    sw = f32(_per_channel(weight_scale, n)).astype(np.float64)
-    ws = f32(np.float64(np.float32(x_scale)) * sw)
-    f = f32(f32(acc.astype(np.float64)).astype(np.float64) * ws.astype(np.float64))
+    fa = f32(acc.astype(np.float64)).astype(np.float64)
     bterm = None
-    if bias is not None:
+    if bias is None:
+        _, mult = onednn_scales(x_scale, weight_scale, out_scale, n)
+        f = f32(fa * mult.astype(np.float64))
+    else:
+        sw = f32(_per_channel(weight_scale, n)).astype(np.float64)
+        mult = f32(np.float64(np.float32(x_scale)) * sw)
+        f = f32(fa * mult.astype(np.float64))
         bterm = np.asarray(bias, dtype=np.float32)
         f = f32(f.astype(np.float64) + bterm.astype(np.float64))
+        inv_so = np.float32(1.0) / np.float32(out_scale)
+        f = f32(f.astype(np.float64) * np.float64(inv_so))
     if relu:
         f = np.maximum(f, np.float32(0))
-    inv_so = np.float32(1.0) / np.float32(out_scale)
-    f = f32(f.astype(np.float64) * np.float64(inv_so))
-    pre = f32(f.astype(np.float64) + np.float64(np.float32(out_zero_point)))
+    pre = f32(f.astype(np.float64) + float(out_zero_point))
     rounded = rne(pre.astype(np.float64))
     with np.errstate(invalid="ignore"):
         out = np.clip(np.nan_to_num(rounded, nan=0.0), 0, 255).astype(np.uint8)
     if trace is not None:
-        trace.update(bias_term=bterm, multiplier=ws, pre_round=pre, rounded=rounded)
+        trace.update(bias_term=bterm, multiplier=mult, pre_round=pre, rounded=rounded)
     return out

@@ -10,7 +10,17 @@ import numpy as np
 from ..numerics import elementwise as E
 
 
-def hardtanh(x, *, x_scale, x_zero_point, min_val=-1.0, max_val=1.0, dtype="uint8", profile, trace=None) -> np.ndarray:
+def qnnpack_clamp_layout(out, profile, dtype, channels_last):
+    """torch's QNNPACK clamp (hardtanh, relu6, clamp on quint8) walks a channels-last input in
+    memory order but returns a contiguous NCHW tensor: the NHWC buffer read as NCHW."""
+    if profile and profile.get("engine") == "qnnpack" and dtype == "uint8" and channels_last and out.ndim == 4:
+        n, c, h, w = out.shape
+        return np.ascontiguousarray(out.transpose(0, 2, 3, 1)).reshape(n, c, h, w)
+    return out
+
+
+def hardtanh(x, *, x_scale, x_zero_point, min_val=-1.0, max_val=1.0, dtype="uint8", profile, trace=None,
+             channels_last=False) -> np.ndarray:
     lo = int(E.scalar_quantize(np.float32(min_val), x_scale, x_zero_point, dtype)) if min_val is not None else None
     hi = int(E.scalar_quantize(np.float32(max_val), x_scale, x_zero_point, dtype)) if max_val is not None else None
     out = np.asarray(x).astype(np.int64)
@@ -20,7 +30,7 @@ def hardtanh(x, *, x_scale, x_zero_point, min_val=-1.0, max_val=1.0, dtype="uint
         out = np.minimum(out, hi)
     if trace is not None:
         trace.update(q_min=lo, q_max=hi, out=out)
-    return E.to_dtype(out, dtype)
+    return qnnpack_clamp_layout(E.to_dtype(out, dtype), profile, dtype, channels_last)
 
 
 clamp = hardtanh
