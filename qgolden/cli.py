@@ -182,6 +182,10 @@ def demo(engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt):
     raise typer.Exit(0 if ok else 1)
 
 
+# further commands live beside the code they drive; importing them registers them on `app`
+from . import commands_certify, commands_explain, commands_export  # noqa: E402,F401
+
+
 def main():
     app()
 

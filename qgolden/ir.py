@@ -55,6 +55,7 @@ class Node:
     consts: dict = field(default_factory=dict)
     source: str = ""
     torch_op: str = ""
+    names: dict = field(default_factory=dict)  # parameter -> where the model keeps it (state_dict key)
 
 
 @dataclass
@@ -91,7 +92,8 @@ class Program:
                 arrays[key] = np.asarray(v)
                 consts[k] = key
             nodes.append({"name": n.name, "op": n.op, "inputs": n.inputs, "output": n.output,
-                          "attrs": n.attrs, "consts": consts, "source": n.source, "torch_op": n.torch_op})
+                          "attrs": n.attrs, "consts": consts, "source": n.source, "torch_op": n.torch_op,
+                          "names": n.names})
         doc = {
             "format": FORMAT, "version": VERSION,
             "inputs": self.inputs, "outputs": self.outputs, "profile": self.profile, "meta": self.meta,
@@ -154,6 +156,6 @@ def load(path) -> Program:
     for nd in doc["nodes"]:
         consts = {k: (None if v is None else arrays[v]) for k, v in nd["consts"].items()}
         nodes.append(Node(nd["name"], nd["op"], nd["inputs"], nd["output"], nd["attrs"], consts,
-                          nd.get("source", ""), nd.get("torch_op", "")))
+                          nd.get("source", ""), nd.get("torch_op", ""), nd.get("names", {})))
     tensors = {k: TensorInfo(**v) for k, v in doc["tensors"].items()}
     return Program(doc["inputs"], doc["outputs"], nodes, tensors, doc["profile"], doc.get("meta", {}))

@@ -84,16 +84,48 @@ class _Lowering:
         return {"x_scale": i.scale, "x_zero_point": i.zero_point}
 
     def emit(self, n, op, inputs, *, dtype, scale=None, zero_point=None, attrs=None, consts=None,
-             torch_op="", source=None):
+             torch_op="", source=None, names=None):
         out = n.name
         self.nodes.append(Node(name=n.name, op=op, inputs=list(inputs), output=out, attrs=attrs or {},
-                               consts=consts or {}, source=source or n.name, torch_op=torch_op))
+                               consts=consts or {}, source=source or n.name, torch_op=torch_op,
+                               names=names if names is not None else self.param_names(n, source)))
         info = TensorInfo(out, dtype, None if scale is None else float(scale),
                           None if zero_point is None else int(zero_point))
         info.shape, info.layout = self.observed_layout(out, op, inputs)
         self.tensors[out] = info
         self.values[n.name] = out
         return out
+
+    def param_names(self, n, source):
+        """Where the model keeps this op's parameters, as state_dict keys: the output quantization of a
+        module (`input_layer.scale`), its packed weight, and get_attr arguments (`input_layer_input_scale_0`)."""
+        from torch.fx import Node as FxNode
+
+        names = {}
+        if n.op == "call_module":
+            mod = self.modules.get(n.target)
+            sd = set(k.rsplit(".", 1)[-1] for k in mod.state_dict().keys()) if mod is not None else set()
+            for key in ("scale", "zero_point"):
+                if key in sd:
+                    names["out_" + key] = f"{n.target}.{key}"
+            if "_packed_params" in sd or any(k.startswith("_packed_params") for k in
+                                             (mod.state_dict().keys() if mod is not None else ())):
+                names["weight"] = f"{n.target}._packed_params._packed_params"
+                names["bias"] = f"{n.target}._packed_params._packed_params"
+            for key in ("weight", "bias", "running_mean", "running_var"):
+                if key in sd and key not in names:
+                    names[key] = f"{n.target}.{key}"
+        args = list(n.args) + list(n.kwargs.values())
+        attr_args = [a for a in args if isinstance(a, FxNode) and a.op == "get_attr"]
+        for a in attr_args:
+            t = str(a.target)
+            if t.endswith("zero_point_0") or "zero_point" in t.rsplit(".", 1)[-1]:
+                names["out_zero_point" if n.op != "call_module" else "zero_point"] = t
+            elif "scale" in t.rsplit(".", 1)[-1]:
+                names["out_scale" if n.op != "call_module" else "scale"] = t
+            else:
+                names.setdefault("params", []).append(t)
+        return names
 
     def observed_layout(self, name, op, inputs):
         """(shape, memory order) as seen in the example run, else by rule: torch's quantized conv
