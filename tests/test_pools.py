@@ -41,6 +41,14 @@ def qt(q, scale, zp, channels_last=False):
     return t
 
 
+def strides_cl(q, cl):
+    """What torch's kernels see: channels-last by strides (an [N,C,1,1] tensor made
+    channels-last keeps NCHW strides, so torch treats it as contiguous)."""
+    from qgolden.importers.fx import memory_order
+
+    return bool(cl) and memory_order(qt(q, 1.0, 0, True)) == [0, 2, 3, 1]
+
+
 def rand_q(rng, shape, dt, ties=False):
     lo, hi = (0, 255) if dt == "uint8" else (-128, 127)
     q = rng.integers(lo, hi + 1, shape)
@@ -96,7 +104,7 @@ def test_max_pool_random(engine):
         if yt is None:
             continue
         y = max_pool(q, kernel_size=(kH, kW), stride=(sH, sW), padding=(pH, pW), dilation=(dH, dW),
-                     ceil_mode=ceil, profile=prof, channels_last=cl)
+                     ceil_mode=ceil, profile=prof, channels_last=strides_cl(q, cl))
         check(yt, y, s, z, f"max_pool2d {engine} {dt} {(N, C, H, W)} k{(kH, kW)} s{(sH, sW)} p{(pH, pW)} d{(dH, dW)} ceil={ceil} cl={cl}")
         ran += 1
         # 1d
@@ -156,7 +164,7 @@ def test_avg_pool2d_random(engine):
             continue
         y = avg_pool(q, x_scale=s, x_zero_point=z, out_scale=s, out_zero_point=z, kernel_size=(kH, kW),
                      stride=(sH, sW), padding=(pH, pW), ceil_mode=ceil, count_include_pad=cip,
-                     divisor_override=dov, profile=prof, channels_last=cl)
+                     divisor_override=dov, profile=prof, channels_last=strides_cl(q, cl))
         check(yt, y, s, z, f"avg_pool2d {engine} {dt} {(N, C, H, W)} k{(kH, kW)} s{(sH, sW)} p{(pH, pW)} "
                            f"ceil={ceil} cip={cip} dov={dov} cl={cl}")
         ran += 1
@@ -224,7 +232,7 @@ def test_adaptive_avg_pool_random(engine):
         s, z = rand_qparams(rng, dt)
         q = rand_q(rng, (N, C, H, W), dt, ties=bool(it % 2))
         yt = F.adaptive_avg_pool2d(qt(q, s, z, cl), (oH, oW))
-        y = adaptive_avg_pool(q, x_scale=s, x_zero_point=z, output_size=(oH, oW), profile=prof, channels_last=cl)
+        y = adaptive_avg_pool(q, x_scale=s, x_zero_point=z, output_size=(oH, oW), profile=prof, channels_last=strides_cl(q, cl))
         check(yt, y, s, z, f"adaptive_avg_pool2d {engine} {dt} {(N, C, H, W)} -> {(oH, oW)} cl={cl}")
         # 1d
         q1 = q[:, :, 0]
@@ -264,7 +272,7 @@ def test_upsample_nearest_random(engine):
         if yt is None:
             continue
         y = upsample_nearest(q, size=size, scale_factor=sf, profile=prof, recompute_scale_factor=rec, mode=mode,
-                             channels_last=cl)
+                             channels_last=strides_cl(q, cl))
         check(yt, y, s, z, f"interpolate {engine} {dt} {(N, C, H, W)} size={size} sf={sf} rec={rec} {mode} cl={cl}")
         ran += 1
     assert ran > 40

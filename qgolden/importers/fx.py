@@ -202,8 +202,10 @@ class _Lowering:
 
 def memory_order(t):
     """Dims of a torch tensor from outermost to innermost in memory; None when plainly contiguous."""
-    if t.is_contiguous() or t.dim() < 2:
+    if t.dim() < 2:
         return None
+    # by strides, not is_contiguous(): a [N,C,1,1] tensor is contiguous both ways, and torch's
+    # kernels follow its strides (suggest_memory_format) to choose their output layout
     strides = t.stride()
     order = sorted(range(t.dim()), key=lambda d: (-strides[d], d))
     return None if order == list(range(t.dim())) else order

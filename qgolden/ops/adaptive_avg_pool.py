@@ -102,7 +102,7 @@ def adaptive_avg_pool(x, *, x_scale, x_zero_point, output_size, profile, trace=N
             nvec = C - C % (profile["vector_width"] // 4)
             cidx = np.arange(C).reshape(1, C, 1, 1)
             y = np.clip(np.where(cidx < nvec, y_vec, y_tail), qmin, qmax)
-            y = nhwc_written_as_nchw(y, H, W)
+            y = nhwc_written_as_nchw(y, H, W, channels_last)
             kernel = "aten_nhwc"
         else:
             raw = _box_sums(x.astype(np.int64), hs, he, ws, we)

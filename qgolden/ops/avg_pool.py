@@ -151,7 +151,7 @@ def avg_pool(x, *, x_scale, x_zero_point, out_scale, out_zero_point, kernel_size
         if is_channels_last(x.shape, channels_last):
             m = (np.float32(1.0) / div.astype(np.float32)).astype(np.float32)
             y = nhwc_requant(S, m[None, None], zp, C, profile["vector_width"], qmin, qmax)
-            y = nhwc_written_as_nchw(y, H, W)
+            y = nhwc_written_as_nchw(y, H, W, channels_last)
             kernel = "aten_nhwc"
         else:
             m = (1.0 / div.astype(np.float64)).astype(np.float32)

@@ -36,13 +36,13 @@ def pooling_output_shape(size: int, k: int, pad: int, stride: int, dilation: int
     return int(out)
 
 
-def nhwc_written_as_nchw(y, in_h: int, in_w: int):
+def nhwc_written_as_nchw(y, in_h: int, in_w: int, channels_last: bool = False):
     """Reproduce a torch bug shared by the ATen channels-last kernels (max/avg/adaptive pool,
     upsample_nearest2d): they write NHWC order into an output allocated with
     input.suggest_memory_format(). An input with H*W == 1 takes the channels-last kernel
     (it is ChannelsLast-contiguous) but suggests Contiguous, so the NHWC buffer is read as
     NCHW. No effect when C == 1 or the output is 1x1."""
-    if in_h * in_w != 1:
+    if in_h * in_w != 1 or channels_last:  # a channels-last input gets a channels-last output: no bug
         return y
     N, C, oH, oW = y.shape
     return np.ascontiguousarray(y.transpose(0, 2, 3, 1)).reshape(N, C, oH, oW)
@@ -124,7 +124,7 @@ def max_pool(x, *, kernel_size, stride, padding, dilation, ceil_mode, profile, t
     acc = acc.astype(x.dtype)
     nhwc = bool(channels_last) or x.shape[1] == 1 or H * W == 1
     if nhwc:
-        acc = nhwc_written_as_nchw(acc, H, W)
+        acc = nhwc_written_as_nchw(acc, H, W, channels_last)
     if trace is not None:
         trace["output_size"] = (oH, oW)
         trace["kernel"] = "aten_nhwc" if nhwc else "aten_nchw"

@@ -72,7 +72,7 @@ def upsample_nearest(x, *, size, scale_factor, profile, trace=None, recompute_sc
         y = x[:, :, hi[:, None], wi[None, :]]
         # the layout quirk is the quantized kernel's; float upsampling (FX leaves it in float) has none
         if x.dtype.kind in "ui" and (channels_last or C == 1 or H * W == 1):
-            y = nhwc_written_as_nchw(y, H, W)
+            y = nhwc_written_as_nchw(y, H, W, channels_last)
     if trace is not None:
         trace["output_size"] = (oH, oW)
         trace["src_h"] = hi
