@@ -26,7 +26,7 @@ def matmul_exact(a, b) -> np.ndarray:
     b = np.asarray(b)
     k = a.shape[-1]
     if _maxabs(a) * _maxabs(b) * max(k, 1) < _EXACT:
-        return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
+        return _matmul_f64(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
     return np.matmul(a.astype(np.int64), b.astype(np.int64))
 
 
@@ -45,11 +45,18 @@ def matmul_pair_saturated(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> np.nda
     bound (column-max of x times w) can leave int16; those are evaluated for all rows in
     chunks and summed per column with reduceat. Fully vectorized.
     """
+    return matmul_exact(np.asarray(xq_u8), np.asarray(wq_s8).T) + \
+        pair_saturation_correction(xq_u8, wq_s8, chunk_elems=chunk_elems)
+
+
+def pair_saturation_correction(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> np.ndarray:
+    """Σ_j (sat_int16(P_j) - P_j) for the pairs P_j of matmul_pair_saturated: what FBGEMM's
+    saturating sum adds to the exact one. int64 [M, N]; zero when no pair can leave int16."""
     x = np.asarray(xq_u8).astype(np.int64)
     w = np.asarray(wq_s8).astype(np.int64)
     m, k = x.shape
     n = w.shape[0]
-    out = matmul_exact(x, w.T)
+    out = np.zeros((m, n), dtype=np.int64)
     if k < 2 or m == 0 or n == 0:
         return out
     if k % 2:
@@ -204,3 +211,64 @@ def depthwise_fbgemm_acc(patches, w, x_zero_point, w_zero_point) -> np.ndarray:
     if np.any(zw != 0):
         acc = acc - zw * xt.astype(np.int64).sum(axis=-1) + t * int(x_zero_point) * zw
     return acc
+
+
+# -- optional acceleration ------------------------------------------------------------------------
+_BACKEND = "numpy"
+
+
+def set_backend(name: str) -> None:
+    """'numpy' (default; float64 BLAS through NumPy) or 'torch' (float64 matmul through torch's
+    BLAS, when torch is installed). Both are exact: every sum stays below 2**53."""
+    global _BACKEND
+    if name not in ("numpy", "torch"):
+        raise ValueError(f"unknown backend {name!r}")
+    _BACKEND = name
+
+
+def _matmul_f64(a, b):
+    if _BACKEND == "torch":
+        import torch
+
+        return torch.matmul(torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))).numpy()
+    return np.matmul(a, b)
+
+
+def pairs_can_saturate(x, w) -> bool:
+    """Whether any u8*s8 pair sum x0*w0 + x1*w1 (raw stored values, as FBGEMM's vpmaddubsw and
+    oneDNN's AVX2 kernels form them) can leave int16 for these data: 2*max|x|*max|w| > 32767."""
+    if x.size == 0 or w.size == 0:
+        return False
+    return 2 * int(np.abs(x.astype(np.int64)).max()) * int(np.abs(w.astype(np.int64)).max()) > 32767
+
+
+def conv_exact_torch(x4, w4, x_zero_point, w_zero_point, stride, padding, dilation, groups):
+    """acc[m, o] = Σ (x - zx)(w - zw_o) over the window, padding contributing 0, computed with
+    torch's float32 direct convolution in input-channel chunks small enough that every partial
+    sum stays below 2**24 (so float32 is exact in any summation order); NNPACK (Winograd,
+    inexact) is switched off. Returns int64 [N*OH*OW, O]."""
+    import torch
+    import torch.nn.functional as F
+
+    nb, c_in, _, _ = x4.shape
+    c_out, cpg, kh, kw = w4.shape
+    zw = np.broadcast_to(np.asarray(w_zero_point, dtype=np.int64).reshape(-1), (c_out,))
+    xs = torch.from_numpy(np.ascontiguousarray(x4)).to(torch.float32) - float(x_zero_point)
+    ws = torch.from_numpy(np.ascontiguousarray(w4)).to(torch.float32) - \
+        torch.from_numpy(zw.astype(np.float32)).view(-1, 1, 1, 1)
+    bx = float(xs.abs().max()) if xs.numel() else 0.0
+    bw = float(ws.abs().max()) if ws.numel() else 0.0
+    per_channel = max(bx * bw * kh * kw, 1.0)
+    chunk = max(1, int((2 ** 24 - 1) // per_channel))
+    out = None
+    with torch.backends.nnpack.flags(enabled=False), torch.no_grad():
+        if chunk >= cpg:
+            out = F.conv2d(xs, ws, None, stride, padding, dilation, groups).to(torch.float64)
+        else:
+            xg = xs.view(nb, groups, cpg, *xs.shape[2:])
+            for c0 in range(0, cpg, chunk):
+                c1 = min(cpg, c0 + chunk)
+                xsub = xg[:, :, c0:c1].reshape(nb, groups * (c1 - c0), *xs.shape[2:])
+                part = F.conv2d(xsub, ws[:, c0:c1].contiguous(), None, stride, padding, dilation, groups)
+                out = part.to(torch.float64) if out is None else out + part.to(torch.float64)
+    return out.permute(0, 2, 3, 1).reshape(-1, c_out).numpy().astype(np.int64)

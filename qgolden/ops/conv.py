@@ -13,7 +13,9 @@ import numpy as np
 
 from ..numerics import accumulate as A
 from ..numerics.profile import conv_backend, gemm_saturates
+from ..numerics.quantize import dequantize_per_tensor
 from ..numerics.requantize import requantize_fbgemm, requantize_onednn, requantize_qnnpack
+from .linear import count_pair_saturations
 
 
 def _pair(v, n=2):
@@ -84,6 +86,84 @@ def conv(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, b
     """x uint8 [N, C, L] or [N, C, H, W]; weight int8 [O, C/groups, k] or [O, C/groups, KH, KW];
     weight_scale float64 [O] (or [1]), weight_zero_point int64 [O] (or [1]); bias float32 [O]
     or None. Returns uint8 [N, O, L'] or [N, O, H', W']."""
+    acc, ctx = conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding, dilation,
+                               groups, profile)
+    (conv1d, x4, w4, stride, padding, dilation, nb, oh, ow, c_out, g, cpg, kpg, kh, kw, zx, zw, backend,
+     path, patches) = (ctx[k] for k in _CTX)
+    req = {"fbgemm": requantize_fbgemm, "qnnpack": requantize_qnnpack,
+           "onednn": requantize_onednn}[backend]
+    t = {} if trace is not None else None
+    out = req(acc, x_scale=x_scale, weight_scale=weight_scale, out_scale=out_scale,
+              out_zero_point=out_zero_point, bias=bias, per_channel=per_channel, relu=relu, trace=t)
+    out = out.reshape(nb, oh, ow, c_out).transpose(0, 3, 1, 2)
+    if conv1d:
+        out = out[:, :, 0, :]
+    out = np.ascontiguousarray(out)
+    if trace is not None:
+        trace["path"] = path
+        trace["acc"] = acc.reshape(nb, oh, ow, c_out)
+        trace.update(t)
+        trace["out"] = out
+        _explain_extras(trace, patches, x4, w4, g, cpg, kpg, zx, zw, backend, path, profile,
+                        (kh, kw), stride, padding, dilation)
+        trace["out_real"] = dequantize_per_tensor(out, out_scale, out_zero_point)
+    return out
+
+
+def _explain_extras(trace, patches, x4, w4, g, cpg, kpg, zx, zw, backend, path, profile,
+                    kernel, stride, padding, dilation):
+    """Trace-only (explanations; the computation above is unchanged): `acc_exact`, the exact
+    int sum, and `saturated_pairs`, how many u8*s8 pair sums the kernel clipped to int16,
+    both [N, OH, OW, O] like `acc`."""
+    nb, oh, ow = patches.shape[:3]
+    m = nb * oh * ow
+    c_out = w4.shape[0]
+    exact = np.empty((m, c_out), dtype=np.int64)
+    sat = np.zeros((m, c_out), dtype=np.int64)
+    for gi in range(g):
+        cols = A.im2col_fbgemm(patches, gi * cpg, (gi + 1) * cpg)
+        wg = A.weight_fbgemm(w4, gi * kpg, (gi + 1) * kpg)
+        zg = zw[gi * kpg:(gi + 1) * kpg]
+        exact[:, gi * kpg:(gi + 1) * kpg] = A.matmul_exact(
+            cols.astype(np.int64) - zx, (wg.astype(np.int64) - zg[:, None]).T)
+        if backend == "fbgemm" and path != "depthwise" and gemm_saturates(profile):
+            sat[:, gi * kpg:(gi + 1) * kpg] = count_pair_saturations(cols, wg)
+    if path == "depthwise":
+        b, _, _, c_in, kh, kw = patches.shape
+        xt = patches.reshape(b, oh, ow, c_in, kh * kw).astype(np.int64)
+        if c_out != c_in:
+            xt = np.repeat(xt, c_out // c_in, axis=3)
+        wt = w4.reshape(c_out, kh * kw).astype(np.int64)
+        if (kh * kw) % 2:
+            xt = np.concatenate([xt, np.zeros(xt.shape[:-1] + (1,), np.int64)], axis=-1)
+            wt = np.concatenate([wt, np.zeros((c_out, 1), np.int64)], axis=-1)
+        p = xt[..., 0::2] * wt[:, 0::2] + xt[..., 1::2] * wt[:, 1::2]
+        sat = ((p > 32767) | (p < -32768)).sum(axis=-1).reshape(m, c_out)
+    elif backend == "onednn" and path == "jit" and gemm_saturates(profile):
+        nbx, _, h, wd = x4.shape
+        patches0 = A.im2col_patches(x4, kernel, stride, padding, dilation, np.uint8(0))
+        for gi in range(g):
+            p = patches0[:, :, :, gi * cpg:(gi + 1) * cpg]
+            t = kernel[0] * kernel[1]
+            cols = np.ascontiguousarray(p.transpose(0, 1, 2, 4, 5, 3)).reshape(m, t, cpg)
+            wg = np.ascontiguousarray(w4[gi * kpg:(gi + 1) * kpg].transpose(0, 2, 3, 1)).reshape(kpg, t, cpg)
+            if cpg % 2:
+                cols = np.concatenate([cols, np.zeros(cols.shape[:2] + (1,), cols.dtype)], axis=2)
+                wg = np.concatenate([wg, np.zeros(wg.shape[:2] + (1,), wg.dtype)], axis=2)
+            sat[:, gi * kpg:(gi + 1) * kpg] = count_pair_saturations(cols.reshape(m, -1), wg.reshape(kpg, -1))
+    trace["acc_exact"] = exact.reshape(nb, oh, ow, c_out)
+    trace["saturated_pairs"] = sat.reshape(nb, oh, ow, c_out)
+
+
+_CTX = ("conv1d", "x4", "w4", "stride", "padding", "dilation", "nb", "oh", "ow", "c_out", "g", "cpg", "kpg",
+        "kh", "kw", "zx", "zw", "backend", "path", "patches")
+
+
+def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding, dilation, groups, profile):
+    """The engine's integer accumulator of a conv, before requantization: (acc, ctx) with acc
+    int64 [N*OH*OW, O] = Σ (x - zx)(w - zw) exactly as the kernel forms it (int16 pair
+    saturation included), ctx the shapes and the kernel path (keys in _CTX). Used by conv()
+    and by the integer-only conv_acc op."""
     x = np.asarray(x)
     w = np.asarray(weight)
     conv1d = x.ndim == 3
@@ -109,9 +189,20 @@ def conv(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, b
     path = backend
     if backend == "fbgemm":
         path = fbgemm_conv_path(c_in, c_out, g, (kh, kw), stride, padding, dilation, conv1d)
-    if backend == "onednn":
-        if not symmetric:
-            raise ValueError("onednn conv requires weight zero point 0")
+    if backend == "onednn" and not symmetric:
+        raise ValueError("onednn conv requires weight zero point 0")
+    fast = A._BACKEND == "torch"
+    if fast and not A.pairs_can_saturate(x4, w4):
+        # no int16 pair can saturate on these data, so every kernel's sum is the exact one
+        acc[:] = A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g)
+    elif fast and backend == "fbgemm" and path != "depthwise":
+        # FBGEMM's im2col GEMM: the exact sum, plus what saturation takes off the pairs that can clip
+        acc[:] = A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g)
+        for gi in range(g):
+            cols = A.im2col_fbgemm(patches, gi * cpg, (gi + 1) * cpg)
+            wg = A.weight_fbgemm(w4, gi * kpg, (gi + 1) * kpg)
+            acc[:, gi * kpg:(gi + 1) * kpg] += A.pair_saturation_correction(cols, wg)
+    elif backend == "onednn":
         path = onednn_conv_impl(cpg, kpg, g)
         sat = gemm_saturates(profile) and path == "jit"
         patches0 = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(0))
@@ -139,18 +230,4 @@ def conv(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, b
             else:
                 a = A.matmul_exact(cols.astype(np.int64) - zx, (wg.astype(np.int64) - zg[:, None]).T)
             acc[:, gi * kpg:(gi + 1) * kpg] = a
-    req = {"fbgemm": requantize_fbgemm, "qnnpack": requantize_qnnpack,
-           "onednn": requantize_onednn}[backend]
-    t = {} if trace is not None else None
-    out = req(acc, x_scale=x_scale, weight_scale=weight_scale, out_scale=out_scale,
-              out_zero_point=out_zero_point, bias=bias, per_channel=per_channel, relu=relu, trace=t)
-    out = out.reshape(nb, oh, ow, c_out).transpose(0, 3, 1, 2)
-    if conv1d:
-        out = out[:, :, 0, :]
-    out = np.ascontiguousarray(out)
-    if trace is not None:
-        trace["path"] = path
-        trace["acc"] = acc.reshape(nb, oh, ow, c_out)
-        trace.update(t)
-        trace["out"] = out
-    return out
+    return acc, {k: v for k, v in locals().items() if k in _CTX}
