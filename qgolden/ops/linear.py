@@ -12,6 +12,7 @@ import numpy as np
 from ..numerics.accumulate import (matmul_exact, matmul_pair_saturated,
                                    matmul_pair_saturated_blocked, onednn_gemm_k_blocks)
 from ..numerics.profile import gemm_saturates, linear_backend
+from ..numerics.quantize import dequantize_per_tensor
 from ..numerics.requantize import requantize_fbgemm, requantize_onednn, requantize_qnnpack
 
 
@@ -48,7 +49,8 @@ def accumulate_linear(x2, w, x_zero_point, w_zero_point, backend, saturates, isa
 
 
 def linear(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, bias,
-           out_scale, out_zero_point, relu, per_channel=False, profile, trace=None):
+           out_scale, out_zero_point, relu, per_channel=False, profile, trace=None,
+           out_quant_min=None, out_quant_max=None, out_dtype=None):
     """y = requant(Σ_k (x-zx)(w-zw)) for x uint8 [..., K], weight int8 [N, K] -> uint8 [..., N].
 
     weight_scale float64 [N] (or [1] per-tensor), weight_zero_point int64 [N] (or [1]),
@@ -56,6 +58,14 @@ def linear(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point,
     per-channel code path (it matters even when all scales are equal).
     """
     backend = linear_backend(profile)
+    if backend in ("pt2e_reference", "onednn_inductor", "xnnpack"):  # PT2E runtimes (ops/qdq.py)
+        from . import qdq
+
+        return qdq.linear_pt2e(backend, x, x_scale=x_scale, x_zero_point=x_zero_point, weight=weight,
+                               weight_scale=weight_scale, weight_zero_point=weight_zero_point, bias=bias,
+                               out_scale=out_scale, out_zero_point=out_zero_point, relu=relu,
+                               per_channel=per_channel, out_quant_min=out_quant_min,
+                               out_quant_max=out_quant_max, out_dtype=out_dtype, profile=profile, trace=trace)
     x = np.asarray(x)
     w = np.asarray(weight)
     lead = x.shape[:-1]
@@ -75,4 +85,54 @@ def linear(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point,
         trace["acc"] = acc.reshape(lead + (w.shape[0],))
         trace.update(t)
         trace["out"] = out
+        # for explanations only (the numbers above are the computation): the exact sum, and
+        # how many u8*s8 pair sums the saturating kernels clipped to int16 per output element
+        zw = np.broadcast_to(np.asarray(weight_zero_point, dtype=np.int64).reshape(-1), (w.shape[0],))
+        exact = matmul_exact(x2.astype(np.int64) - int(x_zero_point), (w.astype(np.int64) - zw[:, None]).T)
+        trace["acc_exact"] = exact.reshape(lead + (w.shape[0],))
+        if backend != "qnnpack" and gemm_saturates(profile):
+            starts = onednn_gemm_k_blocks(x2.shape[1], profile["isa"]) if backend == "onednn" else [0]
+            sat = count_pair_saturations_blocked(x2, w, starts)
+        else:
+            sat = np.zeros(exact.shape, dtype=np.int64)
+        trace["saturated_pairs"] = sat.reshape(lead + (w.shape[0],))
+        trace["out_real"] = dequantize_per_tensor(out, out_scale, out_zero_point)
+    return out
+
+
+def count_pair_saturations(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> np.ndarray:
+    """[M, N]: how many pairs (2j, 2j+1) of u8*s8 products have a sum outside int16 (what
+    vpmaddubsw saturates), for x uint8 [M, K], w int8 [N, K]. Trace-only (explanations)."""
+    x = np.asarray(xq_u8).astype(np.int64)
+    w = np.asarray(wq_s8).astype(np.int64)
+    m, k = x.shape
+    n = w.shape[0]
+    out = np.zeros((m, n), dtype=np.int64)
+    if k < 2 or m == 0 or n == 0:
+        return out
+    if k % 2:
+        x = np.concatenate([x, np.zeros((m, 1), np.int64)], axis=1)
+        w = np.concatenate([w, np.zeros((n, 1), np.int64)], axis=1)
+    x0, x1 = x[:, 0::2], x[:, 1::2]
+    w0, w1 = w[:, 0::2], w[:, 1::2]
+    mx0, mx1 = x0.max(axis=0), x1.max(axis=0)
+    pos = mx0 * np.maximum(w0, 0) + mx1 * np.maximum(w1, 0)
+    neg = mx0 * np.maximum(-w0, 0) + mx1 * np.maximum(-w1, 0)
+    cand_n, cand_j = np.nonzero((pos > 32767) | (neg > 32768))
+    step = max(1, chunk_elems // max(m, 1))
+    for s in range(0, cand_n.size, step):
+        cn, cj = cand_n[s:s + step], cand_j[s:s + step]
+        p = x0[:, cj] * w0[cn, cj] + x1[:, cj] * w1[cn, cj]
+        np.add.at(out.T, cn, ((p > 32767) | (p < -32768)).T.astype(np.int64))
+    return out
+
+
+def count_pair_saturations_blocked(xq_u8, wq_s8, block_starts) -> np.ndarray:
+    """count_pair_saturations with K split into blocks each paired from its own start."""
+    k = np.asarray(xq_u8).shape[1]
+    bounds = list(block_starts) + [k]
+    out = np.zeros((np.asarray(xq_u8).shape[0], np.asarray(wq_s8).shape[0]), np.int64)
+    for b0, b1 in zip(bounds[:-1], bounds[1:]):
+        if b1 > b0:
+            out += count_pair_saturations(xq_u8[:, b0:b1], wq_s8[:, b0:b1])
     return out
