@@ -1,2 +1,106 @@
-"""CLI commands for explain (registered on qgolden.cli.app when cli is imported)."""
-from .cli import app  # noqa: F401
+"""CLI commands `explain` and `trace` (registered on qgolden.cli.app when cli is imported)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .cli import (EngineOpt, IsaOpt, TrustOpt, UserError, _run_guarded, app, err, get_program, load_inputs,
+                  out)
+
+FormatOpt = typer.Option("text", "--format", "-f", help="text | markdown | html")
+
+
+def _program_and_run(model, input, engine, isa, trust_pickle):
+    """(program, inputs, trace, env, state_dict keys or None)."""
+    from .explain import run_traced
+
+    xs = load_inputs(input)
+    prog = get_program(model, engine, isa, trust_pickle, xs)
+    keys = None
+    torch_side = getattr(prog, "_torch", None)
+    if torch_side is not None:
+        try:
+            keys = list(torch_side[0].state_dict().keys())
+        except Exception:  # a model without a usable state_dict: the glossary uses the program's names
+            keys = None
+    trace, env = run_traced(prog, xs)
+    return prog, xs, trace, env, keys
+
+
+def _emit(doc, fmt, output):
+    from .explain import FORMATS, render
+    from .explain.render_text import print_doc
+
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if output:
+        text = render(doc, fmt)
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise UserError(f"{output}: cannot write ({e.strerror})") from None
+        err.print(f"wrote {output} ({fmt})", highlight=False)
+    elif fmt == "text":
+        print_doc(doc, out)
+    else:
+        print(render(doc, fmt), end="")
+
+
+def _explain_errors(fn):
+    from .explain import ExplainError
+
+    def go():
+        try:
+            return fn()
+        except ExplainError as e:
+            raise UserError(str(e)) from None
+    return go
+
+
+@app.command()
+def explain(model: str = typer.Argument(..., help="a model (as for `lower`) or a .qgp program"),
+            input: str = typer.Option(..., "--input", help="X.npy, or X.npz with several inputs in order"),
+            sample: int = typer.Option(0, "--sample", help="which sample of the batch to show"),
+            layer: Optional[str] = typer.Option(None, "--layer", help="explain only this layer (node name)"),
+            fmt: str = FormatOpt,
+            output: Optional[str] = typer.Option(None, "-o", "--output", help="write to this file"),
+            engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt):
+    """Every scale and zero point of the model, then every op with the engine's own numbers."""
+    def go():
+        from .explain import build_document
+
+        prog, xs, trace, env, keys = _program_and_run(model, input, engine, isa, trust_pickle)
+        doc = build_document(prog, trace, env, sample=sample, layer=layer, state_dict_keys=keys)
+        _emit(doc, fmt, output)
+    _run_guarded(_explain_errors(go))
+
+
+@app.command()
+def trace(model: str = typer.Argument(..., help="a model (as for `lower`) or a .qgp program"),
+          input: str = typer.Option(..., "--input", help="X.npy, or X.npz with several inputs in order"),
+          output_element: Optional[str] = typer.Option(None, "--output-element",
+                                                       help="element index: 0,2 (one per dim) or a flat index"),
+          layer: Optional[str] = typer.Option(None, "--layer", help="layer (node name); default: the last quantized one"),
+          compare: Optional[str] = typer.Option(None, "--compare",
+                                                help="DUMPS.npz: your per-layer integers keyed by layer name"),
+          fmt: str = FormatOpt,
+          output: Optional[str] = typer.Option(None, "-o", "--output", help="write to this file"),
+          engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt):
+    """The whole arithmetic of one output element; --compare: where your dumps first differ."""
+    def go():
+        from .explain.trace_element import compare_document, load_dumps, trace_document
+
+        if compare is None and output_element is None:
+            raise UserError("give --output-element INDEX (or --compare DUMPS.npz)")
+        dumps = load_dumps(compare) if compare is not None else None
+        prog, xs, tr, env, _ = _program_and_run(model, input, engine, isa, trust_pickle)
+        if dumps is not None:
+            doc, differs = compare_document(prog, tr, env, dumps)
+            _emit(doc, fmt, output)
+            return 1 if differs else 0
+        _emit(trace_document(prog, tr, env, layer, output_element), fmt, output)
+        return 0
+    code = _run_guarded(_explain_errors(go))
+    raise typer.Exit(code or 0)

@@ -19,6 +19,13 @@ def run_demo(console, engine=None, isa=None) -> bool:
         prog = lower(model, example_inputs=(x,), engine=engine, isa=isa)
         console.print("[bold]The forum model[/] (2 -> 3 -> 7 MLP, FX graph mode), lowered to an integer program:")
         console.print(prog.summary(), highlight=False)
+        console.print("\n[bold]Explained for the fifth input, x = [0, 0.9][/] (`qgolden explain ... --sample 4`):\n")
+        from .explain import build_document, run_traced
+        from .explain.render_text import print_doc
+
+        trace, tenv = run_traced(prog, [forum.INPUTS])
+        print_doc(build_document(prog, trace, tenv, sample=4,
+                                 state_dict_keys=list(model.state_dict().keys())), console)
         _, env = prog.run(forum.INPUTS, keep=True)
         hidden, logits = env["input_layer"], env["out"]
         y = prog.run(forum.INPUTS)

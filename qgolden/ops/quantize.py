@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import quantize as Q
+from ..numerics.floatops import fma32
 
 
 def quantize(x, *, scale, zero_point, dtype="uint8", axis=None, profile=None, trace=None) -> np.ndarray:
@@ -24,4 +25,7 @@ def quantize(x, *, scale, zero_point, dtype="uint8", axis=None, profile=None, tr
             om[c] = Q.quantize_val(xm[c], float(s[c]), int(z[c]), dtype)
     if trace is not None:
         trace.update(out=out)
+        if axis is None and dtype != "int32":
+            # for explanations only: the float32 value FBGEMM rounds (zero point already added)
+            trace["pre_round"] = fma32(x, np.float32(1.0) / np.float32(scale), np.float32(zero_point))
     return out

@@ -1,0 +1,630 @@
+"""Build the explanation of a program on one input, from the engine's trace.
+
+Every number placed in the document is a `Val` read from the trace (`prog.run(..., trace=)`),
+the engine's tensors, or the program's parameters; the only numbers computed here are "what
+another engine would do" (`other_engine_value`, from qgolden.numerics), marked as such.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..numerics.profile import conv_backend, gemm_saturates, linear_backend
+from . import texts
+from .access import memory_order, trace_index
+from .doc import Document, Hist, Section, Table, Val
+from .glossary import glossary, scale_names
+
+MAX_SHOWN = 8  # elements of one tensor shown before eliding
+
+# callables (node, program) -> list of Extra (or None): extra blocks per op section, e.g. the
+# integer-only parameters (M0, shift, int32 bias) of issue 4's certification. Callers may
+# also pass `extra=` to build_document.
+EXTRA_PROVIDERS: list = []
+
+
+def register_extra(provider) -> None:
+    """Add a provider of extra per-node blocks to every explanation built afterwards."""
+    if provider not in EXTRA_PROVIDERS:
+        EXTRA_PROVIDERS.append(provider)
+
+
+class ExplainError(ValueError):
+    """Bad request (no such layer, sample out of range...)."""
+
+
+def run_traced(program, inputs):
+    """(trace, env): the engine's own intermediates, and every tensor's value."""
+    trace = {}
+    _, env = program.run(*inputs, trace=trace, keep=True)
+    return trace, env
+
+
+class Ctx:
+    def __init__(self, program, trace, env, sample):
+        self.program = program
+        self.trace = trace
+        self.env = env
+        self.sample = sample
+        first = env[program.inputs[0]] if program.inputs else None
+        self.batch = int(np.shape(first)[0]) if first is not None and np.ndim(first) >= 1 else None
+        self.snames = scale_names(program)
+        self.producers = program.producers()
+
+    def batched(self, shape) -> bool:
+        return self.batch is not None and len(shape) >= 1 and shape[0] == self.batch
+
+    def sample_indices(self, shape):
+        """All indices of the shown sample (C order)."""
+        shape = tuple(shape)
+        if self.batched(shape):
+            rest = shape[1:]
+            return [(self.sample,) + tuple(i) for i in np.ndindex(*rest)] if rest else [(self.sample,)]
+        return [tuple(i) for i in np.ndindex(*shape)]
+
+
+# ---------------------------------------------------------------------------------------------
+# elided views
+
+def view_indices(ctx, shape):
+    """(indices to show, note): the sample, its first channel if it has several dims, a few
+    elements (first 6 and last 2 when there are more than 8)."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 0:
+        return [()], ""
+    fixed = []
+    rest = shape
+    note = []
+    if ctx.batched(shape) and len(shape) >= 2:
+        fixed.append(ctx.sample)
+        rest = shape[1:]
+        note.append(f"sample {ctx.sample}")
+    if len(rest) >= 2 and int(np.prod(rest)) > MAX_SHOWN:
+        fixed.append(0)
+        rest = rest[1:]
+        note.append("channel 0")
+    n = int(np.prod(rest)) if rest else 1
+    flat = list(range(n)) if n <= MAX_SHOWN else list(range(6)) + [n - 2, n - 1]
+    idx = [tuple(fixed) + (tuple(np.unravel_index(f, rest)) if rest else ()) for f in flat]
+    idx = [tuple(int(i) for i in t) for t in idx]
+    if n > MAX_SHOWN:
+        note.append(f"{len(flat)} of {n} values")
+    return idx, ", ".join(note)
+
+
+def elided_line(ctx, arr, src_of, shape_label=True):
+    """A Line '[a, b, …, y, z]  (shape (…), sample s, channel 0, 8 of 36 values)'."""
+    arr = np.asarray(arr)
+    idx, note = view_indices(ctx, arr.shape)
+    line = ["["]
+    total = _count_after_fixed(ctx, arr.shape)
+    for j, i in enumerate(idx):
+        if j:
+            line.append(", ")
+        if total > MAX_SHOWN and j == 6:
+            line.append("…, ")
+        line.append(Val(_item(arr[i]), src_of(i)))
+    line.append("]")
+    if shape_label:
+        line.append(f"  shape {tuple(arr.shape)}" + (f"; {note}" if note else ""))
+    return line
+
+
+def _count_after_fixed(ctx, shape):
+    shape = tuple(shape)
+    rest = shape[1:] if ctx.batched(shape) and len(shape) >= 2 else shape
+    if len(rest) >= 2 and int(np.prod(rest)) > MAX_SHOWN:
+        rest = rest[1:]
+    return int(np.prod(rest)) if rest else 1
+
+
+def _item(v):
+    v = np.asarray(v)[()]
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+def label(idx) -> str:
+    return "[" + ",".join(str(i) for i in idx) + "]"
+
+
+# ---------------------------------------------------------------------------------------------
+# document
+
+def build_document(program, trace, env, sample=0, layer=None, extra=None, state_dict_keys=None,
+                   title=None) -> Document:
+    ctx = Ctx(program, trace, env, sample)
+    if ctx.batch is not None and not (0 <= sample < ctx.batch):
+        raise ExplainError(f"--sample {sample} is out of range: the input holds {ctx.batch} sample(s) (0..{ctx.batch - 1})")
+    nodes = program.nodes
+    if layer is not None:
+        nodes = [n for n in program.nodes if n.name == layer or n.output == layer]
+        if not nodes:
+            raise ExplainError(f"no layer named {layer!r}; layers: " + ", ".join(n.name for n in program.nodes))
+    prof = program.profile
+    doc = Document(title or f"qgolden explain: engine {prof.get('engine')} ({prof.get('isa')})")
+    xin = env[program.inputs[0]] if program.inputs else None
+    if xin is not None:
+        doc.intro.append([f"Input {program.inputs[0]}: "] + elided_line(
+            ctx, xin, lambda i: ("env", program.inputs[0], i)))
+    doc.intro.append([f"{len(program.nodes)} ops; engine {prof.get('engine')}, CPU {prof.get('isa')}; "
+                      "every number below is the engine's own intermediate (the same computation as "
+                      "`qgolden run`, bit-exact with PyTorch)."])
+    doc.glossary_intro, doc.glossary = glossary(program, state_dict_keys)
+    providers = list(EXTRA_PROVIDERS) + ([extra] if callable(extra) else list(extra or []))
+    for i, node in enumerate(program.nodes):
+        if node not in nodes:
+            continue
+        sec = section(ctx, node, i + 1)
+        for p in providers:
+            got = p(node, program)
+            if got:
+                sec.extra.extend(got)
+        doc.sections.append(sec)
+    return doc
+
+
+GEMM_KEYS = {"acc", "multiplier", "pre_round", "rounded", "out"}
+
+
+def has_gemm_trace(program, node, trace) -> bool:
+    """A linear/conv run by one of the PyTorch engine kernels, with their intermediates traced
+    (other runtimes, e.g. PT2E ones, get the generic section of their own trace)."""
+    return (node.op in ("linear", "conv") and backend_of(program, node) in ("fbgemm", "qnnpack", "onednn")
+            and GEMM_KEYS <= set(trace.get(node.name) or {}))
+
+
+def section(ctx, node, number) -> Section:
+    if has_gemm_trace(ctx.program, node, ctx.trace):
+        return gemm_section(ctx, node, number)
+    if node.op == "quantize":
+        return quantize_section(ctx, node, number)
+    return generic_section(ctx, node, number)
+
+
+def _title(node, number):
+    src = f" — {node.torch_op}" if node.torch_op else ""
+    return f"{number}. {node.name}: {node.op}{src}"
+
+
+def _name(x, default):
+    return x if x else default
+
+
+# ---------------------------------------------------------------------------------------------
+# linear / conv
+
+def backend_of(program, node) -> str:
+    if node.op == "linear":
+        return linear_backend(program.profile)
+    zw = np.asarray(node.consts["weight_zero_point"])
+    return conv_backend(program.profile, int(node.attrs.get("groups", 1)), not np.any(zw != 0))
+
+
+def can_saturate(program, node, path) -> bool:
+    b = backend_of(program, node)
+    if b == "fbgemm":
+        return path == "depthwise" or gemm_saturates(program.profile)
+    if b == "onednn":
+        return gemm_saturates(program.profile) and (node.op == "linear" or path == "jit")
+    return False
+
+
+def gemm_marks(ctx, node, out_idx_list):
+    """Per shown element: set of marks, from the trace (clamp, relu, sat, tie)."""
+    t = ctx.trace[node.name]
+    backend = backend_of(ctx.program, node)
+    out_shape = np.shape(ctx.env[node.output])
+    zo = int(node.attrs["out_zero_point"])
+    relu = bool(node.attrs.get("relu"))
+    lo = zo if relu else 0
+    marks = {}
+    for idx in out_idx_list:
+        m = set()
+        g = lambda k: _item(np.asarray(t[k])[trace_index(node, t[k], idx, out_shape, key=k)])  # noqa: E731
+        rounded, pre, out = g("rounded"), g("pre_round"), int(g("out"))
+        if backend == "onednn":
+            if relu and float(pre) == float(zo):
+                m.add("relu")
+            if float(rounded) != out:
+                m.add("clamp")
+        else:
+            v = int(rounded) + zo
+            if relu and v < zo and out == lo:
+                m.add("relu")
+            elif v != out:
+                m.add("clamp")
+        p = float(pre)
+        if np.isfinite(p) and p - np.floor(p) == 0.5:
+            m.add("tie")
+        if "saturated_pairs" in t and int(g("saturated_pairs")) > 0:
+            m.add("sat")
+        marks[idx] = m
+    return marks
+
+
+def choose_elements(ctx, node, out_shape, marks_of):
+    """Up to MAX_SHOWN output elements of the sample: the first ones, with the first element
+    of each kind of mark swapped in."""
+    all_idx = ctx.sample_indices(out_shape)
+    if len(all_idx) <= MAX_SHOWN:
+        return all_idx, {}
+    idx, _ = view_indices(ctx, out_shape)
+    idx = idx[:6]
+    marks = marks_of(all_idx) if marks_of else {}
+    for kind in ("sat", "tie", "clamp", "relu"):
+        first = next((i for i in all_idx if kind in marks.get(i, ())), None)
+        if first is not None and first not in idx:
+            idx.append(first)
+        if len(idx) >= MAX_SHOWN:
+            break
+    idx = sorted(set(idx))[:MAX_SHOWN]
+    return idx, marks
+
+
+def other_engine_value(program, node, formula, index):
+    """What another engine would use at this place (not from the trace: labelled as such)."""
+    from ..numerics.requantize import bias_fbgemm, bias_qnnpack, fbgemm_scales
+
+    a, c = node.attrs, node.consts
+    n = np.asarray(c["bias"]).shape[0]
+    if formula == "bias_qnnpack":
+        return _item(bias_qnnpack(c["bias"], a["x_scale"], c["weight_scale"], bool(a.get("per_channel")))[index])
+    if formula == "bias_fbgemm":
+        atw, _ = fbgemm_scales(a["x_scale"], c["weight_scale"], a["out_scale"], n)
+        return _item(bias_fbgemm(c["bias"], atw, bool(a.get("per_channel")))[index])
+    raise KeyError(formula)
+
+
+def _oval(program, node, formula, index):
+    return Val(other_engine_value(program, node, formula, index), ("other", formula, node.name, index))
+
+
+def gemm_section(ctx, node, number) -> Section:
+    program, t = ctx.program, ctx.trace[node.name]
+    a, c = node.attrs, node.consts
+    out = ctx.env[node.output]
+    out_shape = np.shape(out)
+    backend = backend_of(program, node)
+    path = t.get("path", backend)
+    sat_possible = can_saturate(program, node, path)
+    has_bias = c.get("bias") is not None
+    relu = bool(a.get("relu"))
+    xin = node.inputs[0]
+    sx_name, zx_name = ctx.snames.get(xin, (None, None))
+    names = node.names
+    wname = names.get("weight")
+    per_channel = bool(a.get("per_channel")) or np.asarray(c["weight_scale"]).size > 1
+    sec = Section(node.name, _title(node, number))
+    kind = "fully connected layer" if node.op == "linear" else (
+        "depthwise convolution" if int(a.get("groups", 1)) > 1 and int(a.get("groups", 1)) == np.shape(ctx.env[xin])[1]
+        else "convolution")
+    sec.what = (f"{kind}{' + ReLU' if relu else ''} on {backend} "
+                f"({'kernel path ' + path + ', ' if node.op == 'conv' else ''}"
+                f"{'int16 pair saturation possible on this CPU' if sat_possible else 'exact int32 products'}): "
+                f"integer sum of products, bias, one multiplier, round, add the output zero point, clamp.")
+    sec.formula = texts.gemm_formula(node.op, backend, has_bias, relu, sat_possible, per_channel)
+    zy = Val(a["out_zero_point"], ("attr", node.name, "out_zero_point"))
+    rows = [
+        ["x_q", f"{xin} (output of {getattr(ctx.producers.get(xin), 'name', 'the model input')})",
+         f"uint8{list(np.shape(ctx.env[xin]))}"],
+        ["s_x", _name(sx_name, "(input scale: not a state_dict entry)"), [Val(a["x_scale"], ("attr", node.name, "x_scale"))]],
+        ["z_x", _name(zx_name, "(input zero point)"), [Val(a["x_zero_point"], ("attr", node.name, "x_zero_point"))]],
+        ["w_q", _name(wname, "(weight)"), f"int8{list(np.shape(c['weight']))}"],
+        ["s_w", (wname + " (the weight's q_scale)") if wname else "(weight scale)",
+         [Val(np.asarray(c["weight_scale"]).reshape(-1)[0], ("const", node.name, "weight_scale", (0,)))]
+         + ([f" … per channel, {np.asarray(c['weight_scale']).size} scales"] if per_channel else [])],
+        ["z_w", (wname + " (the weight's q_zero_point)") if wname else "(weight zero point)",
+         [Val(np.asarray(c["weight_zero_point"]).reshape(-1)[0], ("const", node.name, "weight_zero_point", (0,)))]],
+    ]
+    if has_bias:
+        rows.append(["bias", _name(names.get("bias"), "(bias)"), f"float32{list(np.shape(c['bias']))}"])
+    rows += [["s_y", _name(names.get("out_scale"), "(output scale)"), [Val(a["out_scale"], ("attr", node.name, "out_scale"))]],
+             ["z_y", _name(names.get("out_zero_point"), "(output zero point)"), [zy]]]
+    sec.where = Table(["symbol", "in the model", "value"], rows)
+
+    def marks_of(idx_list):
+        return gemm_marks(ctx, node, idx_list)
+
+    shown, _ = choose_elements(ctx, node, out_shape, marks_of)
+    marks = gemm_marks(ctx, node, shown)
+
+    def tv(key, idx, style=""):
+        arr = t[key]
+        ti = trace_index(node, arr, idx, out_shape, key=key)
+        return Val(_item(np.asarray(arr)[ti]), ("trace", node.name, key, ti), style)
+
+    # the inputs of this op (the sample's, elided) and the weight rows of the shown channels
+    xin_v = ctx.env[xin]
+    inputs = Table(["tensor", "values"], [[f"x_q ({xin})", elided_line(ctx, xin_v, lambda i: ("env", xin, i))]])
+    chans = []
+    for idx in shown:
+        ch = idx[-1] if node.op == "linear" else idx[1]
+        if ch not in chans:
+            chans.append(ch)
+    w = np.asarray(c["weight"])
+    for ch in chans[:3]:
+        wr = w[ch].reshape(-1)
+        k = wr.size
+        sel = list(range(k)) if k <= MAX_SHOWN else list(range(6)) + [k - 2, k - 1]
+        line = ["["]
+        for j, f in enumerate(sel):
+            if j:
+                line.append(", ")
+            if k > MAX_SHOWN and j == 6:
+                line.append("…, ")
+            wi = (ch,) + tuple(int(u) for u in np.unravel_index(f, w.shape[1:]))
+            line.append(Val(_item(w[wi]), ("const", node.name, "weight", wi)))
+        line.append(f"]  {k} weights" + (" (c, kh, kw flattened)" if node.op == "conv" else ""))
+        inputs.rows.append([f"w_q[{ch}]", line])
+    sec.tables.append(inputs)
+
+    # per element: the engine's intermediates
+    any_sat = any("sat" in marks[i] for i in shown)
+    bias_label = {"fbgemm": "bias term b' (float, accumulator units)", "qnnpack": "bias term b_q (int32)",
+                  "onednn": "bias (float, added after scaling)"}[backend]
+    mult_label = {"fbgemm": "multiplier M = s_x·s_w/s_y", "qnnpack": "multiplier M = s_x·s_w/s_y",
+                  "onednn": "multiplier M = s_x·s_w" if has_bias else "multiplier M = s_x·s_w/s_y"}[backend]
+    table = Table(["quantity"] + [label(i) for i in shown], [])
+    table.rows.append(["acc (int32, as the kernel sums)"] + [[tv("acc", i, "sat" if "sat" in marks[i] else "")] for i in shown])
+    if sat_possible:
+        table.rows.append(["int16 pair sums saturated"] + [[tv("saturated_pairs", i, "sat" if "sat" in marks[i] else "")] for i in shown])
+    if any_sat:
+        table.rows.append(["exact Σ (no saturation)"] + [[tv("acc_exact", i)] for i in shown])
+    if has_bias and t.get("bias_term") is not None:
+        table.rows.append([bias_label] + [[tv("bias_term", i)] for i in shown])
+    table.rows.append([mult_label] + [[tv("multiplier", i)] for i in shown])
+    pre_label = "before rounding (+ z_y already)" if backend == "onednn" else "before rounding"
+    table.rows.append([pre_label] + [[tv("pre_round", i, "tie" if "tie" in marks[i] else "")] for i in shown])
+    table.rows.append(["rounded (half to even)"] + [[tv("rounded", i)] for i in shown])
+    table.rows.append(["z_y"] + [[zy] for _ in shown])
+    lo_cell = [zy] if relu else ["0"]
+    table.rows.append(["clamp range"] + [["["] + lo_cell + [", 255]"] for _ in shown])
+    table.rows.append(["y_q (output)"] + [[tv("out", i, _style(marks[i]))] for i in shown])
+    table.rows.append(["real value (y_q − z_y)·s_y"] + [[tv("out_real", i)] for i in shown])
+    n_all = len(ctx.sample_indices(out_shape))
+    table.caption = (f"{node.output}: shape {tuple(out_shape)}; " +
+                     (f"all {n_all} elements of sample {ctx.sample}" if len(shown) == n_all
+                      else f"{len(shown)} of the sample's {n_all} elements"))
+    sec.tables.append(table)
+
+    # the formula with this input's numbers
+    for i in shown if len(shown) <= MAX_SHOWN and n_all <= MAX_SHOWN else shown[:3]:
+        sec.numbers.append(_gemm_numbers(node, backend, has_bias, relu, i, tv, zy, marks[i]))
+
+    # marks over the whole sample
+    all_idx = ctx.sample_indices(out_shape)
+    all_marks = marks_of(all_idx) if len(all_idx) <= 20000 else marks
+    sec.marks = _mark_lines(node, all_idx, all_marks, tv, relu, zy)
+
+    # engine differences, at the first shown element (with bias)
+    firsts = {}
+    for i in shown:
+        firsts.setdefault(i[-1] if node.op == "linear" else i[1], i)
+    chs = list(firsts.items())[:MAX_SHOWN]
+
+    def listing(fn):
+        line = ["["]
+        for j, (ch, i) in enumerate(chs):
+            line += ([", "] if j else []) + [fn(ch, i)]
+        return line + ["]"]
+
+    chl = "channel" + ("s " if len(chs) > 1 else " ") + ", ".join(str(ch) for ch, _ in chs)
+    if has_bias:
+        if backend == "fbgemm":
+            sec.engine.append(["On qnnpack the bias would be quantized to int32: "]
+                              + listing(lambda ch, i: _oval(program, node, "bias_qnnpack", (ch,))) + [" instead of "]
+                              + listing(lambda ch, i: tv("bias_term", i)) + [f" ({chl}), and products are exact int32."])
+            sec.engine.append(["On onednn the float bias is added after scaling: f32(acc·s_x·s_w) + bias, bias = "]
+                              + listing(lambda ch, i: Val(_item(np.asarray(c["bias"])[ch]), ("const", node.name, "bias", (ch,))))
+                              + [", then multiplied by 1/s_y."])
+        elif backend == "qnnpack":
+            sec.engine.append(["On x86/fbgemm the bias would stay float: "]
+                              + listing(lambda ch, i: _oval(program, node, "bias_fbgemm", (ch,))) + [" instead of the int32 "]
+                              + listing(lambda ch, i: tv("bias_term", i)) + [f" ({chl}); "
+                              "and without AVX512-VNNI FBGEMM sums u8·s8 pairs in saturating int16."])
+        else:
+            sec.engine.append(["On x86/fbgemm the bias enters as float bias/(s_x·s_w) = "]
+                              + listing(lambda ch, i: _oval(program, node, "bias_fbgemm", (ch,)))
+                              + ["; on qnnpack as the int32 "]
+                              + listing(lambda ch, i: _oval(program, node, "bias_qnnpack", (ch,))) + [f" ({chl})."])
+    if sat_possible:
+        first = next((i for i in all_idx if "sat" in all_marks.get(i, ())), None)
+        if first is not None:
+            sec.engine.append([f"On an AVX512-VNNI CPU (exact int32 products) acc{label(first)} would be ",
+                               tv("acc_exact", first), " instead of ", tv("acc", first, "sat"),
+                               "; here (" + program.profile.get("isa", "") + ") ",
+                               tv("saturated_pairs", first, "sat"),
+                               " pair sum(s) x0·w0 + x1·w1 left int16 and were clipped to ±32767/−32768."])
+        else:
+            sec.engine.append(["No int16 pair sum saturated for this sample: an AVX512-VNNI CPU gives the same acc."])
+    elif backend == "fbgemm" and node.op == "linear":
+        sec.engine.append(["Without AVX512-VNNI (e.g. AVX2), FBGEMM sums pairs of u8·s8 products in saturating "
+                           "int16: acc can differ there when |x0·w0 + x1·w1| > 32767."])
+    sec.hists.append(_hist(ctx, node, out, all_idx, all_marks))
+    return sec
+
+
+def _style(m):
+    for k in ("sat", "clamp", "relu", "tie"):
+        if k in m:
+            return k
+    return ""
+
+
+def _gemm_numbers(node, backend, has_bias, relu, i, tv, zy, m):
+    line = [f"{label(i)}: "]
+    if backend == "onednn":
+        if has_bias:
+            line += ["(", tv("acc", i), " · ", tv("multiplier", i), " + ", tv("bias_term", i), ") / s_y"]
+        else:
+            line += [tv("acc", i), " · ", tv("multiplier", i)]
+        line += [(" → ReLU" if relu else ""), " + z_y = ", tv("pre_round", i), " → round ",
+                 tv("rounded", i), " → clamp [0, 255] → ", tv("out", i, _style(m))]
+    else:
+        if has_bias and backend == "fbgemm":
+            line += ["(", tv("acc", i), " + ", tv("bias_term", i), ") · ", tv("multiplier", i)]
+        elif has_bias:
+            line += ["(", tv("acc", i), " + ", tv("bias_term", i), ") · ", tv("multiplier", i)]
+        else:
+            line += [tv("acc", i), " · ", tv("multiplier", i)]
+        line += [" = ", tv("pre_round", i, "tie" if "tie" in m else ""), " → round ", tv("rounded", i),
+                 " → + z_y (", zy, ") → clamp [", zy if relu else "0", ", 255] → ", tv("out", i, _style(m))]
+    notes = []
+    if "relu" in m:
+        notes.append("ReLU: below z_y, clamped to z_y")
+    if "clamp" in m:
+        notes.append("clamped")
+    if "tie" in m:
+        notes.append("exact .5 tie, rounded to even")
+    if "sat" in m:
+        notes.append("int16 pair saturation in acc")
+    if notes:
+        line.append("   (" + "; ".join(notes) + ")")
+    return line
+
+
+def _mark_lines(node, all_idx, marks, tv, relu, zy):
+    lines = []
+    n = len(all_idx)
+    for kind, words in (("relu", "ReLU clamped to z_y"), ("clamp", "clamped to the uint8 range"),
+                        ("sat", "had int16 pair saturation in the accumulator"),
+                        ("tie", "were exact .5 ties before rounding (rounded half to even)")):
+        hit = [i for i in all_idx if kind in marks.get(i, ())]
+        if not hit:
+            continue
+        i = hit[0]
+        line = [f"{kind.upper()}: {len(hit)} of {n} elements {words}; e.g. {label(i)}: "]
+        if kind == "sat":
+            line += ["acc ", tv("acc", i, "sat"), " (exact Σ ", tv("acc_exact", i), ")"]
+        elif kind == "tie":
+            line += ["before rounding ", tv("pre_round", i, "tie"), " → ", tv("rounded", i)]
+        else:
+            line += ["rounded ", tv("rounded", i), " → y_q ", tv("out", i, kind)]
+        lines.append(line)
+    if not lines:
+        lines.append([f"No clamping, ReLU, saturation or .5 tie among the sample's {n} elements."])
+    return lines
+
+
+def _hist(ctx, node, out, idx_list, marks, note="clamped (incl. ReLU)"):
+    arr = np.asarray(out)
+    vals = np.array([int(arr[i]) for i in idx_list]) if idx_list else np.zeros(0, int)
+    lo, hi = (0, 255) if arr.dtype == np.uint8 else (-128, 127)
+    counts = np.histogram(vals, bins=32, range=(lo, hi + 1))[0].tolist()
+    if marks is None:
+        clo = int((vals == lo).sum())
+        chi = int((vals == hi).sum())
+        note = f"at {lo} / {hi}"
+    else:
+        clo = sum(1 for i in idx_list if ({"clamp", "relu"} & marks.get(i, set())) and int(arr[i]) <= 128)
+        chi = sum(1 for i in idx_list if "clamp" in marks.get(i, set()) and int(arr[i]) > 128)
+    return Hist(f"{node.output} (sample {ctx.sample})", counts, lo, hi, int(vals.size), clo, chi, note,
+                int(vals.min()) if vals.size else 0, int(vals.max()) if vals.size else 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# quantize and every other op
+
+def quantize_section(ctx, node, number) -> Section:
+    a = node.attrs
+    sec = Section(node.name, _title(node, number))
+    sname, zname = node.names.get("out_scale"), node.names.get("out_zero_point")
+    per_channel = a.get("axis") is not None
+    sec.what = "turns the float input into integers: the model's first step, with the input scale and zero point."
+    sec.formula = texts.OPS["quantize"][1] if not per_channel else texts.OPS["quantize_pc"][1]
+    if not per_channel:
+        sec.where = Table(["symbol", "in the model", "value"], [
+            ["s", _name(sname, "(scale)"), [Val(a["scale"], ("attr", node.name, "scale"))]],
+            ["z", _name(zname, "(zero point)"), [Val(a["zero_point"], ("attr", node.name, "zero_point"))]]])
+    return _elementwise_body(ctx, node, sec)
+
+
+def generic_section(ctx, node, number) -> Section:
+    sec = Section(node.name, _title(node, number))
+    what, formula = texts.OPS.get(node.op, (f"{node.op}", []))
+    sec.what = what
+    sec.formula = list(formula)
+    info = ctx.program.tensors.get(node.output)
+    rows = []
+    for k in ("x_scale", "x_zero_point", "a_scale", "a_zero_point", "b_scale", "b_zero_point",
+              "out_scale", "out_zero_point", "scale", "zero_point", "scalar", "min_val", "max_val"):
+        v = node.attrs.get(k)
+        if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+            nm = node.names.get(k) or ""
+            if k.startswith("x_") and node.inputs and isinstance(node.inputs[0], str):
+                nm = ctx.snames.get(node.inputs[0], (None, None))[0 if k == "x_scale" else 1] or ""
+            rows.append([k, nm, [Val(v, ("attr", node.name, k))]])
+    if info is not None and info.quantized and not any(r[0] in ("out_scale", "scale") for r in rows):
+        rows.append(["output scale", node.names.get("out_scale") or "(the op's rule)",
+                     [Val(info.scale, ("tensor", node.output, "scale"))]])
+        rows.append(["output zero point", node.names.get("out_zero_point") or "",
+                     [Val(info.zero_point, ("tensor", node.output, "zero_point"))]])
+    if rows:
+        sec.where = Table(["symbol", "in the model", "value"], rows)
+    return _elementwise_body(ctx, node, sec)
+
+
+def _elementwise_body(ctx, node, sec):
+    program, t = ctx.program, ctx.trace.get(node.name) or {}
+    out = ctx.env[node.output]
+    if not isinstance(out, np.ndarray):
+        sec.notes.append([f"value: {out!r} (shape arithmetic)"])
+        return sec
+    out_shape = out.shape
+    order = memory_order(program, node, ctx.env)
+    # scalars of the trace (kernel, multipliers...)
+    for k, v in t.items():
+        if isinstance(v, str):
+            sec.notes.append([f"{k}: {v}"])
+        elif isinstance(v, (int, np.integer, float, np.floating)) and not isinstance(v, bool):
+            sec.notes.append([f"{k}: ", Val(v, ("trace", node.name, k, ()))])
+        elif isinstance(v, tuple) and all(isinstance(u, (int, np.integer)) for u in v):
+            sec.notes.append([f"{k}: {tuple(int(u) for u in v)}"])
+    if order is not None and list(order) != sorted(order):
+        sec.notes.append([f"runs in memory order (dims {tuple(order)}), as ATen walks channels-last tensors"])
+    # inputs (elided)
+    tab = Table(["tensor", "values"], [])
+    for ref in node.inputs:
+        for r in (ref if isinstance(ref, list) else [ref]):
+            if isinstance(r, str) and isinstance(ctx.env.get(r), np.ndarray):
+                tab.rows.append([f"input {r}", elided_line(ctx, ctx.env[r], lambda i, r=r: ("env", r, i))])
+    tab.rows.append([f"output {node.output}", elided_line(ctx, out, lambda i: ("env", node.output, i))])
+    sec.tables.append(tab)
+    # per element: inputs of the same shape, each per-element trace array, the output
+    shown, _ = choose_elements(ctx, node, out_shape, None)
+    table = Table(["quantity"] + [label(i) for i in shown], [])
+    for ref in node.inputs:
+        if isinstance(ref, str) and isinstance(ctx.env.get(ref), np.ndarray) and ctx.env[ref].shape == out_shape:
+            table.rows.append([f"input {ref}"] + [[Val(_item(ctx.env[ref][i]), ("env", ref, i))] for i in shown])
+    ties = []
+    for k, v in sorted(t.items(), key=lambda kv: kv[0] == "out"):
+        if not isinstance(v, np.ndarray) or v.dtype == object:
+            continue
+        tis = [trace_index(node, v, i, out_shape, order, key=k) for i in shown]
+        if any(ti is None for ti in tis):
+            continue
+        cells = []
+        for i, ti in zip(shown, tis):
+            x = _item(v[ti])
+            style = ""
+            if k == "pre_round" and isinstance(x, (float, np.floating)) and np.isfinite(x) and x - np.floor(x) == 0.5:
+                style = "tie"
+                ties.append((i, ti))
+            cells.append([Val(x, ("trace", node.name, k, ti), style)])
+        table.rows.append([k] + cells)
+    if not any(r[0] == "out" for r in table.rows):
+        table.rows.append(["output"] + [[Val(_item(out[i]), ("env", node.output, i))] for i in shown])
+    n_all = len(ctx.sample_indices(out_shape))
+    table.caption = (f"{node.output}: shape {tuple(out_shape)}; " +
+                     (f"all {n_all} elements of sample {ctx.sample}" if len(shown) == n_all
+                      else f"{len(shown)} of the sample's {n_all} elements"))
+    sec.tables.append(table)
+    for i, ti in ties[:2]:
+        sec.marks.append([f"TIE at {label(i)}: before rounding ", Val(_item(t["pre_round"][ti]),
+                                                                      ("trace", node.name, "pre_round", ti), "tie"),
+                          " is exactly halfway: rounded half to even."])
+    info = program.tensors.get(node.output)
+    if info is not None and info.quantized:
+        sec.hists.append(_hist(ctx, node, out, ctx.sample_indices(out_shape), None))
+    return sec

@@ -1,0 +1,90 @@
+"""Terminal output with rich: tables, colour when a TTY (marks: clamp, ReLU, saturation, tie)."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table as RTable
+from rich.text import Text
+
+from .doc import Val
+from .render_markdown import sparkline
+
+STYLES = {"clamp": "bold red", "relu": "magenta", "sat": "bold red reverse", "tie": "bold yellow", "": "cyan"}
+
+
+def text_of(line) -> Text:
+    t = Text()
+    if isinstance(line, str):
+        t.append(line)
+        return t
+    for p in line:
+        if isinstance(p, Val):
+            t.append(p.text, style=STYLES.get(p.style, "cyan"))
+        else:
+            t.append(str(p))
+    return t
+
+
+def _table(t, console):
+    if t.caption:
+        console.print(Text(t.caption, style="italic"))
+    rt = RTable(show_lines=False, expand=False)
+    for h in t.header:
+        rt.add_column(h, overflow="fold")
+    for row in t.rows:
+        rt.add_row(*[text_of(c) for c in row])
+    console.print(rt)
+
+
+def print_section(s, console):
+    console.rule(f"[bold]{s.title}", align="left")
+    if s.what:
+        console.print(s.what, highlight=False)
+    for f in s.formula:
+        console.print(Text("    " + f, style="bold"))
+    if s.where is not None:
+        _table(s.where, console)
+    for t in s.tables:
+        _table(t, console)
+    if s.numbers:
+        console.print("With this input's numbers:", highlight=False)
+        for l in s.numbers:
+            console.print(Text("  ") + text_of(l), highlight=False)
+    for l in s.notes + s.marks:
+        console.print(Text("• ") + text_of(l), highlight=False)
+    for l in s.engine:
+        console.print(Text("• engines: ", style="italic") + text_of(l), highlight=False)
+    for h in s.hists:
+        console.print(f"• histogram of {h.label}: {sparkline(h)}", highlight=False)
+    for e in s.extra:
+        console.print(Text(e.title, style="bold"))
+        rt = RTable(show_header=False)
+        rt.add_column("")
+        rt.add_column("")
+        for k, v in e.rows:
+            rt.add_row(k, text_of(v))
+        console.print(rt)
+
+
+def print_doc(doc, console: Console):
+    console.print(f"[bold underline]{doc.title}[/]")
+    for l in doc.intro:
+        console.print(text_of(l), highlight=False)
+    if doc.glossary is not None:
+        console.rule("[bold]Glossary: every scale and zero point", align="left")
+        for l in doc.glossary_intro:
+            console.print(text_of(l), highlight=False)
+        _table(doc.glossary, console)
+    for s in doc.sections:
+        print_section(s, console)
+    for l in doc.closing:
+        console.print(text_of(l), highlight=False)
+
+
+def render(doc, width=160) -> str:
+    """Plain text (no colour), e.g. for -o FILE."""
+    import io
+
+    buf = io.StringIO()
+    c = Console(file=buf, width=width, color_system=None, force_terminal=False)
+    print_doc(doc, c)
+    return buf.getvalue()
