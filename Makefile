@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 N ?= 300
 STAMP := $(VENV)/.qgolden-installed
 
-.PHONY: demo test fuzz bench install clean
+.PHONY: demo test fuzz fuzz-pt2e bench install clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: $(STAMP)
 
 fuzz: $(STAMP)
 	$(PY) -m qgolden.fuzz --models $(N)
+
+fuzz-pt2e: $(STAMP)
+	$(PY) -m qgolden.fuzz_pt2e --models $(N)
 
 bench: $(STAMP)
 	$(PY) bench/bench_run.py

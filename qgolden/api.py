@@ -47,7 +47,14 @@ def lower(model_or_path, example_inputs=None, engine: str | None = None, isa: st
 
     if isinstance(model_or_path, (str,)) and str(model_or_path).endswith(".qgp"):
         return load(model_or_path)
+    if _is_pt2e(model_or_path):
+        return _lower_pt2e(model_or_path, example_inputs, engine, isa)
     engine = engine or torch.backends.quantized.engine
+    from .importers.pt2e import PT2E_ENGINES
+
+    if engine in PT2E_ENGINES:
+        raise ValueError(f"engine {engine!r} runs PT2E (torchao Q/DQ) graphs: convert_pt2e output, an "
+                         "ExportedProgram or a .pt2 file; this model is not one")
     profile = make_profile(engine, isa)
     with engine_ctx(engine):
         module, where = load_module(model_or_path, trust_pickle=trust_pickle)
@@ -69,6 +76,53 @@ def lower(model_or_path, example_inputs=None, engine: str | None = None, isa: st
     return program
 
 
+def _is_pt2e(obj) -> bool:
+    """A PT2E / torchao model: ExportedProgram, a convert_pt2e GraphModule, or a .pt2 file."""
+    import torch
+
+    if isinstance(obj, torch.export.ExportedProgram):
+        return True
+    if isinstance(obj, torch.fx.GraphModule):
+        from .importers.pt2e import is_pt2e_graph
+
+        return is_pt2e_graph(obj)
+    if isinstance(obj, (str,)) and ".py:" not in obj:
+        from pathlib import Path
+
+        from .importers.load import _is_pt2
+
+        p = Path(obj)
+        return p.is_file() and _is_pt2(p)
+    return False
+
+
+def _lower_pt2e(model, example_inputs, engine, isa):
+    """Lower a PT2E Q/DQ graph for one of its runtimes (importers/pt2e.py)."""
+    import torch
+
+    from .importers.pt2e import PT2E_ENGINES, lower_pt2e, to_graph_module
+    from .torch_side import fx_intermediates
+
+    gm, where = to_graph_module(model, type(model).__name__ if not isinstance(model, str) else model)
+    if engine is None:
+        uint8 = any("quantize_per_tensor" in str(n.target) and "torch.uint8" in str(n.args)
+                    for n in gm.graph.nodes if n.op == "call_function")
+        engine = "x86-inductor" if uint8 else "pt2e-reference"
+    if engine not in PT2E_ENGINES:
+        raise ValueError(f"engine {engine!r} does not run PT2E (Q/DQ) graphs; choose one of "
+                         f"{', '.join(PT2E_ENGINES)}")
+    profile = make_profile(engine, isa)
+    seen = {}
+    if example_inputs is not None:
+        ex = _as_tuple(example_inputs)
+        with torch.no_grad():
+            _, seen = fx_intermediates(gm, [_torchify(x) for x in ex])
+        seen = {k: v for k, v in seen.items() if isinstance(v, torch.Tensor)}
+    program = lower_pt2e(gm, profile, where, observed=seen)
+    program._torch = (model, gm)
+    return program
+
+
 def _as_tuple(x):
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
@@ -87,6 +141,8 @@ class LayerResult:
     mismatches: int
     max_abs_diff: int
     source: str = ""
+    steps: dict = None  # {difference in quantization steps: elements}, when there are mismatches
+    why: str = ""  # why they differ, when the reference is not an integer runtime
 
 
 @dataclass
@@ -96,11 +152,24 @@ class Report:
     isa: str
     layers: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
+    # PT2E models: what the program was compared with, the float Q/DQ graph's own per-layer
+    # differences (float summation order), and the float regions left between dq and q
+    reference: str = ""
+    qdq_layers: list = field(default_factory=list)
+    float_regions: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return {"bit_exact": self.bit_exact, "engine": self.engine, "isa": self.isa,
-                "layers": [{k: v for k, v in asdict(l).items() if k != "source"} for l in self.layers],
-                "outputs": self.outputs}
+        d = {"bit_exact": self.bit_exact, "engine": self.engine, "isa": self.isa,
+             "layers": [{k: v for k, v in asdict(l).items() if k not in ("source", "steps", "why")}
+                        for l in self.layers],
+             "outputs": self.outputs}
+        if self.reference:
+            d["reference"] = self.reference
+            d["qdq_layers"] = [{k: v for k, v in asdict(l).items() if k != "source"} for l in self.qdq_layers]
+            d["float_regions"] = self.float_regions
+            d["notes"] = self.notes
+        return d
 
     @property
     def first_mismatch(self):
@@ -131,6 +200,10 @@ def verify(model, *inputs, engine: str | None = None, isa: str | None = None, pr
 
     if program is None:
         program = lower(model, example_inputs=inputs, engine=engine, isa=isa, trust_pickle=trust_pickle)
+    if program.meta.get("format") == "pt2e":
+        from .importers.pt2e_verify import verify_pt2e
+
+        return verify_pt2e(program, inputs)
     module, gm = program._torch
     eng = program.profile["engine"]
     with engine_ctx(eng):

@@ -93,7 +93,8 @@ def _internal(e):
     raise typer.Exit(3)
 
 
-EngineOpt = typer.Option(None, "--engine", help="x86 | fbgemm | qnnpack | onednn (default: torch's current)")
+EngineOpt = typer.Option(None, "--engine", help="x86 | fbgemm | qnnpack | onednn (default: torch's current); "
+                         "PT2E models: pt2e-reference | x86-inductor | xnnpack")
 IsaOpt = typer.Option(None, "--isa", help="target CPU: avx2 | avx512 | avx512_vnni (default: this machine)")
 TrustOpt = typer.Option(False, "--trust-pickle", help="allow loading a torch.save pickle (runs its code)")
 
@@ -102,11 +103,22 @@ TrustOpt = typer.Option(False, "--trust-pickle", help="allow loading a torch.sav
 def lower(model: str = typer.Argument(..., help="model: TorchScript file, file.py:function, or pickle"),
           output: str = typer.Option(..., "-o", "--output", help="program file to write (.qgp)"),
           engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt,
-          input: Optional[str] = typer.Option(None, "--input", help="example input (.npy/.npz) to record shapes")):
+          input: Optional[str] = typer.Option(None, "--input", help="example input (.npy/.npz) to record shapes"),
+          integer_only: bool = typer.Option(False, "--integer-only", help="no float operation anywhere (certified)"),
+          multiplier_bits: int = typer.Option(32, "--multiplier-bits", help="with --integer-only: multiplier width"),
+          rounding: str = typer.Option("half_up", "--rounding", help="with --integer-only: half_up | half_even | "
+                                       "half_away | tflite")):
     """Lower a quantized model to an integer program file."""
     def go():
         inputs = load_inputs(input) if input else None
         prog = get_program(model, engine, isa, trust_pickle, inputs)
+        if integer_only:
+            from .integer import to_integer_only
+
+            try:
+                prog = to_integer_only(prog, multiplier_bits=multiplier_bits, rounding=rounding)
+            except ValueError as e:
+                raise UserError(str(e)) from None
         prog.save(output)
         out.print(f"wrote {output}: {len(prog.nodes)} ops, engine {prog.profile['engine']}, isa {prog.profile['isa']}")
     _run_guarded(go)
@@ -163,12 +175,34 @@ def print_report(rep, console=None):
         t.add_row(f"output {i}", "", str(o["elements"]), str(o["mismatches"]), "",
                   style="red" if o["mismatches"] else "bold")
     console.print(t)
+    if getattr(rep, "reference", ""):
+        _print_pt2e(rep, console)
     if rep.bit_exact:
         console.print("[bold green]bit-exact:[/] every quantized tensor equals PyTorch's int_repr()")
     else:
         first = rep.first_mismatch
         where = f" (first: layer {first.name})" if first else ""
         console.print(f"[bold red]MISMATCH{where}[/]")
+
+
+def _print_pt2e(rep, console):
+    """PT2E models: what was compared, and the float Q/DQ graph's per-layer step differences."""
+    console.print(f"compared with: {rep.reference}")
+    t = Table(title="against the float Q/DQ graph (float32 conv/linear: not an integer runtime)",
+              title_justify="left")
+    for col in ("layer", "op", "elements", "differ", "by steps (steps: count)"):
+        t.add_column(col, justify="left" if col in ("layer", "op", "by steps (steps: count)") else "right")
+    for l in rep.qdq_layers:
+        steps = ", ".join(f"{k}: {v}" for k, v in sorted((l.steps or {}).items())) or "-"
+        t.add_row(l.name, l.op, str(l.elements), str(l.mismatches), steps, style="yellow" if l.mismatches else None)
+    console.print(t)
+    if any(l.mismatches for l in rep.qdq_layers):
+        console.print("  why: the Q/DQ graph sums conv/linear in float32 in its library's order, and the "
+                      "runtime uses integer arithmetic; differences propagate to later layers")
+    for r in rep.float_regions:
+        console.print(f"  float (not integer): {r['name']} ({r['what']}): {r['why']}")
+    for nte in rep.notes:
+        console.print(f"  note: {nte}")
 
 
 @app.command()

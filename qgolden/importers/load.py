@@ -42,8 +42,10 @@ def load_module(spec, trust_pickle: bool = False):
                                f"{_first_line(e)}") from None
         return m.eval(), spec
     if zipfile.is_zipfile(path) or _looks_like_pickle(path):
-        if _is_pt2(path):
-            raise ImportErrorQ(f"{spec}: a torch.export (.pt2) program; PT2E import is not supported yet")
+        if _is_pt2(path):  # torch.export / PT2E: importers/pt2e.py (registers quantized_decomposed first)
+            from .pt2e import to_graph_module
+
+            return to_graph_module(spec)
         if not trust_pickle:
             raise ImportErrorQ(f"{spec}: is a pickled torch file (torch.save). {PICKLE_HELP}")
         try:

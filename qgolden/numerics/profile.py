@@ -17,6 +17,8 @@ Derived facts (functions below, not stored, so they cannot disagree):
 from __future__ import annotations
 
 ENGINES = ("x86", "fbgemm", "qnnpack", "onednn")
+# runtimes of PT2E / torchao Q/DQ graphs (importers/pt2e.py), and the kernel family each uses
+PT2E_BACKENDS = {"pt2e-reference": "pt2e_reference", "x86-inductor": "onednn_inductor", "xnnpack": "xnnpack"}
 ISAS = ("avx2", "avx512", "avx512_vnni")
 
 
@@ -80,8 +82,8 @@ def make_profile(engine: str | None = None, isa: str | None = None, num_threads:
     """
     if engine is None:
         engine = "x86"
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine not in ENGINES and engine not in PT2E_BACKENDS:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES + tuple(PT2E_BACKENDS))}")
     if isa is None:
         isa = detect_isa()
         width = detect_vector_width()
@@ -98,7 +100,11 @@ def make_profile(engine: str | None = None, isa: str | None = None, num_threads:
 
 
 def linear_backend(p: dict) -> str:
-    """x86 and fbgemm both pack linear weights for FBGEMM (qlinear_prepack.cpp)."""
+    """x86 and fbgemm both pack linear weights for FBGEMM (qlinear_prepack.cpp).
+    PT2E profiles: pt2e_reference (torchao reference representation), onednn_inductor
+    (onednn::qlinear_pointwise), xnnpack (ExecuTorch XNNPACK delegate)."""
+    if p["engine"] in PT2E_BACKENDS:
+        return PT2E_BACKENDS[p["engine"]]
     return {"x86": "fbgemm", "fbgemm": "fbgemm", "qnnpack": "qnnpack", "onednn": "onednn"}[p["engine"]]
 
 
@@ -106,6 +112,8 @@ def conv_backend(p: dict, groups: int = 1, symmetric_weights: bool = True) -> st
     """x86 conv goes to oneDNN only on AVX512-VNNI with groups<=100 and symmetric weights
     (onednn_utils::should_use_onednn_quant, OnednnUtils.h); otherwise FBGEMM."""
     e = p["engine"]
+    if e in PT2E_BACKENDS:
+        return PT2E_BACKENDS[e]
     if e == "x86":
         if p["isa"] == "avx512_vnni" and groups <= 100 and symmetric_weights:
             return "onednn"

@@ -48,6 +48,32 @@ _REGISTRY = {
     # float32 ops left between a dequantize and a quantize
     "float_op": "float_ops:float_op",
     "float_cat": "float_ops:float_cat",
+    # PT2E / torchao Q/DQ graphs (ops/qdq.py)
+    "qdq_quantize": "qdq:qdq_quantize",
+    "qdq_dequantize": "qdq:qdq_dequantize",
+    "add_reference": "qdq:add_reference",
+    "concat": "qdq:concat",
+    "float_unary": "qdq:float_unary",
+    "float_adaptive_avg_pool": "qdq:float_adaptive_avg_pool",
+    "float_mean": "qdq:float_mean",
+    "float_linear": "qdq:float_linear",
+    "float_conv": "qdq:float_conv",
+    "float_max_pool": "qdq:float_max_pool",
+    # integer-only forms (qgolden/integer, `lower --integer-only`, `certify`)
+    "linear_acc": "linear_acc:linear_acc",
+    "conv_acc": "conv_acc:conv_acc",
+    "requantize_int": "requantize_int:requantize_int",
+    "threshold_table": "requantize_int:threshold_table",
+    "lut": "lut:lut",
+    "lut2": "lut:lut2",
+    "lut_channel": "lut:lut_channel",
+    "dequantize_lut": "lut:dequantize_lut",
+    "quantize_thr": "quantize_thr:quantize_thr",
+    "clamp_int": "clamp_int:clamp_int",
+    "mul_int": "mul_int:mul_int",
+    "cat_int": "cat_int:cat_int",
+    "pool_int": "pool_int:pool_int",
+    "upsample_int": "upsample_int:upsample_int",
 }
 
 

@@ -1,0 +1,556 @@
+"""to_integer_only: a program -> an equivalent program with no float operation, plus its certificate.
+
+Every op is replaced by an integer-only form (requant.py, lut.py, pools.py) and each form is
+checked on every value the op can receive; the records are the certificate (certify.py).
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import ops
+from ..ir import Node, Program, TensorInfo
+from ..numerics.profile import conv_backend, linear_backend
+from ..numerics.quantize import QRANGE
+from ..numerics.requantize import requantize_fbgemm, requantize_onednn, requantize_qnnpack
+from . import accumulate as ACC
+from . import lut as L
+from .fixedpoint import ROUNDINGS
+from .requant import plan_layer
+
+# ops already integer-only: kept as they are
+KEEP = {"identity", "reshape", "flatten", "permute", "transpose", "squeeze", "unsqueeze", "index", "size",
+        "int_arith", "max_pool"}
+UNARY_LUT = {"hardswish", "sigmoid", "tanh", "elu", "leaky_relu", "add_scalar", "mul_scalar"}
+CLAMPS = {"relu", "hardtanh", "relu6", "clamp"}
+# what an integer-only program may contain (the no-float rule, see docs/integer-only.md)
+INTEGER_OPS = KEEP | {"linear_acc", "conv_acc", "requantize_int", "threshold_table", "lut", "lut2",
+                      "lut_channel", "dequantize_lut", "quantize_thr", "clamp_int", "mul_int", "cat_int",
+                      "pool_int", "upsample_int"}
+PASS_RANGE = {"identity", "reshape", "flatten", "permute", "transpose", "squeeze", "unsqueeze", "index",
+              "max_pool", "upsample_nearest"}
+
+
+@dataclass
+class OpCert:
+    """One op's certificate: how it is computed with integers, over how many input cases it was
+    checked (domain), and on how many it differs from the engine (mismatches; 0 = certified)."""
+    name: str
+    op: str
+    method: str
+    domain: int
+    mismatches: int
+    params: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def certified(self) -> bool:
+        return self.mismatches == 0
+
+
+class Unsupported(Exception):
+    pass
+
+
+def _dtype(program, name):
+    info = program.tensors.get(name)
+    return info.dtype if info is not None and info.quantized else "uint8"
+
+
+def _engine_requant(node, profile):
+    a, k = node.attrs, node.consts
+    if node.op == "linear":
+        backend = linear_backend(profile)
+    else:
+        zw = np.asarray(k["weight_zero_point"])
+        backend = conv_backend(profile, int(a["groups"]), not np.any(zw != 0))
+    reqs = {"fbgemm": requantize_fbgemm, "qnnpack": requantize_qnnpack, "onednn": requantize_onednn}
+    if backend not in reqs:
+        raise Unsupported(f"no integer-only form for the {backend} kernels")
+    req = reqs[backend]
+    kw = dict(x_scale=a["x_scale"], weight_scale=k["weight_scale"], out_scale=a["out_scale"],
+              out_zero_point=a["out_zero_point"], bias=k.get("bias"), per_channel=a.get("per_channel", False),
+              relu=a["relu"])
+
+    def ref(acc, trace=None):
+        return req(np.asarray(acc, dtype=np.int64), trace=trace, **kw).astype(np.int64)
+
+    def monotone_ok(lo, hi):
+        t = {}
+        ref(np.stack([lo, hi]), trace=t)
+        pre = np.asarray(t.get("pre_round"), dtype=np.float64)
+        in32 = (lo >= -(2**31)) & (hi < 2**31)
+        if backend == "onednn":
+            return in32
+        bq = t.get("bias_term") if backend == "qnnpack" else None
+        if bq is not None:
+            bq = np.abs(np.asarray(bq, np.int64))
+            in32 &= (np.maximum(np.abs(lo), np.abs(hi)) + bq) < 2**31
+        return in32 & np.all(np.abs(pre) < 2.0**31 - 128, axis=0)
+
+    n = np.asarray(k["weight"]).shape[0]
+    bias = k.get("bias")
+    if bias is None:
+        pivots = np.zeros(n)
+    elif backend == "fbgemm":  # f32(acc) + b' is 0 at acc = -b'
+        from ..numerics.requantize import bias_fbgemm, fbgemm_scales
+
+        atw, _ = fbgemm_scales(a["x_scale"], k["weight_scale"], a["out_scale"], n)
+        if not a.get("per_channel", False):
+            atw = np.repeat(atw[:1], n)
+        pivots = -bias_fbgemm(bias, atw, a.get("per_channel", False)).astype(np.float64)
+    elif backend == "qnnpack":
+        from ..numerics.requantize import bias_qnnpack
+
+        pivots = -bias_qnnpack(bias, a["x_scale"], k["weight_scale"], a.get("per_channel", False)).astype(np.float64)
+    else:  # onednn: f32(acc * sx*sw) + bias is 0 at acc = -bias / (sx*sw)
+        sw = np.broadcast_to(np.asarray(k["weight_scale"], np.float64).reshape(-1), (n,))
+        pivots = -np.asarray(bias, np.float64) / (float(a["x_scale"]) * sw)
+    ref.pivots = pivots
+    return ref, monotone_ok, backend
+
+
+def _slope(node):
+    a, k = node.attrs, node.consts
+    n = np.asarray(k["weight"]).shape[0]
+    sw = np.broadcast_to(np.asarray(k["weight_scale"], np.float64).reshape(-1), (n,))
+    return float(a["x_scale"]) * sw / float(a["out_scale"])
+
+
+def _plan_params(plan):
+    p = dict(multiplier=plan.multiplier, shift=plan.shift, bias=plan.bias, frac=plan.frac,
+             use_table=plan.use_table, thresholds=plan.thresholds)
+    if np.any(plan.use_segments):
+        p.update(use_segments=plan.use_segments, seg_bounds=plan.seg_bounds, seg_bias=plan.seg_bias,
+                 seg_frac=plan.seg_frac)
+    return p
+
+
+def _method(plan):
+    nt = int(plan.use_table.sum())
+    ns = int(np.sum(plan.use_segments & ~plan.use_table))
+    nd = int(np.sum(plan.divisor > 0))
+    nm = plan.use_table.size - nt - nd
+    parts = ([("multiplier/shift" + ("+binade biases" if ns else ""))] if nm else []) + \
+        (["exact division"] if nd else []) + (["thresholds"] if nt else [])
+    return "+".join(parts)
+
+
+class _Ctx:
+    def __init__(self, program, bits, rounding, acc_bits, allow_tables, observed):
+        self.p = program
+        self.profile = program.profile
+        self.bits, self.rounding, self.acc_bits, self.allow_tables = bits, rounding, acc_bits, allow_tables
+        self.observed = observed or {}
+        self.ranges = {}
+        self.tensors = {}
+
+    def rng(self, name, dtype="uint8"):
+        return self.ranges.get(name, QRANGE.get(dtype, (0, 255)))
+
+
+def _linear_conv(ctx, node):
+    x = node.inputs[0]
+    xlo, xhi = ctx.rng(x)
+    rep = ACC.analyse(node, ctx.profile, xlo, xhi, ctx.observed.get(node.name))
+    lo, hi = rep["lo"], rep["hi"]
+    ref, mono, backend = _engine_requant(node, ctx.profile)
+    zo = int(node.attrs["out_zero_point"])
+    out_min = zo if node.attrs["relu"] else 0
+    out_min = int(np.clip(out_min, 0, 255))
+    plan = plan_layer(ref, lo, hi, zo=zo, out_min=out_min, out_max=255, slope=_slope(node), bits=ctx.bits,
+                      rounding=ctx.rounding, allow_tables=ctx.allow_tables, overflow_check=mono,
+                      pivots=ref.pivots)
+    acc_name = node.output + "__acc"
+    ctx.tensors[acc_name] = TensorInfo(acc_name, "int", shape=None)
+    if node.op == "linear":
+        acc_node = Node(node.name + "__acc", "linear_acc", [x], acc_name,
+                        {"x_zero_point": int(node.attrs["x_zero_point"])},
+                        {"weight": node.consts["weight"], "weight_zero_point": node.consts["weight_zero_point"]},
+                        node.source, node.torch_op, node.names)
+        axis = -1
+    else:
+        a = node.attrs
+        acc_node = Node(node.name + "__acc", "conv_acc", [x], acc_name,
+                        {"x_zero_point": int(a["x_zero_point"]), "stride": a["stride"], "padding": a["padding"],
+                         "dilation": a["dilation"], "groups": a["groups"]},
+                        {"weight": node.consts["weight"], "weight_zero_point": node.consts["weight_zero_point"]},
+                        node.source, node.torch_op, node.names)
+        axis = 1
+    rq = Node(node.name, "requantize_int", [acc_name], node.output,
+              {"out_zero_point": zo, "out_min": out_min, "out_max": 255, "rounding": ctx.rounding,
+               "bits": ctx.bits, "axis": axis, "dtype": "uint8"}, _plan_params(plan), node.source, node.torch_op)
+    mism = int(plan.mismatches.sum())
+    details = {"accumulator": rep, "backend": backend, "channels": int(lo.size),
+               "table_channels": int(plan.use_table.sum()), "enumerated": plan.enumerated,
+               "monotone_checked": bool(np.all(plan.monotone_ok)),
+               "breaking_values": {int(c): plan.bad[c] for c in range(lo.size) if plan.bad[c]}}
+    if not np.all(plan.monotone_ok) and not plan.enumerated:
+        details["note"] = "the engine's float formula may overflow int32 at the interval ends"
+        mism += int((~plan.monotone_ok).sum())
+    if ctx.acc_bits is not None and rep["bits_needed"] > ctx.acc_bits:
+        amin, amax = -(1 << (ctx.acc_bits - 1)), (1 << (ctx.acc_bits - 1)) - 1
+        over = int((np.maximum(0, amin - lo) + np.maximum(0, hi - amax)).sum())
+        details["acc_overflow_values"] = over
+        mism += over
+    ctx.ranges[node.output] = (out_min, 255)
+    cert = OpCert(node.name, node.op, _method(plan), plan.domain, mism,
+                  {"multiplier": plan.multiplier, "shift": plan.shift, "bias": plan.bias, "frac": plan.frac,
+                   "use_table": plan.use_table, "use_segments": plan.use_segments & ~plan.use_table,
+                   "rounding": ctx.rounding, "out_zero_point": zo}, details)
+    return [acc_node, rq], cert
+
+
+def _quantize(ctx, node):
+    if node.attrs.get("axis") is not None:
+        raise Unsupported("per-channel quantize of a float input")
+    t, base, nan, f = L.quantize_thresholds(node, ctx.profile)
+    mism, n = L.check_quantize(node, ctx.profile, t, base, nan, f)
+    dtype = node.attrs.get("dtype", "uint8")
+    nn = Node(node.name, "quantize_thr", list(node.inputs), node.output,
+              {"out_min": int(base), "nan_value": int(nan), "dtype": dtype}, {"thresholds": t},
+              node.source, node.torch_op)
+    return [nn], OpCert(node.name, node.op, "thresholds (float32 bits)", 2**32, mism,
+                        {"thresholds": t}, {"spot_checked": n})
+
+
+def _dequantize(ctx, node):
+    if node.attrs.get("axis") is not None:
+        raise Unsupported("per-channel dequantize")
+    dt = _dtype(ctx.p, node.inputs[0])
+    tab = L.dequantize_table(node, dt)
+    qmin = QRANGE[dt][0]
+    nn = Node(node.name, "dequantize_lut", list(node.inputs), node.output, {"in_min": qmin}, {"table": tab},
+              node.source, node.torch_op)
+    x = np.arange(qmin, QRANGE[dt][1] + 1).astype(dt)
+    ref = ops.get("dequantize")(x, **node.attrs, **node.consts)
+    mine = ops.get("dequantize_lut")(x, table=tab, in_min=qmin)
+    mism = int((np.asarray(ref, np.float32).view(np.int32) != mine.view(np.int32)).sum())
+    return [nn], OpCert(node.name, node.op, "lut (float32 bit patterns)", int(x.size), mism, {"table": tab})
+
+
+def _clamp(ctx, node):
+    dt = node.attrs.get("dtype", _dtype(ctx.p, node.inputs[0]))
+    tv, ts = L.unary_tables(node, ctx.profile, dt)
+    qmin, qmax = QRANGE[dt]
+    v = np.arange(qmin, qmax + 1)
+    lo, hi = int(tv.min()), int(tv.max())
+    if ts is not None or not np.array_equal(tv, np.clip(v, lo, hi)):
+        return _unary(ctx, node)
+    quirk = bool(ctx.profile["engine"] == "qnnpack" and dt == "uint8" and node.attrs.get("channels_last")
+                 and node.op != "relu")
+    nn = Node(node.name, "clamp_int", list(node.inputs), node.output,
+              {"lo": lo, "hi": hi, "dtype": dt, "nhwc_as_nchw": quirk}, {}, node.source, node.torch_op)
+    xlo, xhi = ctx.rng(node.inputs[0], dt)
+    ctx.ranges[node.output] = (max(xlo, lo), min(xhi, hi))
+    mine = ops.get("clamp_int")(v.astype(dt), lo=lo, hi=hi, dtype=dt)
+    return [nn], OpCert(node.name, node.op, "exact integer (clamp)", int(v.size),
+                        int((mine.astype(np.int64) != tv).sum()), {"lo": lo, "hi": hi})
+
+
+def _unary(ctx, node):
+    dt = node.attrs.get("dtype", _dtype(ctx.p, node.inputs[0]))
+    tv, ts = L.unary_tables(node, ctx.profile, dt)
+    qmin, qmax = QRANGE[dt]
+    out_dt = _dtype(ctx.p, node.output)
+    order = ctx.p.tensors[node.inputs[0]].layout if node.inputs[0] in ctx.p.tensors else None
+    nn = Node(node.name, "lut", list(node.inputs), node.output,
+              {"in_min": qmin, "order": order, "dtype": out_dt},
+              {"table": tv, **({"scalar_table": ts} if ts is not None else {})}, node.source, node.torch_op)
+    v = np.arange(qmin, qmax + 1).astype(dt)
+    mism = 0
+    fn = ops.get(node.op)
+    for prof, tab in zip(L.path_profiles(ctx.profile), (tv, ts if ts is not None else tv)):
+        ref = np.asarray(fn(v, **node.attrs, **node.consts, profile=prof)).astype(np.int64)
+        mine = ops.get("lut")(v, table=tv, scalar_table=ts, in_min=qmin, dtype=out_dt, profile=prof)
+        mism += int((mine.astype(np.int64) != ref).sum())
+    return [nn], OpCert(node.name, node.op, "lut" if ts is None else "lut (vector + scalar-tail tables)",
+                        int(v.size) * (1 if ts is None else 2), mism, {"table": tv})
+
+
+def _binary_lut(ctx, node, note=""):
+    dt = node.attrs.get("dtype", "uint8")
+    tv, ts = L.binary_tables(node, ctx.profile, dt)
+    qmin = QRANGE[dt][0]
+    order = ctx.p.tensors[node.inputs[0]].layout if node.inputs[0] in ctx.p.tensors else None
+    nn = Node(node.name, "lut2", list(node.inputs), node.output, {"in_min": qmin, "order": order, "dtype": dt},
+              {"table": tv, **({"scalar_table": ts} if ts is not None else {})}, node.source, node.torch_op)
+    v = np.arange(qmin, QRANGE[dt][1] + 1)
+    a = np.repeat(v, v.size).astype(dt)
+    b = np.tile(v, v.size).astype(dt)
+    mism = 0
+    fn = ops.get(node.op)
+    for prof in L.path_profiles(ctx.profile):
+        ref = np.asarray(fn(a, b, **node.attrs, **node.consts, profile=prof)).astype(np.int64)
+        mine = ops.get("lut2")(a, b, table=tv, scalar_table=ts, in_min=qmin, dtype=dt, profile=prof)
+        mism += int((mine.astype(np.int64) != ref).sum())
+    return [nn], OpCert(node.name, node.op, ("lut2" if ts is None else "lut2 (vector + scalar-tail tables)") + note,
+                        int(a.size) * (1 if ts is None else 2), mism, {"table_entries": int(tv.size)})
+
+
+def _mul(ctx, node):
+    from ..numerics import elementwise as E
+
+    a = node.attrs
+    dt = a.get("dtype", "uint8")
+    if dt != "uint8":
+        return _binary_lut(ctx, node)
+    qmin, qmax = QRANGE[dt]
+    za, zb, zo = int(a["a_zero_point"]), int(a["b_zero_point"]), int(a["out_zero_point"])
+    ends = [(x - za) * (y - zb) for x in (qmin, qmax) for y in (qmin, qmax)]
+    lo, hi = np.array([min(ends)]), np.array([max(ends)])
+    mult = np.float32(np.float32(np.float32(a["a_scale"]) * np.float32(a["b_scale"])) * E.inv_scale32(a["out_scale"]))
+
+    def ref(c):  # ops/mul.py: requantize_from_int of the exact product (+ relu)
+        out = E.requantize_from_int(c, mult, zo, dt)
+        return np.maximum(out, zo) if a.get("relu") else out
+
+    out_min = zo if a.get("relu") else qmin
+    plan = plan_layer(ref, lo, hi, zo=zo, out_min=out_min, out_max=qmax, slope=float(mult), bits=ctx.bits,
+                      rounding=ctx.rounding, allow_tables=ctx.allow_tables)
+    attrs = {"a_zero_point": za, "b_zero_point": zb, "out_zero_point": zo, "out_min": out_min, "out_max": qmax,
+             "rounding": ctx.rounding, "bits": ctx.bits, "dtype": dt}
+    v = np.arange(qmin, qmax + 1)
+    x = np.repeat(v, v.size).astype(dt)
+    y = np.tile(v, v.size).astype(dt)
+    want = np.asarray(ops.get("mul")(x, y, **a, profile=ctx.profile)).astype(np.int64)
+    got = ops.get("mul_int")(x, y, **attrs, **_plan_params(plan)).astype(np.int64)
+    mism = int((want != got).sum())
+    if mism and ctx.allow_tables:
+        return _binary_lut(ctx, node, " (integer formula failed)")
+    nn = Node(node.name, "mul_int", list(node.inputs), node.output, attrs, _plan_params(plan), node.source,
+              node.torch_op)
+    return [nn], OpCert(node.name, node.op, "product + " + _method(plan), int(x.size), mism,
+                        {"multiplier": plan.multiplier, "shift": plan.shift, "bias": plan.bias, "frac": plan.frac,
+                         "use_table": plan.use_table, "rounding": ctx.rounding, "out_zero_point": zo},
+                        {"product_range": [int(lo[0]), int(hi[0])]})
+
+
+def _cat(ctx, node):
+    a = node.attrs
+    dt = a.get("dtype", "uint8")
+    qmin, qmax = QRANGE[dt]
+    v = np.arange(qmin, qmax + 1).astype(dt)
+    tables, mism, dom = [], 0, 0
+    fn = ops.get("cat")
+    for s, z in zip(a["x_scales"], a["x_zero_points"]):
+        if float(s) == float(a["out_scale"]) and int(z) == int(a["out_zero_point"]) and not a.get("relu"):
+            tables.append(None)
+            continue
+        kw = dict(a, x_scales=[s], x_zero_points=[z], dim=0)
+        tab = np.asarray(fn([v], **kw, profile=ctx.profile)).astype(np.int64)
+        tables.append(tab.tolist())
+        mine = ops.get("cat_int")([v], tables=[tab], in_min=qmin, dim=0, dtype=dt)
+        mism += int((mine.astype(np.int64) != tab).sum())
+        dom += v.size
+    nn = Node(node.name, "cat_int", list(node.inputs), node.output,
+              {"tables": tables, "in_min": qmin, "dim": a.get("dim", 0), "dtype": dt}, {}, node.source, node.torch_op)
+    method = "exact integer (copy)" if dom == 0 else "lut per rescaled input"
+    return [nn], OpCert(node.name, node.op, method, dom, mism)
+
+
+def _batch_norm(ctx, node):
+    dt = node.attrs.get("dtype", "uint8")
+    C = np.asarray(node.consts["running_var"]).shape[0]
+    tab = L.channel_table(node, ctx.profile, dt, C)
+    qmin = QRANGE[dt][0]
+    nn = Node(node.name, "lut_channel", list(node.inputs), node.output, {"in_min": qmin, "axis": 1, "dtype": dt},
+              {"table": tab}, node.source, node.torch_op)
+    v = np.broadcast_to(np.arange(qmin, QRANGE[dt][1] + 1), (1, C, tab.shape[1])).astype(dt)
+    ref = np.asarray(ops.get("batch_norm")(np.ascontiguousarray(v), **node.attrs, **node.consts,
+                                           profile=ctx.profile)).astype(np.int64)
+    mine = ops.get("lut_channel")(v, table=tab, in_min=qmin, axis=1, dtype=dt).astype(np.int64)
+    return [nn], OpCert(node.name, node.op, "lut per channel", int(v.size), int((ref != mine).sum()))
+
+
+def _pool(ctx, node):
+    from .pools import plan_pool
+
+    info = ctx.p.tensors.get(node.inputs[0])
+    if info is None or info.shape is None:
+        raise Unsupported("input shape unknown (lower with an example input)")
+    dt = _dtype(ctx.p, node.inputs[0])
+    try:
+        attrs, consts, plan, names = plan_pool(node, info.shape, ctx.profile, dt, ctx.bits, ctx.rounding,
+                                               ctx.allow_tables)
+    except NotImplementedError as e:
+        raise Unsupported(str(e))
+    nn = Node(node.name, "pool_int", list(node.inputs), node.output, attrs, consts, node.source, node.torch_op)
+    return [nn], OpCert(node.name, node.op, "sum + " + _method(plan), plan.domain, int(plan.mismatches.sum()),
+                        {"classes": names, "divisor": plan.divisor, "multiplier": plan.multiplier, "shift": plan.shift, "bias": plan.bias,
+                         "frac": plan.frac, "use_table": plan.use_table, "rounding": ctx.rounding},
+                        {"enumerated": plan.enumerated})
+
+
+def _upsample(ctx, node, float_semantics=False):
+    info = ctx.p.tensors.get(node.inputs[0])
+    if info is None or info.shape is None or len(info.shape) != 4:
+        raise Unsupported("upsample input shape unknown")
+    dt = _dtype(ctx.p, node.inputs[0])
+    N, C, H, W = info.shape
+    t = {}
+    ops.get("upsample_nearest")(np.zeros((1, C, H, W), dt), **node.attrs, **node.consts, profile=ctx.profile,
+                                trace=t)
+    oH, oW = t["output_size"]
+    same = oH == H and oW == W
+    cl = bool(node.attrs.get("channels_last", False))
+    quirk = (not same) and (cl or C == 1 or H * W == 1) and not float_semantics and info.quantized
+    nn = Node(node.name, "upsample_int", list(node.inputs), node.output,
+              {"nhwc_quirk": bool(quirk), "channels_last": cl},
+              {"h_index": np.asarray(t["src_h"], np.int64), "w_index": np.asarray(t["src_w"], np.int64)},
+              node.source, node.torch_op)
+    return [nn], OpCert(node.name, node.op, "exact integer (index copy)", 0, 0)
+
+
+HANDLERS = {"linear": _linear_conv, "conv": _linear_conv, "quantize": _quantize, "dequantize": _dequantize,
+            "add": _binary_lut, "mul": _mul, "cat": _cat, "batch_norm": _batch_norm, "avg_pool": _pool,
+            "adaptive_avg_pool": _pool, "mean": _pool, "upsample_nearest": _upsample}
+for _op in UNARY_LUT:
+    HANDLERS[_op] = _unary
+for _op in CLAMPS:
+    HANDLERS[_op] = _clamp
+
+
+MOVES = {"identity", "flatten", "reshape", "permute", "transpose", "squeeze", "unsqueeze", "upsample_nearest"}
+
+
+def fold_float_moves(program):
+    """dequantize -> data movement in float32 (what FX leaves: flatten, upsample...) -> quantize
+    becomes data movement on the integers -> one 256-entry table quantize(dequantize(q)). Exact:
+    moving values commutes with any per-value function. Returns a new Program (same names for
+    the quantize outputs, fresh names for the moved integer tensors)."""
+    consumers = {}
+    for n in program.nodes:
+        for i in n.inputs:
+            for r in (i if isinstance(i, list) else [i]):
+                if isinstance(r, str):
+                    consumers.setdefault(r, []).append(n)
+    outputs = set()
+    for o in program.outputs:
+        outputs.update(o if isinstance(o, list) else [o])
+    drop, replace = set(), {}
+    tensors = dict(program.tensors)
+    for d in program.nodes:
+        if d.op != "dequantize" or d.attrs.get("axis") is not None:
+            continue
+        chain, cur = [], d
+        while True:
+            cs = consumers.get(cur.output, [])
+            if len(cs) != 1 or cur.output in outputs:
+                chain = None
+                break
+            nxt = cs[0]
+            if nxt.op == "quantize" and nxt.attrs.get("axis") is None:
+                break
+            if nxt.op not in MOVES or not isinstance(nxt.inputs[0], str) or nxt.inputs[0] != cur.output:
+                chain = None
+                break
+            chain.append(nxt)
+            cur = nxt
+        if chain is None:
+            continue
+        q = consumers[cur.output][0]
+        src = d.inputs[0]
+        sinfo = program.tensors[src]
+        new_nodes, prev = [], src
+        for m in chain:
+            name = m.output + "__q"
+            nn = copy.copy(m)
+            nn.inputs = [prev] + list(m.inputs[1:])
+            nn.output = name
+            if m.op == "upsample_nearest":
+                nn.attrs = dict(m.attrs, _float_semantics=True)
+            info = copy.copy(program.tensors.get(m.output) or TensorInfo(name, "float32"))
+            info.name, info.dtype, info.scale, info.zero_point = name, sinfo.dtype, sinfo.scale, sinfo.zero_point
+            tensors[name] = info
+            new_nodes.append(nn)
+            prev = name
+        rq = Node(q.name, "_requant8", [prev], q.output, {"deq": dict(d.attrs), "q": dict(q.attrs),
+                                                           "in_dtype": sinfo.dtype}, {}, q.source, q.torch_op)
+        drop.update([d.name] + [m.name for m in chain])
+        replace[q.name] = new_nodes + [rq]
+    if not replace:
+        return program
+    nodes = []
+    for n in program.nodes:
+        if n.name in drop:
+            continue
+        nodes.extend(replace.get(n.name, [n]))
+    return Program(program.inputs, program.outputs, nodes, tensors, program.profile, program.meta)
+
+
+def _requant8(ctx, node):
+    dt = node.attrs["in_dtype"]
+    qmin, qmax = QRANGE[dt]
+    v = np.arange(qmin, qmax + 1).astype(dt)
+    f = ops.get("dequantize")(v, **node.attrs["deq"])
+    tab = np.asarray(ops.get("quantize")(f, **node.attrs["q"], profile=ctx.profile)).astype(np.int64)
+    out_dt = node.attrs["q"].get("dtype", "uint8")
+    nn = Node(node.name, "lut", list(node.inputs), node.output, {"in_min": qmin, "order": None, "dtype": out_dt},
+              {"table": tab}, node.source, node.torch_op)
+    return [nn], OpCert(node.name, "quantize", "lut (dequantize -> float data movement -> quantize, folded)",
+                        int(v.size), 0, {"table": tab})
+
+
+HANDLERS["_requant8"] = _requant8
+
+
+def convert(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allow_tables=True, observed=None):
+    """(integer-only Program, [OpCert]). Ops that cannot be made integer-only are kept as they are
+    and certified False (method 'none: ...')."""
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"unknown rounding {rounding!r}; choose one of {', '.join(ROUNDINGS)}")
+    if not 2 <= int(multiplier_bits) <= 32:
+        raise ValueError("multiplier bits must be in 2..32")
+    program = fold_float_moves(program)
+    ctx = _Ctx(program, int(multiplier_bits), rounding, acc_bits, allow_tables, observed)
+    nodes, certs = [], []
+    for node in program.nodes:
+        t0 = time.perf_counter()
+        if node.inputs and isinstance(node.inputs[0], str) and node.op in PASS_RANGE and node.inputs[0] in ctx.ranges:
+            ctx.ranges[node.output] = ctx.ranges[node.inputs[0]]
+        if node.op in KEEP:
+            nodes.append(node)
+            certs.append(OpCert(node.name, node.op, "exact integer (unchanged)", 0, 0))
+            continue
+        h = HANDLERS.get(node.op)
+        if node.op == "upsample_nearest" and node.attrs.get("_float_semantics"):
+            node = copy.copy(node)
+            node.attrs = {k: v for k, v in node.attrs.items() if k != "_float_semantics"}
+            h = lambda c, n: _upsample(c, n, float_semantics=True)  # noqa: E731
+        try:
+            if h is None and node.op in INTEGER_OPS:
+                raise Unsupported("already integer-only: certify the model it was lowered from "
+                                  "(or integer.recheck its parameters against it)")
+            if h is None:
+                raise Unsupported(f"no integer-only form for op {node.op}")
+            new, cert = h(ctx, node)
+        except Unsupported as e:
+            nodes.append(node)
+            certs.append(OpCert(node.name, node.op, f"none: {e}", 0, 1))
+            continue
+        cert.seconds = time.perf_counter() - t0
+        nodes.extend(new)
+        certs.append(cert)
+    tensors = {k: copy.copy(v) for k, v in program.tensors.items()}
+    tensors.update(ctx.tensors)
+    meta = dict(program.meta)
+    meta["integer_only"] = {"multiplier_bits": int(multiplier_bits), "rounding": rounding,
+                            "acc_bits": acc_bits, "tables": bool(allow_tables)}
+    return Program(list(program.inputs), copy.deepcopy(program.outputs), nodes, tensors, dict(program.profile),
+                   meta), certs
+
+
+def to_integer_only(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allow_tables=True):
+    """The program with every op in integer-only form (see docs/integer-only.md). Raises ValueError
+    if an op has no integer-only form or one of them is not certified under these constraints."""
+    prog, certs = convert(program, multiplier_bits, rounding, acc_bits, allow_tables)
+    bad = [c for c in certs if not c.certified]
+    if bad:
+        raise ValueError("not integer-only under these constraints: " +
+                         ", ".join(f"{c.name} ({c.op}: {c.method}, {c.mismatches} mismatches)" for c in bad[:5]))
+    return prog

@@ -1,0 +1,25 @@
+"""Integer-only conv, accumulation stage: the engine's exact int accumulator, no requantization.
+
+    acc[n, o, y, x] = Σ (x - zx)(w - zw) over the window, as the engine's kernel forms it
+                      (ops.conv.conv_accumulate: FBGEMM depthwise / AVX2 int16 pair saturation
+                      and oneDNN's padding compensation included), int64, NCHW (NCL for conv1d).
+Followed by `requantize_int` (axis 1) in an integer-only program.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .conv import conv_accumulate
+
+
+def conv_acc(x, *, x_zero_point, weight, weight_zero_point, stride, padding, dilation, groups,
+             profile, trace=None) -> np.ndarray:
+    acc, ctx = conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding, dilation,
+                               groups, profile)
+    out = acc.reshape(ctx["nb"], ctx["oh"], ctx["ow"], ctx["c_out"]).transpose(0, 3, 1, 2)
+    if ctx["conv1d"]:
+        out = out[:, :, 0, :]
+    out = np.ascontiguousarray(out)
+    if trace is not None:
+        trace.update(acc=out, path=ctx["path"])
+    return out

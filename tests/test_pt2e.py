@@ -1,0 +1,113 @@
+"""PT2E / torchao Q/DQ graphs: importer, pt2e-reference and x86-inductor profiles, .pt2 files, reports."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchao", reason="torchao==0.18.0 not installed (pip install 'qgolden[pt2e]')")
+
+from qgolden import api  # noqa: E402
+from qgolden.fuzz_pt2e import one  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.l = torch.nn.Linear(8, 5)
+
+    def forward(self, x):
+        y = torch.relu(self.c(x))
+        y = y + self.c2(y)
+        y = torch.nn.functional.max_pool2d(y, 2)
+        y = torch.nn.functional.hardswish(y)
+        y = torch.nn.functional.adaptive_avg_pool2d(y, 1).flatten(1)
+        return self.l(y)
+
+
+def convert(quantizer, per_channel=True):
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    torch.manual_seed(0)
+    m, x = Net().eval(), torch.randn(2, 3, 8, 8)
+    if quantizer == "xnnpack":
+        from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
+
+        q = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel))
+    else:
+        import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
+
+        q = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
+    p = prepare_pt2e(torch.export.export(m, (x,)).module(), q)
+    p(x)
+    return convert_pt2e(p), x
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_reference_bit_exact_and_qdq_steps(per_channel):
+    gm, x = convert("xnnpack", per_channel)
+    prog = api.lower(gm, (x,))
+    assert prog.profile["engine"] == "pt2e-reference"
+    ops = {n.op for n in prog.nodes}
+    assert {"add_reference", "max_pool", "qdq_quantize"} <= ops
+    rep = api.verify(gm, x, program=prog)
+    assert rep.bit_exact and rep.layers and all(l.mismatches == 0 for l in rep.layers)
+    # the float Q/DQ graph: per-layer differences in steps, with the reason, not a bare mismatch
+    differing = [l for l in rep.qdq_layers if l.mismatches]
+    assert differing and all(l.steps and l.why for l in differing)
+    assert sum(differing[0].steps.values()) == differing[0].mismatches
+    names = {r["name"]: r for r in rep.float_regions}
+    assert not names["conv2d"]["exact"] and "not reproducible" in names["conv2d"]["why"]
+    d = rep.to_json()
+    assert {"bit_exact", "engine", "isa", "layers", "outputs", "qdq_layers", "float_regions"} <= set(d)
+    json.dumps(d)
+
+
+def test_x86_inductor_bit_exact():
+    gm, x = convert("x86")
+    prog = api.lower(gm, (x,))
+    assert prog.profile["engine"] == "x86-inductor"
+    assert any(n.op == "conv" and n.attrs.get("out_dtype") == "uint8" for n in prog.nodes)
+    rep = api.verify(gm, x, program=prog)
+    assert rep.bit_exact, rep.outputs
+
+
+@pytest.mark.parametrize("seed", [16])
+def test_random_reference(seed):
+    rep, desc = one(seed, "pt2e-reference")
+    assert rep.bit_exact, desc
+
+
+def test_pt2_file_across_processes(tmp_path):
+    pt2, xs = tmp_path / "m.pt2", tmp_path / "x.npy"
+    write = f"""
+import os, sys, numpy as np, torch
+os.environ["TORCHAO_FORCE_SKIP_LOADING_SO_FILES"] = "1"
+sys.path.insert(0, {os.path.join(ROOT, 'tests')!r})
+from test_pt2e import convert
+gm, x = convert("xnnpack", per_channel=False)
+torch.export.save(torch.export.export(gm, (x,)), {str(pt2)!r})
+np.save({str(xs)!r}, x.numpy())
+"""
+    subprocess.run([sys.executable, "-c", write], check=True, capture_output=True)
+    r = subprocess.run([sys.executable, "-m", "qgolden", "verify", str(pt2), "--input", str(xs),
+                        "--engine", "pt2e-reference", "--json"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = json.loads(r.stdout[r.stdout.index("{"):])
+    assert d["bit_exact"] and d["engine"] == "pt2e-reference" and d["layers"]
+
+
+def test_xnnpack_engine_says_it_is_not_modelled():
+    from qgolden.importers import ImportErrorQ
+
+    gm, x = convert("xnnpack", per_channel=False)
+    with pytest.raises(ImportErrorQ, match="xnnpack.*not modelled"):
+        api.lower(gm, (x,), engine="xnnpack")
