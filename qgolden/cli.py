@@ -225,4 +225,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m qgolden.cli`: run the package's module, where every command is registered
+    from qgolden.cli import main as _main
+
+    _main()

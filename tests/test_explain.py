@@ -108,13 +108,14 @@ def test_extra_sections_hook(prog):
         return None
 
     trace, env = run_traced(prog, [forum.INPUTS])
+    base = [len(s.extra) for s in build_document(prog, trace, env, sample=4).sections]
     doc = build_document(prog, trace, env, sample=4, extra=provider)
-    assert [len(s.extra) for s in doc.sections] == [0, 1, 1, 0]
+    assert [len(s.extra) - b for s, b in zip(doc.sections, base)] == [0, 1, 1, 0]
     for fmt in ("markdown", "html", "text"):
         assert "integer-only parameters" in render(doc, fmt)
     register_extra(provider)
     try:
-        assert sum(len(s.extra) for s in build_document(prog, trace, env).sections) == 2
+        assert sum(len(s.extra) for s in build_document(prog, trace, env).sections) == sum(base) + 2
     finally:
         EXTRA_PROVIDERS.remove(provider)
 
@@ -182,3 +183,17 @@ def test_cli_errors_exit_2_with_one_message(files, args, msg):
     assert r.exit_code == 2, r.output
     text = " ".join(r.output.split())
     assert msg in text and "Traceback" not in text
+
+
+def test_forum_explain_shows_certified_integer_parameters(prog):
+    """Issue 4: the forum model's integer-only parameters (M0, n, int32 bias) appear in explain."""
+    from qgolden.integer import integer_params
+
+    trace, env = run_traced(prog, [forum.INPUTS])
+    text = render(build_document(prog, trace, env, sample=4), "markdown")
+    params = integer_params(prog)
+    for layer in ("input_layer", "out"):
+        for ch in params[layer]["channels"][:4]:
+            assert ch["method"] == "multiplier"
+            assert f"M0 = {ch['M0']}, n = {ch['n']}, int32 bias = {ch['bias']}" in text
+    assert "17 bits" in text  # the first layer's worst-case accumulator

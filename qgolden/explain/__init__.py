@@ -13,6 +13,11 @@ from .doc import Document, Extra, Section, Val, plain
 
 FORMATS = ("text", "markdown", "html")
 
+# every explanation shows the certified integer-only parameters and accumulator widths (issue 4)
+from .integer_extra import integer_form  # noqa: E402
+
+register_extra(integer_form)
+
 
 def explain(program, inputs, sample=0, layer=None, extra=None, state_dict_keys=None, title=None):
     """(Document, trace, env) for `program` run on `inputs` (a list of arrays)."""
