@@ -221,6 +221,7 @@ from . import commands_certify, commands_explain, commands_export  # noqa: E402,
 
 
 def main():
+    _quiet_torch()  # torch's deprecation chatter is not the user's problem
     app()
 
 
