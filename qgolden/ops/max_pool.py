@@ -111,10 +111,11 @@ def max_pool(x, *, kernel_size, stride, padding, dilation, ceil_mode, profile, t
     need_w = (oW - 1) * sW + (kW - 1) * dW + 1
     ph_r = max(0, need_h - pH - H)
     pw_r = max(0, need_w - pW - W)
-    low = np.int16(np.iinfo(x.dtype).min)
-    xp = np.full(x.shape[:-2] + (pH + H + ph_r, pW + W + pw_r), low, dtype=np.int16)
+    work = np.int16 if x.dtype.itemsize == 1 else x.dtype.type  # int32 keys come from float max pool (qdq.py)
+    low = work(np.iinfo(x.dtype).min)
+    xp = np.full(x.shape[:-2] + (pH + H + ph_r, pW + W + pw_r), low, dtype=work)
     xp[..., pH:pH + H, pW:pW + W] = x
-    acc = np.full(x.shape[:-2] + (oH, oW), low, dtype=np.int16)
+    acc = np.full(x.shape[:-2] + (oH, oW), low, dtype=work)
     for i in range(kH):
         for j in range(kW):
             h0 = i * dH
@@ -122,7 +123,8 @@ def max_pool(x, *, kernel_size, stride, padding, dilation, ceil_mode, profile, t
             tap = xp[..., h0:h0 + (oH - 1) * sH + 1:sH, w0:w0 + (oW - 1) * sW + 1:sW]
             np.maximum(acc, tap, out=acc)
     acc = acc.astype(x.dtype)
-    nhwc = bool(channels_last) or x.shape[1] == 1 or H * W == 1
+    # the layout quirk belongs to the quantized kernel; float max pooling has none
+    nhwc = x.dtype.itemsize == 1 and (bool(channels_last) or x.shape[1] == 1 or H * W == 1)
     if nhwc:
         acc = nhwc_written_as_nchw(acc, H, W, channels_last)
     if trace is not None:
