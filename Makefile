@@ -31,6 +31,7 @@ fuzz-pt2e: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_run.py
+	$(PY) bench/bench_export.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

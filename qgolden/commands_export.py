@@ -1,2 +1,76 @@
-"""CLI commands for export (registered on qgolden.cli.app when cli is imported)."""
-from .cli import app  # noqa: F401
+"""CLI commands for export (registered on qgolden.cli.app when cli is imported):
+`qgolden export MODEL --target c --out DIR` and `qgolden vectors MODEL --input X --out DIR`."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from .cli import EngineOpt, IsaOpt, TrustOpt, UserError, _run_guarded, app, get_program, load_inputs, out
+
+
+def integer_program(model, engine, isa, trust_pickle, inputs, multiplier_bits=32, rounding="half_up"):
+    """The certified integer-only program of MODEL (a .qgp already integer-only is used as is)."""
+    from .integer import to_integer_only
+    from .integer.transform import INTEGER_OPS
+
+    prog = get_program(model, engine, isa, trust_pickle, inputs)
+    if all(n.op in INTEGER_OPS for n in prog.nodes):
+        return prog
+    try:
+        return to_integer_only(prog, multiplier_bits=multiplier_bits, rounding=rounding)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+@app.command()
+def export(model: str = typer.Argument(..., help="model: TorchScript file, file.py:function, pickle, or .qgp"),
+           target: str = typer.Option("c", "--target", help="c (C99, integer only)"),
+           out_dir: str = typer.Option(..., "--out", help="directory to write NAME.h, NAME.c, test_NAME.c, Makefile"),
+           input: Optional[str] = typer.Option(None, "--input", help="example input X.npy/.npz: fixes the shapes and "
+                                               "gives the golden vectors"),
+           name: str = typer.Option("model", "--name", help="C name prefix"),
+           engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt,
+           multiplier_bits: int = typer.Option(32, "--multiplier-bits", help="integer multiplier width"),
+           rounding: str = typer.Option("half_up", "--rounding", help="half_up | half_even | half_away | tflite"),
+           layers: bool = typer.Option(True, "--layers/--no-layers", help="golden vectors of every layer in the test")):
+    """Export the certified integer-only program as C99 with no floating point (plus a golden test)."""
+    def go():
+        from .export.c import export_c
+        from .export.plan import ExportError
+
+        if target != "c":
+            raise UserError(f"unknown target {target!r}; choose c")
+        xs = load_inputs(input) if input else None
+        prog = integer_program(model, engine, isa, trust_pickle, xs, multiplier_bits, rounding)
+        try:
+            r = export_c(prog, out_dir, name, xs, layers)
+        except ExportError as e:
+            raise UserError(str(e)) from None
+        out.print(f"wrote {out_dir}: {', '.join(r.files)} ({r.steps} layers, engine {prog.profile['engine']}, "
+                  f"isa {prog.profile['isa']})")
+        out.print(f"arena: {r.arena_bytes} bytes (minimum possible for this graph: {r.minimum_bytes}); "
+                  f"weights and constants: {r.weight_bytes} bytes")
+        out.print(f"check it: make -C {out_dir} test   (nofloat, sanitize, lib: see the Makefile)")
+    _run_guarded(go)
+
+
+@app.command()
+def vectors(model: str = typer.Argument(..., help="model or .qgp program"),
+            input: str = typer.Option(..., "--input", help="X.npy, or X.npz with several inputs"),
+            out_dir: str = typer.Option(..., "--out", help="directory for the vectors and manifest.json"),
+            fmt: str = typer.Option("mem", "--format", help="npy | mem | hex | coe (.npy is always written)"),
+            engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt,
+            multiplier_bits: int = typer.Option(32, "--multiplier-bits"),
+            rounding: str = typer.Option("half_up", "--rounding")):
+    """Golden vectors: every layer's integer input and output and the constants, for RTL testbenches."""
+    def go():
+        from .export.vectors import FORMATS, write_vectors
+
+        if fmt not in FORMATS:
+            raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        xs = load_inputs(input)
+        prog = integer_program(model, engine, isa, trust_pickle, xs, multiplier_bits, rounding)
+        m = write_vectors(prog, xs, out_dir, fmt)
+        out.print(f"wrote {out_dir}: {len(m['files'])} files ({len(m['layers'])} layers), manifest.json")
+    _run_guarded(go)

@@ -1,0 +1,552 @@
+"""C99 emitter: an integer-only program -> NAME.h, NAME.c (no floating point), NAME_float.c
+(optional float edges), NAME_golden.h + test_NAME.c (golden vectors), Makefile, NAME.json.
+
+The generated code calls the reference kernels of kernels.c (copied into NAME.c as static
+functions) with constant parameter structs; activations live in one static (or caller-given)
+arena planned by arena.py. No dynamic allocation.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import arena as A
+from .plan import ExportError, ExportPlan, build_plan
+
+KERNELS = Path(__file__).with_name("kernels.c")
+CTYPES = {"uint8": "uint8_t", "int8": "int8_t"}
+ALL_KERNELS = ("qg_linear", "qg_conv", "qg_window", "qg_lut", "qg_lut2", "qg_lut_channel", "qg_mul",
+               "qg_clamp", "qg_cat", "qg_gather", "qg_copy")
+KERNEL_OF = {"linear": "qg_linear", "conv": "qg_conv", "window": "qg_window", "lut": "qg_lut", "lut2": "qg_lut2",
+             "lut_channel": "qg_lut_channel", "mul": "qg_mul", "clamp": "qg_clamp", "cat": "qg_cat",
+             "gather": "qg_gather", "copy": "qg_copy"}
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    name: str
+    files: list
+    arena_bytes: int
+    minimum_bytes: int
+    weight_bytes: int
+    steps: int
+    plan: ExportPlan
+
+
+# -- literals ------------------------------------------------------------------------------------
+
+def c_int(v: int, ctype: str) -> str:
+    """A C literal of integer v for ctype (int64 with LL, the most negative value spelled safely)."""
+    v = int(v)
+    if ctype == "int64_t":
+        if v == -(1 << 63):
+            return "(-9223372036854775807LL - 1)"
+        return f"{v}LL"
+    if ctype == "int32_t" and v == -(1 << 31):
+        return "(-2147483647 - 1)"
+    return str(v)
+
+
+def c_array(ctype: str, name: str, values) -> tuple:
+    """(C definition of a static const array, its size in bytes). Never empty (C has no empty arrays)."""
+    a = np.asarray(values).reshape(-1)
+    if a.size == 0:
+        a = np.zeros(1, np.int64)
+    lits = [c_int(v, ctype) for v in a.tolist()]
+    per = 16 if ctype in ("uint8_t", "int8_t") else 8
+    lines = [", ".join(lits[i:i + per]) for i in range(0, len(lits), per)]
+    body = ",\n    ".join(lines)
+    width = {"uint8_t": 1, "int8_t": 1, "int32_t": 4, "int64_t": 8, "uint32_t": 4}[ctype]
+    return f"static const {ctype} {name}[{a.size}] = {{\n    {body}\n}};\n", a.size * width
+
+
+def c_string(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def c_ident(s: str) -> str:
+    s = re.sub(r"[^0-9A-Za-z_]", "_", s)
+    return s if s and not s[0].isdigit() else "m_" + s
+
+
+# -- parameter structs ---------------------------------------------------------------------------
+
+class _Consts:
+    """Collects constant arrays and structs of one layer, counting their bytes."""
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+        self.code = []
+        self.bytes = 0
+
+    def array(self, ctype, key, values):
+        if values is None:
+            return "0"
+        name = f"{self.prefix}_{key}"
+        code, n = c_array(ctype, name, values)
+        self.code.append(code)
+        self.bytes += n
+        return name
+
+    def struct(self, ctype, key, fields: dict):
+        name = f"{self.prefix}_{key}"
+        body = ",\n".join(f"    .{k} = {v}" for k, v in fields.items())
+        self.code.append(f"static const {ctype} {name} = {{\n{body}\n}};\n")
+        return "&" + name
+
+    def view(self, key, v):
+        if v is None:
+            return "0"
+        shape = list(v["shape"]) + [1] * (6 - v["rank"])
+        strides = list(v["strides"]) + [0] * (6 - v["rank"])
+        return self.struct("qg_view_t", key, {"rank": v["rank"], "shape": "{" + ", ".join(map(str, shape)) + "}",
+                                              "strides": "{" + ", ".join(map(str, strides)) + "}",
+                                              "offset": v["offset"]})
+
+    def requant(self, key, r):
+        if r is None:
+            return "0"
+        f = {"rounding": r["rounding"], "bits": r["bits"], "out_zero_point": r["out_zero_point"],
+             "out_min": r["out_min"], "out_max": r["out_max"],
+             "multiplier": self.array("int64_t", key + "_multiplier", r["multiplier"]),
+             "shift": self.array("int32_t", key + "_shift", r["shift"]),
+             "bias": self.array("int64_t", key + "_bias", r["bias"]),
+             "frac": self.array("int64_t", key + "_frac", r["frac"])}
+        if "use_table" in r:
+            f["use_table"] = self.array("uint8_t", key + "_use_table", r["use_table"])
+            f["thresholds"] = self.array("int64_t", key + "_thresholds", r["thresholds"])
+            f["num_thresholds"] = int(r["thresholds"].shape[1])
+        if "use_segments" in r:
+            f["use_segments"] = self.array("uint8_t", key + "_use_segments", r["use_segments"])
+            f["segment_bounds"] = self.array("int64_t", key + "_segment_bounds", r["segment_bounds"])
+            f["num_segment_bounds"] = int(r["segment_bounds"].shape[1])
+            f["segment_bias"] = self.array("int64_t", key + "_segment_bias", r["segment_bias"])
+            f["segment_frac"] = self.array("int64_t", key + "_segment_frac", r["segment_frac"])
+        if "divisor" in r:
+            for k in ("divisor", "div_offset", "div_rounding", "div_zero_point"):
+                f[k] = self.array("int64_t", f"{key}_{k}", r[k])
+        return self.struct("qg_requant_t", key, f)
+
+
+def _scalar_fields(p, keys):
+    return {k: int(p[k]) for k in keys}
+
+
+def layer_params(step, prefix) -> tuple:
+    """(constant definitions, call expressions [list of C calls with {in0} {in1} {out} holes], bytes)."""
+    c = _Consts(prefix)
+    p = step.params
+    k = step.kind
+    if k == "linear":
+        f = _scalar_fields(p, ("batches", "input_depth", "output_depth", "input_zero_point"))
+        f.update(weights=c.array("int8_t", "weights", p["weights"]),
+                 weight_zero_points=c.array("int32_t", "weight_zero_points", p["weight_zero_points"]),
+                 weight_sums=c.array("int32_t", "weight_sums", p["weight_sums"]), paired=int(p["paired"]),
+                 block_starts=c.array("int32_t", "block_starts", p["block_starts"]), num_blocks=int(p["num_blocks"]),
+                 requant=c.requant("requant", p["requant"]))
+        calls = [f"qg_linear({c.struct('qg_linear_params_t', 'params', f)}, {{in0}}, {{out}});"]
+    elif k == "conv":
+        keys = ("batches", "input_channels", "input_height", "input_width", "output_channels", "output_height",
+                "output_width", "kernel_height", "kernel_width", "stride_height", "stride_width", "pad_height",
+                "pad_width", "dilation_height", "dilation_width", "groups", "input_zero_point")
+        f = _scalar_fields(p, keys)
+        f["mode"] = ["QG_CONV_EXACT", "QG_CONV_PAIRS_FBGEMM", "QG_CONV_PAIRS_ONEDNN"][p["mode"]]
+        f.update(weights=c.array("int8_t", "weights", p["weights"]),
+                 weight_zero_points=c.array("int32_t", "weight_zero_points", p["weight_zero_points"]),
+                 weight_sums=c.array("int32_t", "weight_sums", p["weight_sums"]),
+                 input_offsets=c.array("int32_t", "input_offsets", p["input_offsets"]),
+                 requant=c.requant("requant", p["requant"]))
+        calls = [f"qg_conv({c.struct('qg_conv_params_t', 'params', f)}, {{in0}}, {{out}});"]
+    elif k == "window":
+        f = _scalar_fields(p, ("outer", "channels", "input_plane", "output_plane"))
+        f.update(window_start=c.array("int32_t", "window_start", p["window_start"]),
+                 window_index=c.array("int32_t", "window_index", p["window_index"]),
+                 input_signed=int(p["input_signed"]),
+                 mode="QG_WINDOW_MAX" if p["mode"] == 1 else "QG_WINDOW_SUM",
+                 sum_zero_point=int(p["sum_zero_point"]),
+                 classes=c.array("int32_t", "classes", p["classes"]) if p["mode"] == 0 else "0",
+                 classes_per_channel=int(p["classes_per_channel"]), requant=c.requant("requant", p["requant"]),
+                 write_nhwc=int(p["write_nhwc"]))
+        calls = [f"qg_window({c.struct('qg_window_params_t', 'params', f)}, {{in0}}, {{out}});"]
+    elif k == "lut":
+        f = {"size": p["size"], "input_signed": p["input_signed"], "table": c.array("uint8_t", "table", p["table"]),
+             "scalar_table": c.array("uint8_t", "scalar_table", p["scalar_table"]),
+             "scalar_elements": c.array("int32_t", "scalar_elements", p["scalar_elements"]),
+             "num_scalar_elements": 0 if p["scalar_elements"] is None else int(p["scalar_elements"].size)}
+        calls = [f"qg_lut({c.struct('qg_lut_params_t', 'params', f)}, {{in0}}, {{out}});"]
+    elif k == "lut2":
+        f = {"size": p["size"], "input_signed": p["input_signed"], "b_view": c.view("b_view", p["b_view"]),
+             "table": c.array("uint8_t", "table", p["table"]),
+             "scalar_table": c.array("uint8_t", "scalar_table", p["scalar_table"]),
+             "scalar_elements": c.array("int32_t", "scalar_elements", p["scalar_elements"]),
+             "num_scalar_elements": 0 if p["scalar_elements"] is None else int(p["scalar_elements"].size)}
+        calls = [f"qg_lut2({c.struct('qg_lut2_params_t', 'params', f)}, {{in0}}, {{in1}}, {{out}});"]
+    elif k == "lut_channel":
+        f = _scalar_fields(p, ("size", "channels", "inner", "input_signed"))
+        f["table"] = c.array("uint8_t", "table", p["table"])
+        calls = [f"qg_lut_channel({c.struct('qg_lut_channel_params_t', 'params', f)}, {{in0}}, {{out}});"]
+    elif k == "mul":
+        f = _scalar_fields(p, ("size", "a_zero_point", "b_zero_point"))
+        f.update(b_view=c.view("b_view", p["b_view"]), requant=c.requant("requant", p["requant"]))
+        calls = [f"qg_mul({c.struct('qg_mul_params_t', 'params', f)}, {{in0}}, {{in1}}, {{out}});"]
+    elif k == "clamp":
+        f = _scalar_fields(p, ("batches", "channels", "plane", "input_signed", "has_min", "min_value", "has_max",
+                               "max_value", "write_nhwc"))
+        calls = [f"qg_clamp({c.struct('qg_clamp_params_t', 'params', f)}, {{in0}}, {{out}});"]
+    elif k == "cat":
+        calls = []
+        for i, part in enumerate(p["parts"]):
+            f = _scalar_fields(part, ("outer", "chunk", "output_chunk", "offset", "input_signed"))
+            f["table"] = c.array("uint8_t", f"table{i}", part["table"])
+            calls.append(f"qg_cat({c.struct('qg_cat_params_t', f'part{i}', f)}, {{in{i}}}, {{out}});")
+    elif k == "gather":
+        f = {"size": p["size"], "view": c.view("view", p["view"])}
+        calls = [f"qg_gather({c.struct('qg_gather_params_t', 'params', f)}, {{in0}}, {{out}});"]
+    elif k == "copy":
+        calls = [f"qg_copy({int(p['size'])}, {{in0}}, {{out}});"]
+    else:
+        raise ExportError(f"node {step.name} (op {step.op}): no C kernel for step {k}")
+    return "".join(c.code), calls, c.bytes
+
+
+# -- the model -------------------------------------------------------------------------------------
+
+def _signature(plan, name, with_arena):
+    args = []
+    single = len(plan.int_inputs) == 1 and len(plan.int_outputs) == 1
+    for i, t in enumerate(plan.int_inputs):
+        args.append(f"const {CTYPES[plan.dtypes[t]]} *{'input' if single else f'input{i}'}")
+    for i, t in enumerate(plan.int_outputs):
+        args.append(f"{CTYPES[plan.dtypes[t]]} *{'output' if single else f'output{i}'}")
+    if with_arena:
+        args += ["uint8_t *arena", f"{name}_layer_fn on_layer", "void *user"]
+    return ", ".join(args)
+
+
+def _arg_names(plan):
+    single = len(plan.int_inputs) == 1 and len(plan.int_outputs) == 1
+    ins = ["input" if single else f"input{i}" for i in range(len(plan.int_inputs))]
+    outs = ["output" if single else f"output{i}" for i in range(len(plan.int_outputs))]
+    return ins, outs
+
+
+def storage(plan):
+    """(buffers in the arena, root -> C pointer expression, final copies [(src root, output index)])."""
+    ins, outs = _arg_names(plan)
+    ptr = {}
+    for i, t in enumerate(plan.int_inputs):
+        ptr[plan.root(t)] = f"(const uint8_t *){ins[i]}"
+    written = {plan.root(s.output) for s in plan.steps}
+    copies = []
+    for i, t in enumerate(plan.int_outputs):
+        r = plan.root(t)
+        if r in written and r not in ptr:
+            ptr[r] = f"(uint8_t *){outs[i]}"
+        else:
+            copies.append((r, i))
+    external = set(ptr)
+    sizes = {plan.root(t): plan.nbytes(plan.root(t)) for t in plan.shapes}
+    bufs = A.lifetimes(plan.steps, sizes, plan.root, external)
+    # a tensor copied to an output at the end stays live to the end
+    end = len(plan.steps)
+    for r, _ in copies:
+        for b in bufs:
+            if b.name == r:
+                b.last = end
+    return bufs, ptr, copies
+
+
+def emit(plan: ExportPlan, name: str):
+    """The files' text: {filename: text}, plus (arena bytes, minimum bytes, weight bytes)."""
+    bufs, ptr, copies = storage(plan)
+    minimum = A.minimum_bytes(bufs)
+    arena = A.plan_arena(bufs)
+    A.check_plan(bufs)
+    for b in bufs:
+        ptr[b.name] = f"(arena + {b.offset})"
+    ins, outs = _arg_names(plan)
+    consts, body, weight_bytes, used = [], [], 0, set()
+    layers = []
+    for i, s in enumerate(plan.steps):
+        code, calls, nbytes = layer_params(s, f"layer{i}")
+        weight_bytes += nbytes
+        used.add(KERNEL_OF[s.kind])
+        consts.append(f"/* layer {i}: {s.name} ({s.op}) */\n{code}")
+        holes = {f"in{j}": ptr[plan.root(t)] for j, t in enumerate(s.inputs)}
+        holes["out"] = ptr[plan.root(s.output)]
+        body.append(f"    /* layer {i}: {s.name} ({s.op}) -> {s.output} {list(plan.shapes[s.output])} */")
+        for call in calls:
+            body.append("    " + call.format(**holes))
+        body.append(f"    if (on_layer != 0) {{\n        on_layer({i}, {c_string(s.name)}, {holes['out']}, "
+                    f"{plan.nbytes(s.output)}, user);\n    }}")
+        layers.append({"index": i, "name": s.name, "op": s.op, "tensor": s.output, "dtype": plan.dtypes[s.output],
+                       "shape": list(plan.shapes[s.output])})
+    for r, i in copies:
+        body.append(f"    qg_copy({plan.nbytes(r)}, {ptr[r]}, (uint8_t *){outs[i]});")
+    unused = [k for k in ALL_KERNELS if k not in used]
+    guard = c_ident(name).upper()
+    sig = _signature(plan, name, False)
+    sig_arena = _signature(plan, name, True)
+    in_sizes = [plan.nbytes(t) for t in plan.int_inputs]
+    out_sizes = [plan.nbytes(t) for t in plan.int_outputs]
+    h = [f"/* {name}.h: generated by qgolden (integer only, no floating point, no dynamic allocation). */",
+         f"#ifndef {guard}_H", f"#define {guard}_H", "", "#include <stdint.h>", "",
+         f"/* activation arena: {arena} bytes (minimum for this graph: {minimum}); constants: {weight_bytes} bytes */",
+         f"#define {guard}_ARENA_BYTES {arena}"]
+    for i, n in enumerate(in_sizes):
+        h.append(f"#define {guard}_INPUT{i}_BYTES {n}  /* {plan.dtypes[plan.int_inputs[i]]} "
+                 f"{list(plan.shapes[plan.int_inputs[i]])} NCHW row-major */")
+    for i, n in enumerate(out_sizes):
+        h.append(f"#define {guard}_OUTPUT{i}_BYTES {n}  /* {plan.dtypes[plan.int_outputs[i]]} "
+                 f"{list(plan.shapes[plan.int_outputs[i]])} */")
+    h.append(f"#define {guard}_NUM_LAYERS {len(plan.steps)}")
+    h += ["", "/* Called after each layer with its output (row-major bytes). */",
+          f"typedef void (*{name}_layer_fn)(int32_t layer, const char *name, const uint8_t *data, int32_t size, void *user);",
+          "", "/* Runs the model on quantized input(s); returns 0. Uses the static arena. */",
+          f"int {name}_run({sig});",
+          "", f"/* Same, in a caller-provided arena of {guard}_ARENA_BYTES bytes (NULL: the static one),",
+          "   calling on_layer (if not NULL) after every layer. */",
+          f"int {name}_run_arena({sig_arena});"]
+    if any(plan.float_inputs) or any(plan.float_outputs):
+        fsig = _float_signature(plan)
+        h += ["", f"/* {name}_float.c (optional): float input(s) quantized, float output(s) dequantized,",
+              "   exactly as PyTorch does (threshold tables on the float32 bit patterns). */",
+              f"int {name}_run_float({fsig});"]
+    h += ["", f"#endif /* {guard}_H */", ""]
+    kern = KERNELS.read_text()
+    c = [f"/* {name}.c: generated by qgolden from a certified integer-only program.",
+         f"   engine {plan.program.profile.get('engine')}, isa {plan.program.profile.get('isa')}; "
+         f"{len(plan.steps)} layers. Integer arithmetic only. */",
+         f'#include "{name}.h"', "", kern, "/* ==== model constants ==== */", "", *consts,
+         f"static uint8_t {name}_arena[{max(arena, 1)}];", "",
+         f"int {name}_run_arena({sig_arena})", "{",
+         f"    if (arena == 0) {{\n        arena = {name}_arena;\n    }}"]
+    for k in unused:
+        c.append(f"    (void){k}; /* kernel not used by this model */")
+    c += body
+    c += ["    return 0;", "}", "",
+          f"int {name}_run({sig})", "{",
+          f"    return {name}_run_arena({', '.join(ins + outs)}, 0, 0, 0);", "}", ""]
+    meta = {"name": name, "engine": plan.program.profile.get("engine"), "isa": plan.program.profile.get("isa"),
+            "arena_bytes": arena, "minimum_bytes": minimum, "weight_bytes": weight_bytes,
+            "inputs": [{"tensor": t, "dtype": plan.dtypes[t], "shape": list(plan.shapes[t]),
+                        "float": plan.float_inputs[i] is not None} for i, t in enumerate(plan.int_inputs)],
+            "outputs": [{"tensor": t, "dtype": plan.dtypes[t], "shape": list(plan.shapes[t]),
+                         "float": plan.float_outputs[i] is not None} for i, t in enumerate(plan.int_outputs)],
+            "layers": layers, "has_float": bool(any(plan.float_inputs) or any(plan.float_outputs)),
+            "buffers": [{"tensor": b.name, "offset": b.offset, "bytes": b.size, "first": b.first, "last": b.last}
+                        for b in bufs]}
+    files = {f"{name}.h": "\n".join(h), f"{name}.c": "\n".join(c), f"{name}.json": json.dumps(meta, indent=1)}
+    if meta["has_float"]:
+        files[f"{name}_float.c"] = emit_float(plan, name)
+    return files, arena, minimum, weight_bytes
+
+
+def _float_signature(plan):
+    single = len(plan.int_inputs) == 1 and len(plan.int_outputs) == 1
+    args = []
+    for i, t in enumerate(plan.int_inputs):
+        n = "input" if single else f"input{i}"
+        args.append(f"const float *{n}" if plan.float_inputs[i] else f"const {CTYPES[plan.dtypes[t]]} *{n}")
+    for i, t in enumerate(plan.int_outputs):
+        n = "output" if single else f"output{i}"
+        args.append(f"float *{n}" if plan.float_outputs[i] else f"{CTYPES[plan.dtypes[t]]} *{n}")
+    return ", ".join(args)
+
+
+def emit_float(plan, name) -> str:
+    """NAME_float.c: quantize float inputs (threshold table on the bit patterns, NaN rule) and
+    dequantize outputs (table of float32 bit patterns), around NAME_run."""
+    ins, outs = _arg_names(plan)
+    L = [f"/* {name}_float.c: float edges of {name} (optional; the integer path never needs it). */",
+         "#include <string.h>", f'#include "{name}.h"', "",
+         "/* #{k : sorted[k] <= value} */",
+         "static int32_t count_le(const int64_t *sorted, int32_t count, int64_t value)", "{",
+         "    int32_t lo = 0, hi = count;", "    while (lo < hi) {", "        int32_t mid = lo + (hi - lo) / 2;",
+         "        if (sorted[mid] <= value) {", "            lo = mid + 1;", "        } else {", "            hi = mid;",
+         "        }", "    }", "    return lo;", "}", "",
+         "/* The engine's quantize of one float32: thresholds on the order-preserving key of its bits. */",
+         "static int32_t quantize_bits(float value, const int64_t *thresholds, int32_t count, int32_t out_min, int32_t nan_value)",
+         "{", "    int32_t bits;", "    int64_t key;", "    memcpy(&bits, &value, sizeof bits);",
+         "    if ((bits & 0x7fffffff) > 0x7f800000) {", "        return nan_value;", "    }",
+         "    key = bits >= 0 ? (int64_t)bits : -(int64_t)(bits & 0x7fffffff) - 1;",
+         "    return out_min + count_le(thresholds, count, key);", "}", ""]
+    call_args, pre, post, decl = [], [], [], []
+    for i, t in enumerate(plan.int_inputs):
+        fi = plan.float_inputs[i]
+        if fi is None:
+            call_args.append(ins[i])
+            continue
+        code, _ = c_array("int64_t", f"input{i}_thresholds", fi["thresholds"])
+        L.append(code)
+        n = plan.nbytes(t)
+        ct = CTYPES[plan.dtypes[t]]
+        decl.append(f"static {ct} quantized_input{i}[{n}];")
+        pre.append(f"    for (i = 0; i < {n}; ++i) {{\n        quantized_input{i}[i] = ({ct})quantize_bits({ins[i]}[i], "
+                   f"input{i}_thresholds, {fi['thresholds'].size}, {fi['out_min']}, {fi['nan_value']});\n    }}")
+        call_args.append(f"quantized_input{i}")
+    for i, t in enumerate(plan.int_outputs):
+        fo = plan.float_outputs[i]
+        if fo is None:
+            call_args.append(outs[i])
+            continue
+        code, _ = c_array("int32_t", f"output{i}_bits", fo["table"])
+        L.append(code)
+        n = plan.nbytes(t)
+        ct = CTYPES[plan.dtypes[t]]
+        decl.append(f"static {ct} quantized_output{i}[{n}];")
+        post.append(f"    for (i = 0; i < {n}; ++i) {{\n        memcpy(&{outs[i]}[i], &output{i}_bits[(int32_t)quantized_output{i}[i] - ({fo['in_min']})], sizeof(float));\n    }}")
+        call_args.append(f"quantized_output{i}")
+    L += decl + ["", f"int {name}_run_float({_float_signature(plan)})", "{", "    int32_t i;", "    int rc;"]
+    L += pre + [f"    rc = {name}_run({', '.join(call_args)});"] + post
+    L += ["    (void)i;", "    return rc;", "}", ""]
+    return "\n".join(L)
+
+
+# -- golden vectors + harness ------------------------------------------------------------------------
+
+def emit_golden(plan, name, layers=True, max_layer_bytes=1 << 20) -> str:
+    """NAME_golden.h: the example input(s), expected output(s) and (optionally) every layer's output."""
+    L = [f"/* {name}_golden.h: golden vectors from qgolden (the integer program on the example input). */"]
+    for i, t in enumerate(plan.int_inputs):
+        L.append(c_array("uint8_t", f"golden_input{i}", _bytes(plan.env[t]))[0])
+    for i, t in enumerate(plan.int_outputs):
+        L.append(c_array("uint8_t", f"golden_output{i}", _bytes(plan.env[t]))[0])
+    total = sum(plan.nbytes(s.output) for s in plan.steps)
+    keep = layers and total <= max_layer_bytes
+    names = []
+    for i, s in enumerate(plan.steps):
+        if keep:
+            L.append(c_array("uint8_t", f"golden_layer{i}", _bytes(plan.env[s.output]))[0])
+            names.append(f"golden_layer{i}")
+        else:
+            names.append("0")
+    L.append(f"static const uint8_t *const golden_layers[{max(1, len(names))}] = {{{', '.join(names) or '0'}}};")
+    for i, fi in enumerate(plan.float_inputs):
+        if fi is not None:
+            x = np.ascontiguousarray(plan.env[fi["float_input"]], np.float32).view(np.uint32)
+            L.append(c_array("uint32_t", f"golden_float_input{i}", x)[0])
+    for i, fo in enumerate(plan.float_outputs):
+        if fo is not None:
+            y = np.ascontiguousarray(plan.env[fo["float_output"]], np.float32).view(np.uint32)
+            L.append(c_array("uint32_t", f"golden_float_output{i}", y)[0])
+    return "\n".join(L) + "\n"
+
+
+def _bytes(v):
+    return np.frombuffer(np.ascontiguousarray(v).tobytes(), np.uint8)
+
+
+def emit_test(plan, name) -> str:
+    """test_NAME.c: runs the golden vectors; exit 1 naming the first mismatching layer and element."""
+    ins, outs = _arg_names(plan)
+    guard = c_ident(name).upper()
+    L = ["/* test_" + name + ".c: golden-vector test of " + name + ".c (generated by qgolden). */",
+         "#include <stdio.h>", "#include <string.h>", f'#include "{name}.h"', f'#include "{name}_golden.h"', "",
+         "static int32_t bad_layer = -1;", "static int32_t bad_element = -1;", "static const char *bad_name = \"\";",
+         "static int32_t bad_got = 0, bad_want = 0;", "",
+         "static void check_layer(int32_t layer, const char *name, const uint8_t *data, int32_t size, void *user)",
+         "{", "    int32_t i;", "    const uint8_t *want = golden_layers[layer];", "    (void)user;",
+         "    if (want == 0 || bad_layer >= 0) {", "        return;", "    }",
+         "    for (i = 0; i < size; ++i) {", "        if (data[i] != want[i]) {",
+         "            bad_layer = layer;", "            bad_element = i;", "            bad_name = name;",
+         "            bad_got = data[i];", "            bad_want = want[i];", "            return;", "        }",
+         "    }", "}", "",
+         "static int compare(const char *what, const uint8_t *got, const uint8_t *want, int32_t size)", "{",
+         "    int32_t i;", "    for (i = 0; i < size; ++i) {", "        if (got[i] != want[i]) {",
+         "            printf(\"MISMATCH %s element %ld: got %d, expected %d\\n\", what, (long)i, got[i], want[i]);",
+         "            return 1;", "        }", "    }", "    return 0;", "}", "",
+         f"static uint8_t arena[{guard}_ARENA_BYTES > 0 ? {guard}_ARENA_BYTES : 1];", ""]
+    for i, t in enumerate(plan.int_outputs):
+        L.append(f"static {CTYPES[plan.dtypes[t]]} got_output{i}[{plan.nbytes(t)}];")
+    has_float = any(plan.float_inputs) or any(plan.float_outputs)
+    if has_float:
+        for i, t in enumerate(plan.int_outputs):
+            ct = "float" if plan.float_outputs[i] else CTYPES[plan.dtypes[t]]
+            L.append(f"static {ct} got_float_output{i}[{plan.nbytes(t)}];")
+        for i, t in enumerate(plan.int_inputs):
+            if plan.float_inputs[i]:
+                L.append(f"static float float_input{i}[{plan.nbytes(t)}];")
+    L += ["", "int main(void)", "{", "    int failed = 0;"]
+    args = [f"(const {CTYPES[plan.dtypes[t]]} *)golden_input{i}" for i, t in enumerate(plan.int_inputs)]
+    args += [f"got_output{i}" for i in range(len(plan.int_outputs))]
+    L += [f"    {name}_run_arena({', '.join(args)}, arena, check_layer, 0);",
+          "    if (bad_layer >= 0) {",
+          "        printf(\"MISMATCH layer %ld (%s) element %ld: got %d, expected %d\\n\", (long)bad_layer, bad_name,"
+          " (long)bad_element, bad_got, bad_want);", "        return 1;", "    }"]
+    for i, t in enumerate(plan.int_outputs):
+        L.append(f"    failed |= compare(\"output {i}\", (const uint8_t *)got_output{i}, golden_output{i}, {plan.nbytes(t)});")
+    L.append(f"    {name}_run({', '.join(args)});  /* the static arena gives the same */")
+    for i, t in enumerate(plan.int_outputs):
+        L.append(f"    failed |= compare(\"output {i} (static arena)\", (const uint8_t *)got_output{i}, golden_output{i}, {plan.nbytes(t)});")
+    if has_float:
+        fargs = []
+        for i, t in enumerate(plan.int_inputs):
+            if plan.float_inputs[i]:
+                L.append(f"    memcpy(float_input{i}, golden_float_input{i}, sizeof float_input{i});")
+                fargs.append(f"float_input{i}")
+            else:
+                fargs.append(args[i])
+        fargs += [f"got_float_output{i}" for i in range(len(plan.int_outputs))]
+        L.append(f"    {name}_run_float({', '.join(fargs)});")
+        for i, t in enumerate(plan.int_outputs):
+            want = f"golden_float_output{i}" if plan.float_outputs[i] else f"golden_output{i}"
+            size = plan.nbytes(t) * (4 if plan.float_outputs[i] else 1)
+            L.append(f"    failed |= compare(\"float output {i} (bits)\", (const uint8_t *)got_float_output{i}, "
+                     f"(const uint8_t *){want}, {size});")
+    L += ["    if (failed) {", "        return 1;", "    }",
+          f"    printf(\"{name}: %d layers and outputs bit-exact\\n\", {guard}_NUM_LAYERS);", "    return 0;", "}", ""]
+    return "\n".join(L)
+
+
+def emit_makefile(name, has_float) -> str:
+    srcs = f"{name}.c" + (f" {name}_float.c" if has_float else "")
+    return f"""# generated by qgolden: make test | make nofloat | make sanitize | make lib
+CC ?= cc
+CFLAGS ?= -std=c99 -O2 -Wall -Wextra -Werror -pedantic
+SRCS = {srcs}
+
+.PHONY: test nofloat sanitize lib clean
+
+test: test_{name}
+\t./test_{name}
+
+test_{name}: test_{name}.c $(SRCS) {name}.h {name}_golden.h
+\t$(CC) $(CFLAGS) -o $@ test_{name}.c $(SRCS)
+
+# the integer path compiled with no floating-point/SIMD registers (x86-64): proves it uses no float
+nofloat: {name}.c {name}.h
+\t$(CC) $(CFLAGS) -mgeneral-regs-only -c {name}.c -o {name}_nofloat.o
+
+sanitize: test_{name}.c $(SRCS) {name}.h {name}_golden.h
+\t$(CC) $(CFLAGS) -g -fsanitize=address,undefined -fno-sanitize-recover=all -o test_{name}_san test_{name}.c $(SRCS)
+\t./test_{name}_san
+
+lib: lib{name}.so
+
+lib{name}.so: $(SRCS) {name}.h
+\t$(CC) $(CFLAGS) -fPIC -shared -o $@ $(SRCS)
+
+clean:
+\trm -f test_{name} test_{name}_san {name}_nofloat.o lib{name}.so
+"""
+
+
+def export_c(program, out_dir, name="model", inputs=None, layers=True) -> ExportResult:
+    """Write the C export of an integer-only `program` to out_dir; shapes from `inputs` (list of arrays)."""
+    name = c_ident(name)
+    plan = build_plan(program, inputs)
+    files, arena, minimum, wbytes = emit(plan, name)
+    files[f"{name}_golden.h"] = emit_golden(plan, name, layers)
+    files[f"test_{name}.c"] = emit_test(plan, name)
+    files["Makefile"] = emit_makefile(name, f"{name}_float.c" in files)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for fn, text in files.items():
+        (out / fn).write_text(text)
+    return ExportResult(out, name, sorted(files), arena, minimum, wbytes, len(plan.steps), plan)

@@ -1,0 +1,626 @@
+/* qgolden reference kernels: integer only, no dynamic allocation, no floating point.
+ * One plain function per op kind, in the style of TFLite Micro's reference kernels:
+ * explicit zero points, named parameters in const structs, NCHW row-major tensors.
+ * Activations are bytes: uint8 (quint8) or int8 (qint8) per the `is_signed` flags. */
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+/* The value of byte i of a quantized tensor (uint8, or int8 when is_signed). */
+static int32_t qg_load(const uint8_t *data, int32_t i, int32_t is_signed)
+{
+    int32_t v = (int32_t)data[i];
+    return is_signed ? (v ^ 0x80) - 0x80 : v;
+}
+
+/* The byte storing value v (two's complement for int8). */
+static uint8_t qg_store(int32_t v)
+{
+    return (uint8_t)(v & 0xFF);
+}
+
+static int64_t qg_clamp64(int64_t v, int64_t lo, int64_t hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* floor(v / 2**n) for n >= 0, without shifting a negative number. */
+static int64_t qg_floor_shift(int64_t v, int32_t n)
+{
+    if (n <= 0) {
+        return v;
+    }
+    if (v >= 0) {
+        return v >> n;
+    }
+    return -((-(v + 1)) >> n) - 1;
+}
+
+/* #{k < count : sorted[k] <= value} (numpy searchsorted side=right), binary search. */
+static int32_t qg_count_le(const int64_t *sorted, int32_t count, int64_t value)
+{
+    int32_t lo = 0;
+    int32_t hi = count;
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (sorted[mid] <= value) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* Saturate to int16 (vpmaddubsw's pair sum). */
+static int32_t qg_sat16(int32_t v)
+{
+    return v < -32768 ? -32768 : (v > 32767 ? 32767 : v);
+}
+
+/* ---- requantization -------------------------------------------------------------------- */
+
+enum { QG_HALF_UP = 0, QG_HALF_EVEN = 1, QG_HALF_AWAY = 2, QG_TFLITE = 3 };
+
+typedef struct {
+    int32_t rounding;              /* QG_HALF_UP | QG_HALF_EVEN | QG_HALF_AWAY | QG_TFLITE */
+    int32_t bits;                  /* multiplier width (TFLite rounding: Q(bits-1)) */
+    int32_t out_zero_point;
+    int32_t out_min;
+    int32_t out_max;
+    const int64_t *multiplier;     /* [classes] M0 */
+    const int32_t *shift;          /* [classes] n */
+    const int64_t *bias;           /* [classes] B, accumulator units */
+    const int64_t *frac;           /* [classes] F, product units */
+    const uint8_t *use_table;      /* [classes] 1: output = out_min + #{thresholds <= acc}; or NULL */
+    const int64_t *thresholds;     /* [classes][num_thresholds] sorted */
+    int32_t num_thresholds;
+    const uint8_t *use_segments;   /* [classes] 1: bias/frac per binade segment; or NULL */
+    const int64_t *segment_bounds; /* [classes][num_segment_bounds] */
+    int32_t num_segment_bounds;
+    const int64_t *segment_bias;   /* [classes][num_segment_bounds + 1] */
+    const int64_t *segment_frac;   /* [classes][num_segment_bounds + 1] */
+    const int64_t *divisor;        /* [classes] > 0: exact rounding division instead; or NULL */
+    const int64_t *div_offset;
+    const int64_t *div_rounding;   /* 0 half up, 1 half even, 2 half away */
+    const int64_t *div_zero_point;
+} qg_requant_t;
+
+/* v / 2**n rounded to nearest (n >= 1), ties as `rounding` says. */
+static int64_t qg_round_shift(int64_t v, int32_t n, int32_t rounding)
+{
+    int64_t half = (int64_t)1 << (n - 1);
+    if (rounding == QG_HALF_EVEN) {
+        int64_t q = qg_floor_shift(v, n);
+        int64_t r = v - q * ((int64_t)1 << n);
+        return q + ((r > half || (r == half && (q % 2) != 0)) ? 1 : 0);
+    }
+    if (rounding == QG_HALF_AWAY) {
+        if (v < 0) {
+            return -qg_floor_shift(-v + half, n);
+        }
+        return qg_floor_shift(v + half, n);
+    }
+    return qg_floor_shift(v + half, n);
+}
+
+/* TFLite MultiplyByQuantizedMultiplier: SaturatingRoundingDoublingHighMul with a Q(bits-1)
+ * multiplier, then RoundingDivideByPOT by shift - (bits-1). */
+static int64_t qg_tflite_multiply(int64_t x, int64_t multiplier, int32_t shift, int32_t bits)
+{
+    int32_t q = bits - 1;
+    int64_t ab = x * multiplier;
+    int64_t nudge = ab >= 0 ? ((int64_t)1 << (q - 1)) : 1 - ((int64_t)1 << (q - 1));
+    int64_t s = ab + nudge;
+    int64_t high = s >= 0 ? (s >> q) : -((-s) >> q);
+    int32_t e = shift - q;
+    int64_t mask = ((int64_t)1 << e) - 1;
+    int64_t floor_part = qg_floor_shift(high, e);
+    int64_t remainder = high - floor_part * ((int64_t)1 << e);
+    int64_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
+    return floor_part + (remainder > threshold ? 1 : 0);
+}
+
+/* x / d (d > 0) rounded to nearest, ties: 0 up, 1 to even, 2 away from zero. */
+static int64_t qg_round_div(int64_t x, int64_t d, int64_t tie_rule)
+{
+    int64_t q = x / d;
+    int64_t r2;
+    int32_t up;
+    if ((x % d) != 0 && x < 0) {
+        q -= 1; /* floor */
+    }
+    r2 = 2 * (x - q * d);
+    up = r2 > d;
+    if (r2 == d) {
+        up = tie_rule == 0 || (tie_rule == 1 && (q % 2) != 0) || (tie_rule == 2 && q >= 0);
+    }
+    return q + (up ? 1 : 0);
+}
+
+/* The 8-bit output of accumulator `acc` for class (channel) c. */
+static int32_t qg_requantize(int64_t acc, const qg_requant_t *p, int32_t c)
+{
+    int64_t bias;
+    int64_t frac;
+    int64_t y;
+    if (p->use_table != 0 && p->use_table[c]) {
+        return p->out_min + qg_count_le(p->thresholds + (int64_t)c * p->num_thresholds, p->num_thresholds, acc);
+    }
+    if (p->divisor != 0 && p->divisor[c] > 0) {
+        y = qg_round_div(acc + p->div_offset[c], p->divisor[c], p->div_rounding[c]) + p->div_zero_point[c];
+        return (int32_t)qg_clamp64(y, p->out_min, p->out_max);
+    }
+    bias = p->bias[c];
+    frac = p->frac[c];
+    if (p->use_segments != 0 && p->use_segments[c]) {
+        int32_t nb = p->num_segment_bounds;
+        int32_t s = qg_count_le(p->segment_bounds + (int64_t)c * nb, nb, acc);
+        bias = p->segment_bias[(int64_t)c * (nb + 1) + s];
+        frac = p->segment_frac[(int64_t)c * (nb + 1) + s];
+    }
+    if (p->rounding == QG_TFLITE) {
+        y = qg_tflite_multiply(acc + bias, p->multiplier[c], p->shift[c], p->bits);
+    } else {
+        y = qg_round_shift((acc + bias) * p->multiplier[c] + frac, p->shift[c], p->rounding);
+    }
+    return (int32_t)qg_clamp64(y + p->out_zero_point, p->out_min, p->out_max);
+}
+
+/* ---- linear (fully connected) ------------------------------------------------------------ */
+
+typedef struct {
+    int32_t batches;               /* rows of the input [batches][input_depth] */
+    int32_t input_depth;           /* K */
+    int32_t output_depth;          /* N */
+    int32_t input_zero_point;
+    const int8_t *weights;         /* [N][K] */
+    const int32_t *weight_zero_points; /* [N] */
+    const int32_t *weight_sums;    /* [N] sum_k w[n][k] (paired mode) */
+    int32_t paired;                /* 1: sum u8*s8 product pairs in saturating int16, as the engine does */
+    const int32_t *block_starts;   /* K blocks, each paired from its own start (paired mode) */
+    int32_t num_blocks;
+    const qg_requant_t *requant;   /* per output channel n */
+} qg_linear_params_t;
+
+static void qg_linear(const qg_linear_params_t *p, const uint8_t *input, uint8_t *output)
+{
+    int32_t b, n, k, blk;
+    const int32_t K = p->input_depth;
+    for (b = 0; b < p->batches; ++b) {
+        const uint8_t *x = input + (int64_t)b * K;
+        int32_t x_sum = 0;
+        if (p->paired) {
+            for (k = 0; k < K; ++k) {
+                x_sum += x[k];
+            }
+        }
+        for (n = 0; n < p->output_depth; ++n) {
+            const int8_t *w = p->weights + (int64_t)n * K;
+            const int32_t zw = p->weight_zero_points[n];
+            int32_t acc = 0;
+            if (!p->paired) {
+                for (k = 0; k < K; ++k) {
+                    acc += ((int32_t)x[k] - p->input_zero_point) * ((int32_t)w[k] - zw);
+                }
+            } else {
+                for (blk = 0; blk < p->num_blocks; ++blk) {
+                    int32_t k0 = p->block_starts[blk];
+                    int32_t k1 = blk + 1 < p->num_blocks ? p->block_starts[blk + 1] : K;
+                    for (k = k0; k + 1 < k1; k += 2) {
+                        acc += qg_sat16((int32_t)x[k] * w[k] + (int32_t)x[k + 1] * w[k + 1]);
+                    }
+                    if (k < k1) {
+                        acc += (int32_t)x[k] * w[k];
+                    }
+                }
+                acc += -p->input_zero_point * p->weight_sums[n] - zw * x_sum + K * p->input_zero_point * zw;
+            }
+            output[(int64_t)b * p->output_depth + n] = qg_store(qg_requantize(acc, p->requant, n));
+        }
+    }
+}
+
+/* ---- convolution (NCHW; conv1d runs with height 1) ---------------------------------------- */
+
+enum { QG_CONV_EXACT = 0, QG_CONV_PAIRS_FBGEMM = 1, QG_CONV_PAIRS_ONEDNN = 2 };
+
+typedef struct {
+    int32_t batches;
+    int32_t input_channels, input_height, input_width;
+    int32_t output_channels, output_height, output_width;
+    int32_t kernel_height, kernel_width;
+    int32_t stride_height, stride_width;
+    int32_t pad_height, pad_width;
+    int32_t dilation_height, dilation_width;
+    int32_t groups;
+    int32_t input_zero_point;
+    /* weights [O][KH*KW][C/groups] (tap-major, channel fastest: FBGEMM's im2col order).
+     * QG_CONV_EXACT: exact sum of (x - zx)(w - zw).
+     * QG_CONV_PAIRS_FBGEMM: products of the raw values paired in
+     *   that order (padding reads the input zero point), each pair saturated to int16.
+     * QG_CONV_PAIRS_ONEDNN: same weight order; pairs of channels within each tap, taps in the
+     *   padding skipped, zero-point correction over the valid taps. */
+    int32_t mode;
+    const int8_t *weights;
+    const int32_t *weight_zero_points; /* [O] */
+    const int32_t *weight_sums;        /* [O] sum of the weights */
+    const int32_t *input_offsets;      /* [KH*KW*C/groups] element offset of each tap (window inside the input) */
+    const qg_requant_t *requant;       /* per output channel */
+} qg_conv_params_t;
+
+/* Output (o, oy, ox) whose window lies inside the input: every tap is read through
+ * input_offsets (no bounds checks). */
+static int32_t qg_conv_interior_acc(const qg_conv_params_t *p, const uint8_t *x, int32_t o)
+{
+    const int32_t K = p->kernel_height * p->kernel_width * (p->input_channels / p->groups);
+    const int8_t *w = p->weights + (int64_t)o * K;
+    const int32_t *off = p->input_offsets;
+    const int32_t zx = p->input_zero_point, zw = p->weight_zero_points[o];
+    int32_t k;
+    int32_t raw = 0, x_sum = 0;
+    if (p->mode == QG_CONV_EXACT) {
+        for (k = 0; k < K; ++k) {
+            raw += (int32_t)x[off[k]] * w[k];
+        }
+    } else {
+        for (k = 0; k + 1 < K; k += 2) {
+            raw += qg_sat16((int32_t)x[off[k]] * w[k] + (int32_t)x[off[k + 1]] * w[k + 1]);
+        }
+        if (k < K) {
+            raw += (int32_t)x[off[k]] * w[k];
+        }
+    }
+    if (zw != 0) {
+        for (k = 0; k < K; ++k) {
+            x_sum += x[off[k]];
+        }
+    }
+    return raw - zx * p->weight_sums[o] - zw * x_sum + K * zx * zw;
+}
+
+/* Exact sum of (x - zx)(w - zw) over the taps inside the input (padding contributes 0). */
+static int32_t qg_conv_exact_acc(const qg_conv_params_t *p, const uint8_t *x, int32_t o, int32_t oy, int32_t ox)
+{
+    const int32_t cpg = p->input_channels / p->groups;
+    const int32_t H = p->input_height, W = p->input_width, KW = p->kernel_width;
+    const int32_t taps = p->kernel_height * KW;
+    const int32_t zx = p->input_zero_point, zw = p->weight_zero_points[o];
+    const int32_t iy0 = oy * p->stride_height - p->pad_height;
+    const int32_t ix0 = ox * p->stride_width - p->pad_width;
+    const int8_t *w = p->weights + (int64_t)o * taps * cpg; /* [tap][c] */
+    int32_t t, c;
+    int32_t acc = 0;
+    for (t = 0; t < taps; ++t) {
+        const int32_t iy = iy0 + (t / KW) * p->dilation_height;
+        const int32_t ix = ix0 + (t % KW) * p->dilation_width;
+        if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
+            continue;
+        }
+        for (c = 0; c < cpg; ++c) {
+            acc += ((int32_t)x[(int64_t)c * H * W + (int64_t)iy * W + ix] - zx) * ((int32_t)w[t * cpg + c] - zw);
+        }
+    }
+    return acc;
+}
+
+static int32_t qg_conv_paired_acc(const qg_conv_params_t *p, const uint8_t *x, int32_t o, int32_t oy, int32_t ox)
+{
+    const int32_t cpg = p->input_channels / p->groups;
+    const int32_t c0 = 0; /* x points at the group's first channel */
+    const int32_t H = p->input_height, W = p->input_width, KH = p->kernel_height, KW = p->kernel_width;
+    const int32_t zx = p->input_zero_point, zw = p->weight_zero_points[o];
+    const int32_t iy0 = oy * p->stride_height - p->pad_height;
+    const int32_t ix0 = ox * p->stride_width - p->pad_width;
+    const int32_t taps = KH * KW;
+    const int8_t *w = p->weights + (int64_t)o * taps * cpg; /* [tap][c] */
+    int32_t t, c;
+    int32_t raw = 0, x_sum = 0, w_sum = 0;
+    int32_t have = 0, x_prev = 0, w_prev = 0; /* a pending first product of a pair */
+    for (t = 0; t < taps; ++t) {
+        const int32_t iy = iy0 + (t / KW) * p->dilation_height;
+        const int32_t ix = ix0 + (t % KW) * p->dilation_width;
+        const int valid = iy >= 0 && iy < H && ix >= 0 && ix < W;
+        if (p->mode == QG_CONV_PAIRS_ONEDNN) {
+            if (!valid) {
+                continue;
+            }
+            for (c = 0; c < cpg; c += 2) {
+                int32_t x0 = x[(int64_t)(c0 + c) * H * W + (int64_t)iy * W + ix];
+                int32_t pair = x0 * w[t * cpg + c];
+                w_sum += w[t * cpg + c];
+                if (c + 1 < cpg) {
+                    pair += (int32_t)x[(int64_t)(c0 + c + 1) * H * W + (int64_t)iy * W + ix] * w[t * cpg + c + 1];
+                    w_sum += w[t * cpg + c + 1];
+                }
+                raw += qg_sat16(pair);
+            }
+            continue;
+        }
+        for (c = 0; c < cpg; ++c) {
+            const int32_t xv = valid ? (int32_t)x[(int64_t)(c0 + c) * H * W + (int64_t)iy * W + ix] : zx;
+            const int32_t wv = w[t * cpg + c];
+            x_sum += xv;
+            if (have) {
+                raw += qg_sat16(x_prev * w_prev + xv * wv);
+                have = 0;
+            } else {
+                x_prev = xv;
+                w_prev = wv;
+                have = 1;
+            }
+        }
+    }
+    if (p->mode == QG_CONV_PAIRS_ONEDNN) {
+        return raw - zx * w_sum;
+    }
+    if (have) {
+        raw += x_prev * w_prev;
+    }
+    return raw - zx * p->weight_sums[o] - zw * x_sum + taps * cpg * zx * zw;
+}
+
+static void qg_conv(const qg_conv_params_t *p, const uint8_t *input, uint8_t *output)
+{
+    int32_t b, o, oy, ox;
+    const int32_t H = p->input_height, W = p->input_width;
+    const int32_t cpg = p->input_channels / p->groups, opg = p->output_channels / p->groups;
+    const int32_t reach_h = (p->kernel_height - 1) * p->dilation_height;
+    const int32_t reach_w = (p->kernel_width - 1) * p->dilation_width;
+    const int64_t in_size = (int64_t)p->input_channels * H * W;
+    const int64_t out_plane = (int64_t)p->output_height * p->output_width;
+    /* oneDNN pairs channels within a tap: the flat pairing only matches it for an even channel count */
+    const int32_t flat_pairs = p->mode != QG_CONV_PAIRS_ONEDNN || cpg % 2 == 0;
+    for (b = 0; b < p->batches; ++b) {
+        uint8_t *y = output + b * p->output_channels * out_plane;
+        for (o = 0; o < p->output_channels; ++o) {
+            const uint8_t *x = input + b * in_size + (int64_t)(o / opg) * cpg * H * W; /* the group's channels */
+            for (oy = 0; oy < p->output_height; ++oy) {
+                const int32_t iy0 = oy * p->stride_height - p->pad_height;
+                for (ox = 0; ox < p->output_width; ++ox) {
+                    const int32_t ix0 = ox * p->stride_width - p->pad_width;
+                    int32_t acc;
+                    if (flat_pairs && iy0 >= 0 && ix0 >= 0 && iy0 + reach_h < H && ix0 + reach_w < W) {
+                        acc = qg_conv_interior_acc(p, x + (int64_t)iy0 * W + ix0, o);
+                    } else if (p->mode == QG_CONV_EXACT) {
+                        acc = qg_conv_exact_acc(p, x, o, oy, ox);
+                    } else {
+                        acc = qg_conv_paired_acc(p, x, o, oy, ox);
+                    }
+                    y[o * out_plane + (int64_t)oy * p->output_width + ox] = qg_store(qg_requantize(acc, p->requant, o));
+                }
+            }
+        }
+    }
+}
+
+/* ---- window reductions: avg / adaptive pools, mean, max pool, nearest upsample ------------- */
+
+enum { QG_WINDOW_SUM = 0, QG_WINDOW_MAX = 1 };
+
+typedef struct {
+    int32_t outer;                 /* batches (and channels for mean: rows) */
+    int32_t channels;
+    int32_t input_plane;           /* input elements per (outer, channel) */
+    int32_t output_plane;          /* outputs per (outer, channel) */
+    const int32_t *window_start;   /* [output_plane + 1] into window_index */
+    const int32_t *window_index;   /* input positions (within the plane) of each output's window */
+    int32_t input_signed;
+    int32_t mode;                  /* QG_WINDOW_SUM (then requantize) | QG_WINDOW_MAX (max; empty: type min) */
+    int32_t sum_zero_point;        /* subtracted from every summed value */
+    const int32_t *classes;        /* [1 or channels][output_plane] requantization class */
+    int32_t classes_per_channel;
+    const qg_requant_t *requant;
+    int32_t write_nhwc;            /* torch's NHWC-written-as-NCHW layout quirk */
+} qg_window_params_t;
+
+static void qg_window(const qg_window_params_t *p, const uint8_t *input, uint8_t *output)
+{
+    int32_t n, c, o, k;
+    for (n = 0; n < p->outer; ++n) {
+        for (c = 0; c < p->channels; ++c) {
+            const int32_t base = (n * p->channels + c) * p->input_plane;
+            for (o = 0; o < p->output_plane; ++o) {
+                int32_t value;
+                int32_t dst;
+                if (p->mode == QG_WINDOW_MAX) {
+                    value = p->input_signed ? -128 : 0;
+                    for (k = p->window_start[o]; k < p->window_start[o + 1]; ++k) {
+                        int32_t v = qg_load(input, base + p->window_index[k], p->input_signed);
+                        value = v > value ? v : value;
+                    }
+                } else {
+                    int32_t sum = 0;
+                    int32_t cls = p->classes[(p->classes_per_channel ? c * p->output_plane : 0) + o];
+                    for (k = p->window_start[o]; k < p->window_start[o + 1]; ++k) {
+                        sum += qg_load(input, base + p->window_index[k], p->input_signed) - p->sum_zero_point;
+                    }
+                    value = qg_requantize(sum, p->requant, cls);
+                }
+                dst = p->write_nhwc ? (n * p->output_plane + o) * p->channels + c
+                                    : (n * p->channels + c) * p->output_plane + o;
+                output[dst] = qg_store(value);
+            }
+        }
+    }
+}
+
+/* ---- elementwise ----------------------------------------------------------------------------- */
+
+#define QG_MAX_RANK 6
+
+typedef struct {
+    int32_t rank;
+    int32_t shape[QG_MAX_RANK];    /* the output's shape */
+    int32_t strides[QG_MAX_RANK];  /* the operand's element strides along it (0: broadcast) */
+    int32_t offset;
+} qg_view_t;
+
+/* Element index in the operand of output element i (row-major over view->shape). */
+static int32_t qg_view_index(const qg_view_t *v, int32_t i)
+{
+    int32_t d;
+    int32_t index = v->offset;
+    for (d = v->rank - 1; d >= 0; --d) {
+        index += (i % v->shape[d]) * v->strides[d];
+        i /= v->shape[d];
+    }
+    return index;
+}
+
+typedef struct {
+    int32_t size;
+    int32_t input_signed;
+    const uint8_t *table;          /* [256] output bytes, indexed by value - type min */
+    const uint8_t *scalar_table;   /* elements listed in scalar_elements use this one (ATen's scalar tail) */
+    const int32_t *scalar_elements;
+    int32_t num_scalar_elements;
+} qg_lut_params_t;
+
+static void qg_lut(const qg_lut_params_t *p, const uint8_t *input, uint8_t *output)
+{
+    int32_t i;
+    const int32_t in_min = p->input_signed ? -128 : 0;
+    for (i = 0; i < p->size; ++i) {
+        output[i] = p->table[qg_load(input, i, p->input_signed) - in_min];
+    }
+    for (i = 0; i < p->num_scalar_elements; ++i) {
+        int32_t e = p->scalar_elements[i];
+        output[e] = p->scalar_table[qg_load(input, e, p->input_signed) - in_min];
+    }
+}
+
+typedef struct {
+    int32_t size;
+    int32_t input_signed;
+    const qg_view_t *b_view;       /* NULL: b has a's shape */
+    const uint8_t *table;          /* [256 * 256]: (a - type min) * 256 + (b - type min) */
+    const uint8_t *scalar_table;
+    const int32_t *scalar_elements;
+    int32_t num_scalar_elements;
+} qg_lut2_params_t;
+
+static void qg_lut2(const qg_lut2_params_t *p, const uint8_t *a, const uint8_t *b, uint8_t *output)
+{
+    int32_t i;
+    const int32_t in_min = p->input_signed ? -128 : 0;
+    for (i = 0; i < p->size; ++i) {
+        int32_t bi = p->b_view != 0 ? qg_view_index(p->b_view, i) : i;
+        int32_t key = (qg_load(a, i, p->input_signed) - in_min) * 256 + (qg_load(b, bi, p->input_signed) - in_min);
+        output[i] = p->table[key];
+    }
+    for (i = 0; i < p->num_scalar_elements; ++i) {
+        int32_t e = p->scalar_elements[i];
+        int32_t bi = p->b_view != 0 ? qg_view_index(p->b_view, e) : e;
+        int32_t key = (qg_load(a, e, p->input_signed) - in_min) * 256 + (qg_load(b, bi, p->input_signed) - in_min);
+        output[e] = p->scalar_table[key];
+    }
+}
+
+typedef struct {
+    int32_t size;
+    int32_t channels;
+    int32_t inner;                 /* elements per channel block */
+    int32_t input_signed;
+    const uint8_t *table;          /* [channels][256] */
+} qg_lut_channel_params_t;
+
+static void qg_lut_channel(const qg_lut_channel_params_t *p, const uint8_t *input, uint8_t *output)
+{
+    int32_t i;
+    const int32_t in_min = p->input_signed ? -128 : 0;
+    for (i = 0; i < p->size; ++i) {
+        int32_t c = (i / p->inner) % p->channels;
+        output[i] = p->table[c * 256 + qg_load(input, i, p->input_signed) - in_min];
+    }
+}
+
+typedef struct {
+    int32_t size;
+    int32_t a_zero_point;
+    int32_t b_zero_point;
+    const qg_view_t *b_view;       /* NULL: b has a's shape */
+    const qg_requant_t *requant;   /* class 0 */
+} qg_mul_params_t;
+
+static void qg_mul(const qg_mul_params_t *p, const uint8_t *a, const uint8_t *b, uint8_t *output)
+{
+    int32_t i;
+    for (i = 0; i < p->size; ++i) {
+        int32_t bi = p->b_view != 0 ? qg_view_index(p->b_view, i) : i;
+        int64_t product = (int64_t)((int32_t)a[i] - p->a_zero_point) * ((int32_t)b[bi] - p->b_zero_point);
+        output[i] = qg_store(qg_requantize(product, p->requant, 0));
+    }
+}
+
+typedef struct {
+    int32_t batches;
+    int32_t channels;
+    int32_t plane;                 /* elements per channel */
+    int32_t input_signed;
+    int32_t has_min, min_value, has_max, max_value;
+    int32_t write_nhwc;            /* QNNPACK clamp layout quirk */
+} qg_clamp_params_t;
+
+static void qg_clamp(const qg_clamp_params_t *p, const uint8_t *input, uint8_t *output)
+{
+    int32_t n, c, i;
+    for (n = 0; n < p->batches; ++n) {
+        for (c = 0; c < p->channels; ++c) {
+            for (i = 0; i < p->plane; ++i) {
+                int32_t src = (n * p->channels + c) * p->plane + i;
+                int32_t v = qg_load(input, src, p->input_signed);
+                int32_t dst = p->write_nhwc ? (n * p->plane + i) * p->channels + c : src;
+                if (p->has_min && v < p->min_value) {
+                    v = p->min_value;
+                }
+                if (p->has_max && v > p->max_value) {
+                    v = p->max_value;
+                }
+                output[dst] = qg_store(v);
+            }
+        }
+    }
+}
+
+typedef struct {
+    int32_t outer;                 /* product of the dims before the cat dim */
+    int32_t chunk;                 /* this input's elements per outer index */
+    int32_t output_chunk;          /* the output's elements per outer index */
+    int32_t offset;                /* where this input starts within an output chunk */
+    int32_t input_signed;
+    const uint8_t *table;          /* [256] requantization table, or NULL: copy */
+} qg_cat_params_t;
+
+static void qg_cat(const qg_cat_params_t *p, const uint8_t *input, uint8_t *output)
+{
+    int32_t o, i;
+    const int32_t in_min = p->input_signed ? -128 : 0;
+    for (o = 0; o < p->outer; ++o) {
+        const uint8_t *src = input + (int64_t)o * p->chunk;
+        uint8_t *dst = output + (int64_t)o * p->output_chunk + p->offset;
+        for (i = 0; i < p->chunk; ++i) {
+            dst[i] = p->table != 0 ? p->table[qg_load(src, i, p->input_signed) - in_min] : src[i];
+        }
+    }
+}
+
+typedef struct {
+    int32_t size;
+    const qg_view_t *view;         /* where each output element is read (permute, slicing) */
+} qg_gather_params_t;
+
+static void qg_gather(const qg_gather_params_t *p, const uint8_t *input, uint8_t *output)
+{
+    int32_t i;
+    for (i = 0; i < p->size; ++i) {
+        output[i] = input[qg_view_index(p->view, i)];
+    }
+}
+
+static void qg_copy(int32_t size, const uint8_t *input, uint8_t *output)
+{
+    int32_t i;
+    for (i = 0; i < size; ++i) {
+        output[i] = input[i];
+    }
+}

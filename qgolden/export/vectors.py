@@ -1,0 +1,128 @@
+"""Golden vectors for hardware testbenches: every layer's integer input and output on a given
+input, and every constant (weights, biases, multipliers, shifts, thresholds, tables), as .npy and
+as memory files (memfiles.py), with a JSON manifest (file, tensor, shape, dtype, width, layout).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from . import memfiles as M
+
+FORMATS = ("npy", "mem", "hex", "coe")
+
+
+def _safe(s: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_.-]", "_", s)
+
+
+def narrow(a) -> np.ndarray:
+    """Integer arrays in the smallest of int8/uint8/int16/int32/int64 of the same signedness
+    family that holds them (int64 accumulators and constants usually fit int32); bool -> uint8."""
+    a = np.asarray(a)
+    if a.dtype == np.bool_:
+        return a.astype(np.uint8)
+    if a.dtype.kind not in "iu" or a.dtype.itemsize <= 4 and a.dtype.itemsize != 8:
+        return a
+    lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+    for dt in (np.int32,):
+        if np.iinfo(dt).min <= lo and hi <= np.iinfo(dt).max:
+            return a.astype(dt)
+    return a
+
+
+def _layout(shape, what):
+    if what == "activation" and len(shape) == 4:
+        return "NCHW row-major"
+    if what == "activation" and len(shape) == 3:
+        return "NCL row-major"
+    return "row-major"
+
+
+def write_vectors(program, inputs, out_dir, fmt="mem") -> dict:
+    """Run the integer program on `inputs`, write tensors/ and consts/ files and manifest.json."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    out = Path(out_dir)
+    (out / "tensors").mkdir(parents=True, exist_ok=True)
+    (out / "consts").mkdir(parents=True, exist_ok=True)
+    _, env = program.run(*inputs, keep=True)
+    files, tensors, layers = [], {}, []
+
+    def put(rel, a, **info):
+        a = narrow(a)
+        np.save(out / (rel + ".npy"), a)
+        entry = {"npy": rel + ".npy", "shape": list(a.shape), "dtype": str(a.dtype), **info}
+        if fmt != "npy":
+            width = M.word_width(a)
+            path = out / (rel + "." + fmt)
+            {"mem": M.write_mem, "hex": M.write_hex, "coe": M.write_coe}[fmt](path, a, width)
+            entry.update({fmt: rel + "." + fmt, "width": width,
+                          "signed": bool(a.dtype.kind in "if")})
+        if a.dtype.kind == "f":
+            entry["note"] = "float32: memory files hold the IEEE-754 bit patterns"
+        files.append(entry)
+        return entry
+
+    def tensor(name):
+        if name in tensors:
+            return tensors[name]["npy"]
+        v = env.get(name)
+        if not isinstance(v, np.ndarray):
+            return None
+        e = put(f"tensors/{_safe(name)}", v, tensor=name, kind="activation", layout=_layout(v.shape, "activation"))
+        tensors[name] = e
+        return e["npy"]
+
+    for name in program.inputs:
+        tensor(name)
+    for i, node in enumerate(program.nodes):
+        ins = []
+        for r in node.inputs:
+            for t in (r if isinstance(r, list) else [r]):
+                if isinstance(t, str):
+                    f = tensor(t)
+                    if f:
+                        ins.append({"tensor": t, "file": f})
+        outf = tensor(node.output)
+        consts = {}
+        for k, v in node.consts.items():
+            if v is None:
+                continue
+            a = np.asarray(v)
+            if a.dtype.kind not in "iub":
+                continue
+            e = put(f"consts/{i:03d}_{_safe(node.name)}_{_safe(k)}", a, node=node.name, const=k,
+                    kind="constant", layout=_layout(a.shape, "constant"))
+            consts[k] = e["npy"]
+        attrs = {k: v for k, v in node.attrs.items() if isinstance(v, (int, str, bool, list, type(None)))
+                 and not (isinstance(v, list) and any(isinstance(x, float) for x in _flat(v)))}
+        layers.append({"index": i, "name": node.name, "op": node.op, "inputs": ins,
+                       "output": {"tensor": node.output, "file": outf}, "consts": consts, "attrs": attrs})
+    manifest = {"format": "qgolden-vectors", "version": 1, "memory_format": fmt,
+                "engine": program.profile.get("engine"), "isa": program.profile.get("isa"),
+                "program_inputs": list(program.inputs),
+                "notes": "two's-complement hex words, one per line, row-major; widths in bits; activations "
+                         "NCHW (NCL for 1-D) row-major as the program computes them",
+                "layers": layers, "files": files}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, default=_jd))
+    return manifest
+
+
+def _flat(v):
+    for x in v:
+        if isinstance(x, list):
+            yield from _flat(x)
+        else:
+            yield x
+
+
+def _jd(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
