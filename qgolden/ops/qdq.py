@@ -133,6 +133,32 @@ def float_linear(x, *, weight, bias=None, profile=None, trace=None):
     return acc
 
 
+def float_depthwise_conv(x, w, bias, stride, padding, dilation):
+    """torch's float32 depthwise conv on the CPU (oneDNN's depthwise kernel, channel multiplier 1),
+    reproduced exactly (measured: 0 differences over 460 configurations on AVX2):
+
+        acc = bias (or 0) ; for r in rows, for s in columns: acc = fma32(x[r, s], w[r, s], acc)
+
+    Padded taps hold 0, for which the FMA leaves acc unchanged."""
+    from ..numerics.floatops import fma32
+
+    nb, c, h, wd = x.shape
+    kh, kw = w.shape[2:]
+    sh, sw = stride
+    ph, pw = padding
+    dh, dw = dilation
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    b = np.zeros(c, np.float32) if bias is None else np.asarray(bias, np.float32)
+    acc = np.broadcast_to(b[None, :, None, None], (nb, c, oh, ow)).astype(np.float32)
+    for r in range(kh):
+        for s_ in range(kw):
+            tap = xp[:, :, r * dh:r * dh + (oh - 1) * sh + 1:sh, s_ * dw:s_ * dw + (ow - 1) * sw + 1:sw]
+            acc = fma32(tap, w[:, 0, r, s_][None, :, None, None], acc)
+    return acc
+
+
 def float_conv(x, *, weight, bias=None, stride, padding, dilation, groups, profile=None, trace=None):
     """float32 conv2d on dequantized values: exact sum in float64, one rounding, then + bias."""
     from ..numerics import accumulate as A
@@ -145,6 +171,9 @@ def float_conv(x, *, weight, bias=None, stride, padding, dilation, groups, profi
         stride, padding, dilation = [1, stride[0]], [0, padding[0]], [1, dilation[0]]
     nb, c_in = x.shape[:2]
     c_out, cpg, kh, kw = w.shape
+    if int(groups) == c_in == c_out and cpg == 1:
+        y = float_depthwise_conv(x, w, bias, stride, padding, dilation)
+        return y[:, :, 0, :] if conv1d else y
     patches = A.im2col_patches(x, (kh, kw), tuple(stride), tuple(padding), tuple(dilation), np.float32(0))
     _, oh, ow = patches.shape[:3]
     g = int(groups)
