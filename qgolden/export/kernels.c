@@ -359,6 +359,190 @@ static int32_t qg_conv_paired_acc(const qg_conv_params_t *p, const uint8_t *x, i
     return raw - zx * p->weight_sums[o] - zw * x_sum + taps * cpg * zx * zw;
 }
 
+/* Column kernel for QG_CONV_EXACT and QG_CONV_PAIRS_FBGEMM. For each output row (and chunk of it)
+ * the input values each output reads are laid out im2col-style, col[k][i] = the value of product
+ * k ([tap][channel] order) for output column i, the padding materialised as the input zero point
+ * (what FBGEMM's im2col reads; in the exact sum a zero-point tap contributes 0). The innermost
+ * loops then run along the output row over contiguous bytes in fixed blocks of QG_LANES, which
+ * the compiler vectorises at -O2. Pairs and their int16 saturation are those of the flat path:
+ * products k and k+1. */
+#define QG_LANES 16
+#define QG_CONV_CHUNK 128   /* output columns per pass (multiple of QG_LANES) */
+#define QG_CONV_COL 8192    /* bytes of col: products * columns */
+
+static int32_t qg_conv_cols_fit(const qg_conv_params_t *p)
+{
+    const int32_t K = p->kernel_height * p->kernel_width * (p->input_channels / p->groups);
+    return p->mode != QG_CONV_PAIRS_ONEDNN && K * QG_LANES <= QG_CONV_COL;
+}
+
+/* acc[i] += sat16(a[i] * w0 + b[i] * w1) for i < n (n a multiple of QG_LANES). */
+static void qg_pairs_sat(int32_t *restrict acc, const uint8_t *restrict a, const uint8_t *restrict b,
+                         int32_t w0, int32_t w1, int32_t n)
+{
+    int32_t i, j;
+    for (i = 0; i < n; i += QG_LANES) {
+        for (j = 0; j < QG_LANES; ++j) {
+            int32_t v = (int32_t)a[i + j] * w0 + (int32_t)b[i + j] * w1;
+            v = v < -32768 ? -32768 : v;
+            v = v > 32767 ? 32767 : v;
+            acc[i + j] += v;
+        }
+    }
+}
+
+/* acc[i] += a[i] * w0 + b[i] * w1 for i < n (n a multiple of QG_LANES). */
+static void qg_pairs_exact(int32_t *restrict acc, const uint8_t *restrict a, const uint8_t *restrict b,
+                           int32_t w0, int32_t w1, int32_t n)
+{
+    int32_t i, j;
+    for (i = 0; i < n; i += QG_LANES) {
+        for (j = 0; j < QG_LANES; ++j) {
+            acc[i + j] += (int32_t)a[i + j] * w0 + (int32_t)b[i + j] * w1;
+        }
+    }
+}
+
+/* acc[i] += a[i] * w0 for i < n (n a multiple of QG_LANES). */
+static void qg_taps_exact(int32_t *restrict acc, const uint8_t *restrict a, int32_t w0, int32_t n)
+{
+    int32_t i, j;
+    for (i = 0; i < n; i += QG_LANES) {
+        for (j = 0; j < QG_LANES; ++j) {
+            acc[i + j] += (int32_t)a[i + j] * w0;
+        }
+    }
+}
+
+/* y[i] = qg_requantize(acc[i], p, c) for i < n, with the per-class choices made once. */
+static void qg_requantize_row(const int32_t *acc, int32_t n, const qg_requant_t *p, int32_t c, uint8_t *y)
+{
+    int32_t i;
+    if ((p->use_table == 0 || !p->use_table[c]) && (p->divisor == 0 || p->divisor[c] <= 0)
+        && (p->use_segments == 0 || !p->use_segments[c]) && p->rounding != QG_TFLITE) {
+        const int64_t bias = p->bias[c], frac = p->frac[c], m = p->multiplier[c];
+        const int32_t shift = p->shift[c], rounding = p->rounding;
+        for (i = 0; i < n; ++i) {
+            int64_t v = qg_round_shift(((int64_t)acc[i] + bias) * m + frac, shift, rounding) + p->out_zero_point;
+            y[i] = qg_store((int32_t)qg_clamp64(v, p->out_min, p->out_max));
+        }
+        return;
+    }
+    for (i = 0; i < n; ++i) {
+        y[i] = qg_store(qg_requantize(acc[i], p, c));
+    }
+}
+
+static void qg_conv_cols(const qg_conv_params_t *p, const uint8_t *input, uint8_t *output)
+{
+    uint8_t col[QG_CONV_COL];
+    int32_t acc[QG_CONV_CHUNK];
+    int32_t xsum[QG_CONV_CHUNK];
+    const int32_t H = p->input_height, W = p->input_width, KH = p->kernel_height, KW = p->kernel_width;
+    const int32_t cpg = p->input_channels / p->groups, opg = p->output_channels / p->groups;
+    const int32_t K = KH * KW * cpg, OW = p->output_width, sw = p->stride_width;
+    const int32_t zx = p->input_zero_point;
+    const int64_t in_size = (int64_t)p->input_channels * H * W;
+    const int64_t out_plane = (int64_t)p->output_height * OW;
+    int32_t chunk = (OW + QG_LANES - 1) / QG_LANES * QG_LANES;
+    int32_t b, g, oy, x0, o, k, i, any_zw = 0;
+    if (chunk > QG_CONV_CHUNK) {
+        chunk = QG_CONV_CHUNK;
+    }
+    while (K * chunk > QG_CONV_COL) {
+        chunk -= QG_LANES;
+    }
+    for (o = 0; o < p->output_channels; ++o) {
+        any_zw |= p->weight_zero_points[o] != 0;
+    }
+    for (b = 0; b < p->batches; ++b) {
+        for (g = 0; g < p->groups; ++g) {
+            const uint8_t *x = input + b * in_size + (int64_t)g * cpg * H * W;
+            for (oy = 0; oy < p->output_height; ++oy) {
+                for (x0 = 0; x0 < OW; x0 += chunk) {
+                    const int32_t cols = OW - x0 < chunk ? OW - x0 : chunk;
+                    const int32_t n = (cols + QG_LANES - 1) / QG_LANES * QG_LANES;
+                    int32_t c = 0, kx = 0, ky = 0; /* product k = (ky, kx, c) */
+                    /* col[k][i]: product k of output column x0 + i */
+                    for (k = 0; k < K; ++k) {
+                        const int32_t iy = oy * p->stride_height - p->pad_height + ky * p->dilation_height;
+                        const int32_t ixa = x0 * sw - p->pad_width + kx * p->dilation_width; /* column 0 */
+                        uint8_t *dst = col + k * n;
+                        int32_t lo = 0, hi = 0; /* columns [lo, hi) read the input */
+                        if (iy >= 0 && iy < H) {
+                            const uint8_t *src = x + (int64_t)c * H * W + (int64_t)iy * W;
+                            lo = ixa >= 0 ? 0 : (-ixa + sw - 1) / sw;
+                            hi = ixa < W ? (W - 1 - ixa) / sw + 1 : 0;
+                            hi = hi > n ? n : hi;
+                            lo = lo > hi ? hi : lo;
+                            if (sw == 1) {
+                                for (i = lo; i < hi; ++i) {
+                                    dst[i] = src[ixa + i];
+                                }
+                            } else {
+                                for (i = lo; i < hi; ++i) {
+                                    dst[i] = src[ixa + i * sw];
+                                }
+                            }
+                        }
+                        for (i = 0; i < lo; ++i) {
+                            dst[i] = (uint8_t)zx;
+                        }
+                        for (i = hi; i < n; ++i) {
+                            dst[i] = (uint8_t)zx;
+                        }
+                        if (++c == cpg) {
+                            c = 0;
+                            if (++kx == KW) {
+                                kx = 0;
+                                ++ky;
+                            }
+                        }
+                    }
+                    if (any_zw) {
+                        for (i = 0; i < n; ++i) {
+                            xsum[i] = 0;
+                        }
+                        for (k = 0; k < K; ++k) {
+                            for (i = 0; i < n; ++i) {
+                                xsum[i] += col[k * n + i];
+                            }
+                        }
+                    }
+                    for (o = g * opg; o < (g + 1) * opg; ++o) {
+                        const int8_t *w = p->weights + (int64_t)o * K;
+                        const int32_t zw = p->weight_zero_points[o];
+                        const int32_t corr = -zx * p->weight_sums[o] + K * zx * zw;
+                        uint8_t *y = output + (int64_t)b * p->output_channels * out_plane + o * out_plane
+                                     + (int64_t)oy * OW + x0;
+                        for (i = 0; i < n; ++i) {
+                            acc[i] = corr;
+                        }
+                        if (p->mode == QG_CONV_EXACT) {
+                            for (k = 0; k + 1 < K; k += 2) {
+                                qg_pairs_exact(acc, col + k * n, col + (k + 1) * n, w[k], w[k + 1], n);
+                            }
+                        } else {
+                            for (k = 0; k + 1 < K; k += 2) {
+                                qg_pairs_sat(acc, col + k * n, col + (k + 1) * n, w[k], w[k + 1], n);
+                            }
+                        }
+                        if (k < K) {
+                            qg_taps_exact(acc, col + k * n, w[k], n);
+                        }
+                        if (zw != 0) {
+                            for (i = 0; i < n; ++i) {
+                                acc[i] -= zw * xsum[i];
+                            }
+                        }
+                        qg_requantize_row(acc, cols, p->requant, o, y);
+                    }
+                }
+            }
+        }
+    }
+}
+
 static void qg_conv(const qg_conv_params_t *p, const uint8_t *input, uint8_t *output)
 {
     int32_t b, o, oy, ox;
@@ -370,6 +554,10 @@ static void qg_conv(const qg_conv_params_t *p, const uint8_t *input, uint8_t *ou
     const int64_t out_plane = (int64_t)p->output_height * p->output_width;
     /* oneDNN pairs channels within a tap: the flat pairing only matches it for an even channel count */
     const int32_t flat_pairs = p->mode != QG_CONV_PAIRS_ONEDNN || cpg % 2 == 0;
+    if (qg_conv_cols_fit(p)) {
+        qg_conv_cols(p, input, output);
+        return;
+    }
     for (b = 0; b < p->batches; ++b) {
         uint8_t *y = output + b * p->output_channels * out_plane;
         for (o = 0; o < p->output_channels; ++o) {
