@@ -168,6 +168,7 @@ class Report:
             d["reference"] = self.reference
             d["qdq_layers"] = [{k: v for k, v in asdict(l).items() if k != "source"} for l in self.qdq_layers]
             d["float_regions"] = self.float_regions
+        if self.notes:
             d["notes"] = self.notes
         return d
 
@@ -218,6 +219,33 @@ def verify(model, *inputs, engine: str | None = None, isa: str | None = None, pr
             out_t, seen = fx_intermediates(gm, tin)
             direct = module(*tin) if gm is not module else out_t
     out_q, env = program.run(*[to_numpy(x) for x in tin], keep=True)
+    layers, outputs, ok = _compare_all(program, env, out_q, seen, direct)
+    notes = []
+    if not ok and "onednn" in (linear_backend(program.profile), conv_backend(program.profile)):
+        # oneDNN can hand back other integers for the same input on a later call (torch 2.13 on
+        # AVX2, seen rarely under load). If PyTorch itself changed, compare with its latest answer
+        # and say so; if it did not, the mismatch stands.
+        with engine_ctx(eng), torch.no_grad():
+            out_t2, seen2 = fx_intermediates(gm, tin)
+            direct2 = module(*tin) if gm is not module else out_t2
+        changed = sum(int((to_numpy(seen[k]) != to_numpy(v)).sum()) for k, v in seen2.items()
+                      if isinstance(v, torch.Tensor) and isinstance(seen.get(k), torch.Tensor)
+                      and seen[k].shape == v.shape)
+        if changed:
+            layers, outputs, ok = _compare_all(program, env, out_q, seen2, direct2)
+            notes.append(f"PyTorch's oneDNN kernels returned different integers for the same input on a "
+                         f"repeated call ({changed} elements changed); compared with its latest call")
+    rep = Report(ok, eng, program.profile["isa"], layers, outputs)
+    rep.notes.extend(notes)
+    return rep
+
+
+def _compare_all(program, env, out_q, seen, direct):
+    """(layers, outputs, bit_exact): every quantized tensor and every output against PyTorch's."""
+    import torch
+
+    from .torch_side import to_numpy
+
     layers = []
     for node in program.nodes:
         info = program.tensors.get(node.output)
@@ -237,7 +265,7 @@ def verify(model, *inputs, engine: str | None = None, isa: str | None = None, pr
     if len(outs_q) != len(outs_t):
         outputs.append({"elements": 0, "mismatches": 1})
     ok = all(l.mismatches == 0 for l in layers) and all(o["mismatches"] == 0 for o in outputs)
-    return Report(ok, eng, program.profile["isa"], layers, outputs)
+    return layers, outputs, ok
 
 
 def _flatten_outputs(o):

@@ -177,6 +177,9 @@ def print_report(rep, console=None):
     console.print(t)
     if getattr(rep, "reference", ""):
         _print_pt2e(rep, console)
+    else:
+        for note in getattr(rep, "notes", []):
+            console.print(f"  note: {note}")
     if rep.bit_exact:
         console.print("[bold green]bit-exact:[/] every quantized tensor equals PyTorch's int_repr()")
     else:
