@@ -12,22 +12,56 @@ _EXACT = 2.0**53
 _I16_MIN, _I16_MAX = -32768, 32767
 
 
-def _maxabs(a) -> int:
-    return int(np.max(np.abs(a.astype(np.int64)))) if a.size else 0
-
-
 def matmul_exact(a, b) -> np.ndarray:
     """a [..., M, K] @ b [K, N] for integer arrays, exactly, as int64.
 
-    float64 BLAS when max|a|*max|b|*K < 2**53 (e.g. 8-bit x 8-bit with K < 2**37);
-    otherwise int64 numpy matmul (exact, slow).
+    float32 BLAS over K chunks in which every partial sum is provably below 2**24
+    (max|a| * Σ_chunk |b[:, n]| < 2**24, so any summation order is exact), the chunk
+    results summed as integers; else float64 BLAS when max|a|*max|b|*K < 2**53 (e.g. 8-bit
+    x 8-bit with K < 2**37); otherwise int64 numpy matmul (exact, slow).
     """
     a = np.asarray(a)
     b = np.asarray(b)
     k = a.shape[-1]
-    if _maxabs(a) * _maxabs(b) * max(k, 1) < _EXACT:
+    if a.size == 0 or b.size == 0 or k == 0:
         return _matmul_f64(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
-    return np.matmul(a.astype(np.int64), b.astype(np.int64))
+    a2 = a.reshape(-1, k)
+    if a.dtype.kind == "u":
+        acol = a2.max(axis=0).astype(np.float64)  # max |a[:, k]| per column
+    else:
+        acol = np.maximum(a2.max(axis=0).astype(np.float64), -(a2.min(axis=0).astype(np.float64)))
+    ba = int(acol.max())
+    bb = _absmax_int(b)
+    if ba * bb * max(k, 1) >= _EXACT:
+        return np.matmul(a.astype(np.int64), b.astype(np.int64))
+    if ba == 0 or bb == 0:
+        return _matmul_f64(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
+    lim = float(2 ** 24 - 1)
+    babs = np.abs(b.astype(np.float64))
+    total = float((acol @ babs).max())  # every partial sum of column n is <= (acol @ |b|)[n]
+    bounds = [0, k]
+    if total > lim:
+        cum = np.concatenate([np.zeros((1, b.shape[1])), np.cumsum(acol[:, None] * babs, axis=0)], axis=0)
+        bounds = [0]
+        while bounds[-1] < k and len(bounds) <= _F32_MAX_CHUNKS:
+            k0 = bounds[-1]
+            d = (cum[k0 + 1:] - cum[k0:k0 + 1]).max(axis=1)  # nondecreasing
+            bounds.append(min(k, k0 + max(1, int(np.searchsorted(d, lim, side="right")))))
+        if bounds[-1] < k:
+            return _matmul_f64(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
+    af = a.astype(np.float32)
+    bf = b.astype(np.float32)
+    if len(bounds) == 2:
+        return _matmul_f32(af, bf).astype(np.int64)
+    idt = np.int32 if total < 2.0**31 - 1 else np.int64
+    out = None
+    for k0, k1 in zip(bounds[:-1], bounds[1:]):
+        part = _matmul_f32(af[..., k0:k1], bf[k0:k1]).astype(idt)
+        out = part if out is None else np.add(out, part, out=out)
+    return out.astype(np.int64)
+
+
+_F32_MAX_CHUNKS = 4
 
 
 def sat16(x) -> np.ndarray:
@@ -51,7 +85,84 @@ def matmul_pair_saturated(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> np.nda
 
 def pair_saturation_correction(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> np.ndarray:
     """Σ_j (sat_int16(P_j) - P_j) for the pairs P_j of matmul_pair_saturated: what FBGEMM's
-    saturating sum adds to the exact one. int64 [M, N]; zero when no pair can leave int16."""
+    saturating sum adds to the exact one. int64 [M, N]; zero when no pair can leave int16.
+
+    Sparse: candidate (n, j) pairs from the column bounds, then, per candidate column j, only
+    the rows with x0*a0_j + x1*a1_j > 32767 (a0_j, a1_j = max |w| over the candidates of j,
+    an upper bound of |P_j| for x >= 0) are evaluated."""
+    x = np.asarray(xq_u8)
+    w = np.asarray(wq_s8)
+    m, k = x.shape
+    n = w.shape[0]
+    out = np.zeros((m, n), dtype=np.int64)
+    if k < 2 or m == 0 or n == 0:
+        return out
+    if x.dtype != np.uint8 and x.min() < 0:
+        return _pair_saturation_correction_dense(x, w, chunk_elems=chunk_elems)
+    kk = k - (k % 2)  # a lone last product (paired with 0) cannot leave int16
+    x0, x1 = x[:, 0:kk:2], x[:, 1:kk:2]  # [M, J] views
+    colmax = x[:, :kk].max(axis=0).astype(np.int64)
+    cols = pair_saturation_columns(colmax, w[:, :kk])  # the only pair columns j that can clip
+    if cols.size == 0:
+        return out
+    w = w.astype(np.int64)
+    w0, w1 = w[:, 0:kk:2][:, cols], w[:, 1:kk:2][:, cols]  # [N, Jc]
+    mx0, mx1 = colmax[0::2][cols], colmax[1::2][cols]
+    pos = mx0 * np.maximum(w0, 0) + mx1 * np.maximum(w1, 0)
+    neg = mx0 * np.maximum(-w0, 0) + mx1 * np.maximum(-w1, 0)
+    cand = (pos > _I16_MAX) | (neg > -_I16_MIN)  # [N, Jc]
+    cand_jc, cand_n = np.nonzero(cand.T)  # sorted by j
+    cand_j = cols[cand_jc]
+    w0, w1 = w[:, 0:kk:2], w[:, 1:kk:2]  # [N, J]
+    if cand_n.size == 0:
+        return out
+    uj, starts, counts = np.unique(cand_j, return_index=True, return_counts=True)
+    aw0 = np.abs(w0[cand_n, cand_j])
+    aw1 = np.abs(w1[cand_n, cand_j])
+    a0 = np.maximum.reduceat(aw0, starts)
+    a1 = np.maximum.reduceat(aw1, starts)
+    step = max(1, chunk_elems // max(m, 1))
+    flat = out.reshape(-1)
+    for s in range(0, uj.size, step):
+        sl = slice(s, s + step)
+        X0 = x0[:, uj[sl]].astype(np.int32)  # [M, U]
+        X1 = x1[:, uj[sl]].astype(np.int32)
+        hit = X0 * a0[sl].astype(np.int32) + X1 * a1[sl].astype(np.int32) > _I16_MAX
+        rr, uu = np.nonzero(hit)
+        if rr.size == 0:
+            continue
+        reps = counts[sl][uu]
+        tot = int(reps.sum())
+        off = np.cumsum(reps) - reps
+        ci = np.arange(tot) - np.repeat(off - starts[sl][uu], reps)  # index into cand_*
+        r_e = np.repeat(rr, reps)
+        u_e = np.repeat(uu, reps)
+        cn = cand_n[ci]
+        cj = cand_j[ci]
+        p = X0[r_e, u_e].astype(np.int64) * w0[cn, cj] + X1[r_e, u_e].astype(np.int64) * w1[cn, cj]
+        corr = sat16(p) - p
+        nz = np.nonzero(corr)[0]
+        if nz.size:
+            np.add.at(flat, r_e[nz] * n + cn[nz], corr[nz])
+    return out
+
+
+def pair_saturation_columns(colmax, w) -> np.ndarray:
+    """Pair indices j (pairs (2j, 2j+1) of the K axis, K even) where some row of w [N, K]
+    could leave int16 for data x with 0 <= x[:, k] <= colmax[k]: a cheap superset test with
+    the column-wise max positive / negative weight. Sorted int array, usually empty."""
+    w = np.asarray(w)
+    if w.size == 0:
+        return np.zeros(0, np.int64)
+    cm = np.asarray(colmax, dtype=np.int64)
+    wp = np.maximum(w.max(axis=0).astype(np.int64), 0)
+    wn = np.maximum(-(w.min(axis=0).astype(np.int64)), 0)
+    pos = cm[0::2] * wp[0::2] + cm[1::2] * wp[1::2]
+    neg = cm[0::2] * wn[0::2] + cm[1::2] * wn[1::2]
+    return np.nonzero((pos > _I16_MAX) | (neg > -_I16_MIN))[0]
+
+
+def _pair_saturation_correction_dense(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> np.ndarray:
     x = np.asarray(xq_u8).astype(np.int64)
     w = np.asarray(wq_s8).astype(np.int64)
     m, k = x.shape
@@ -226,6 +337,14 @@ def set_backend(name: str) -> None:
     _BACKEND = name
 
 
+def _matmul_f32(a, b):
+    if _BACKEND == "torch":
+        import torch
+
+        return torch.matmul(torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))).numpy()
+    return np.matmul(a, b)
+
+
 def _matmul_f64(a, b):
     if _BACKEND == "torch":
         import torch
@@ -234,41 +353,103 @@ def _matmul_f64(a, b):
     return np.matmul(a, b)
 
 
+def _absmax_int(a) -> int:
+    if a.size == 0:
+        return 0
+    return max(abs(int(a.max())), abs(int(a.min())))
+
+
 def pairs_can_saturate(x, w) -> bool:
     """Whether any u8*s8 pair sum x0*w0 + x1*w1 (raw stored values, as FBGEMM's vpmaddubsw and
     oneDNN's AVX2 kernels form them) can leave int16 for these data: 2*max|x|*max|w| > 32767."""
     if x.size == 0 or w.size == 0:
         return False
-    return 2 * int(np.abs(x.astype(np.int64)).max()) * int(np.abs(w.astype(np.int64)).max()) > 32767
+    return 2 * _absmax_int(x) * _cached_weight(w, "absmax", lambda: _absmax_int(w)) > 32767
+
+
+_WCACHE: dict = {}
+
+
+def _cached_weight(w, what, fn, extra=()):
+    """Per-weight quantities, computed on first use, keyed by id of the (constant) weight
+    array; the entry keeps a reference to the array so the id cannot be reused."""
+    key = (id(w), what) + tuple(extra)
+    hit = _WCACHE.get(key)
+    if hit is not None and hit[0] is w:
+        return hit[1]
+    if len(_WCACHE) > 512:
+        _WCACHE.clear()
+    val = fn()
+    _WCACHE[key] = (w, val)
+    return val
+
+
+_CHANNELS_LAST = True
 
 
 def conv_exact_torch(x4, w4, x_zero_point, w_zero_point, stride, padding, dilation, groups):
     """acc[m, o] = Σ (x - zx)(w - zw_o) over the window, padding contributing 0, computed with
     torch's float32 direct convolution in input-channel chunks small enough that every partial
-    sum stays below 2**24 (so float32 is exact in any summation order); NNPACK (Winograd,
-    inexact) is switched off. Returns int64 [N*OH*OW, O]."""
+    sum stays below 2**24 (max|x| * Σ|w| over the chunk, per output channel, so float32 is
+    exact in any summation order); NNPACK (Winograd, inexact) is switched off. Each chunk's
+    float32 result is exact and converted straight to an integer. Returns int64 [N*OH*OW, O]."""
     import torch
     import torch.nn.functional as F
 
     nb, c_in, _, _ = x4.shape
     c_out, cpg, kh, kw = w4.shape
     zw = np.broadcast_to(np.asarray(w_zero_point, dtype=np.int64).reshape(-1), (c_out,))
-    xs = torch.from_numpy(np.ascontiguousarray(x4)).to(torch.float32) - float(x_zero_point)
-    ws = torch.from_numpy(np.ascontiguousarray(w4)).to(torch.float32) - \
-        torch.from_numpy(zw.astype(np.float32)).view(-1, 1, 1, 1)
-    bx = float(xs.abs().max()) if xs.numel() else 0.0
-    bw = float(ws.abs().max()) if ws.numel() else 0.0
-    per_channel = max(bx * bw * kh * kw, 1.0)
-    chunk = max(1, int((2 ** 24 - 1) // per_channel))
+    zkey = (zw.tobytes(),)
+
+    def _prep():
+        wsn = np.asarray(w4).astype(np.float32) - zw.astype(np.float32).reshape(-1, 1, 1, 1)
+        wt = torch.from_numpy(np.ascontiguousarray(wsn))
+        if _CHANNELS_LAST:
+            wt = wt.contiguous(memory_format=torch.channels_last)
+        return wt, np.abs(wsn.astype(np.float64)).sum(axis=(2, 3))
+    ws, wabs = _cached_weight(w4, "conv_exact_torch", _prep, zkey + (_CHANNELS_LAST,))  # wabs [O, Cg]: Σ_taps |w - zw|
+    zx = int(x_zero_point)
+    x4 = np.asarray(x4)
+    # per input channel max |x - zx|; a partial sum of output o over channels C is at most
+    # Σ_{c in C} xa[c] * wabs[o, c]
+    if x4.size:
+        xa = x4.max(axis=(0, 2, 3)).astype(np.float64) - zx
+        if zx:
+            xa = np.maximum(xa, zx - x4.min(axis=(0, 2, 3)).astype(np.float64))
+        xa = np.maximum(xa, 0.0)
+    else:
+        xa = np.zeros(c_in)
+    xa_o = xa.reshape(groups, cpg)[np.arange(c_out) // max(1, c_out // groups)]  # [O, Cg]
+    contrib = wabs * xa_o
+    total = float(contrib.sum(axis=1).max()) if contrib.size else 0.0
+    lim = float(2 ** 24 - 1)
+    xs = torch.from_numpy(np.ascontiguousarray(x4)).to(torch.float32)
+    if zx:
+        xs -= float(zx)
+    if _CHANNELS_LAST:
+        xs = xs.contiguous(memory_format=torch.channels_last)
+    bounds = [0, cpg]
+    if total > lim:
+        cum = np.concatenate([np.zeros((c_out, 1)), np.cumsum(contrib, axis=1)], axis=1)  # [O, Cg+1]
+        bounds = [0]
+        while bounds[-1] < cpg:
+            c0 = bounds[-1]
+            d = (cum[:, c0 + 1:] - cum[:, c0:c0 + 1]).max(axis=0)  # nondecreasing in c1
+            c1 = c0 + max(1, int(np.searchsorted(d, lim, side="right")))
+            bounds.append(min(c1, cpg))
+    idt = torch.int32 if total < 2.0**31 - 1 else torch.int64
     out = None
     with torch.backends.nnpack.flags(enabled=False), torch.no_grad():
-        if chunk >= cpg:
-            out = F.conv2d(xs, ws, None, stride, padding, dilation, groups).to(torch.float64)
+        if len(bounds) <= 2:
+            out = F.conv2d(xs, ws, None, stride, padding, dilation, groups)
         else:
-            xg = xs.view(nb, groups, cpg, *xs.shape[2:])
-            for c0 in range(0, cpg, chunk):
-                c1 = min(cpg, c0 + chunk)
-                xsub = xg[:, :, c0:c1].reshape(nb, groups * (c1 - c0), *xs.shape[2:])
-                part = F.conv2d(xsub, ws[:, c0:c1].contiguous(), None, stride, padding, dilation, groups)
-                out = part.to(torch.float64) if out is None else out + part.to(torch.float64)
-    return out.permute(0, 2, 3, 1).reshape(-1, c_out).numpy().astype(np.int64)
+            mf = torch.channels_last if _CHANNELS_LAST else torch.contiguous_format
+            xg = xs.reshape(nb, groups, cpg, *xs.shape[2:])
+            for c0, c1 in zip(bounds[:-1], bounds[1:]):
+                xsub = xg[:, :, c0:c1].reshape(nb, groups * (c1 - c0), *xs.shape[2:]).contiguous(memory_format=mf)
+                part = F.conv2d(xsub, ws[:, c0:c1].contiguous(memory_format=mf), None, stride, padding, dilation, groups).to(idt)
+                out = part if out is None else out.add_(part)
+    oh, ow = out.shape[2], out.shape[3]
+    res = torch.empty((nb, oh, ow, c_out), dtype=torch.int64)
+    res.copy_(out.permute(0, 2, 3, 1))
+    return res.numpy().reshape(-1, c_out)

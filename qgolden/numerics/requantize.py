@@ -84,23 +84,36 @@ def requantize_fbgemm(acc, *, x_scale, weight_scale, out_scale, out_zero_point, 
         out = packus(adds_epi16(packs(y), zo))      # == clamp(y + zo, 0, 255), except
         relu: out = max(out, zo)                    #   y = INT32_MIN (overflow) -> 0
     """
-    acc = np.asarray(acc, dtype=np.int64)
+    acc = np.asarray(acc)
     n = acc.shape[-1]
     atw, mult = fbgemm_scales(x_scale, weight_scale, out_scale, n)
     if not per_channel:
         atw = np.repeat(atw[:1], n)
         mult = np.repeat(mult[:1], n)
-    xf = f32(acc.astype(np.int32).astype(np.float64))
+    # float32 arithmetic directly: one float32 op == the float64 op rounded to float32
+    # (exact product / innocuous double rounding), int32 -> float32 is cvtepi32_ps (RNE)
+    xf = acc.astype(np.int32).astype(np.float32)
     bterm = None
     if bias is not None:
         bterm = bias_fbgemm(bias, atw, per_channel)
-        xf = f32(xf.astype(np.float64) + bterm.astype(np.float64))
-    pre = f32(xf.astype(np.float64) * mult.astype(np.float64))
-    rounded = cvtps_epi32(pre)
+        xf += bterm.astype(np.float32)
+    pre = xf
+    pre *= mult.astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        r = np.rint(pre)
+        bad = ~(np.abs(r) < np.float32(2.0**31)) & ~(r == np.float32(-(2.0**31)))
+        if bad.any():
+            r[bad] = np.float32(_I32_MIN)
     lo = int(np.clip(out_zero_point, 0, 255)) if relu else 0
-    out = _sat_add_zero_point_u8(rounded, out_zero_point, lo)
+    # packs_epi32 -> adds_epi16(zp) -> packus_epi16 -> clamp, on exact small floats
+    y = np.clip(r, -32768, 32767)
+    y += np.float32(int(out_zero_point))
+    np.clip(y, -32768, 32767, out=y)
+    np.clip(y, max(0, lo), 255, out=y)
+    out = y.astype(np.uint8)
     if trace is not None:
-        trace.update(bias_term=bterm, act_times_w_scale=atw, multiplier=mult, pre_round=pre,
+        rounded = r.astype(np.float64).astype(np.int64)
+        trace.update(bias_term=bterm, act_times_w_scale=atw, multiplier=mult, pre_round=pre.copy(),
                      rounded=rounded)
     return out
 

@@ -54,6 +54,24 @@ def add(a, b, *, a_scale, a_zero_point, b_scale, b_zero_point, out_scale, out_ze
                                 out_scale, out_zero_point, relu, trace)
     out_shape = a.shape
     b_b = np.broadcast_to(b, out_shape)
+    m = E.path_mask(out_shape, [a.shape, b.shape], profile)
+    if trace is None:
+        # vector path everywhere, scalar path only on the elements it computes
+        va = _dequant(a, E.vec_dequantize, a_scale, a_zero_point)
+        vb = _dequant(b_b, E.vec_dequantize, b_scale, b_zero_point)
+        vc = va + vb  # float32 add == f32(float64 add)
+        if relu:
+            vc = np.maximum(vc, np.float32(0))
+        out = E.vec_quantize(vc, E.inv_scale32(out_scale), out_zero_point, dtype)
+        if not m.all():
+            sel = ~m
+            sa = _dequant(a[sel], E.scalar_dequantize, a_scale, a_zero_point)
+            sb = _dequant(b_b[sel], E.scalar_dequantize, b_scale, b_zero_point)
+            sc = f32(sa.astype(np.float64) + sb.astype(np.float64))
+            if relu:
+                sc = np.maximum(sc, np.float32(0))
+            out[sel] = E.scalar_quantize(sc, out_scale, out_zero_point, dtype)
+        return E.to_dtype(out, dtype)
     qa = a.astype(np.int64)
     qb = b_b.astype(np.int64)
     # vector path
@@ -70,12 +88,21 @@ def add(a, b, *, a_scale, a_zero_point, b_scale, b_zero_point, out_scale, out_ze
     if relu:
         sc = np.maximum(sc, np.float32(0))
     sq = E.scalar_quantize(sc, out_scale, out_zero_point, dtype)
-    m = E.path_mask(out_shape, [a.shape, b.shape], profile)
     out = np.where(m, vq, sq)
     if trace is not None:
         trace.update(kernel="aten_qadd", dequant_a=np.where(m, va, sa), dequant_b=np.where(m, vb, sb),
                      sum=np.where(m, vc, sc), vector_mask=m, out=out)
     return E.to_dtype(out, dtype)
+
+
+def _dequant(q, fn, scale, zero_point):
+    """fn(q, scale, zero_point) as float32; 8-bit inputs through a 256-entry table of fn."""
+    q = np.asarray(q)
+    if q.dtype == np.uint8:
+        return fn(np.arange(256), scale, zero_point).astype(np.float32)[q]
+    if q.dtype == np.int8:
+        return fn(np.arange(256) - 128, scale, zero_point).astype(np.float32)[q.view(np.uint8) ^ np.uint8(0x80)]
+    return np.asarray(fn(q.astype(np.int64), scale, zero_point), dtype=np.float32)
 
 
 def add_relu(a, b, **kw):

@@ -109,6 +109,8 @@ def conv(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, b
         out = out[:, :, 0, :]
     out = np.ascontiguousarray(out)
     if trace is not None:
+        if patches is None:
+            patches = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(zx))
         trace["path"] = path
         trace["acc"] = acc.reshape(nb, oh, ow, c_out)
         trace.update(t)
@@ -190,8 +192,9 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
     zw = np.broadcast_to(np.asarray(weight_zero_point, dtype=np.int64).reshape(-1), (c_out,))
     symmetric = not np.any(zw != 0)
     backend = conv_backend(profile, g, symmetric)
-    patches = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(zx))
-    _, oh, ow = patches.shape[:3]
+    patches = None  # built only by the paths that read it (conv() builds it for a trace)
+    oh = max(0, (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1)
+    ow = max(0, (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1)
     m = nb * oh * ow
     kpg = c_out // g
     acc = np.empty((m, c_out), dtype=np.int64)
@@ -203,13 +206,23 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
     fast = A._BACKEND == "torch"
     if fast and not A.pairs_can_saturate(x4, w4):
         # no int16 pair can saturate on these data, so every kernel's sum is the exact one
-        acc[:] = A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g)
+        acc = A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g)
     elif fast and backend == "fbgemm" and path != "depthwise":
         # FBGEMM's im2col GEMM: the exact sum, plus what saturation takes off the pairs that can clip
-        acc[:] = A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g)
+        acc = A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g)
+        # column maxima bounded by the channel maxima (and the pad value): a cheap superset test
+        chmax = x4.max(axis=(0, 2, 3)).astype(np.int64) if x4.size else np.zeros(c_in, np.int64)
+        if any(padding):
+            chmax = np.maximum(chmax, zx)
         for gi in range(g):
-            cols = A.im2col_fbgemm(patches, gi * cpg, (gi + 1) * cpg)
             wg = A.weight_fbgemm(w4, gi * kpg, (gi + 1) * kpg)
+            cm = np.tile(chmax[gi * cpg:(gi + 1) * cpg], kh * kw)
+            kk = cm.size - cm.size % 2
+            if A.pair_saturation_columns(cm[:kk], wg[:, :kk]).size == 0:
+                continue
+            if patches is None:
+                patches = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(zx))
+            cols = A.im2col_fbgemm(patches, gi * cpg, (gi + 1) * cpg)
             acc[:, gi * kpg:(gi + 1) * kpg] += A.pair_saturation_correction(cols, wg)
     elif backend == "onednn":
         path = onednn_conv_impl(cpg, kpg, g)
@@ -221,11 +234,13 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
             acc[:, gi * kpg:(gi + 1) * kpg] = A.onednn_conv_acc(
                 patches0, valid, w4, gi * cpg, (gi + 1) * cpg, gi * kpg, (gi + 1) * kpg, zx, sat)
     elif path == "depthwise":
+        patches = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(zx))
         acc[:] = A.depthwise_fbgemm_acc(patches, w4, zx, zw).reshape(m, c_out)
     else:
         # fbgemm im2col / pointwise / groupwise: k = (r*KW + s)*Cg + c, pairs (2j, 2j+1)
         # of that order per group; qnnpack: exact
         sat = backend == "fbgemm" and gemm_saturates(profile)
+        patches = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(zx))
         for gi in range(g):
             cols = A.im2col_fbgemm(patches, gi * cpg, (gi + 1) * cpg)  # [M, K]
             wg = A.weight_fbgemm(w4, gi * kpg, (gi + 1) * kpg)          # [Og, K]
