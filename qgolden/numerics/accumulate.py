@@ -162,19 +162,28 @@ def pair_saturation_columns(colmax, w) -> np.ndarray:
     return np.nonzero((pos > _I16_MAX) | (neg > -_I16_MIN))[0]
 
 
-def _pair_saturation_correction_dense(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> np.ndarray:
-    x = np.asarray(xq_u8).astype(np.int64)
-    w = np.asarray(wq_s8).astype(np.int64)
+def even_odd_pairs(xq, wq):
+    """The operands of the k-pairs (2j, 2j+1): (x0, x1 [M, J], w0, w1 [N, J]) as int64, K
+    zero-padded to even; None when there is no pair (K < 2, or an empty operand)."""
+    x = np.asarray(xq).astype(np.int64)
+    w = np.asarray(wq).astype(np.int64)
     m, k = x.shape
     n = w.shape[0]
-    out = np.zeros((m, n), dtype=np.int64)
     if k < 2 or m == 0 or n == 0:
-        return out
+        return None
     if k % 2:
         x = np.concatenate([x, np.zeros((m, 1), np.int64)], axis=1)
         w = np.concatenate([w, np.zeros((n, 1), np.int64)], axis=1)
-    x0, x1 = x[:, 0::2], x[:, 1::2]  # [M, J]
-    w0, w1 = w[:, 0::2], w[:, 1::2]  # [N, J]
+    return x[:, 0::2], x[:, 1::2], w[:, 0::2], w[:, 1::2]
+
+
+def _pair_saturation_correction_dense(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> np.ndarray:
+    m, n = np.shape(xq_u8)[0], np.shape(wq_s8)[0]
+    out = np.zeros((m, n), dtype=np.int64)
+    pairs = even_odd_pairs(xq_u8, wq_s8)
+    if pairs is None:
+        return out
+    x0, x1, w0, w1 = pairs  # [M, J], [N, J]
     # bounds with x >= 0
     mx0, mx1 = x0.max(axis=0), x1.max(axis=0)  # [J]
     pos = mx0 * np.maximum(w0, 0) + mx1 * np.maximum(w1, 0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..numerics.accumulate import (matmul_exact, matmul_pair_saturated,
+from ..numerics.accumulate import (even_odd_pairs, matmul_exact, matmul_pair_saturated,
                                    matmul_pair_saturated_blocked, onednn_gemm_k_blocks)
 from ..numerics.profile import gemm_saturates, linear_backend
 from ..numerics.quantize import dequantize_per_tensor
@@ -103,18 +103,12 @@ def linear(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point,
 def count_pair_saturations(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> np.ndarray:
     """[M, N]: how many pairs (2j, 2j+1) of u8*s8 products have a sum outside int16 (what
     vpmaddubsw saturates), for x uint8 [M, K], w int8 [N, K]. Trace-only (explanations)."""
-    x = np.asarray(xq_u8).astype(np.int64)
-    w = np.asarray(wq_s8).astype(np.int64)
-    m, k = x.shape
-    n = w.shape[0]
+    m, n = np.shape(xq_u8)[0], np.shape(wq_s8)[0]
     out = np.zeros((m, n), dtype=np.int64)
-    if k < 2 or m == 0 or n == 0:
+    pairs = even_odd_pairs(xq_u8, wq_s8)
+    if pairs is None:
         return out
-    if k % 2:
-        x = np.concatenate([x, np.zeros((m, 1), np.int64)], axis=1)
-        w = np.concatenate([w, np.zeros((n, 1), np.int64)], axis=1)
-    x0, x1 = x[:, 0::2], x[:, 1::2]
-    w0, w1 = w[:, 0::2], w[:, 1::2]
+    x0, x1, w0, w1 = pairs
     mx0, mx1 = x0.max(axis=0), x1.max(axis=0)
     pos = mx0 * np.maximum(w0, 0) + mx1 * np.maximum(w1, 0)
     neg = mx0 * np.maximum(-w0, 0) + mx1 * np.maximum(-w1, 0)
