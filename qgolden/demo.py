@@ -31,7 +31,8 @@ def run_demo(console, engine=None, isa=None) -> bool:
         y = prog.run(forum.INPUTS)
         console.print("\nRun with NumPy on the thread's seven inputs:")
         for i, row in enumerate(forum.INPUTS):
-            console.print(f"  x={row.tolist()!s:<12} x_q={env['quantize_per_tensor'][i].tolist()!s:<11} "
+            shown = "[" + ", ".join(f"{v:g}" for v in row) + "]"  # as the thread writes them
+            console.print(f"  x={shown:<10} x_q={env['quantize_per_tensor'][i].tolist()!s:<11} "
                           f"hidden={hidden[i].tolist()!s:<14} out={logits[i].tolist()}  argmax={int(y[i].argmax())}",
                           highlight=False)
         console.print(f"argmax: {y.argmax(-1).tolist()}  (the seventh input ties: 247 at classes 1 and 6)")
