@@ -103,6 +103,8 @@ def float_adaptive_avg_pool(x, *, output_size, profile=None, trace=None):
     x = np.asarray(x, dtype=np.float32)
     h, w = x.shape[-2:]
     oh, ow = [int(v) for v in output_size]
+    if (oh, ow) == (1, 1):  # ATen computes this case as x.mean((-1, -2), keepdim=True)
+        return float_mean(x, dim=[-2, -1], keepdim=True)
     out = np.empty(x.shape[:-2] + (oh, ow), np.float32)
     for i in range(oh):
         h0, h1 = (i * h) // oh, -((-(i + 1) * h) // oh)
@@ -116,11 +118,25 @@ def float_adaptive_avg_pool(x, *, output_size, profile=None, trace=None):
     return out
 
 
+def trailing_dims(x, dim) -> bool:
+    """Whether `dim` are the innermost dims of x (what ATen sums with vectorized_inner_sum)."""
+    d = sorted(int(v) % x.ndim for v in dim)
+    return d == list(range(x.ndim - len(d), x.ndim))
+
+
 def float_mean(x, *, dim, keepdim, profile=None, trace=None):
-    """aten mean on float32: summation order is ATen's cascade sum (not reproduced: exact sum, one rounding)."""
+    """aten mean on float32 = ATen's sum, then one float32 division by the count. Over the innermost
+    dims of a contiguous tensor the sum is ATen's cascade (numerics/floatsum.py, exact); otherwise
+    (not reproduced) the exact sum rounded once."""
+    from ..numerics.floatsum import inner_sum
+
     x = np.asarray(x, dtype=np.float32)
-    d = tuple(int(v) for v in dim)
+    d = tuple(int(v) % x.ndim for v in dim)
     n = int(np.prod([x.shape[v] for v in d]))
+    if trailing_dims(x, d):
+        lead = x.shape[:x.ndim - len(d)]
+        y = np.divide(inner_sum(x.reshape(lead + (n,))), np.float32(n), dtype=np.float32)
+        return y.reshape(lead + (1,) * len(d)) if keepdim else y
     return f32(x.astype(np.float64).sum(axis=d, keepdims=keepdim) / n)
 
 
