@@ -43,7 +43,7 @@ def lower(model_or_path, example_inputs=None, engine: str | None = None, isa: st
     from .importers.fx import lower_graph_module
     from .importers.load import load_module
     from .torch_side import engine as engine_ctx
-    from .torch_side import fx_intermediates, to_numpy
+    from .torch_side import fx_intermediates
 
     if isinstance(model_or_path, (str,)) and str(model_or_path).endswith(".qgp"):
         return load(model_or_path)
@@ -240,21 +240,29 @@ def verify(model, *inputs, engine: str | None = None, isa: str | None = None, pr
     return rep
 
 
-def _compare_all(program, env, out_q, seen, direct):
-    """(layers, outputs, bit_exact): every quantized tensor and every output against PyTorch's."""
+def quantized_pairs(program, env, seen):
+    """(node, ours, PyTorch's) for every quantized tensor of the program that PyTorch also computed
+    (`seen`: FX node name -> torch value), as integer arrays."""
     import torch
 
     from .torch_side import to_numpy
 
-    layers = []
     for node in program.nodes:
         info = program.tensors.get(node.output)
         if info is None or not info.quantized:
             continue
         t = seen.get(node.output)
-        if not isinstance(t, torch.Tensor):
-            continue
-        n_el, mism, mad = _compare(env[node.output], to_numpy(t))
+        if isinstance(t, torch.Tensor):
+            yield node, env[node.output], to_numpy(t)
+
+
+def _compare_all(program, env, out_q, seen, direct):
+    """(layers, outputs, bit_exact): every quantized tensor and every output against PyTorch's."""
+    from .torch_side import to_numpy
+
+    layers = []
+    for node, ours, theirs in quantized_pairs(program, env, seen):
+        n_el, mism, mad = _compare(ours, theirs)
         layers.append(LayerResult(node.name, node.op, n_el, mism, mad, node.source))
     outs_t = _flatten_outputs(to_numpy(direct))
     outs_q = _flatten_outputs(out_q)

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import numpy as np
 import typer

@@ -1,8 +1,6 @@
 """`make demo`: the forum model lowered, run and verified, with the numbers the thread asked for."""
 from __future__ import annotations
 
-import numpy as np
-
 
 def run_demo(console, engine=None, isa=None) -> bool:
     import torch

@@ -261,8 +261,6 @@ def random_case(seed: int, engine: str | None = None, mode: str | None = None):
 
 
 def _input_scale(q):
-    import torch
-
     for name, buf in list(q.named_buffers()) + list(q.named_parameters()):
         if name.endswith("input_scale_0") or name.endswith("quant.scale"):
             return float(buf.reshape(-1)[0])

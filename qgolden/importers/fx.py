@@ -5,13 +5,8 @@ name, so PyTorch's intermediates can be compared with ours by name.
 """
 from __future__ import annotations
 
-import operator
-
-import numpy as np
-
 from ..ir import Node, Program, TensorInfo
 from . import ImportErrorQ
-from .torch_common import dtype_name, fbias, qweight
 
 
 def target_name(target) -> str:

@@ -1,10 +1,6 @@
 """One lowering rule per torch module type or call target, from FX node to program node."""
 from __future__ import annotations
 
-import operator
-
-import numpy as np
-
 from .torch_common import dtype_name, fbias, qweight
 
 
@@ -406,7 +402,6 @@ def _encode_index(L, n, idx):
 
 
 def c_size(L, n, name, x, dim=None):
-    i = L.info(x)
     attrs = {} if dim is None else {"dim": int(dim)}
     L.emit(n, "size", [x], dtype="int" if dim is not None else "list", attrs=attrs, torch_op=name)
 

@@ -99,7 +99,7 @@ def _flat(o):
 def verify_pt2e(program, inputs):
     import torch
 
-    from ..api import LayerResult, Report, _compare, _torchify
+    from ..api import LayerResult, Report, _compare, _torchify, quantized_pairs
     from ..torch_side import fx_intermediates, to_numpy
 
     model, gm = program._torch
@@ -112,14 +112,7 @@ def verify_pt2e(program, inputs):
 
     def layers_against(seen, why=""):
         res = []
-        for node in program.nodes:
-            info = program.tensors.get(node.output)
-            if info is None or not info.quantized:
-                continue
-            t = seen.get(node.output)
-            if not isinstance(t, torch.Tensor):
-                continue
-            ours, theirs = env[node.output], to_numpy(t)
+        for node, ours, theirs in quantized_pairs(program, env, seen):
             n_el, mism, mad = _compare(ours, theirs)
             steps = _step_hist(ours, theirs) if mism and np.shape(ours) == np.shape(theirs) else None
             res.append(LayerResult(node.name, node.op, n_el, mism, mad, node.source, steps,

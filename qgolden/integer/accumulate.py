@@ -100,8 +100,6 @@ def saturation(node, profile, xhi):
 
 def analyse(node, profile, xlo, xhi, observed=None):
     """Per-layer accumulator report: interval per channel, bits needed, saturation, observed range."""
-    from ..numerics.profile import conv_backend as _cb
-
     saturating = False
     s = saturation(node, profile, xhi)
     saturating = s["saturates"]

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import ops
 from ..numerics.quantize import NP_DTYPE, QRANGE
-from .fixedpoint import float32_keys, is_nan_bits, key_to_float32
+from .fixedpoint import float32_keys, key_to_float32
 from .thresholds import step_thresholds
 
 
