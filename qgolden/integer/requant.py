@@ -30,6 +30,21 @@ from .fixedpoint import requantize_values, round_div, threshold_values
 from .thresholds import differing_values, step_thresholds
 
 
+
+def offset_interval(m, cl, al, cu, au):
+    """[e_lo, e_hi): the integer offsets e for which m*a + e meets every constraint
+    c_lo <= m*a_lo + e and m*a_hi + e < c_hi (lists cl/al and cu/au); one side missing means
+    the interval is one wide next to the other, none means [0, 1)."""
+    e_lo = max((ci - m * ai for ci, ai in zip(cl, al)), default=None)
+    e_hi = min((ci - m * ai for ci, ai in zip(cu, au)), default=None)
+    if e_lo is None and e_hi is None:
+        return 0, 1
+    if e_lo is None:
+        return e_hi - 1, e_hi
+    if e_hi is None:
+        return e_lo, e_lo + 1
+    return e_lo, e_hi
+
 def _e(j, rounding):
     """1 where the tie rule needs v >= j*2**n - 2**(n-1) + 1 for y >= j (a Python int j)."""
     if rounding == "half_even":
@@ -108,14 +123,7 @@ def _solve_n(lows, ups, lo, n, zo, slope, mmax, rounding, bits):
         mid = min(max(int(round(center)), a), b)
         cands = sorted(range(max(a, mid - 32), min(b, mid + 32) + 1), key=lambda m: abs(m - center))
     for m in cands:
-        e_lo = max((ci - m * ai for ci, ai in zip(cl, al)), default=None)
-        e_hi = min((ci - m * ai for ci, ai in zip(cu, au)), default=None)
-        if e_lo is None and e_hi is None:
-            e_lo, e_hi = 0, 1
-        elif e_lo is None:
-            e_lo = e_hi - 1
-        elif e_hi is None:
-            e_hi = e_lo + 1
+        e_lo, e_hi = offset_interval(m, cl, al, cu, au)
         if e_lo >= e_hi:
             continue
         if rounding == "tflite":
@@ -386,14 +394,7 @@ def solve_segments(t, lo, hi, levels, zo, out_min, out_max, slope, bounds, bits=
         for m in cands:
             bs, fs = [], []
             for s0, cl, al, cu, au in prepared:
-                e_lo = max((ci - m * ai for ci, ai in zip(cl, al)), default=None)
-                e_hi = min((ci - m * ai for ci, ai in zip(cu, au)), default=None)
-                if e_lo is None and e_hi is None:
-                    e_lo, e_hi = 0, 1
-                elif e_lo is None:
-                    e_lo = e_hi - 1
-                elif e_hi is None:
-                    e_hi = e_lo + 1
+                e_lo, e_hi = offset_interval(m, cl, al, cu, au)
                 if e_lo >= e_hi:
                     break
                 e = (e_lo + e_hi - 1) // 2 - m * s0

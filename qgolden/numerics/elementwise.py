@@ -191,3 +191,13 @@ def as_int(q, dtype):
 
 def to_dtype(q, dtype):
     return np.asarray(q, dtype=np.int64).astype(NP_DTYPE[dtype])
+
+
+def qnnpack_u8_table(x_scale, x_zero_point, real_to_level):
+    """QNNPACK's lookup table for a quint8 unary op: for each stored input i in 0..255,
+    x = f32(f32(s)*(i - zp)), level = real_to_level(x) (float32), clamped to [0, 255], rounded
+    half to even. Returns int64 [256]."""
+    i = np.arange(256)
+    xi = f32(np.float64(np.float32(x_scale)) * (i - int(x_zero_point)).astype(np.float64))
+    y = np.clip(real_to_level(xi), np.float32(0), np.float32(255))
+    return np.rint(y.astype(np.float64)).astype(np.int64)

@@ -31,12 +31,8 @@ def sigmoid(x, *, x_scale, x_zero_point, dtype="uint8", profile, trace=None) -> 
     q = np.asarray(x).astype(np.int64)
     so, zo = out_qparams(dtype)
     if profile["engine"] == "qnnpack" and dtype == "uint8":
-        i = np.arange(256)
-        xi = f32(np.float64(np.float32(x_scale)) * (i - int(x_zero_point)).astype(np.float64))
-        den = f32(1.0 + expf(-xi).astype(np.float64))
-        y = f32(256.0 / den.astype(np.float64))
-        y = np.clip(y, np.float32(0), np.float32(255))
-        tab = np.rint(y.astype(np.float64)).astype(np.int64)
+        tab = E.qnnpack_u8_table(x_scale, x_zero_point,
+                                 lambda x: f32(256.0 / f32(1.0 + expf(-x).astype(np.float64)).astype(np.float64)))
         out = tab[q]
         if trace is not None:
             trace.update(kernel="qnnpack_lut", table=tab, out=out)

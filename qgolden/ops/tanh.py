@@ -25,11 +25,8 @@ def tanh(x, *, x_scale, x_zero_point, dtype="uint8", profile, trace=None) -> np.
     q = np.asarray(x).astype(np.int64)
     so, zo = out_qparams(dtype)
     if profile["engine"] == "qnnpack" and dtype == "uint8":
-        i = np.arange(256)
-        xi = f32(np.float64(np.float32(x_scale)) * (i - int(x_zero_point)).astype(np.float64))
-        y = f32(f32(tanhf(xi).astype(np.float64) * 128.0).astype(np.float64) + 128.0)
-        y = np.clip(y, np.float32(0), np.float32(255))
-        tab = np.rint(y.astype(np.float64)).astype(np.int64)
+        tab = E.qnnpack_u8_table(x_scale, x_zero_point,
+                                 lambda x: f32(f32(tanhf(x).astype(np.float64) * 128.0).astype(np.float64) + 128.0))
         out = tab[q]
         if trace is not None:
             trace.update(kernel="qnnpack_lut", table=tab, out=out)
