@@ -34,7 +34,8 @@ def matmul_exact(a, b) -> np.ndarray:
     bb = _absmax_int(b)
     if ba * bb * max(k, 1) >= _EXACT:
         return np.matmul(a.astype(np.int64), b.astype(np.int64))
-    if ba == 0 or bb == 0:
+    if ba == 0 or bb == 0 or a2.shape[0] <= _F64_DIRECT_ROWS:
+        # few rows: one float64 product (exact, see above) costs less than finding float32 chunks
         return _matmul_f64(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
     lim = float(2 ** 24 - 1)
     babs = np.abs(b.astype(np.float64))
@@ -62,6 +63,7 @@ def matmul_exact(a, b) -> np.ndarray:
 
 
 _F32_MAX_CHUNKS = 4
+_F64_DIRECT_ROWS = 32
 
 
 def sat16(x) -> np.ndarray:
@@ -432,7 +434,7 @@ def conv_exact_torch(x4, w4, x_zero_point, w_zero_point, stride, padding, dilati
     contrib = wabs * xa_o
     total = float(contrib.sum(axis=1).max()) if contrib.size else 0.0
     lim = float(2 ** 24 - 1)
-    xs = torch.from_numpy(np.ascontiguousarray(x4)).to(torch.float32)
+    xs = torch.from_numpy(x4).to(torch.float32)  # keeps the memory order
     if zx:
         xs -= float(zx)
     if _CHANNELS_LAST:
@@ -462,3 +464,62 @@ def conv_exact_torch(x4, w4, x_zero_point, w_zero_point, stride, padding, dilati
     res = torch.empty((nb, oh, ow, c_out), dtype=torch.int64)
     res.copy_(out.permute(0, 2, 3, 1))
     return res.numpy().reshape(-1, c_out)
+
+
+# -- oneDNN int8 convolution as an accumulator (torch backend) --------------------------------------
+_ONEDNN_HOST_MODE: list = []  # [mode] once probed
+
+
+def onednn_conv_raw(x4, w4, x_zero_point, stride, padding, dilation, groups):
+    """torch's oneDNN u8*s8 convolution (onednn::qconv2d_pointwise) run as a plain integer
+    accumulator: unit scales, no bias, float32 output, so dst = f32(acc) with
+
+        acc = Σ_valid taps Σ_c x*w (the host kernel's own int16 pair sums) - zx * Σ_valid taps Σ_c w
+
+    x4 uint8 [N, C, H, W], w4 int8 [O, C/g, KH, KW] with weight zero point 0. Returns int32
+    [N*OH*OW, O], or None when some |dst| >= 2**24 (f32 may have rounded it)."""
+    import torch
+
+    x4 = np.asarray(x4)
+    nb, c_in, h, wd = x4.shape
+    c_out = w4.shape[0]
+    geo = (list(stride), list(padding), list(dilation), int(groups))
+
+    def _prep():
+        ws = torch.ones(c_out, dtype=torch.float32)
+        packed = torch.ops.onednn.qconv_prepack(torch.from_numpy(np.ascontiguousarray(w4)), ws, 1.0,
+                                                int(x_zero_point), *geo, [nb, c_in, h, wd])
+        return packed, ws, torch.zeros(c_out, dtype=torch.int64)
+    packed, ws, wz = _cached_weight(w4, "onednn_conv_raw", _prep, (repr(geo), int(x_zero_point), x4.shape))
+    # from_numpy keeps NumPy's strides: an NCHW view of NHWC memory is already channels-last
+    xt = torch.from_numpy(x4).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        dst = torch.ops.onednn.qconv2d_pointwise(xt, 1.0, int(x_zero_point), packed, ws, wz, None, *geo,
+                                                 1.0, 0, torch.float32, "none", [], "")
+    acc = dst.permute(0, 2, 3, 1).numpy().reshape(-1, c_out)  # NHWC memory: a view
+    if acc.size and float(np.abs(acc).max()) >= 2.0**24:
+        return None
+    return acc.astype(np.int32)
+
+
+def onednn_host_conv_mode() -> str | None:
+    """How this machine's oneDNN u8*s8 conv sums pairs, found once by running it on data that
+    saturates and comparing with both models of onednn_conv_acc: 'saturate' (vpmaddubsw, AVX2 /
+    AVX512 without VNNI), 'exact' (VNNI), or None (neither: the accelerator is not used)."""
+    if not _ONEDNN_HOST_MODE:
+        mode = None
+        try:
+            rng = np.random.default_rng(7)
+            x = rng.integers(200, 256, (1, 6, 5, 5)).astype(np.uint8)
+            w = rng.choice([-128, 127, -100, 120, 3], (8, 6, 3, 3)).astype(np.int8)
+            got = onednn_conv_raw(x, w, 9, (1, 1), (1, 1), (1, 1), 1)
+            p0 = im2col_patches(x, (3, 3), (1, 1), (1, 1), (1, 1), np.uint8(0))
+            valid = im2col_patches(np.ones((1, 1, 5, 5), np.uint8), (3, 3), (1, 1), (1, 1), (1, 1),
+                                   np.uint8(0)).reshape(25, 9)
+            for name, sat in (("saturate", True), ("exact", False)):
+                if got is not None and np.array_equal(got, onednn_conv_acc(p0, valid, w, 0, 6, 0, 8, 9, sat)):
+                    mode = name
+        except Exception:  # no oneDNN in this torch build: keep the float32 path
+            mode = None
+        _ONEDNN_HOST_MODE.append(mode)
+    return _ONEDNN_HOST_MODE[0]
