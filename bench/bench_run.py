@@ -90,7 +90,6 @@ def main():
     import torch
 
     import qgolden
-    from qgolden.numerics import accumulate
 
     q, x = quantized_resnet18()
     prog = qgolden.lower(q, example_inputs=(x,), engine="x86")
@@ -100,12 +99,10 @@ def main():
         ref = q(x).numpy()
     rows = []
     for backend in ("numpy", "torch"):
-        accumulate.set_backend(backend)
-        y = prog.run(xn)
+        y = prog.run(xn, accumulate=backend)
         same = np.array_equal(y, ref)
-        t = timeit(lambda: prog.run(xn), repeat=3)
+        t = timeit(lambda: prog.run(xn, accumulate=backend), repeat=3)
         rows.append((backend, t, same))
-    accumulate.set_backend("numpy")
     print(f"ResNet-18-shaped quantized model, x86 engine ({prog.profile['isa']}), batch 4, 112x112, "
           f"{torch.get_num_threads()} threads")
     print(f"  PyTorch forward              {t_torch * 1e3:9.1f} ms")

@@ -6,6 +6,9 @@ provably below 2**53 in magnitude (then float64 matmul cannot round).
 """
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+
 import numpy as np
 
 _EXACT = 2.0**53
@@ -344,8 +347,23 @@ def set_backend(name: str) -> None:
     BLAS, when torch is installed). Both are exact: every sum stays below 2**53."""
     global _BACKEND
     if name not in ("numpy", "torch"):
-        raise ValueError(f"unknown backend {name!r}")
+        raise ValueError(f"unknown accumulate backend {name!r}: choose numpy or torch")
+    if name == "torch" and importlib.util.find_spec("torch") is None:
+        raise ValueError("accumulate backend 'torch' needs PyTorch installed (pip install torch==2.13.0)")
     _BACKEND = name
+
+
+@contextlib.contextmanager
+def using_backend(name: str | None):
+    """set_backend(name) for a with-block (None: leave it as it is), restored afterwards."""
+    global _BACKEND
+    saved = _BACKEND
+    if name is not None:
+        set_backend(name)
+    try:
+        yield
+    finally:
+        _BACKEND = saved
 
 
 def _matmul_f32(a, b):
