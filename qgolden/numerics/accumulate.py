@@ -452,11 +452,10 @@ def conv_exact_torch(x4, w4, x_zero_point, w_zero_point, stride, padding, dilati
     contrib = wabs * xa_o
     total = float(contrib.sum(axis=1).max()) if contrib.size else 0.0
     lim = float(2 ** 24 - 1)
-    xs = torch.from_numpy(x4).to(torch.float32)  # keeps the memory order
+    mf = torch.channels_last if _CHANNELS_LAST else torch.contiguous_format
+    xs = torch.from_numpy(x4).to(dtype=torch.float32, memory_format=mf)
     if zx:
         xs -= float(zx)
-    if _CHANNELS_LAST:
-        xs = xs.contiguous(memory_format=torch.channels_last)
     bounds = [0, cpg]
     if total > lim:
         cum = np.concatenate([np.zeros((c_out, 1)), np.cumsum(contrib, axis=1)], axis=1)  # [O, Cg+1]
@@ -472,16 +471,13 @@ def conv_exact_torch(x4, w4, x_zero_point, w_zero_point, stride, padding, dilati
         if len(bounds) <= 2:
             out = F.conv2d(xs, ws, None, stride, padding, dilation, groups)
         else:
-            mf = torch.channels_last if _CHANNELS_LAST else torch.contiguous_format
             xg = xs.reshape(nb, groups, cpg, *xs.shape[2:])
             for c0, c1 in zip(bounds[:-1], bounds[1:]):
                 xsub = xg[:, :, c0:c1].reshape(nb, groups * (c1 - c0), *xs.shape[2:]).contiguous(memory_format=mf)
                 part = F.conv2d(xsub, ws[:, c0:c1].contiguous(memory_format=mf), None, stride, padding, dilation, groups).to(idt)
                 out = part if out is None else out.add_(part)
-    oh, ow = out.shape[2], out.shape[3]
-    res = torch.empty((nb, oh, ow, c_out), dtype=torch.int64)
-    res.copy_(out.permute(0, 2, 3, 1))
-    return res.numpy().reshape(-1, c_out)
+    # float32 (exact integers) or int32/int64 chunk sums -> int64 [N*OH*OW, O], one pass
+    return out.permute(0, 2, 3, 1).numpy().reshape(-1, c_out).astype(np.int64)
 
 
 # -- oneDNN int8 convolution as an accumulator (torch backend) --------------------------------------
@@ -515,9 +511,20 @@ def onednn_conv_raw(x4, w4, x_zero_point, stride, padding, dilation, groups):
         dst = torch.ops.onednn.qconv2d_pointwise(xt, 1.0, int(x_zero_point), packed, ws, wz, None, *geo,
                                                  1.0, 0, torch.float32, "none", [], "")
     acc = dst.permute(0, 2, 3, 1).numpy().reshape(-1, c_out)  # NHWC memory: a view
-    if acc.size and float(np.abs(acc).max()) >= 2.0**24:
-        return None
+    if max_abs_conv_sum(x4, w4, x_zero_point) >= 2**24 and acc.size and (acc.min() <= -2.0**24 or acc.max() >= 2.0**24):
+        return None  # |acc| < 2**24 is guaranteed by the bound, or checked
     return acc.astype(np.int32)
+
+
+def max_abs_conv_sum(x4, w4, x_zero_point) -> int:
+    """A bound of every partial sum of a conv: max|x - zx| * max_o Σ|w[o]| (weights cached)."""
+    x4 = np.asarray(x4)
+    zx = int(x_zero_point)
+    xa = max(int(x4.max()) - zx, zx - int(x4.min()), 0) if x4.size else 0
+    wabs = _cached_weight(w4, "abs_sum_per_output",
+                          lambda: int(np.abs(np.asarray(w4).astype(np.int64)).reshape(len(w4), -1).sum(axis=1).max())
+                          if np.size(w4) else 0)
+    return xa * wabs
 
 
 def onednn_host_conv_mode() -> str | None:

@@ -159,10 +159,7 @@ def _onednn_host_acc(x4, w4, zx, stride, padding, dilation, groups, cpg, kpg, ke
 
 def _float_conv_is_one_pass(x4, w4, zx):
     """max|x - zx| * max_o Σ|w_o| < 2**24: conv_exact_torch needs a single float32 conv."""
-    xa = max(int(x4.max()) - zx, zx - int(x4.min()), 0) if x4.size else 0
-    wabs = A._cached_weight(w4, "abs_sum_per_output",
-                            lambda: int(np.abs(w4.astype(np.int64)).reshape(w4.shape[0], -1).sum(axis=1).max()))
-    return xa * wabs < 2 ** 24
+    return A.max_abs_conv_sum(x4, w4, zx) < 2 ** 24
 
 
 def _gconv_groups_together(c_per_g):
