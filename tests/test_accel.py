@@ -61,7 +61,7 @@ def test_torch_backend_conv_accumulator_matches_numpy(seed):
     zx = int(rng.choice([0, 0, 37, 250]))
     args = (x, w, zx, np.zeros(1, np.int64), (stride, stride), (pad, pad), (1, 1), g)
     for engine, isa in (("fbgemm", "avx2"), ("fbgemm", "avx512_vnni"), ("onednn", "avx2"),
-                        ("onednn", "avx512_vnni"), ("x86", "avx512_vnni")):
+                        ("onednn", "avx512_vnni"), ("x86", "avx512_vnni"), ("qnnpack", "avx2")):
         prof = make_profile(engine, isa)
         accumulate.set_backend("numpy")
         want, _ = conv_accumulate(*args, prof)

@@ -139,7 +139,9 @@ def _onednn_host_acc(x4, w4, zx, stride, padding, dilation, groups, cpg, kpg, ke
     if acc is None or not can_saturate:
         return acc
     host_sat = mode == "saturate" and onednn_conv_impl(cpg, kpg, groups) == "jit"
-    if backend == "fbgemm":
+    if backend == "qnnpack":  # exact int32 sums
+        target_layout, target_sat, same_pairs = "onednn", False, True
+    elif backend == "fbgemm":
         target_layout, target_sat = "fbgemm", gemm_saturates(profile)
         same_pairs = cpg % 2 == 0 and (zx == 0 or not any(padding))
     else:
@@ -295,7 +297,7 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
         raise ValueError("onednn conv requires weight zero point 0")
     fast = A._BACKEND == "torch"
     acc_host = None
-    if fast and symmetric and backend in ("fbgemm", "onednn") and path != "depthwise":
+    if fast and symmetric and backend in ("fbgemm", "onednn", "qnnpack") and path != "depthwise":
         acc_host = _onednn_host_acc(x4, w4, zx, stride, padding, dilation, g, cpg, kpg, (kh, kw),
                                     backend, profile)
     if acc_host is not None:
