@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2 -p no:cacheprovider
 
 fuzz: $(STAMP)
-	$(PY) -m qgolden.fuzz --models $(N)
+	$(PY) -m qgolden.fuzz --models $(N) $(if $(ACCUMULATE),--accumulate $(ACCUMULATE))
 
 fuzz-pt2e: $(STAMP)
 	$(PY) -m qgolden.fuzz_pt2e --models $(N)
