@@ -300,19 +300,32 @@ def onednn_conv_acc(patches0, valid, w, c0, c1, o0, o1, x_zero_point, saturate) 
 
     patches0: [B, OH, OW, C, KH, KW] padded with 0; valid: [B*OH*OW, KH*KW] 0/1.
     saturate=False gives the exact int32 sum (VNNI)."""
+    cols = im2col_onednn(patches0, c0, c1)
+    w2 = weight_onednn(w, o0, o1)
+    acc = matmul_pair_saturated(cols, w2) if saturate else matmul_exact(cols, w2.T)
+    t = patches0.shape[4] * patches0.shape[5]
+    wsum = w2.astype(np.int64).reshape(o1 - o0, t, -1).sum(axis=2)  # [Og, T]
+    return acc - int(x_zero_point) * matmul_exact(valid, wsum.T)
+
+
+def im2col_onednn(patches0, c0, c1) -> np.ndarray:
+    """Columns of channels [c0, c1) in oneDNN's pairing order: k = (r*KW + s)*Ce + c, Ce = Cg
+    rounded up to even with a zero channel, so pairs (2j, 2j+1) never cross a tap.
+    patches0 [B, OH, OW, C, KH, KW] (padding 0) -> uint8 [B*OH*OW, KH*KW*Ce]."""
     p = patches0[:, :, :, c0:c1]
     b, oh, ow, cg, kh, kw = p.shape
-    t = kh * kw
-    cols = np.ascontiguousarray(p.transpose(0, 1, 2, 4, 5, 3)).reshape(b * oh * ow, t, cg)
-    wg = np.ascontiguousarray(np.asarray(w)[o0:o1].transpose(0, 2, 3, 1)).reshape(o1 - o0, t, cg)
-    if cg % 2:
-        cols = np.concatenate([cols, np.zeros(cols.shape[:2] + (1,), cols.dtype)], axis=2)
-        wg = np.concatenate([wg, np.zeros(wg.shape[:2] + (1,), wg.dtype)], axis=2)
-    cols = cols.reshape(cols.shape[0], -1)
-    w2 = wg.reshape(wg.shape[0], -1)
-    acc = matmul_pair_saturated(cols, w2) if saturate else matmul_exact(cols, w2.T)
-    wsum = wg.astype(np.int64).sum(axis=2)  # [Og, T]
-    return acc - int(x_zero_point) * matmul_exact(valid, wsum.T)
+    cols = np.zeros((b, oh, ow, kh, kw, cg + cg % 2), p.dtype)
+    cols[..., :cg] = p.transpose(0, 1, 2, 4, 5, 3)
+    return cols.reshape(b * oh * ow, -1)
+
+
+def weight_onednn(w, o0, o1) -> np.ndarray:
+    """Conv weight [O, Cg, KH, KW] rows [o0, o1) -> [Og, KH*KW*Ce] in im2col_onednn's order."""
+    wg = np.asarray(w)[o0:o1]
+    og, cg, kh, kw = wg.shape
+    out = np.zeros((og, kh, kw, cg + cg % 2), wg.dtype)
+    out[..., :cg] = wg.transpose(0, 2, 3, 1)
+    return out.reshape(og, -1)
 
 
 def depthwise_fbgemm_acc(patches, w, x_zero_point, w_zero_point) -> np.ndarray:

@@ -98,25 +98,15 @@ def saturation_correction(x4, w4, x_zero_point, layout, kernel, stride, padding,
             wg = A.weight_fbgemm(w4, o0, o1)
             cm = np.tile(chmax[c0:c1], kh * kw)
         else:
-            even = cpg + cpg % 2
-            wg = np.zeros((kpg, kh * kw, even), np.int8)
-            wg[:, :, :cpg] = w4[o0:o1].transpose(0, 2, 3, 1).reshape(kpg, kh * kw, cpg)
-            wg = wg.reshape(kpg, -1)
-            cm = np.tile(np.concatenate([chmax[c0:c1], np.zeros(even - cpg, np.int64)]), kh * kw)
+            wg = A.weight_onednn(w4, o0, o1)
+            cm = np.tile(np.concatenate([chmax[c0:c1], np.zeros(cpg % 2, np.int64)]), kh * kw)
         kk = cm.size - cm.size % 2
         if A.pair_saturation_columns(cm[:kk], wg[:, :kk]).size == 0:
             continue
         if patches is None:
             patches = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(pad_value))
-            m = int(np.prod(patches.shape[:3]))
-            out = np.zeros((m, c_out), np.int64)
-        if layout == "fbgemm":
-            cols = A.im2col_fbgemm(patches, c0, c1)
-        else:
-            p = patches[:, :, :, c0:c1]
-            cols = np.zeros((m, kh * kw, even), np.uint8)
-            cols[:, :, :cpg] = p.transpose(0, 1, 2, 4, 5, 3).reshape(m, kh * kw, cpg)
-            cols = cols.reshape(m, -1)
+            out = np.zeros((int(np.prod(patches.shape[:3])), c_out), np.int64)
+        cols = (A.im2col_fbgemm if layout == "fbgemm" else A.im2col_onednn)(patches, c0, c1)
         out[:, o0:o1] += A.pair_saturation_correction(cols, wg)
     if out is None:
         return np.zeros(1, np.int64)  # broadcasts as "no correction"
@@ -246,14 +236,8 @@ def _explain_extras(trace, patches, x4, w4, g, cpg, kpg, zx, zw, backend, path, 
         nbx, _, h, wd = x4.shape
         patches0 = A.im2col_patches(x4, kernel, stride, padding, dilation, np.uint8(0))
         for gi in range(g):
-            p = patches0[:, :, :, gi * cpg:(gi + 1) * cpg]
-            t = kernel[0] * kernel[1]
-            cols = np.ascontiguousarray(p.transpose(0, 1, 2, 4, 5, 3)).reshape(m, t, cpg)
-            wg = np.ascontiguousarray(w4[gi * kpg:(gi + 1) * kpg].transpose(0, 2, 3, 1)).reshape(kpg, t, cpg)
-            if cpg % 2:
-                cols = np.concatenate([cols, np.zeros(cols.shape[:2] + (1,), cols.dtype)], axis=2)
-                wg = np.concatenate([wg, np.zeros(wg.shape[:2] + (1,), wg.dtype)], axis=2)
-            sat[:, gi * kpg:(gi + 1) * kpg] = count_pair_saturations(cols.reshape(m, -1), wg.reshape(kpg, -1))
+            sat[:, gi * kpg:(gi + 1) * kpg] = count_pair_saturations(
+                A.im2col_onednn(patches0, gi * cpg, (gi + 1) * cpg), A.weight_onednn(w4, gi * kpg, (gi + 1) * kpg))
     trace["acc_exact"] = exact.reshape(nb, oh, ow, c_out)
     trace["saturated_pairs"] = sat.reshape(nb, oh, ow, c_out)
 
