@@ -34,6 +34,7 @@ from . import ImportErrorQ
 os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
 
 PT2E_ENGINES = ("pt2e-reference", "x86-inductor", "xnnpack")
+XNN_CANNOT_RUN = "ExecuTorch's XNNPACK delegate cannot run this model"
 
 
 def register_ops():
@@ -517,6 +518,12 @@ class _PT2E:
             self.values[qn.name] = qn.name
             self.done.add(qn.name)
             return
+        if self.engine == "xnnpack" and self.follow_to_q(n, allow=()) is not None and all(self.is_dq(x) for x in xs):
+            # the partitioner hands it over, then XNNPACK's define_concatenate refuses it (measured:
+            # "Failed to create cat2 node ... xnn_status_invalid_parameter"): the .pte does not load
+            self.fail(n, "cat", f"{XNN_CANNOT_RUN}: its quantized concatenate needs every input quantized like "
+                      "the output, here " + ", ".join(f"{x.name} (scale {self.dq[x.name][1]['scale']:.6g}, zero point "
+                                                      f"{self.dq[x.name][1]['zero_point']})" for x in xs))
         ins = [self.float_of(x, n) for x in xs]
         self.float_region(n, "cat", True, "copy of float32 values with different quantizations (exact, reproduced)")
         self.emit(n.name, "float_cat", [ins], dtype="float32", attrs={"dim": dim}, torch_op="aten::cat")
