@@ -169,7 +169,9 @@ def verify_pt2e(program, inputs):
         try:
             ref_out, ref_seen = run_xnnpack(gm, tin)
         except ImportError as e:
-            raise RuntimeError("engine xnnpack needs ExecuTorch: pip install 'qgolden[xnnpack]' "
+            from . import ImportErrorQ
+
+            raise ImportErrorQ("engine xnnpack needs ExecuTorch: pip install 'qgolden[xnnpack]' "
                                f"(executorch==1.5.1); not installed here ({e})") from None
         layers = layers_against(ref_seen)
         reference = ("ExecuTorch XNNPACK delegate (.pte run by ExecuTorch's runtime; every quantized tensor "
