@@ -100,3 +100,66 @@ def test_cli_verify_pt2_xnnpack_contract(tmp_path):
     assert r.returncode == 0 and "bit-exact" in r.stdout
     r = _qg("verify", str(pt2), "--input", str(bad), "--engine", "xnnpack")
     assert r.returncode == 2 and "input" in r.stderr
+
+
+@pytest.mark.parametrize("kernel,stride,padding,count_include_pad",
+                         [((2, 2), 2, 0, True), ((3, 3), 2, 1, False), ((4, 4), 1, 0, True), ((2, 3), 1, 0, True)])
+def test_avg_pool_float_output_bit_exact(kernel, stride, padding, count_include_pad):
+    """avg_pool2d stays float (XNNPACKQuantizer does not annotate it): XNNPACK's f32 kernel sums the
+    taps column by column, 9 at a time, and multiplies by 1/count; the .pte's float output is
+    compared bit for bit (a row-major tap order differs on ~half of these elements)."""
+    import torch.nn.functional as F
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = torch.nn.Conv2d(3, 16, 3, padding=1)
+
+        def forward(self, x):
+            return F.avg_pool2d(self.c(x), kernel, stride, padding, count_include_pad=count_include_pad)
+
+    torch.manual_seed(0)
+    gm, x = quantize(M().eval(), (2, 3, 9, 9), "xnnpack", True, False, np.random.default_rng(0))
+    prog = api.lower(gm, (x,), engine="xnnpack")
+    assert "xnnpack_avg_pool" in {n.op for n in prog.nodes}
+    rep = api.verify(gm, x, program=prog)
+    assert rep.outputs[0]["elements"] > 500 and rep.bit_exact, rep.outputs
+
+
+def test_avg_pool_left_to_portable_kernel_is_reported():
+    import torch.nn.functional as F
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = torch.nn.Conv2d(3, 8, 3, padding=1)
+
+        def forward(self, x):
+            return F.avg_pool2d(self.c(x), 3, 1, 1)  # count_include_pad with padding: not delegated
+
+    gm, x = quantize(M().eval(), (1, 3, 6, 6), "xnnpack", True, False, np.random.default_rng(0))
+    with pytest.raises(ImportErrorQ, match="portable kernel"):
+        api.lower(gm, (x,), engine="xnnpack")
+
+
+def test_activations_clamp_and_fused_relu():
+    """hardtanh after a conv (XNNPACK qs8 clamp, bounds from xnn_qs8_quantize), relu6 in float,
+    linear + relu fused (output bounds)."""
+    import torch.nn.functional as F
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.c2 = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 1)
+            self.l = torch.nn.Linear(8 * 36, 10)
+
+        def forward(self, x):
+            y = F.relu6(self.c2(F.hardtanh(self.c(x), -0.5, 1.5)))
+            return F.relu(self.l(y.flatten(1)))
+
+    torch.manual_seed(1)
+    gm, x = quantize(M().eval(), (4, 3, 6, 6), "xnnpack", False, False, np.random.default_rng(1))
+    prog = api.lower(gm, (x,), engine="xnnpack")
+    assert "xnnpack_clamp" in {n.op for n in prog.nodes}
+    rep = api.verify(gm, x, program=prog)
+    assert rep.bit_exact, ([(l.name, l.mismatches) for l in rep.layers], rep.outputs)

@@ -242,12 +242,14 @@ class _PT2E:
             return self.unary(n, name.rstrip("_"))
         if name == "adaptive_avg_pool2d":
             return self.adaptive(n)
+        if name == "avg_pool2d" and self.engine == "xnnpack":
+            return self.xnn_avg_pool(n)
         if name == "mean":
             return self.mean(n)
         if name in ("_assert_tensor_metadata", "_assert_scalar", "sym_constrain_range_for_size"):
             return
         self.fail(n, str(n.target), "op not supported in a PT2E graph. Supported: conv1d/conv2d, linear, "
-                  "relu, hardtanh, hardswish, add, cat, max_pool, adaptive_avg_pool2d, mean, flatten, "
+                  "relu, hardtanh, hardswish, add, cat, max_pool, adaptive_avg_pool2d, mean, flatten, avg_pool2d (xnnpack), "
                   "reshape/view, permute, transpose, squeeze/unsqueeze, between dequantize and quantize")
 
     def q_op(self, n, qd):
@@ -530,6 +532,10 @@ class _PT2E:
         self.values[n.name] = n.name
 
     def unary(self, n, name):
+        if self.engine == "xnnpack" and name in ("relu", "hardtanh", "relu6"):
+            chain = self._same_q_chain(n, [n.args[0]])
+            if chain is not None:
+                return self.xnn_clamp(n, chain[0], chain[1])
         x = self.float_of(n.args[0], n)
         if self.engine == "xnnpack" and name == "hardswish":
             self.float_region(n, name, True, "XNNPACK's f32 hardswish kernel (FMA3: fma(x, 1/6, 1/2) clamped "
@@ -589,8 +595,11 @@ class _PT2E:
         from ..ops.xnnpack import activation_bound
 
         lo, hi = float("-inf"), float("inf")
-        if act is not None and _aten(act.target) == "relu":
+        name = _aten(act.target).rstrip("_") if act is not None else None
+        if name == "relu":
             lo = 0.0
+        elif name == "relu6":
+            lo, hi = 0.0, 6.0
         elif act is not None:  # hardtanh(min_val=-1, max_val=1)
             rest = [self.attr(v) for v in act.args[1:]]
             lo = float(rest[0]) if rest else -1.0
@@ -598,6 +607,15 @@ class _PT2E:
         lo_q = activation_bound(lo, qp["scale"], qp["zero_point"])
         hi_q = activation_bound(hi, qp["scale"], qp["zero_point"])
         return max(lo_q, qp["quant_min"]), min(hi_q, qp["quant_max"])
+
+    def xnn_clamp(self, n, qn, qo):
+        """dq -> relu / hardtanh -> q, one quantization: XNNPACK qs8 clamp (integer bounds)."""
+        lo, hi = self.xnn_bounds(n, qo)
+        self.emit(qn.name, "xnnpack_clamp", [self.dq[n.args[0].name][0]], dtype="int8", scale=qo["scale"],
+                  zero_point=qo["zero_point"], attrs={"out_min": lo, "out_max": hi}, source=n.name,
+                  torch_op=f"dq -> aten::{_aten(n.target)} -> q (XNNPACK qs8 clamp)")
+        self.values[qn.name] = qn.name
+        self.done.add(qn.name)
 
     def xnn_add(self, n, a, b, act, qn):
         """dq -> add (+relu) -> q: XNNPACK qs8 add (fixed-point multipliers)."""
@@ -613,6 +631,28 @@ class _PT2E:
                   torch_op="dq -> aten::add" + (" -> relu" if act is not None else "") + " -> q (XNNPACK qs8 add)")
         self.values[qn.name] = qn.name
         self.done.update({qn.name} | ({act.name} if act is not None else set()))
+
+    def xnn_avg_pool(self, n):
+        """avg_pool2d (float between dq and q: XNNPACKQuantizer leaves it unannotated): XNNPACK's f32
+        average pooling where ExecuTorch delegates it, otherwise its portable kernel (not modelled)."""
+        x = self.float_of(n.args[0], n)
+        rest = [self.attr(v) for v in n.args[1:]]
+        k = _pair(rest[0], 2)
+        s = _pair(rest[1], 2) if len(rest) > 1 and rest[1] not in (None, [], ()) else k
+        p = _pair(rest[2], 2) if len(rest) > 2 else [0, 0]
+        ceil = bool(rest[3]) if len(rest) > 3 else False
+        include_pad = bool(rest[4]) if len(rest) > 4 else True
+        divisor = rest[5] if len(rest) > 5 else None
+        if ceil or (include_pad and any(p)) or divisor not in (None, k[0] * k[1]):
+            # executorch partition/config/generic_node_configs.py AvgPoolingConfig.check_constraints
+            self.fail(n, "avg_pool2d", "ExecuTorch's XNNPACK partitioner leaves this avg_pool2d (ceil_mode, "
+                      "count_include_pad with padding, or divisor_override) to its portable kernel, which "
+                      "qgolden does not model: a float32 average, not integer")
+        self.float_region(n, "avg_pool2d", True, "XNNPACK f32 average pooling: taps summed 9 at a time in its "
+                          "kernel's order, times f32(1/count) (reproduced)")
+        self.emit(n.name, "xnnpack_avg_pool", [x], dtype="float32", attrs={"kernel_size": k, "stride": s, "padding": p},
+                  torch_op="XNNPACK f32 average pooling")
+        self.values[n.name] = n.name
 
     def xnn_global_mean(self, n, xn):
         """adaptive_avg_pool2d(1) / mean over H, W: XNNPACK's global average pooling, qs8 when a

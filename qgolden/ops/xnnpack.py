@@ -241,3 +241,48 @@ def quantized_global_mean(x, *, in_scale, in_zero_point, out_scale, out_zero_poi
     if trace is not None:
         trace.update(acc=acc, multiplier=scale, pre_round=v, out=out)
     return out.reshape(n, c, 1, 1)
+
+
+def clamp(x, *, out_min, out_max, profile=None, trace=None):
+    """XNNPACK qs8 clamp (dq -> relu / hardtanh -> q with one quantization): an integer clamp to the
+    bounds activation_bound gives (src/subgraph/unary.c: the float bounds quantized with
+    xnn_qs8_quantize; src/s8-vclamp)."""
+    return np.clip(np.asarray(x), out_min, out_max).astype(np.int8)
+
+
+def sum9(taps) -> np.ndarray:
+    """One pass of XNNPACK's f32 average pooling kernel over 9 taps t0..t8 (missing ones read
+    the zero buffer), in float32 (src/f32-avgpool/avgpool.c.in):
+        ((t2 + t3) + (t4 + t5)) + (((t0 + t1) + t8) + (t6 + t7))"""
+    t = list(taps) + [np.float32(0)] * (9 - len(taps))
+    s018 = f32(f32(t[0] + np.float64(0) + t[1]) + np.float64(0) + t[8]).astype(np.float32)
+    s23, s45, s67 = (f32(np.float64(0) + a + b).astype(np.float32) for a, b in ((t[2], t[3]), (t[4], t[5]), (t[6], t[7])))
+    s2345 = f32(np.float64(0) + s23 + s45)
+    s01678 = f32(np.float64(0) + s018 + s67)
+    return f32(np.float64(0) + s2345 + s01678)
+
+
+def avg_pool(x, *, kernel_size, stride, padding, profile=None, trace=None):
+    """XNNPACK f32 average pooling, padding excluded from the count (what ExecuTorch delegates:
+    no padding, or count_include_pad=False), src/f32-avgpool/avgpool.c.in (9p kernel):
+    the window's taps in the indirection buffer's order (kernel column by column:
+    for kx, for ky), 9 at a time: acc = f32(acc + sum9(taps)); out = f32(acc * m), m = f32(1.0f / count)
+    (count = taps inside the input; padded taps read the zero buffer). x [N, C, H, W] float32."""
+    x = np.asarray(x, np.float32)
+    kh, kw = kernel_size
+    sh, sw = stride
+    ph, pw = padding
+    n, c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    valid = np.pad(np.ones((h, w), np.int64), ((ph, ph), (pw, pw)))
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    taps, counts = [], np.zeros((oh, ow), np.int64)
+    for kx in range(kw):
+        for ky in range(kh):
+            taps.append(xp[:, :, ky:ky + (oh - 1) * sh + 1:sh, kx:kx + (ow - 1) * sw + 1:sw])
+            counts += valid[ky:ky + (oh - 1) * sh + 1:sh, kx:kx + (ow - 1) * sw + 1:sw]
+    acc = np.zeros((n, c, oh, ow), np.float32)
+    for i in range(0, len(taps), 9):
+        acc = f32(np.float64(0) + acc + sum9(taps[i:i + 9]))
+    m = (np.float32(1.0) / counts.astype(np.float32)).astype(np.float32)
+    return f32(acc.astype(np.float64) * m.astype(np.float64))
