@@ -163,3 +163,30 @@ def test_activations_clamp_and_fused_relu():
     assert "xnnpack_clamp" in {n.op for n in prog.nodes}
     rep = api.verify(gm, x, program=prog)
     assert rep.bit_exact, ([(l.name, l.mismatches) for l in rep.layers], rep.outputs)
+
+
+def test_hardswish_float_output_is_xnnpack_fma_kernel(monkeypatch):
+    """A hardswish left in float (XNNPACKQuantizer does not annotate it) as the model's output: the
+    .pte's float32 values equal XNNPACK's FMA3 kernel bit for bit, and ATen's formula
+    (x * relu6(x + 3) / 6) differs on many of them."""
+    import torch.nn.functional as F
+
+    from qgolden.ops import qdq, xnnpack
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = torch.nn.Conv2d(3, 16, 3, padding=1)
+
+        def forward(self, x):
+            return F.hardswish(self.c(x))
+
+    torch.manual_seed(0)
+    gm, x = quantize(M().eval(), (2, 3, 9, 9), "xnnpack", True, False, np.random.default_rng(0))
+    x = x * 3
+    prog = api.lower(gm, (x,), engine="xnnpack")
+    rep = api.verify(gm, x, program=prog)
+    assert rep.bit_exact and rep.outputs[0]["elements"] == 2592, rep.outputs
+    monkeypatch.setattr(xnnpack, "hardswish", lambda v, **k: qdq.float_unary(v, fn="hardswish"))
+    rep = api.verify(gm, x, program=prog)
+    assert rep.outputs[0]["mismatches"] > 100
