@@ -560,6 +560,8 @@ class _PT2E:
         if self.engine == "xnnpack" and size == [1, 1]:
             return self.xnn_global_mean(n, n.args[0])
         x = self.float_of(n.args[0], n)
+        if self.engine == "xnnpack":
+            return self.xnn_portable(n, x, "float_adaptive_avg_pool", {"output_size": size})
         self.float_region(n, "adaptive_avg_pool2d", True, "float32 window sums in ATen's sequential order "
                           "(reproduced), not an integer average")
         self.emit(n.name, "float_adaptive_avg_pool", [x], dtype="float32", attrs={"output_size": size},
@@ -573,6 +575,8 @@ class _PT2E:
         if self.engine == "xnnpack" and sorted(d % 4 for d in dims) == [2, 3] and keep:
             return self.xnn_global_mean(n, n.args[0])
         x = self.float_of(n.args[0], n)
+        if self.engine == "xnnpack":
+            return self.xnn_portable(n, x, "float_mean", {"dim": dims, "keepdim": keep})
         inner = sorted(d % 4 for d in dims) in ([3], [2, 3])
         self.float_region(n, "mean", inner, "float32 reduction in ATen's cascade order (reproduced)" if inner else
                           "float32 reduction: ATen's summation order is reproduced only over the innermost "
@@ -652,6 +656,15 @@ class _PT2E:
                           "kernel's order, times f32(1/count) (reproduced)")
         self.emit(n.name, "xnnpack_avg_pool", [x], dtype="float32", attrs={"kernel_size": k, "stride": s, "padding": p},
                   torch_op="XNNPACK f32 average pooling")
+        self.values[n.name] = n.name
+
+    def xnn_portable(self, n, x, op, attrs):
+        """A float op ExecuTorch's XNNPACK partitioner does not take: its portable kernel runs it, in
+        float32 with an order qgolden does not model (ATen's is used, flagged not exact)."""
+        what = _aten(n.target)
+        self.float_region(n, what, False, f"not delegated to XNNPACK: ExecuTorch's portable {what} kernel runs it "
+                          "in float32, summation order not modelled (ATen's order used), not integer")
+        self.emit(n.name, op, [x], dtype="float32", attrs=attrs, torch_op=f"ExecuTorch portable aten::{what}")
         self.values[n.name] = n.name
 
     def xnn_global_mean(self, n, xn):
