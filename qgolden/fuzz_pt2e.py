@@ -146,7 +146,8 @@ def main(argv=None):
     ap.add_argument("--models", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--engines", default="pt2e-reference,x86-inductor",
-                    help="comma list; x86-inductor compiles each model (slow); add xnnpack if executorch is installed")
+                    help="comma list of pt2e-reference, x86-inductor (compiles each model: slow), xnnpack "
+                    "(ExecuTorch's .pte: needs executorch, `make fuzz-pt2e ENGINES=xnnpack`)")
     a = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     import logging
