@@ -59,6 +59,7 @@ _REGISTRY = {
     "float_linear": "qdq:float_linear",
     "float_conv": "qdq:float_conv",
     "float_max_pool": "qdq:float_max_pool",
+    "float_mean_inductor": "inductor_mean:float_mean_inductor",
     # integer-only forms (qgolden/integer, `lower --integer-only`, `certify`)
     "linear_acc": "linear_acc:linear_acc",
     "conv_acc": "conv_acc:conv_acc",
