@@ -9,7 +9,8 @@ executes the graph (the engine profile):
                     weight, dq->add(+relu)->q, quantize, dequantize); everything else stays
                     float in PyTorch's own reference, and here.
     x86-inductor    torch.compile (freezing) of an X86InductorQuantizer model: dq->conv/linear
-                    (+relu)->q become oneDNN int8 kernels.
+                    (+relu; conv also +hardtanh/hardswish, fused as oneDNN post-ops)->q become
+                    oneDNN int8 kernels; means are Inductor's own C++ reductions.
 
 Data movement with unchanged quantization (flatten, reshape, max pool, cat of equal qparams)
 is integer on every profile: dequantize and quantize with the same (scale, zp) give back the
@@ -139,9 +140,10 @@ class _PT2E:
         self.float_regions.append({"name": n.name, "what": what, "exact": bool(exact), "why": why})
 
     def keep_layout(self, out, inputs):
-        """Inductor keeps a channels-last layout through dq/q, elementwise ops, pools and cat."""
-        names = [i for i in inputs if isinstance(i, str)]
-        if names and all(i in self.channels_last for i in names):
+        """Inductor keeps a channels-last layout through dq/q, elementwise ops, pools and cat; with
+        one channels-last input the result is channels-last (conv + add is fused into the conv's
+        output; measured for add of a channels-last and an NCHW tensor, either order)."""
+        if any(isinstance(i, str) and i in self.channels_last for i in inputs):
             self.channels_last.add(out)
 
     def single_user(self, n):
