@@ -2,8 +2,10 @@
 
 torch.compile of an X86InductorQuantizer model fuses conv -> relu/hardtanh/hardswish (float or
 uint8 output) into onednn::qconv_pointwise (torch/_inductor/fx_passes/quantization.py,
-_register_qconv_unary_fusion). oneDNN applies the eltwise post-op to the scaled float32 value,
-before the destination scale and zero point (jit_uni_x8s8s32x_conv_kernel store_output; measured).
+_register_qconv_unary_fusion). oneDNN's int8 conv kernels store their output as: acc to float,
+times the scales, + bias, apply_postops (eltwise, sum), then the destination scale and zero point
+(store_output of the x8s8s32x conv kernels in src/cpu/x64/; checked against the onednn ops in
+tests/test_inductor.py).
 """
 from __future__ import annotations
 
