@@ -110,6 +110,7 @@ def test_inductor_mean_claims_only_serial_sums():
 @pytest.mark.parametrize("seed,what", [
     (1020, "conv -> hardswish fused into onednn::qconv_pointwise (float32 output)"),
     (1058, "dq -> cat -> global average pool: Inductor's channels-last sum, then a float output linear"),
+    (3036, "NCHW input + conv(input), fused into the conv's channels-last output, then global average pool"),
 ])
 def test_campaign_regressions(seed, what):
     pytest.importorskip("torchao", reason="torchao==0.18.0 not installed (pip install 'qgolden[pt2e]')")
