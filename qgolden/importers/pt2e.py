@@ -9,7 +9,8 @@ executes the graph (the engine profile):
                     weight, dq->add(+relu)->q, quantize, dequantize); everything else stays
                     float in PyTorch's own reference, and here.
     x86-inductor    torch.compile (freezing) of an X86InductorQuantizer model: dq->conv/linear
-                    (+relu)->q become oneDNN int8 kernels.
+                    (+relu; conv also +hardtanh/hardswish, fused as oneDNN post-ops)->q become
+                    oneDNN int8 kernels; means are Inductor's own C++ reductions.
     xnnpack         ExecuTorch's XNNPACK delegate (.pte): dq->conv/linear(+relu/hardtanh)->q and
                     dq->add(+relu)->q become XNNPACK qs8 nodes, every other quantize/dequantize an
                     XNNPACK Convert, float ops between them XNNPACK's f32 kernels (ops/xnnpack.py).
@@ -105,6 +106,7 @@ class _PT2E:
         self.done = set()
         self.inputs, self.outputs = [], []
         self.float_regions = []
+        self.channels_last = set()  # x86-inductor: IR tensors stored channels-last (conv outputs and what keeps their layout)
         self.users = {n.name: list(n.users) for n in gm.graph.nodes}
 
     # -- helpers ---------------------------------------------------------------
@@ -141,6 +143,13 @@ class _PT2E:
     def float_region(self, n, what, exact, why):
         self.float_regions.append({"name": n.name, "what": what, "exact": bool(exact), "why": why})
 
+    def keep_layout(self, out, inputs):
+        """Inductor keeps a channels-last layout through dq/q, elementwise ops, pools and cat; with
+        one channels-last input the result is channels-last (conv + add is fused into the conv's
+        output; measured for add of a channels-last and an NCHW tensor, either order)."""
+        if any(isinstance(i, str) and i in self.channels_last for i in inputs):
+            self.channels_last.add(out)
+
     def single_user(self, n):
         u = self.users.get(n.name, [])
         return u[0] if len(u) == 1 else None
@@ -172,6 +181,7 @@ class _PT2E:
                       attrs={"scale": qp["scale"], "zero_point": qp["zero_point"]},
                       torch_op="quantized_decomposed::dequantize_per_tensor")
             self.values[a.name] = a.name
+            self.keep_layout(a.name, [src])
         if a.name in self.wdq:
             self.fail(n, "weight", "a dequantized weight used by something other than conv/linear")
         v = self.values.get(a.name)
@@ -266,6 +276,7 @@ class _PT2E:
                       zero_point=qp["zero_point"], attrs=dict(qp, mode=mode),
                       torch_op="quantized_decomposed::quantize_per_tensor")
             self.values[n.name] = n.name
+            self.keep_layout(n.name, [x])
             return
         if qd == "dequantize_per_tensor":
             src = n.args[0]
@@ -334,7 +345,7 @@ class _PT2E:
                 self.fail(n, name, f"padding={padding!r} is not supported; give explicit padding")
             geo = {"stride": _pair(stride, nd), "padding": _pair(padding, nd), "dilation": _pair(dilation, nd),
                    "groups": int(groups)}
-        fq = self.follow_to_q(n)
+        fq = self.follow_to_q(n, allow=("relu", "hardtanh", "relu6", "hardswish"))
         if self.is_dq(x) and fq is not None and self.integer_ok(n, name, d, fq):
             act, qn = fq
             return self.int_conv_linear(n, name, x, d, wq, bias, geo, act, qn)
@@ -348,11 +359,22 @@ class _PT2E:
             attrs.update(geo)
             consts = {"weight": wq, "weight_scale": np.asarray(d["scale"], np.float64),
                       "weight_zero_point": np.asarray(d["zero_point"], np.int64), "bias": bias}
-            self.emit(n.name, "linear" if name == "linear" else "conv", [src], dtype="float32", attrs=attrs,
-                      consts=consts, torch_op=f"onednn int8 {name}, float32 output")
-            self.values[n.name] = n.name
+            hs = self.single_user(n) if name != "linear" else None
+            fused = hs is not None and hs.op == "call_function" and _aten(hs.target).rstrip("_") == "hardswish"
+            out = hs.name if fused else n.name
+            if fused:  # Inductor fuses conv -> hardswish into the kernel (_register_qconv_unary_fusion)
+                attrs["post_op"] = "hardswish"
+                self.done.add(hs.name)
+            self.emit(out, "linear" if name == "linear" else "conv", [src], dtype="float32", attrs=attrs,
+                      consts=consts, torch_op=f"onednn int8 {name}" + (" + hardswish post-op" if fused else "")
+                      + ", float32 output", source=n.name)
+            self.values[out] = out
+            if name != "linear":
+                self.channels_last.add(out)
             self.float_region(n, f"{name} output", True, "int8 kernel with a float32 output "
-                              "(acc * scale + bias in float32, modelled)")
+                              "(acc * scale + bias in float32, modelled)"
+                              + ("; fused hardswish as oneDNN computes it: x * clamp(x * f32(1/6) + 0.5, 0, 1)"
+                                 if fused else ""))
             return
         # float region
         xin = self.float_of(x, n)
@@ -377,8 +399,10 @@ class _PT2E:
             return (name == "linear" and act is None and not d["per_channel"] and xin["dtype"] == "int8"
                     and self.qparams(qn)["dtype"] == "int8")
         if self.engine == "x86-inductor":
+            # conv fuses relu, hardtanh (relu6) and hardswish (_register_qconv_unary_fusion); linear only relu
+            fused = ("relu",) if name == "linear" else ("relu", "hardtanh", "relu6", "hardswish")
             return xin["dtype"] == "uint8" and self.qparams(qn)["dtype"] == "uint8" and \
-                (act is None or _aten(act.target) == "relu")
+                (act is None or _aten(act.target).rstrip("_") in fused)
         if self.engine == "xnnpack":  # qs8 / qs8_qc8w conv and fully connected, activation fused
             return xin["dtype"] == "int8" and self.qparams(qn)["dtype"] == "int8" and not np.any(d["zero_point"])
         return False
@@ -396,8 +420,12 @@ class _PT2E:
                  "out_zero_point": qp["zero_point"], "relu": act is not None, "per_channel": d["per_channel"],
                  "out_quant_min": qp["quant_min"], "out_quant_max": qp["quant_max"], "out_dtype": qp["dtype"]}
         attrs.update(geo)
+        act_name = None if act is None else _aten(act.target).rstrip("_")
         if self.engine == "xnnpack":
             attrs["out_quant_min"], attrs["out_quant_max"] = self.xnn_bounds(act, qp)
+        elif act_name not in (None, "relu"):
+            attrs["relu"] = False
+            attrs["post_op"], attrs["post_op_args"] = _post_op(act_name, [self.attr(v) for v in act.args[1:]])
         consts = {"weight": wq, "weight_scale": np.asarray(d["scale"], np.float64),
                   "weight_zero_point": np.asarray(d["zero_point"], np.int64), "bias": bias}
         op = "linear" if name == "linear" else "conv"
@@ -406,6 +434,8 @@ class _PT2E:
                   + (f" -> {_aten(act.target)}" if act is not None else "") + " -> q", source=n.name)
         self.values[qn.name] = qn.name
         self.done.update({qn.name} | ({act.name} if act is not None else set()))
+        if op == "conv":
+            self.channels_last.add(qn.name)
 
     def add(self, n):
         a, b = n.args[0], n.args[1]
@@ -438,6 +468,7 @@ class _PT2E:
         self.emit(n.name, "float_op", [v for v in ins if isinstance(v, str)], dtype="float32",
                   attrs={"fn": "add", "const": consts[0] if consts else None}, torch_op="aten::add")
         self.values[n.name] = n.name
+        self.keep_layout(n.name, ins)
 
     def _same_q_chain(self, n, inputs):
         """dq(x, s, z) -> op -> q(s, z): the op commutes with the (monotone, exact) round trip."""
@@ -476,6 +507,8 @@ class _PT2E:
         self.emit(out, op, [xin, *inputs], dtype=dt, scale=s, zero_point=z, attrs=attrs,
                   torch_op=f"aten::{name}", source=n.name)
         self.values[out] = out
+        if op in ("max_pool", "float_max_pool", "identity"):
+            self.keep_layout(out, [xin])
         if out != n.name:
             self.values[n.name] = out  # never read: the q node is the only user
 
@@ -517,6 +550,7 @@ class _PT2E:
             self.emit(qn.name, "concat", [[self.dq[x.name][0] for x in xs]], dtype=qo["dtype"], scale=qo["scale"],
                       zero_point=qo["zero_point"], attrs={"dim": dim}, torch_op="dq -> aten::cat -> q",
                       source=n.name)
+            self.keep_layout(qn.name, [self.dq[x.name][0] for x in xs])
             self.values[qn.name] = qn.name
             self.done.add(qn.name)
             return
@@ -530,6 +564,7 @@ class _PT2E:
         self.float_region(n, "cat", True, "copy of float32 values with different quantizations (exact, reproduced)")
         self.emit(n.name, "float_cat", [ins], dtype="float32", attrs={"dim": dim}, torch_op="aten::cat")
         self.values[n.name] = n.name
+        self.keep_layout(n.name, ins)
 
     def unary(self, n, name):
         if self.engine == "xnnpack" and name in ("relu", "hardtanh", "relu6"):
@@ -553,6 +588,7 @@ class _PT2E:
                           "(elementwise, each step correctly rounded: reproduced exactly)")
         self.emit(n.name, "float_unary", [x], dtype="float32", attrs=attrs, torch_op=f"aten::{name}")
         self.values[n.name] = n.name
+        self.keep_layout(n.name, [x])
 
     def adaptive(self, n):
         size = self.attr(n.args[1])
@@ -562,6 +598,15 @@ class _PT2E:
         x = self.float_of(n.args[0], n)
         if self.engine == "xnnpack":
             return self.xnn_portable(n, x, "float_adaptive_avg_pool", {"output_size": size})
+        if self.engine == "x86-inductor" and size == [1, 1]:  # Inductor lowers it to a mean over H, W
+            return self.inductor_mean(n, x, [2, 3], True, "adaptive_avg_pool2d")
+        if self.engine == "x86-inductor":
+            self.float_region(n, "adaptive_avg_pool2d", False, "float32 window sums in the kernel Inductor "
+                              "generates (order not modelled; qgolden sums in ATen's order)")
+            self.emit(n.name, "float_adaptive_avg_pool", [x], dtype="float32", attrs={"output_size": size},
+                      torch_op="aten::adaptive_avg_pool2d")
+            self.values[n.name] = n.name
+            return
         self.float_region(n, "adaptive_avg_pool2d", True, "float32 window sums in ATen's sequential order "
                           "(reproduced), not an integer average")
         self.emit(n.name, "float_adaptive_avg_pool", [x], dtype="float32", attrs={"output_size": size},
@@ -577,10 +622,16 @@ class _PT2E:
         x = self.float_of(n.args[0], n)
         if self.engine == "xnnpack":
             return self.xnn_portable(n, x, "float_mean", {"dim": dims, "keepdim": keep})
+        if self.engine == "x86-inductor" and sorted(d % 4 for d in dims) == [2, 3]:
+            return self.inductor_mean(n, x, dims, keep, "mean")
         inner = sorted(d % 4 for d in dims) in ([3], [2, 3])
-        self.float_region(n, "mean", inner, "float32 reduction in ATen's cascade order (reproduced)" if inner else
-                          "float32 reduction: ATen's summation order is reproduced only over the innermost "
-                          "dims (here: exact sum, one rounding)")
+        if self.engine == "x86-inductor":  # not over H, W: Inductor's kernel, whose order is not modelled here
+            self.float_region(n, "mean", False, "float32 reduction in the kernel Inductor generates (order "
+                              "modelled only over H, W; here ATen's order)")
+        else:
+            self.float_region(n, "mean", inner, "float32 reduction in ATen's cascade order (reproduced)" if inner
+                              else "float32 reduction: ATen's summation order is reproduced only over the "
+                              "innermost dims (here: exact sum, one rounding)")
         self.emit(n.name, "float_mean", [x], dtype="float32", attrs={"dim": dims, "keepdim": keep},
                   torch_op="aten::mean")
         self.values[n.name] = n.name
@@ -687,6 +738,41 @@ class _PT2E:
                           "sum over the pixels, times f32(1/(H*W)) (reproduced)")
         self.emit(n.name, "xnnpack_global_mean", [x], dtype="float32", torch_op="XNNPACK f32 global average pooling")
         self.values[n.name] = n.name
+
+    def inductor_mean(self, n, x, dims, keep, what):
+        """mean over H, W (or global average pool) compiled by Inductor into its own C++ reduction."""
+        t = self.observed.get(n.args[0].name)
+        shape = list(t.shape) if t is not None and hasattr(t, "shape") and len(t.shape) == 4 else None
+        cl = x in self.channels_last
+        exact, why = _inductor_mean_claim(shape, cl, self.profile)
+        self.float_region(n, what, exact, why)
+        self.emit(n.name, "float_mean_inductor", [x], dtype="float32",
+                  attrs={"dim": [int(d) for d in dims], "keepdim": keep, "channels_last": cl},
+                  torch_op=f"aten::{what} (Inductor C++ reduction)")
+        self.values[n.name] = n.name
+
+
+def _inductor_mean_claim(shape, channels_last, profile):
+    """(exact, why) of a float region that Inductor's generated kernel sums (ops/inductor_mean.py)."""
+    from ..ops.inductor_mean import inductor_mean_serial
+
+    layout = "channels-last: each channel summed over H*W in memory order" if channels_last else \
+        "NCHW: H*W in 8 float lanes, then the lanes reduced"
+    if shape is None:
+        return False, "Inductor's float32 sum over H*W; its order depends on the shape, unknown without example inputs"
+    if inductor_mean_serial(shape, channels_last, profile["isa"], profile["num_threads"]):
+        return True, f"Inductor's float32 sum ({layout}), then / (H*W): reproduced"
+    return False, (f"Inductor splits this float32 sum (over 4096 terms: cascade sum, or a reduction parallel over "
+                   f"{profile['num_threads']} threads): not reproduced; qgolden sums serially ({layout})")
+
+
+def _post_op(name, args):
+    """An activation fused into a oneDNN conv: (post_op, post_op_args) for ops.conv."""
+    if name == "relu6":
+        return "hardtanh", [0.0, 6.0]
+    if name == "hardtanh":
+        return "hardtanh", [float(args[0]) if args else -1.0, float(args[1]) if len(args) > 1 else 1.0]
+    return name, None
 
 
 def _dtype(d) -> str:

@@ -31,6 +31,17 @@ def _step_hist(a, b):
     return {int(v): int(c) for v, c in zip(vals, counts)}
 
 
+def _ulp_hist(a, b):
+    """{ULP distance: count} between two float32 arrays (distance on the ordered bit patterns)."""
+    def key(x):
+        i = np.ascontiguousarray(x, dtype=np.float32).view(np.int32).astype(np.int64)
+        return np.where(i < 0, -(i & 0x7FFFFFFF), i)
+
+    d = np.abs(key(a) - key(b))
+    vals, counts = np.unique(d[d != 0], return_counts=True)
+    return {int(v): int(c) for v, c in zip(vals, counts)}
+
+
 def _tapped(gm):
     """A copy of gm with `_qg_tap` after every quantize node; {tap name: quantize name}."""
     g = copy.deepcopy(gm)
@@ -182,13 +193,16 @@ def verify_pt2e(program, inputs):
     outs_q, outs_t = _flat(out_q), [to_numpy(o) for o in _flat(ref_out)]
     for a, b in zip(outs_q, outs_t):
         n_el, mism, mad = _compare(a, b)
-        outputs.append({"elements": n_el, "mismatches": mism, "max_abs_diff": float(mad)})
+        o = {"elements": n_el, "mismatches": mism, "max_abs_diff": float(mad)}
+        if mism and np.shape(a) == np.shape(b) and np.asarray(a).dtype == np.float32:
+            o["ulps"] = _ulp_hist(a, b)  # float outputs: how far apart, in float32 steps
+        outputs.append(o)
     if len(outs_q) != len(outs_t):
         outputs.append({"elements": 0, "mismatches": 1})
     inexact = [r for r in program.meta.get("float_regions", []) if not r["exact"]]
     if inexact:
         notes.append("float regions not reproducible bit for bit: "
-                     + ", ".join(f"{r['name']} ({r['what']})" for r in inexact))
+                     + "; ".join(f"{r['name']} ({r['what']}): {r['why']}" for r in inexact))
     ok = all(l.mismatches == 0 for l in layers) and all(o["mismatches"] == 0 for o in outputs)
     return Report(ok, eng, program.profile["isa"], layers, outputs, reference=reference, qdq_layers=qdq_layers,
                   float_regions=list(program.meta.get("float_regions", [])), notes=notes)

@@ -77,3 +77,61 @@ def inner_sum(x, lanes: int = 8) -> np.ndarray:
     else:
         total = row_sum(np.ascontiguousarray(rows.T))
     return total.reshape(x.shape[:-1])
+
+
+# --- torch.compile (Inductor C++ backend) float32 sums: torch/_inductor/codegen/cpp.py -------------
+INDUCTOR_CASCADE_MIN = 4096  # CppKernel.need_use_acc_helper: sums over more than 4096 use CascadeSumHelper
+INDUCTOR_MIN_CHUNK = 512     # torch._inductor.config.cpp.min_chunk_size
+INDUCTOR_PAR_REDUCTION_RATIO = 300  # LoopNest.max_parallel_depth: reduction loop > 300x outer steps
+
+
+def inductor_sum_is_serial(outer_steps: int, reduction_steps: int, reduction_size: int, total: int,
+                           threads: int) -> bool:
+    """Whether Inductor's C++ kernel sums each output in one thread, in loop order, with a plain
+    `acc = acc + x` (what sequential_sum / inductor_lane_sum reproduce). It does not when
+      - reduction_size > 4096: CascadeSumHelper (need_use_acc_helper), or
+      - the reduction loop is parallelised: LoopNest.max_parallel_depth moves the parallel loop into
+        the reduction when outer_steps * 300 < reduction_steps, and decide_parallel_depth keeps it
+        when total // threads >= min_chunk_size (512); each thread then sums its own chunk."""
+    if reduction_size > INDUCTOR_CASCADE_MIN:
+        return False
+    parallel_reduction = outer_steps * INDUCTOR_PAR_REDUCTION_RATIO < reduction_steps
+    return not (parallel_reduction and threads > 1 and total // threads >= INDUCTOR_MIN_CHUNK)
+
+
+def sequential_sum(x) -> np.ndarray:
+    """x [size, ...] float32: acc = 0; for i: acc = f32(acc + x[i]). Inductor's reduction over a
+    non-innermost dim (e.g. H*W of a channels-last tensor: the channels are the vector lanes, so each
+    channel is summed alone, in memory order)."""
+    x = np.asarray(x, dtype=np.float32)
+    acc = np.zeros(x.shape[1:], np.float32)
+    for row in x:
+        acc = np.add(acc, row, dtype=np.float32)
+    return acc
+
+
+def vec_reduce_all_avx2(lanes) -> np.ndarray:
+    """lanes [..., 8]: at::vec::vec_reduce_all for Vectorized<float> on AVX2
+    (ATen/cpu/vec/functional_base.h, VecReduceAllSIMD under CPU_CAPABILITY_AVX2): halves added in three shuffles,
+        b_i = a_i + a_{i+4};  c_i = b_i + b_{i+2};  d = c_0 + c_1."""
+    a = np.asarray(lanes, dtype=np.float32)
+    b = np.add(a[..., :4], a[..., 4:], dtype=np.float32)
+    c = np.add(b[..., :2], b[..., 2:], dtype=np.float32)
+    return np.add(c[..., 0], c[..., 1], dtype=np.float32)
+
+
+def inductor_lane_sum(x, lanes: int = 8) -> np.ndarray:
+    """Sum over the last (contiguous) axis as Inductor's vectorised reduction kernel does it:
+    8 float32 lanes accumulate x[8k + j] in order; the tail (n % 8) is added into the first lanes
+    (sum_masked_reduce); then tmp_acc0 = 0 + vec_reduce_all(lanes). Returns x.shape[:-1]."""
+    if lanes != 8:
+        raise NotImplementedError("Inductor lane sums are modelled for AVX2 (8 float lanes)")
+    x = np.asarray(x, dtype=np.float32)
+    n = x.shape[-1]
+    acc = np.zeros(x.shape[:-1] + (lanes,), np.float32)
+    full = n // lanes * lanes
+    for k in range(0, full, lanes):
+        acc = np.add(acc, x[..., k:k + lanes], dtype=np.float32)
+    if n > full:
+        acc[..., :n - full] = np.add(acc[..., :n - full], x[..., full:], dtype=np.float32)
+    return np.add(np.float32(0), vec_reduce_all_avx2(acc), dtype=np.float32)

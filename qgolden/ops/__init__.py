@@ -67,6 +67,7 @@ _REGISTRY = {
     "xnnpack_avg_pool": "xnnpack:avg_pool",
     "xnnpack_global_mean": "xnnpack:global_mean",
     "xnnpack_quantized_global_mean": "xnnpack:quantized_global_mean",
+    "float_mean_inductor": "inductor_mean:float_mean_inductor",
     # integer-only forms (qgolden/integer, `lower --integer-only`, `certify`)
     "linear_acc": "linear_acc:linear_acc",
     "conv_acc": "conv_acc:conv_acc",

@@ -164,7 +164,8 @@ def _gconv_groups_together(c_per_g):
 
 def conv(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, bias,
          out_scale, out_zero_point, stride, padding, dilation, groups, relu, per_channel=False,
-         profile, trace=None, out_quant_min=None, out_quant_max=None, out_dtype=None):
+         profile, trace=None, out_quant_min=None, out_quant_max=None, out_dtype=None, post_op=None,
+         post_op_args=None):
     """x uint8 [N, C, L] or [N, C, H, W]; weight int8 [O, C/groups, k] or [O, C/groups, KH, KW];
     weight_scale float64 [O] (or [1]), weight_zero_point int64 [O] (or [1]); bias float32 [O]
     or None. Returns uint8 [N, O, L'] or [N, O, H', W']."""
@@ -176,7 +177,8 @@ def conv(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, b
                              bias=bias, out_scale=out_scale, out_zero_point=out_zero_point, stride=stride,
                              padding=padding, dilation=dilation, groups=groups, relu=relu,
                              per_channel=per_channel, out_quant_min=out_quant_min, out_quant_max=out_quant_max,
-                             out_dtype=out_dtype, profile=profile, trace=trace)
+                             out_dtype=out_dtype, profile=profile, trace=trace, post_op=post_op,
+                             post_op_args=post_op_args)
     acc, ctx = conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding, dilation,
                                groups, profile)
     (conv1d, x4, w4, stride, padding, dilation, nb, oh, ow, c_out, g, cpg, kpg, kh, kw, zx, zw, backend,

@@ -286,19 +286,24 @@ def linear_pt2e(backend, x, *, x_scale, x_zero_point, weight, weight_scale, weig
 
 def conv_pt2e(backend, x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, bias,
               out_scale, out_zero_point, stride, padding, dilation, groups, relu, per_channel,
-              out_quant_min, out_quant_max, out_dtype, profile, trace=None):
+              out_quant_min, out_quant_max, out_dtype, profile, trace=None, post_op=None, post_op_args=None):
     """conv of a PT2E runtime (called by ops.conv for the PT2E backends).
 
     onednn_inductor: onednn::qconv_pointwise runs the same oneDNN int8 convolution as the
     'onednn' engine (AVX2: vpmaddubsw pair saturation, see ops/conv.py) with a float bias
-    (zeros when the model has none) added after scaling: ops.conv's onednn path."""
-    if backend == "onednn_inductor" and out_dtype == "float32":
+    (zeros when the model has none) added after scaling: ops.conv's onednn path. A fused
+    hardtanh/hardswish post-op (numerics/onednn_postops.py) is applied to the float value,
+    then the uint8 destination (onednn_dst_quantize) unless the output is float32."""
+    if backend == "onednn_inductor" and (out_dtype == "float32" or post_op is not None):
+        from ..numerics.onednn_postops import onednn_dst_quantize
         from .conv import _CTX, conv_accumulate
 
         acc, ctx = conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding, dilation,
                                    groups, _onednn_profile(profile))
         c = dict(zip(_CTX, (ctx[k] for k in _CTX)))
-        y = _onednn_float_out(acc, x_scale, weight_scale, bias, relu)
+        y = _onednn_float_out(acc, x_scale, weight_scale, bias, relu, post_op, post_op_args)
+        if out_dtype != "float32":
+            y = onednn_dst_quantize(y, out_scale, out_zero_point, out_quant_min, out_quant_max)
         y = y.reshape(c["nb"], c["oh"], c["ow"], c["c_out"]).transpose(0, 3, 1, 2)
         return np.ascontiguousarray(y[:, :, 0, :] if c["conv1d"] else y)
     if backend == "onednn_inductor":
@@ -321,9 +326,12 @@ def conv_pt2e(backend, x, *, x_scale, x_zero_point, weight, weight_scale, weight
     raise NotImplementedError(f"conv on the {backend} runtime is not modelled yet")
 
 
-def _onednn_float_out(acc, x_scale, weight_scale, bias, relu):
+def _onednn_float_out(acc, x_scale, weight_scale, bias, relu, post_op=None, post_op_args=None):
     """oneDNN int8 kernel with float32 output (qconv/qlinear_pointwise, output_dtype float32):
-    f = f32(f32(acc) * f32(f32(sx) * f32(sw[n]))) ; f = f32(f + bias[n]) ; relu."""
+    f = f32(f32(acc) * f32(f32(sx) * f32(sw[n]))) ; f = f32(f + bias[n]) ; relu ; fused post-op
+    (numerics/onednn_postops.py: hardtanh, hardswish)."""
+    from ..numerics.onednn_postops import onednn_post_op
+
     acc = np.asarray(acc, dtype=np.int64)
     n = acc.shape[-1]
     sw = np.asarray(weight_scale, np.float64).reshape(-1)
@@ -334,7 +342,7 @@ def _onednn_float_out(acc, x_scale, weight_scale, bias, relu):
         f = f32(f.astype(np.float64) + np.asarray(bias, np.float32).astype(np.float64))
     if relu:
         f = np.maximum(f, np.float32(0))
-    return f
+    return onednn_post_op(f, post_op, *(post_op_args or ()))
 
 
 def float_max_pool(x, *, kernel_size, stride, padding, dilation, ceil_mode, channels_last=False, profile=None,

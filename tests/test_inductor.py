@@ -1,0 +1,132 @@
+"""x86-inductor: what torch.compile's oneDNN kernels and generated C++ compute in float regions.
+
+Fast checks call the oneDNN ops directly (no compile); two seeds of the random PT2E campaign that
+used to mismatch are kept as regression tests (one compile each)."""
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
+torch = pytest.importorskip("torch")
+
+from qgolden.numerics.onednn_postops import onednn_dst_quantize, onednn_post_op  # noqa: E402
+from qgolden.numerics.profile import make_profile  # noqa: E402
+from qgolden.ops.conv import conv_accumulate  # noqa: E402
+from qgolden.ops.inductor_mean import float_mean_inductor, inductor_mean_serial  # noqa: E402
+from qgolden.ops.qdq import _onednn_float_out  # noqa: E402
+
+
+def _qconv_case(seed, c_in, c_out, k, groups):
+    g = np.random.default_rng(seed)
+    xq = g.integers(0, 256, (2, c_in, 7, 7)).astype(np.uint8)
+    wq = g.integers(-128, 128, (c_out, c_in // groups, k, k)).astype(np.int8)
+    sx, zx = float(np.float32(g.uniform(0.01, 0.1))), int(g.integers(100, 150))
+    sw = g.uniform(0.002, 0.01, c_out).astype(np.float32).astype(np.float64)
+    b = (g.standard_normal(c_out) * 0.3).astype(np.float32)
+    return xq, wq, sx, zx, sw, b, k // 2, groups
+
+
+def _onednn_qconv(case, attr, scalars, out_dtype, so=1.0, zo=0):
+    xq, wq, sx, zx, sw, b, pad, groups = case
+    tx = torch.from_numpy(xq).contiguous(memory_format=torch.channels_last)
+    tws, twz = torch.from_numpy(sw).float(), torch.zeros(len(sw), dtype=torch.int64)
+    pw = torch.ops.onednn.qconv_prepack(torch.from_numpy(wq), tws, sx, zx, [1, 1], [pad, pad], [1, 1], groups,
+                                        list(xq.shape))
+    for _ in range(3):  # steady state (a fresh oneDNN primitive differs on its first calls)
+        out = torch.ops.onednn.qconv_pointwise(tx, sx, zx, pw, tws, twz, torch.from_numpy(b), [1, 1], [pad, pad],
+                                               [1, 1], groups, so, zo, out_dtype, attr, scalars, "")
+    return out.contiguous().numpy()
+
+
+@pytest.mark.parametrize("attr,scalars", [("hardswish", []), ("hardtanh", [0.0, 6.0])])
+@pytest.mark.parametrize("c_in,c_out,k,groups", [(8, 8, 1, 1), (4, 16, 3, 1), (8, 8, 3, 8)])
+def test_onednn_conv_post_ops(attr, scalars, c_in, c_out, k, groups):
+    """qconv_pointwise with a fused post-op, float32 and uint8 output, against our formulas."""
+    mism = {"float": 0, "uint8": 0, "aten_hardswish": 0}
+    for seed in range(6):
+        case = _qconv_case(seed, c_in, c_out, k, groups)
+        xq, wq, sx, zx, sw, b, pad, _ = case
+        acc, ctx = conv_accumulate(xq, wq, zx, np.zeros(c_out, np.int64), (1, 1), (pad, pad), (1, 1), groups,
+                                   make_profile("onednn", "avx2"))
+        nhwc = (2, ctx["oh"], ctx["ow"], c_out)
+        f = _onednn_float_out(acc, sx, sw, b, False)
+        ours = onednn_post_op(f, attr, *scalars).reshape(nhwc).transpose(0, 3, 1, 2)
+        mism["float"] += int(np.sum(ours != _onednn_qconv(case, attr, scalars, torch.float32)))
+        if attr == "hardswish":  # ATen's formula is not what oneDNN computes
+            aten = (f * np.minimum(np.maximum(f + np.float32(3), 0), np.float32(6)) / np.float32(6)).astype(np.float32)
+            mism["aten_hardswish"] += int(np.sum(aten.reshape(nhwc).transpose(0, 3, 1, 2) != ours))
+        so, zo = 0.02 + 0.003 * seed, 3 * seed
+        q = onednn_dst_quantize(onednn_post_op(f, attr, *scalars), so, zo).reshape(nhwc).transpose(0, 3, 1, 2)
+        mism["uint8"] += int(np.sum(q != _onednn_qconv(case, attr, scalars, torch.uint8, so, zo)))
+    assert mism["float"] == 0 and mism["uint8"] == 0, mism
+    if attr == "hardswish":
+        assert mism["aten_hardswish"] > 0  # the test can tell the two formulas apart
+
+
+def test_onednn_conv_sum_into_float_is_a_float_add():
+    """conv (float32 output) + dequantized other: qconv2d_pointwise.binary 'sum' = f32(f + other)."""
+    mism = 0
+    for seed in range(4):
+        case = _qconv_case(seed, 8, 8, 1, 1)
+        xq, wq, sx, zx, sw, b, pad, groups = case
+        acc, ctx = conv_accumulate(xq, wq, zx, np.zeros(8, np.int64), (1, 1), (0, 0), (1, 1), 1,
+                                   make_profile("onednn", "avx2"))
+        f = _onednn_float_out(acc, sx, sw, b, False).reshape(2, 7, 7, 8).transpose(0, 3, 1, 2)
+        other = (np.random.default_rng(seed).integers(-100, 100, f.shape) * np.float32(0.0483)).astype(np.float32)
+        tws, twz = torch.from_numpy(sw).float(), torch.zeros(8, dtype=torch.int64)
+        pw = torch.ops.onednn.qconv_prepack(torch.from_numpy(wq), tws, sx, zx, [1, 1], [0, 0], [1, 1], 1, list(xq.shape))
+        tx = torch.from_numpy(xq).contiguous(memory_format=torch.channels_last)
+        for _ in range(3):
+            accum = torch.from_numpy(other.copy()).contiguous(memory_format=torch.channels_last)
+            out = torch.ops.onednn.qconv2d_pointwise.binary(tx, sx, zx, pw, tws, twz, accum, torch.from_numpy(b),
+                                                            [1, 1], [0, 0], [1, 1], 1, 1.0, 0, torch.float32, 1.0, 0,
+                                                            "sum", 1.0, "none", [], "")
+        mism += int(np.sum(out.contiguous().numpy() != np.add(f, other, dtype=np.float32)))
+    assert mism == 0
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_inductor_mean_bit_exact(channels_last):
+    """torch.compile's global average pool (Inductor's generated C++ sum), serial cases."""
+    torch._dynamo.reset()
+    f = torch.compile(lambda x: torch.nn.functional.adaptive_avg_pool2d(x, 1))
+    for seed, (nb, c, hw) in enumerate([(2, 8, 6), (2, 13, 7), (1, 4, 9), (2, 24, 13)]):
+        x = torch.randn(nb, c, hw, hw, generator=torch.Generator().manual_seed(seed)) * 3
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        assert inductor_mean_serial(x.shape, channels_last, "avx2", torch.get_num_threads())
+        ours = float_mean_inductor(x.numpy(), dim=[2, 3], keepdim=True, channels_last=channels_last)
+        assert np.array_equal(ours, f(x).numpy()), (nb, c, hw)
+
+
+def test_inductor_mean_claims_only_serial_sums():
+    assert inductor_mean_serial((2, 32, 6, 6), True, "avx2", 2)
+    assert not inductor_mean_serial((2, 8, 65, 65), True, "avx2", 2)   # > 4096 terms: cascade sum
+    assert not inductor_mean_serial((2, 5, 30, 30), True, "avx2", 2)   # reduction parallel over threads
+    assert inductor_mean_serial((2, 5, 30, 30), True, "avx2", 1)
+
+
+@pytest.mark.parametrize("seed,what", [
+    (1020, "conv -> hardswish fused into onednn::qconv_pointwise (float32 output)"),
+    (1058, "dq -> cat -> global average pool: Inductor's channels-last sum, then a float output linear"),
+    (3036, "NCHW input + conv(input), fused into the conv's channels-last output, then global average pool"),
+])
+def test_campaign_regressions(seed, what):
+    pytest.importorskip("torchao", reason="torchao==0.18.0 not installed (pip install 'qgolden[pt2e]')")
+    from qgolden.fuzz_pt2e import one
+
+    rep, desc = one(seed, "x86-inductor")
+    assert rep.bit_exact, (what, desc, rep.outputs)
+    assert all(r["exact"] for r in rep.float_regions), rep.float_regions
+
+
+def test_float_output_differences_in_ulps():
+    from qgolden.importers.pt2e_verify import _ulp_hist
+
+    a = np.array([1.0, -1.0, 0.0, 2.0, -0.0], np.float32)
+    b = a.copy()
+    b[0] = np.nextafter(b[0], np.float32(2))
+    b[1] = np.nextafter(np.nextafter(b[1], np.float32(0)), np.float32(0))
+    b[2] = np.nextafter(np.float32(0), np.float32(-1))  # -0 and +0 are 0 apart, 0 and -tiny 1 apart
+    assert _ulp_hist(a, b) == {1: 2, 2: 1}
