@@ -48,6 +48,10 @@ def integer_form(node, program):
     p = params.get(node.name)
     if p is None:
         why = params.get("__error__", "no integer form was derived for this op")
+        if node.attrs.get("out_dtype") == "float32":
+            from ..integer.transform import float_why
+
+            why = float_why(program, node)
         blocks.append(Extra("integer-only form", [("status", [f"not available: {why}"])]))
     else:
         rows = [("formula", [p.get("formula", "")]),

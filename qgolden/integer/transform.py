@@ -206,6 +206,31 @@ def out_range(node):
     return dt, lo, hi
 
 
+def _float_out_requant(node, profile):
+    """(ref, monotone_ok, backend) of an int8 kernel with a float32 output (x86-inductor) followed by
+    non-decreasing float ops and a quantize (fold_float_out_gemm, node.attrs["_then"]):
+    ref(acc) = quantize(e_k(...e_1(f32(f32(acc)*f32(sx*sw[n])) + bias[n]))), non-decreasing in acc."""
+    from ..ops.qdq import _onednn_float_out
+
+    a, k = node.attrs, node.consts
+    then = a["_then"]
+    q_op, q_attrs = then["q"]
+
+    def ref(acc, trace=None):
+        f = _onednn_float_out(np.asarray(acc, np.int64), a["x_scale"], k["weight_scale"], k.get("bias"), a["relu"])
+        f = apply_steps(f, then["steps"], profile)
+        return np.asarray(ops.get(q_op)(np.asarray(f, np.float32), **q_attrs, profile=profile)).astype(np.int64)
+
+    def monotone_ok(lo, hi):
+        return (lo >= -(2**31)) & (hi < 2**31)
+
+    n = np.asarray(k["weight"]).shape[0]
+    sw = np.broadcast_to(np.asarray(k["weight_scale"], np.float64).reshape(-1), (n,))
+    bias = np.zeros(n) if k.get("bias") is None else np.asarray(k["bias"], np.float64)
+    ref.pivots = -bias / (float(a["x_scale"]) * sw)
+    return ref, monotone_ok, "onednn (float32 output, then quantize)"
+
+
 def _linear_conv(ctx, node):
     if node.attrs.get("out_dtype") == "float32":
         raise Unsupported(float_why(ctx.p, node))
@@ -214,7 +239,7 @@ def _linear_conv(ctx, node):
     xlo, xhi = ctx.rng(x, _dtype(ctx.p, x))
     rep = ACC.analyse(kn, kp, xlo, xhi, ctx.observed.get(node.name))
     lo, hi = rep["lo"], rep["hi"]
-    ref, mono, backend = _engine_requant(kn, kp)
+    ref, mono, backend = _float_out_requant(kn, kp) if "_then" in node.attrs else _engine_requant(kn, kp)
     zo = int(node.attrs["out_zero_point"])
     dtype, out_min, out_max = out_range(node)
     plan = plan_layer(ref, lo, hi, zo=zo, out_min=out_min, out_max=out_max, slope=_slope(node), bits=ctx.bits,
@@ -649,6 +674,62 @@ def fold_float_moves(program):
                                            program.meta))
 
 
+# float ops that keep the order of values (a max pool and a quantize commute with them)
+NONDECREASING = {("float_unary", "relu"), ("float_unary", "hardtanh"), ("float_op", "relu"), ("float_op", "relu6"),
+                 ("float_op", "hardtanh")}
+
+
+def fold_float_out_gemm(program):
+    """x86-inductor: int8 conv/linear with a float32 output -> non-decreasing float ops (relu, hardtanh)
+    and data movement / max pools -> quantize. Per channel, the quantized value is a non-decreasing
+    function of the integer accumulator alone (acc * scale + bias, relu, quantize), so the chain becomes
+    the accumulator and one integer requantization (certified like any other), then the data movement
+    and max pools on the integers (a max pool commutes with a non-decreasing function). The node
+    keeps the conv/linear's name; its attrs carry the float steps and the quantize ("_then")."""
+    consumers, outputs = _readers(program)
+    replace, drop, tensors = {}, set(), dict(program.tensors)
+    for g in program.nodes:
+        cs = consumers.get(g.output, [])
+        if g.op not in ("linear", "conv") or g.attrs.get("out_dtype") != "float32" or len(cs) != 1:
+            continue
+        chain = _fold_chain(g, cs[0], consumers, outputs)
+        if chain is None or g.output in outputs or any(
+                m.op in ELEMENTWISE and (m.op, m.attrs.get("fn")) not in NONDECREASING for m in chain):
+            continue
+        q = consumers[(chain[-1] if chain else g).output][0]
+        qa = q.attrs
+        moves = [m for m in chain if m.op not in ELEMENTWISE]
+        first_out = q.output if not moves else g.output + "__q"
+        gq = Node(g.name, g.op, list(g.inputs), first_out,
+                  dict(g.attrs, out_scale=float(qa["scale"]), out_zero_point=int(qa["zero_point"]),
+                       out_dtype=qa.get("dtype", "uint8"), out_quant_min=qa.get("quant_min"),
+                       out_quant_max=qa.get("quant_max"),
+                       _then={"steps": [(m.op, dict(m.attrs)) for m in chain if m.op in ELEMENTWISE],
+                              "q": (q.op, dict(qa))}),
+                  g.consts, g.source, g.torch_op + " -> " + " -> ".join(m.op for m in chain) + " -> quantize", g.names)
+        qt = program.tensors[q.output]
+        new, prev = [gq], first_out
+        for i, m in enumerate(moves):
+            out = q.output if i == len(moves) - 1 else m.output + "__q"
+            nn = copy.copy(m)
+            nn.op = FLOAT_POOLS.get(m.op, m.op)
+            nn.inputs, nn.output = [prev] + list(m.inputs[1:]), out
+            new.append(nn)
+            prev = out
+        for n, was in zip(new[:-1], [g] + moves):  # the integer tensors have the float ones' shapes
+            tensors[n.output] = TensorInfo(n.output, qt.dtype, qt.scale, qt.zero_point,
+                                           getattr(program.tensors.get(was.output), "shape", None))
+        replace[g.name] = new
+        drop.update([m.name for m in chain] + [q.name])
+    if not replace:
+        return program
+    nodes = []
+    for n in program.nodes:
+        if n.name not in drop:
+            nodes.extend(replace.get(n.name, [n]))
+    return Program(program.inputs, program.outputs, nodes, tensors, program.profile, program.meta)
+
+
 def fold_input_moves(program):
     """float input -> data movement (PT2E: flatten, reshape before the first quantize) -> quantize
     becomes quantize -> the same data movement on the integers (exact: moving values commutes with
@@ -753,7 +834,7 @@ def convert(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allo
         raise ValueError(f"unknown rounding {rounding!r}; choose one of {', '.join(ROUNDINGS)}")
     if not 2 <= int(multiplier_bits) <= 32:
         raise ValueError("multiplier bits must be in 2..32")
-    program = fold_input_moves(fold_float_moves(program))
+    program = fold_input_moves(fold_float_moves(fold_float_out_gemm(program)))
     ctx = _Ctx(program, int(multiplier_bits), rounding, acc_bits, allow_tables, observed)
     nodes, certs = [], []
     for node in program.nodes:
