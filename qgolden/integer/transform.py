@@ -663,15 +663,7 @@ def fold_float_moves(program):
                                  "in_dtypes": [program.tensors[d.inputs[0]].dtype for d in ds],
                                  "dim": c.attrs["dim"]}, {}, q.source, q.torch_op)]
         drop.add(c.name)
-    if not replace:
-        return program
-    nodes = []
-    for n in program.nodes:
-        if n.name in drop:
-            continue
-        nodes.extend(replace.get(n.name, [n]))
-    return _drop_unread_dequantize(Program(program.inputs, program.outputs, nodes, tensors, program.profile,
-                                           program.meta))
+    return _drop_unread_dequantize(_spliced(program, replace, drop, tensors))
 
 
 # float ops that keep the order of values (a max pool and a quantize commute with them)
@@ -708,26 +700,11 @@ def fold_float_out_gemm(program):
                               "q": (q.op, dict(qa))}),
                   g.consts, g.source, g.torch_op + " -> " + " -> ".join(m.op for m in chain) + " -> quantize", g.names)
         qt = program.tensors[q.output]
-        new, prev = [gq], first_out
-        for i, m in enumerate(moves):
-            out = q.output if i == len(moves) - 1 else m.output + "__q"
-            nn = copy.copy(m)
-            nn.op = FLOAT_POOLS.get(m.op, m.op)
-            nn.inputs, nn.output = [prev] + list(m.inputs[1:]), out
-            new.append(nn)
-            prev = out
-        for n, was in zip(new[:-1], [g] + moves):  # the integer tensors have the float ones' shapes
-            tensors[n.output] = TensorInfo(n.output, qt.dtype, qt.scale, qt.zero_point,
-                                           getattr(program.tensors.get(was.output), "shape", None))
-        replace[g.name] = new
+        if moves:
+            tensors[first_out] = _like(first_out, qt, program.tensors.get(g.output))
+        replace[g.name] = [gq] + _integer_moves(moves, first_out, q.output, qt, program, tensors)
         drop.update([m.name for m in chain] + [q.name])
-    if not replace:
-        return program
-    nodes = []
-    for n in program.nodes:
-        if n.name not in drop:
-            nodes.extend(replace.get(n.name, [n]))
-    return Program(program.inputs, program.outputs, nodes, tensors, program.profile, program.meta)
+    return _spliced(program, replace, drop, tensors)
 
 
 def fold_input_moves(program):
@@ -754,19 +731,36 @@ def fold_input_moves(program):
             cur = cs[0].output
         if not chain:
             continue
-        qt = program.tensors[q.output]
-        new = [Node(q.name, q.op, [x], q.output + "__input", q.attrs, q.consts, q.source, q.torch_op, q.names)]
-        tensors[q.output + "__input"] = TensorInfo(q.output + "__input", qt.dtype, qt.scale, qt.zero_point,
-                                                   program.tensors[x].shape)
-        for i, m in enumerate(chain):
-            out = q.output if i == len(chain) - 1 else m.output + "__q"
-            nn = copy.copy(m)
-            nn.inputs, nn.output = [new[-1].output] + list(m.inputs[1:]), out
-            tensors[out] = TensorInfo(out, qt.dtype, qt.scale, qt.zero_point, (program.tensors.get(m.output)
-                                                                                or qt).shape)
-            new.append(nn)
-        replace[chain[0].name] = new
+        qt, qin = program.tensors[q.output], q.output + "__input"
+        tensors[qin] = _like(qin, qt, program.tensors[x])
+        replace[chain[0].name] = [Node(q.name, q.op, [x], qin, q.attrs, q.consts, q.source, q.torch_op, q.names)] \
+            + _integer_moves(chain, qin, q.output, qt, program, tensors)
         drop.update([m.name for m in chain[1:]] + [q.name])
+    return _spliced(program, replace, drop, tensors)
+
+
+def _like(name, quant, shaped):
+    """TensorInfo `name`: the quantization of `quant`, the shape of `shaped` (a float tensor it replaces)."""
+    return TensorInfo(name, quant.dtype, quant.scale, quant.zero_point, getattr(shaped, "shape", None))
+
+
+def _integer_moves(moves, src, last_out, quant, program, tensors):
+    """Copies of the data movement / max pool nodes `moves` on integers: the first reads `src`, each
+    writes '<its output>__q' (the last: `last_out`) with `quant`'s quantization (recorded in `tensors`)."""
+    out, prev = [], src
+    for i, m in enumerate(moves):
+        nn = copy.copy(m)
+        nn.op = FLOAT_POOLS.get(m.op, m.op)
+        nn.inputs, nn.output = [prev] + list(m.inputs[1:]), last_out if i == len(moves) - 1 else m.output + "__q"
+        if nn.output != last_out:
+            tensors[nn.output] = _like(nn.output, quant, program.tensors.get(m.output))
+        out.append(nn)
+        prev = nn.output
+    return out
+
+
+def _spliced(program, replace, drop, tensors):
+    """`program` without the nodes named in `drop`, each node named in `replace` replaced by its list."""
     if not replace:
         return program
     nodes = []
