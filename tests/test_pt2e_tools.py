@@ -239,3 +239,10 @@ def test_random_pt2e_verify_certify_export(engine, seed, tmp_path):
     cert, floats = _check_certificate(prog, [xn, _extreme(xn)])
     if cert.certified and HAS_CC:
         _c_test(cert.program, xn, tmp_path)
+
+
+def test_missing_pt2_file_is_named(tmp_path):
+    from qgolden.importers import ImportErrorQ
+
+    with pytest.raises(ImportErrorQ, match=r"missing\.pt2: no such file"):
+        api.lower(str(tmp_path / "missing.pt2"), engine="pt2e-reference")
