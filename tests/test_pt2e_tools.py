@@ -105,7 +105,7 @@ def _c_test(ip, x, tmp_path):
     assert r.returncode == 0 and "bit-exact" in r.stdout, r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, 16])  # 16: cat of differently quantized tensors -> hardswish -> q
 def test_reference_mlp_all_integer_explained_certified_exported(seed, tmp_path):
     gm, x, kinds = random_mlp(seed)
     prog = api.lower(gm, (x,), engine="pt2e-reference")

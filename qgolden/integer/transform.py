@@ -611,8 +611,8 @@ def fold_float_moves(program):
     leave: flatten, upsample, hardswish, relu6...) -> quantize becomes data movement and max pools on
     the integers -> one 256-entry table quantize(f(dequantize(q))), f the elementwise ops in order.
     Exact: moving values commutes with any per-value function, a max pool with a non-decreasing one
-    (checked on every value). PT2E's float cat of dequantized tensors -> quantize becomes a cat of
-    the integers with one such table per input. A dequantize left without readers is dropped.
+    (checked on every value). PT2E's float cat of dequantized tensors (-> elementwise ops, data
+    movement) -> quantize becomes a cat of the integers with one such table per input. A dequantize left without readers is dropped.
     Returns a new Program (same names for the quantize outputs, fresh names for the moved integer
     tensors)."""
     consumers, outputs = _readers(program)
@@ -651,18 +651,27 @@ def fold_float_moves(program):
                       q.source, q.torch_op)
             drop.update(m.name for m in chain)
             replace[q.name] = new_nodes + [rq]
-    for c in program.nodes:  # float cat of dequantized tensors -> quantize
+    for c in program.nodes:  # float cat of dequantized tensors -> elementwise ops, data movement -> quantize
         cs = consumers.get(c.output, [])
         ds = [producers.get(r) for r in c.inputs[0]] if c.op == "float_cat" else []
-        if (not ds or len(cs) != 1 or cs[0].op not in QUANTIZE or not _per_tensor(cs[0]) or c.output in outputs
+        if (not ds or len(cs) != 1 or c.output in outputs
                 or not all(d is not None and _quantized_dq(program, d) for d in ds)):
             continue
-        q = cs[0]
-        replace[q.name] = [Node(q.name, "_cat8", [[d.inputs[0] for d in ds]], q.output,
-                                {"steps": [value_steps(d, []) for d in ds], "q": (q.op, dict(q.attrs)),
+        chain = _fold_chain(c, cs[0], consumers, outputs)
+        if chain is None or any(m.op in FLOAT_POOLS for m in chain):
+            continue
+        q = consumers[(chain[-1] if chain else c).output][0]
+        moves = [m for m in chain if m.op not in ELEMENTWISE]
+        cat_out = q.output if not moves else c.output + "__q"
+        qt = program.tensors[q.output]
+        if moves:
+            tensors[cat_out] = _like(cat_out, qt, program.tensors.get(c.output))
+        replace[q.name] = [Node(q.name, "_cat8", [[d.inputs[0] for d in ds]], cat_out,
+                                {"steps": [value_steps(d, chain) for d in ds], "q": (q.op, dict(q.attrs)),
                                  "in_dtypes": [program.tensors[d.inputs[0]].dtype for d in ds],
-                                 "dim": c.attrs["dim"]}, {}, q.source, q.torch_op)]
-        drop.add(c.name)
+                                 "dim": c.attrs["dim"]}, {}, q.source, q.torch_op)] \
+            + _integer_moves(moves, cat_out, q.output, qt, program, tensors)
+        drop.update([c.name] + [m.name for m in chain])
     return _drop_unread_dequantize(_spliced(program, replace, drop, tensors))
 
 
@@ -795,8 +804,9 @@ def _requant8(ctx, node):
 
 
 def _cat8(ctx, node):
-    """Float cat of dequantized tensors, then quantize: cat_int with the table quantize(dequantize_i(v))
-    of each input (None where that is the identity: a copy)."""
+    """Float cat of dequantized tensors, elementwise float ops f, then quantize: cat_int with the table
+    quantize(f(dequantize_i(v))) of each input (None where that is the identity: a copy); elementwise
+    ops commute with the cat, data movement after it runs on the integers."""
     q_op, q_attrs = node.attrs["q"]
     tables, dom = [], 0
     for steps, dt in zip(node.attrs["steps"], node.attrs["in_dtypes"]):
