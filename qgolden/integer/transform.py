@@ -612,9 +612,9 @@ def fold_float_moves(program):
     the integers -> one 256-entry table quantize(f(dequantize(q))), f the elementwise ops in order.
     Exact: moving values commutes with any per-value function, a max pool with a non-decreasing one
     (checked on every value). PT2E's float cat of dequantized tensors (-> elementwise ops, data
-    movement) -> quantize becomes a cat of the integers with one such table per input. A dequantize left without readers is dropped.
-    Returns a new Program (same names for the quantize outputs, fresh names for the moved integer
-    tensors)."""
+    movement) -> quantize becomes a cat of the integers with one such table per input. A dequantize
+    left without readers is dropped. Returns a new Program (same names for the quantize outputs,
+    fresh names for the moved integer tensors)."""
     consumers, outputs = _readers(program)
     drop, replace = set(), {}
     tensors = dict(program.tensors)
