@@ -215,7 +215,7 @@ def test_cli_export_refuses_float_regions_by_name(tmp_path):
 
 # CI subset of the random PT2E campaign (qgolden.fuzz_pt2e): verify, certify, integer-only, C export
 # (fixed seeds, chosen for time: `make fuzz-pt2e` runs the campaign)
-REFERENCE_SEEDS = [2, 4, 6, 8, 10, 16]
+REFERENCE_SEEDS = [2, 6, 8, 16]
 INDUCTOR_SEEDS = [1]
 
 
