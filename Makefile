@@ -4,8 +4,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 N ?= 300
 STAMP := $(VENV)/.qgolden-installed
+# ExecuTorch (--engine xnnpack) lives in its own venv: it pulls scipy, pandas, coremltools...
+XVENV ?= .venv-xnnpack
+XPY := $(XVENV)/bin/python
+XSTAMP := $(XVENV)/.qgolden-installed
+ENGINES ?= pt2e-reference,x86-inductor
+ifneq (,$(findstring xnnpack,$(ENGINES)))
+FUZZ_PT2E_PY := $(XPY)
+FUZZ_PT2E_DEP := $(XSTAMP)
+else
+FUZZ_PT2E_PY := $(PY)
+FUZZ_PT2E_DEP := $(STAMP)
+endif
 
-.PHONY: demo test fuzz fuzz-pt2e bench install clean
+.PHONY: demo test test-xnnpack fuzz fuzz-pt2e bench install install-xnnpack clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +29,15 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+$(XSTAMP): pyproject.toml Makefile
+	test -x $(XPY) || $(PYTHON) -m venv $(XVENV)
+	$(XPY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(XPY) -m pip install -q --disable-pip-version-check -e '.[dev,xnnpack]'
+	$(XPY) -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else 'torch was changed to ' + v)"
+	touch $(XSTAMP)
+
+install-xnnpack: $(XSTAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/qgolden demo
 
@@ -24,14 +45,19 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2 -p no:cacheprovider
 
 fuzz: $(STAMP)
-	$(PY) -m qgolden.fuzz --models $(N)
+	$(PY) -m qgolden.fuzz --models $(N) $(if $(ACCUMULATE),--accumulate $(ACCUMULATE))
 
-fuzz-pt2e: $(STAMP)
-	$(PY) -m qgolden.fuzz_pt2e --models $(N)
+# the tests that run ExecuTorch's .pte (they skip in .venv, which has no executorch)
+test-xnnpack: $(XSTAMP)
+	$(XPY) -m pytest -q -p no:cacheprovider tests/test_pt2e_xnnpack.py tests/test_pt2e.py
+
+# make fuzz-pt2e N=100 ENGINES=xnnpack   (xnnpack runs in $(XVENV))
+fuzz-pt2e: $(FUZZ_PT2E_DEP)
+	$(FUZZ_PT2E_PY) -m qgolden.fuzz_pt2e --models $(N) --engines $(ENGINES)
 
 bench: $(STAMP)
 	$(PY) bench/bench_run.py
 	$(PY) bench/bench_export.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(XVENV) build *.egg-info

@@ -76,43 +76,41 @@ def quantized_resnet18(engine="x86", batch=4, size=112, seed=0):
     return convert_fx(p), x
 
 
-def timeit(fn, repeat=5):
-    fn()  # warm up
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
-def main():
+def main(rounds: int = 5):
+    """Rounds interleave PyTorch and both qgolden paths, so a change in machine load hits all
+    three alike; each ratio is the median of the per-round ratios."""
     import torch
 
     import qgolden
-    from qgolden.numerics import accumulate
 
     q, x = quantized_resnet18()
     prog = qgolden.lower(q, example_inputs=(x,), engine="x86")
     xn = x.numpy()
     with torch.no_grad():
-        t_torch = timeit(lambda: q(x))
         ref = q(x).numpy()
-    rows = []
-    for backend in ("numpy", "torch"):
-        accumulate.set_backend(backend)
-        y = prog.run(xn)
-        same = np.array_equal(y, ref)
-        t = timeit(lambda: prog.run(xn), repeat=3)
-        rows.append((backend, t, same))
-    accumulate.set_backend("numpy")
+        run_torch = lambda: q(x)  # noqa: E731
+        paths = {b: (lambda b=b: prog.run(xn, accumulate=b)) for b in ("numpy", "torch")}
+        same = {b: np.array_equal(fn(), ref) for b, fn in paths.items()}  # also the warm-up
+        run_torch()
+        times = {"pytorch": [], "numpy": [], "torch": []}
+        for _ in range(rounds):
+            times["pytorch"].append(timed(run_torch))
+            for b, fn in paths.items():
+                times[b].append(timed(fn))
     print(f"ResNet-18-shaped quantized model, x86 engine ({prog.profile['isa']}), batch 4, 112x112, "
-          f"{torch.get_num_threads()} threads")
-    print(f"  PyTorch forward              {t_torch * 1e3:9.1f} ms")
-    for backend, t, same in rows:
-        print(f"  qgolden run ({backend:<5} GEMM)    {t * 1e3:9.1f} ms   {t / t_torch:5.2f}x PyTorch   "
-              f"output {'bit-exact' if same else 'DIFFERS'}")
-    return 0 if all(r[2] for r in rows) else 1
+          f"{torch.get_num_threads()} threads, {rounds} interleaved rounds (medians)")
+    print(f"  PyTorch forward              {statistics.median(times['pytorch']) * 1e3:9.1f} ms")
+    for b in paths:
+        ratio = statistics.median(t / p for t, p in zip(times[b], times["pytorch"]))
+        print(f"  qgolden run ({b:<5} sums)     {statistics.median(times[b]) * 1e3:9.1f} ms   {ratio:5.2f}x PyTorch   "
+              f"output {'bit-exact' if same[b] else 'DIFFERS'}")
+    return 0 if all(same.values()) else 1
 
 
 if __name__ == "__main__":

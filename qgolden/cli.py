@@ -71,7 +71,7 @@ def _run_guarded(fn):
         err.print(f"[bold red]qgolden: error:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     except ValueError as e:  # bad --engine / --isa
-        if "engine" in str(e) or "isa" in str(e):
+        if any(w in str(e) for w in ("engine", "isa", "accumulate")):
             err.print(f"[bold red]qgolden: error:[/] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
         _internal(e)
@@ -127,12 +127,19 @@ def lower(model: str = typer.Argument(..., help="model: TorchScript file, file.p
 def run(model: str = typer.Argument(..., help="a .qgp program, or a model to lower first"),
         input: str = typer.Option(..., "--input", help="X.npy, or X.npz with several inputs in order"),
         output: str = typer.Option(..., "--output", help="where to write Y.npy (Y.npz for several outputs)"),
-        engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt):
+        engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt,
+        accumulate: str = typer.Option("auto", "--accumulate",
+                                       help="auto | numpy | torch: who computes the exact linear/conv sums "
+                                            "(same integers; auto = torch when a model is given, NumPy for a "
+                                            ".qgp, which then runs without torch)")):
     """Run the integer program with NumPy and save what the model's forward returns."""
     def go():
+        if accumulate not in ("auto", "numpy", "torch"):
+            raise UserError(f"--accumulate {accumulate!r}: choose auto, numpy or torch")
         xs = load_inputs(input)
         prog = get_program(model, engine, isa, trust_pickle)
-        y = prog.run(*xs)
+        how = accumulate if accumulate != "auto" else ("numpy" if model.endswith(".qgp") else "torch")
+        y = prog.run(*xs, accumulate=how)
         save_outputs(output, y)
         shapes = ", ".join(f"{np.asarray(v).dtype}{list(np.shape(v))}" for v in (y if isinstance(y, tuple) else (y,)))
         out.print(f"wrote {output}: {shapes}")

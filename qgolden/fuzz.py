@@ -313,8 +313,13 @@ def main(argv=None):
     ap.add_argument("--models", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0, help="first seed")
     ap.add_argument("--engine", default=None)
+    ap.add_argument("--accumulate", choices=("numpy", "torch"), default="numpy",
+                    help="who computes the linear/conv sums of the program (Program.run(accumulate=))")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
+    from .numerics.accumulate import set_backend
+
+    set_backend(a.accumulate)
     t0 = time.time()
     models = elements = mismatches = bad = 0
     for s in range(a.seed, a.seed + a.models):

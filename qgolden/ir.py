@@ -68,15 +68,19 @@ class Program:
     meta: dict = field(default_factory=dict)
 
     # -- running ---------------------------------------------------------------
-    def run(self, *inputs, trace: dict | None = None, keep: bool = False):
+    def run(self, *inputs, trace: dict | None = None, keep: bool = False, accumulate: str | None = None):
         """Run with NumPy. Returns the output (a tuple when there are several).
 
         `trace`, if a dict, receives per node the op's intermediates; `keep=True`
-        returns (outputs, env) with every tensor's value.
+        returns (outputs, env) with every tensor's value. `accumulate="torch"` computes the
+        linear/conv sums with torch's kernels (same integers, faster; see
+        numerics/accumulate.py), "numpy" without torch; None keeps the current setting.
         """
         from .engine import run_program
+        from .numerics.accumulate import using_backend
 
-        return run_program(self, inputs, trace=trace, keep=keep)
+        with using_backend(accumulate):
+            return run_program(self, inputs, trace=trace, keep=keep)
 
     # -- files -----------------------------------------------------------------
     def save(self, path) -> None:

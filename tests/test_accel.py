@@ -40,3 +40,39 @@ def test_torch_backend_saturating_conv(torch_backend):
     slow = conv(x, profile=prof, **kw)
     assert np.array_equal(fast, slow)
     assert accumulate.pairs_can_saturate(x, w)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_torch_backend_conv_accumulator_matches_numpy(seed):
+    """The torch backend's accumulator (this machine's oneDNN int8 conv, then the pairing
+    corrections) equals the NumPy model's for every target kernel, on data that saturates:
+    odd and even channels per group, groups, padding with a nonzero zero point, strides."""
+    from qgolden.numerics.profile import make_profile
+    from qgolden.ops.conv import conv_accumulate
+
+    rng = np.random.default_rng(seed)
+    g = int(rng.choice([1, 1, 2, 4]))
+    cpg = int(rng.choice([1, 3, 4, 6, 8]))
+    kpg = int(rng.choice([2, 4, 8]))
+    k = int(rng.choice([1, 3, 5]))
+    stride, pad = int(rng.integers(1, 3)), int(rng.integers(0, k // 2 + 1))
+    x = rng.integers(int(rng.choice([0, 150])), 256, (2, g * cpg, 7, 8)).astype(np.uint8)
+    w = rng.choice([-128, 127, -90, 110, 5, 0], (g * kpg, cpg, k, k)).astype(np.int8)
+    zx = int(rng.choice([0, 0, 37, 250]))
+    args = (x, w, zx, np.zeros(1, np.int64), (stride, stride), (pad, pad), (1, 1), g)
+    for engine, isa in (("fbgemm", "avx2"), ("fbgemm", "avx512_vnni"), ("onednn", "avx2"),
+                        ("onednn", "avx512_vnni"), ("x86", "avx512_vnni"), ("qnnpack", "avx2")):
+        prof = make_profile(engine, isa)
+        accumulate.set_backend("numpy")
+        want, _ = conv_accumulate(*args, prof)
+        accumulate.set_backend("torch")
+        try:
+            got, _ = conv_accumulate(*args, prof)
+        finally:
+            accumulate.set_backend("numpy")
+        assert np.array_equal(np.asarray(got, np.int64), want), (engine, isa, g, cpg, kpg, k, stride, pad, zx)
+
+
+def test_onednn_host_mode_is_known():
+    """This machine's oneDNN conv pairs as one of the two models (else the accelerator is off)."""
+    assert accumulate.onednn_host_conv_mode() in ("saturate", "exact")

@@ -65,6 +65,24 @@ def test_run_qgp_does_not_import_torch(files):
     assert r.returncode == 0, r.stderr
 
 
+def test_run_accumulate_choices(files):
+    """--accumulate numpy|torch give the same integers as PyTorch; a bad choice exits 2."""
+    qgp = files / "forum3.qgp"
+    assert qg("lower", BUILD, "-o", str(qgp))[0] == 0
+    ref = None
+    for model, how in ((BUILD, "torch"), (BUILD, "numpy"), (str(qgp), "torch"), (str(qgp), "auto")):
+        y_path = files / f"y_{how}.npy"
+        code, out, err = qg("run", model, "--input", str(files / "x.npy"), "--output", str(y_path),
+                            "--accumulate", how)
+        assert code == 0, err
+        y = np.load(y_path)
+        ref = y if ref is None else ref
+        assert np.array_equal(y, ref), (model, how)
+    code, out, err = qg("run", BUILD, "--input", str(files / "x.npy"), "--output", str(files / "z.npy"),
+                        "--accumulate", "gpu")
+    assert code == 2 and "--accumulate 'gpu'" in err and "Traceback" not in err
+
+
 def test_verify_exit_1_on_mismatch(files, tmp_path):
     # a builder whose model is changed after lowering cannot be expressed on the CLI; use the API
     import qgolden

@@ -124,9 +124,26 @@ np.save({str(xs)!r}, x.numpy())
     assert "quantize_per_tensor_3.scale" in text and "float region, not integer" in text
 
 
-def test_xnnpack_engine_says_it_is_not_modelled():
+def test_xnnpack_program_runs_without_executorch():
+    """Lowering for ExecuTorch's XNNPACK delegate needs only torch; the program runs in NumPy.
+    (Verifying it against the .pte needs executorch: tests/test_pt2e_xnnpack.py.)"""
+    gm, x = convert("xnnpack", per_channel=False)
+    prog = api.lower(gm, (x,), engine="xnnpack")
+    assert prog.profile["engine"] == "xnnpack"
+    assert {"xnnpack_quantize", "conv", "xnnpack_add", "linear"} <= {n.op for n in prog.nodes}
+    y = prog.run(x.numpy())
+    y = y[0] if isinstance(y, tuple) else y  # convert_pt2e graphs return a tuple
+    assert y.shape == (2, 5) and y.dtype == np.float32
+
+
+def test_xnnpack_verify_without_executorch_says_how_to_install():
+    try:
+        import executorch  # noqa: F401
+        pytest.skip("executorch is installed here; tests/test_pt2e_xnnpack.py verifies against it")
+    except ImportError:
+        pass
     from qgolden.importers import ImportErrorQ
 
     gm, x = convert("xnnpack", per_channel=False)
-    with pytest.raises(ImportErrorQ, match="xnnpack.*not modelled"):
-        api.lower(gm, (x,), engine="xnnpack")
+    with pytest.raises(ImportErrorQ, match=r"pip install 'qgolden\[xnnpack\]'"):
+        api.verify(gm, x, engine="xnnpack")

@@ -10,6 +10,9 @@ executes the graph (the engine profile):
                     float in PyTorch's own reference, and here.
     x86-inductor    torch.compile (freezing) of an X86InductorQuantizer model: dq->conv/linear
                     (+relu)->q become oneDNN int8 kernels.
+    xnnpack         ExecuTorch's XNNPACK delegate (.pte): dq->conv/linear(+relu/hardtanh)->q and
+                    dq->add(+relu)->q become XNNPACK qs8 nodes, every other quantize/dequantize an
+                    XNNPACK Convert, float ops between them XNNPACK's f32 kernels (ops/xnnpack.py).
 
 Data movement with unchanged quantization (flatten, reshape, max pool, cat of equal qparams)
 is integer on every profile: dequantize and quantize with the same (scale, zp) give back the
@@ -31,6 +34,7 @@ from . import ImportErrorQ
 os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
 
 PT2E_ENGINES = ("pt2e-reference", "x86-inductor", "xnnpack")
+XNN_CANNOT_RUN = "ExecuTorch's XNNPACK delegate cannot run this model"
 
 
 def register_ops():
@@ -238,12 +242,14 @@ class _PT2E:
             return self.unary(n, name.rstrip("_"))
         if name == "adaptive_avg_pool2d":
             return self.adaptive(n)
+        if name == "avg_pool2d" and self.engine == "xnnpack":
+            return self.xnn_avg_pool(n)
         if name == "mean":
             return self.mean(n)
         if name in ("_assert_tensor_metadata", "_assert_scalar", "sym_constrain_range_for_size"):
             return
         self.fail(n, str(n.target), "op not supported in a PT2E graph. Supported: conv1d/conv2d, linear, "
-                  "relu, hardtanh, hardswish, add, cat, max_pool, adaptive_avg_pool2d, mean, flatten, "
+                  "relu, hardtanh, hardswish, add, cat, max_pool, adaptive_avg_pool2d, mean, flatten, avg_pool2d (xnnpack), "
                   "reshape/view, permute, transpose, squeeze/unsqueeze, between dequantize and quantize")
 
     def q_op(self, n, qd):
@@ -253,6 +259,8 @@ class _PT2E:
         if qd in ("quantize_per_tensor",):
             qp = self.qparams(n)
             x = self.float_of(n.args[0], n)
+            if self.engine == "xnnpack":
+                return self.xnn_quantize(n, x, qp)
             mode = "div" if (self.engine == "pt2e-reference" and qp["dtype"] == "int8") else "mul"
             self.emit(n.name, "qdq_quantize", [x], dtype=qp["dtype"], scale=qp["scale"],
                       zero_point=qp["zero_point"], attrs=dict(qp, mode=mode),
@@ -371,6 +379,8 @@ class _PT2E:
         if self.engine == "x86-inductor":
             return xin["dtype"] == "uint8" and self.qparams(qn)["dtype"] == "uint8" and \
                 (act is None or _aten(act.target) == "relu")
+        if self.engine == "xnnpack":  # qs8 / qs8_qc8w conv and fully connected, activation fused
+            return xin["dtype"] == "int8" and self.qparams(qn)["dtype"] == "int8" and not np.any(d["zero_point"])
         return False
 
     def int_hint(self, n, name, d, fq):
@@ -386,6 +396,8 @@ class _PT2E:
                  "out_zero_point": qp["zero_point"], "relu": act is not None, "per_channel": d["per_channel"],
                  "out_quant_min": qp["quant_min"], "out_quant_max": qp["quant_max"], "out_dtype": qp["dtype"]}
         attrs.update(geo)
+        if self.engine == "xnnpack":
+            attrs["out_quant_min"], attrs["out_quant_max"] = self.xnn_bounds(act, qp)
         consts = {"weight": wq, "weight_scale": np.asarray(d["scale"], np.float64),
                   "weight_zero_point": np.asarray(d["zero_point"], np.int64), "bias": bias}
         op = "linear" if name == "linear" else "conv"
@@ -398,6 +410,9 @@ class _PT2E:
     def add(self, n):
         a, b = n.args[0], n.args[1]
         fq = self.follow_to_q(n, allow=("relu",))
+        if (self.engine == "xnnpack" and fq is not None and self.is_dq(a) and self.is_dq(b)
+                and len(n.args) == 2 and not n.kwargs):
+            return self.xnn_add(n, a, b, *fq)
         if (self.engine == "pt2e-reference" and fq is not None and self.is_dq(a) and self.is_dq(b)
                 and len(n.args) == 2 and not n.kwargs):
             act, qn = fq
@@ -505,13 +520,29 @@ class _PT2E:
             self.values[qn.name] = qn.name
             self.done.add(qn.name)
             return
+        if self.engine == "xnnpack" and self.follow_to_q(n, allow=()) is not None and all(self.is_dq(x) for x in xs):
+            # the partitioner hands it over, then XNNPACK's define_concatenate refuses it (measured:
+            # "Failed to create cat2 node ... xnn_status_invalid_parameter"): the .pte does not load
+            self.fail(n, "cat", f"{XNN_CANNOT_RUN}: its quantized concatenate needs every input quantized like "
+                      "the output, here " + ", ".join(f"{x.name} (scale {self.dq[x.name][1]['scale']:.6g}, zero point "
+                                                      f"{self.dq[x.name][1]['zero_point']})" for x in xs))
         ins = [self.float_of(x, n) for x in xs]
         self.float_region(n, "cat", True, "copy of float32 values with different quantizations (exact, reproduced)")
         self.emit(n.name, "float_cat", [ins], dtype="float32", attrs={"dim": dim}, torch_op="aten::cat")
         self.values[n.name] = n.name
 
     def unary(self, n, name):
+        if self.engine == "xnnpack" and name in ("relu", "hardtanh", "relu6"):
+            chain = self._same_q_chain(n, [n.args[0]])
+            if chain is not None:
+                return self.xnn_clamp(n, chain[0], chain[1])
         x = self.float_of(n.args[0], n)
+        if self.engine == "xnnpack" and name == "hardswish":
+            self.float_region(n, name, True, "XNNPACK's f32 hardswish kernel (FMA3: fma(x, 1/6, 1/2) clamped "
+                              "to [0, 1], times x), reproduced exactly")
+            self.emit(n.name, "xnnpack_hardswish", [x], dtype="float32", torch_op="XNNPACK f32 hardswish")
+            self.values[n.name] = n.name
+            return
         attrs = {"fn": name}
         if name == "relu6":
             name, attrs = "hardtanh", {"fn": "hardtanh", "min_val": 0.0, "max_val": 6.0}
@@ -524,9 +555,13 @@ class _PT2E:
         self.values[n.name] = n.name
 
     def adaptive(self, n):
-        x = self.float_of(n.args[0], n)
         size = self.attr(n.args[1])
         size = [int(size)] * 2 if isinstance(size, int) else [int(v) for v in size]
+        if self.engine == "xnnpack" and size == [1, 1]:
+            return self.xnn_global_mean(n, n.args[0])
+        x = self.float_of(n.args[0], n)
+        if self.engine == "xnnpack":
+            return self.xnn_portable(n, x, "float_adaptive_avg_pool", {"output_size": size})
         self.float_region(n, "adaptive_avg_pool2d", True, "float32 window sums in ATen's sequential order "
                           "(reproduced), not an integer average")
         self.emit(n.name, "float_adaptive_avg_pool", [x], dtype="float32", attrs={"output_size": size},
@@ -534,16 +569,123 @@ class _PT2E:
         self.values[n.name] = n.name
 
     def mean(self, n):
-        x = self.float_of(n.args[0], n)
         dims = self.attr(n.args[1]) if len(n.args) > 1 else n.kwargs.get("dim")
         dims = [int(dims)] if isinstance(dims, int) else [int(v) for v in dims]
         keep = bool(n.args[2]) if len(n.args) > 2 else bool(n.kwargs.get("keepdim", False))
+        if self.engine == "xnnpack" and sorted(d % 4 for d in dims) == [2, 3] and keep:
+            return self.xnn_global_mean(n, n.args[0])
+        x = self.float_of(n.args[0], n)
+        if self.engine == "xnnpack":
+            return self.xnn_portable(n, x, "float_mean", {"dim": dims, "keepdim": keep})
         inner = sorted(d % 4 for d in dims) in ([3], [2, 3])
         self.float_region(n, "mean", inner, "float32 reduction in ATen's cascade order (reproduced)" if inner else
                           "float32 reduction: ATen's summation order is reproduced only over the innermost "
                           "dims (here: exact sum, one rounding)")
         self.emit(n.name, "float_mean", [x], dtype="float32", attrs={"dim": dims, "keepdim": keep},
                   torch_op="aten::mean")
+        self.values[n.name] = n.name
+
+    # -- xnnpack (ExecuTorch's XNNPACK delegate; arithmetic in ops/xnnpack.py) -------------------
+    def xnn_quantize(self, n, x, qp):
+        """quantize_per_tensor -> XNNPACK Convert f32 -> qs8."""
+        if qp["dtype"] != "int8":
+            self.fail(n, "quantize_per_tensor", f"XNNPACK runs int8 activations, this one is {qp['dtype']}")
+        self.emit(n.name, "xnnpack_quantize", [x], dtype="int8", scale=qp["scale"], zero_point=qp["zero_point"],
+                  attrs={"scale": qp["scale"], "zero_point": qp["zero_point"]}, torch_op="XNNPACK convert f32->qs8")
+        self.values[n.name] = n.name
+
+    def xnn_bounds(self, act, qp):
+        """The output clamp of a qs8 node with a fused relu / hardtanh (XNNPACK: xnn_qs8_quantize)."""
+        from ..ops.xnnpack import activation_bound
+
+        lo, hi = float("-inf"), float("inf")
+        name = _aten(act.target).rstrip("_") if act is not None else None
+        if name == "relu":
+            lo = 0.0
+        elif name == "relu6":
+            lo, hi = 0.0, 6.0
+        elif act is not None:  # hardtanh(min_val=-1, max_val=1)
+            rest = [self.attr(v) for v in act.args[1:]]
+            lo = float(rest[0]) if rest else -1.0
+            hi = float(rest[1]) if len(rest) > 1 else 1.0
+        lo_q = activation_bound(lo, qp["scale"], qp["zero_point"])
+        hi_q = activation_bound(hi, qp["scale"], qp["zero_point"])
+        return max(lo_q, qp["quant_min"]), min(hi_q, qp["quant_max"])
+
+    def xnn_clamp(self, n, qn, qo):
+        """dq -> relu / hardtanh -> q, one quantization: XNNPACK qs8 clamp (integer bounds)."""
+        lo, hi = self.xnn_bounds(n, qo)
+        self.emit(qn.name, "xnnpack_clamp", [self.dq[n.args[0].name][0]], dtype="int8", scale=qo["scale"],
+                  zero_point=qo["zero_point"], attrs={"out_min": lo, "out_max": hi}, source=n.name,
+                  torch_op=f"dq -> aten::{_aten(n.target)} -> q (XNNPACK qs8 clamp)")
+        self.values[qn.name] = qn.name
+        self.done.add(qn.name)
+
+    def xnn_add(self, n, a, b, act, qn):
+        """dq -> add (+relu) -> q: XNNPACK qs8 add (fixed-point multipliers)."""
+        qa, qb, qo = self.dq[a.name][1], self.dq[b.name][1], self.qparams(qn)
+        if not all(q["dtype"] == "int8" for q in (qa, qb, qo)):
+            self.fail(n, "add", "XNNPACK's quantized add takes int8 inputs and output")
+        lo, hi = self.xnn_bounds(act, qo)
+        attrs = {"a_scale": qa["scale"], "a_zero_point": qa["zero_point"], "b_scale": qb["scale"],
+                 "b_zero_point": qb["zero_point"], "out_scale": qo["scale"], "out_zero_point": qo["zero_point"],
+                 "out_min": lo, "out_max": hi}
+        self.emit(qn.name, "xnnpack_add", [self.dq[a.name][0], self.dq[b.name][0]], dtype="int8", scale=qo["scale"],
+                  zero_point=qo["zero_point"], attrs=attrs, source=n.name,
+                  torch_op="dq -> aten::add" + (" -> relu" if act is not None else "") + " -> q (XNNPACK qs8 add)")
+        self.values[qn.name] = qn.name
+        self.done.update({qn.name} | ({act.name} if act is not None else set()))
+
+    def xnn_avg_pool(self, n):
+        """avg_pool2d (float between dq and q: XNNPACKQuantizer leaves it unannotated): XNNPACK's f32
+        average pooling where ExecuTorch delegates it, otherwise its portable kernel (not modelled)."""
+        x = self.float_of(n.args[0], n)
+        rest = [self.attr(v) for v in n.args[1:]]
+        k = _pair(rest[0], 2)
+        s = _pair(rest[1], 2) if len(rest) > 1 and rest[1] not in (None, [], ()) else k
+        p = _pair(rest[2], 2) if len(rest) > 2 else [0, 0]
+        ceil = bool(rest[3]) if len(rest) > 3 else False
+        include_pad = bool(rest[4]) if len(rest) > 4 else True
+        divisor = rest[5] if len(rest) > 5 else None
+        if ceil or (include_pad and any(p)) or divisor not in (None, k[0] * k[1]):
+            # executorch partition/config/generic_node_configs.py AvgPoolingConfig.check_constraints
+            self.fail(n, "avg_pool2d", "ExecuTorch's XNNPACK partitioner leaves this avg_pool2d (ceil_mode, "
+                      "count_include_pad with padding, or divisor_override) to its portable kernel, which "
+                      "qgolden does not model: a float32 average, not integer")
+        self.float_region(n, "avg_pool2d", True, "XNNPACK f32 average pooling: taps summed 9 at a time in its "
+                          "kernel's order, times f32(1/count) (reproduced)")
+        self.emit(n.name, "xnnpack_avg_pool", [x], dtype="float32", attrs={"kernel_size": k, "stride": s, "padding": p},
+                  torch_op="XNNPACK f32 average pooling")
+        self.values[n.name] = n.name
+
+    def xnn_portable(self, n, x, op, attrs):
+        """A float op ExecuTorch's XNNPACK partitioner does not take: its portable kernel runs it, in
+        float32 with an order qgolden does not model (ATen's is used, flagged not exact)."""
+        what = _aten(n.target)
+        self.float_region(n, what, False, f"not delegated to XNNPACK: ExecuTorch's portable {what} kernel runs it "
+                          "in float32, summation order not modelled (ATen's order used), not integer")
+        self.emit(n.name, op, [x], dtype="float32", attrs=attrs, torch_op=f"ExecuTorch portable aten::{what}")
+        self.values[n.name] = n.name
+
+    def xnn_global_mean(self, n, xn):
+        """adaptive_avg_pool2d(1) / mean over H, W: XNNPACK's global average pooling, qs8 when a
+        dequantize feeds it and a quantize takes its output, f32 otherwise."""
+        fq = self.follow_to_q(n, allow=())
+        if self.is_dq(xn) and fq is not None and self.qparams(fq[1])["dtype"] == "int8":
+            src, qi = self.dq[xn.name]
+            qo = self.qparams(fq[1])
+            attrs = {"in_scale": qi["scale"], "in_zero_point": qi["zero_point"], "out_scale": qo["scale"],
+                     "out_zero_point": qo["zero_point"]}
+            self.emit(fq[1].name, "xnnpack_quantized_global_mean", [src], dtype="int8", scale=qo["scale"],
+                      zero_point=qo["zero_point"], attrs=attrs, source=n.name,
+                      torch_op=f"dq -> aten::{_aten(n.target)} -> q (XNNPACK qs8 global average pooling)")
+            self.values[fq[1].name] = fq[1].name
+            self.done.add(fq[1].name)
+            return
+        x = self.float_of(xn, n)
+        self.float_region(n, _aten(n.target), True, "XNNPACK f32 global average pooling: sequential float32 "
+                          "sum over the pixels, times f32(1/(H*W)) (reproduced)")
+        self.emit(n.name, "xnnpack_global_mean", [x], dtype="float32", torch_op="XNNPACK f32 global average pooling")
         self.values[n.name] = n.name
 
 
@@ -557,10 +699,6 @@ def _pair(v, n):
 
 
 def lower_pt2e(gm, profile, where="model", observed=None) -> Program:
-    if profile["engine"] == "xnnpack":
-        # say so rather than hand back a program whose conv/linear would silently stay in float
-        raise ImportErrorQ(f"{where}: engine 'xnnpack' (ExecuTorch's XNNPACK delegate) is not modelled yet; "
-                           "use --engine pt2e-reference (torchao's integer reference) or x86-inductor")
     register_ops()
     L = _PT2E(gm, profile, where, observed)
     return L.run()

@@ -5,6 +5,9 @@
                     inserted after each quantize before the rewrite, so names survive it).
     x86-inductor    torch.compile with inductor freezing (onednn::qconv_pointwise /
                     qlinear_pointwise); the compiled model is opaque, so outputs only.
+    xnnpack         ExecuTorch's XNNPACK delegate: the graph exported with every quantize node's
+                    dequantized value as an extra output, lowered to a .pte and run by
+                    ExecuTorch's runtime; outputs and every quantized tensor compared.
     float Q/DQ      the converted graph itself (float conv/linear between dq and q): differences
                     are reported per layer in quantization steps, with their cause.
 """
@@ -72,19 +75,52 @@ def run_inductor(gm, tin, calls=3):
     return out
 
 
+def _with_dequantized_taps(gm):
+    """A copy of gm that also returns, after its own outputs, dequantize(q) of every quantize
+    node q: (graph module, number of its own outputs, [(quantize name, scale, zero point)])."""
+    import torch
+
+    g = copy.deepcopy(gm)
+    out = next(n for n in g.graph.nodes if n.op == "output")
+    own = out.args[0]
+    own = list(own) if isinstance(own, (list, tuple)) else [own]
+    taps, tapped = [], []
+    for n in list(g.graph.nodes):
+        if n.op == "call_function" and str(n.target).startswith("quantized_decomposed.quantize_per_tensor"):
+            with g.graph.inserting_after(n):
+                d = g.graph.call_function(torch.ops.quantized_decomposed.dequantize_per_tensor.default,
+                                          (n, *n.args[1:]))
+            taps.append(d)
+            tapped.append((n.name, float(n.args[1]), int(n.args[2])))
+    out.args = (tuple(own + taps),)
+    info = getattr(g.graph._codegen, "pytree_info", None)
+    if info is not None and info.out_spec is not None:  # an exported module returns its own pytree: now a flat tuple
+        from torch.utils._pytree import tree_flatten
+
+        g.graph._codegen.pytree_info = info._replace(out_spec=tree_flatten(tuple(own + taps))[1])
+    g.recompile()
+    return g, len(own), tapped
+
+
 def run_xnnpack(gm, tin):
-    """ExecuTorch XNNPACK delegate: lower gm to a .pte and run it with ExecuTorch's runtime."""
+    """ExecuTorch XNNPACK delegate: gm exported with every quantized tensor as an extra
+    (dequantized) output, lowered to a .pte, run by ExecuTorch's runtime.
+    Returns (gm's outputs, {quantize node name: int8 tensor})."""
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
     from executorch.runtime import Runtime
 
-    ep = torch.export.export(gm, tuple(tin))
+    g, n_own, tapped = _with_dequantized_taps(gm)
+    ep = torch.export.export(g, tuple(tin))
     et = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()]).to_executorch()
-    rt = Runtime.get()
-    prog = rt.load_program(et.buffer)
-    method = prog.load_method("forward")
-    return method.execute(list(tin))
+    method = Runtime.get().load_program(et.buffer).load_method("forward")
+    res = list(method.execute(list(tin)))
+    seen = {}
+    for (name, scale, zp), f in zip(tapped, res[n_own:]):
+        # XNNPACK's qs8 -> f32 convert is f32(q - zp) * scale exactly: invert it
+        seen[name] = torch.round(f.double() / np.float32(scale)).to(torch.int64) + zp
+    return res[:n_own], seen
 
 
 def _flat(o):
@@ -131,12 +167,15 @@ def verify_pt2e(program, inputs):
         notes.append("the compiled model is opaque: only its outputs are compared")
     elif eng == "xnnpack":
         try:
-            ref_out = run_xnnpack(gm, tin)
+            ref_out, ref_seen = run_xnnpack(gm, tin)
         except ImportError as e:
-            raise RuntimeError("engine xnnpack needs ExecuTorch: pip install 'qgolden[xnnpack]' "
+            from . import ImportErrorQ
+
+            raise ImportErrorQ("engine xnnpack needs ExecuTorch: pip install 'qgolden[xnnpack]' "
                                f"(executorch==1.5.1); not installed here ({e})") from None
-        layers = []
-        reference = "ExecuTorch XNNPACK delegate (.pte): outputs only"
+        layers = layers_against(ref_seen)
+        reference = ("ExecuTorch XNNPACK delegate (.pte run by ExecuTorch's runtime; every quantized tensor "
+                     "compared through an extra dequantized output)")
     else:
         raise ValueError(f"engine {eng} is not a PT2E runtime")
     outputs = []

@@ -6,6 +6,9 @@ provably below 2**53 in magnitude (then float64 matmul cannot round).
 """
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+
 import numpy as np
 
 _EXACT = 2.0**53
@@ -34,7 +37,8 @@ def matmul_exact(a, b) -> np.ndarray:
     bb = _absmax_int(b)
     if ba * bb * max(k, 1) >= _EXACT:
         return np.matmul(a.astype(np.int64), b.astype(np.int64))
-    if ba == 0 or bb == 0:
+    if ba == 0 or bb == 0 or a2.shape[0] <= _F64_DIRECT_ROWS:
+        # few rows: one float64 product (exact, see above) costs less than finding float32 chunks
         return _matmul_f64(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
     lim = float(2 ** 24 - 1)
     babs = np.abs(b.astype(np.float64))
@@ -62,6 +66,7 @@ def matmul_exact(a, b) -> np.ndarray:
 
 
 _F32_MAX_CHUNKS = 4
+_F64_DIRECT_ROWS = 32
 
 
 def sat16(x) -> np.ndarray:
@@ -295,19 +300,32 @@ def onednn_conv_acc(patches0, valid, w, c0, c1, o0, o1, x_zero_point, saturate) 
 
     patches0: [B, OH, OW, C, KH, KW] padded with 0; valid: [B*OH*OW, KH*KW] 0/1.
     saturate=False gives the exact int32 sum (VNNI)."""
+    cols = im2col_onednn(patches0, c0, c1)
+    w2 = weight_onednn(w, o0, o1)
+    acc = matmul_pair_saturated(cols, w2) if saturate else matmul_exact(cols, w2.T)
+    t = patches0.shape[4] * patches0.shape[5]
+    wsum = w2.astype(np.int64).reshape(o1 - o0, t, -1).sum(axis=2)  # [Og, T]
+    return acc - int(x_zero_point) * matmul_exact(valid, wsum.T)
+
+
+def im2col_onednn(patches0, c0, c1) -> np.ndarray:
+    """Columns of channels [c0, c1) in oneDNN's pairing order: k = (r*KW + s)*Ce + c, Ce = Cg
+    rounded up to even with a zero channel, so pairs (2j, 2j+1) never cross a tap.
+    patches0 [B, OH, OW, C, KH, KW] (padding 0) -> uint8 [B*OH*OW, KH*KW*Ce]."""
     p = patches0[:, :, :, c0:c1]
     b, oh, ow, cg, kh, kw = p.shape
-    t = kh * kw
-    cols = np.ascontiguousarray(p.transpose(0, 1, 2, 4, 5, 3)).reshape(b * oh * ow, t, cg)
-    wg = np.ascontiguousarray(np.asarray(w)[o0:o1].transpose(0, 2, 3, 1)).reshape(o1 - o0, t, cg)
-    if cg % 2:
-        cols = np.concatenate([cols, np.zeros(cols.shape[:2] + (1,), cols.dtype)], axis=2)
-        wg = np.concatenate([wg, np.zeros(wg.shape[:2] + (1,), wg.dtype)], axis=2)
-    cols = cols.reshape(cols.shape[0], -1)
-    w2 = wg.reshape(wg.shape[0], -1)
-    acc = matmul_pair_saturated(cols, w2) if saturate else matmul_exact(cols, w2.T)
-    wsum = wg.astype(np.int64).sum(axis=2)  # [Og, T]
-    return acc - int(x_zero_point) * matmul_exact(valid, wsum.T)
+    cols = np.zeros((b, oh, ow, kh, kw, cg + cg % 2), p.dtype)
+    cols[..., :cg] = p.transpose(0, 1, 2, 4, 5, 3)
+    return cols.reshape(b * oh * ow, -1)
+
+
+def weight_onednn(w, o0, o1) -> np.ndarray:
+    """Conv weight [O, Cg, KH, KW] rows [o0, o1) -> [Og, KH*KW*Ce] in im2col_onednn's order."""
+    wg = np.asarray(w)[o0:o1]
+    og, cg, kh, kw = wg.shape
+    out = np.zeros((og, kh, kw, cg + cg % 2), wg.dtype)
+    out[..., :cg] = wg.transpose(0, 2, 3, 1)
+    return out.reshape(og, -1)
 
 
 def depthwise_fbgemm_acc(patches, w, x_zero_point, w_zero_point) -> np.ndarray:
@@ -342,8 +360,23 @@ def set_backend(name: str) -> None:
     BLAS, when torch is installed). Both are exact: every sum stays below 2**53."""
     global _BACKEND
     if name not in ("numpy", "torch"):
-        raise ValueError(f"unknown backend {name!r}")
+        raise ValueError(f"unknown accumulate backend {name!r}: choose numpy or torch")
+    if name == "torch" and importlib.util.find_spec("torch") is None:
+        raise ValueError("accumulate backend 'torch' needs PyTorch installed (pip install torch==2.13.0)")
     _BACKEND = name
+
+
+@contextlib.contextmanager
+def using_backend(name: str | None):
+    """set_backend(name) for a with-block (None: leave it as it is), restored afterwards."""
+    global _BACKEND
+    saved = _BACKEND
+    if name is not None:
+        set_backend(name)
+    try:
+        yield
+    finally:
+        _BACKEND = saved
 
 
 def _matmul_f32(a, b):
@@ -432,11 +465,10 @@ def conv_exact_torch(x4, w4, x_zero_point, w_zero_point, stride, padding, dilati
     contrib = wabs * xa_o
     total = float(contrib.sum(axis=1).max()) if contrib.size else 0.0
     lim = float(2 ** 24 - 1)
-    xs = torch.from_numpy(np.ascontiguousarray(x4)).to(torch.float32)
+    mf = torch.channels_last if _CHANNELS_LAST else torch.contiguous_format
+    xs = torch.from_numpy(x4).to(dtype=torch.float32, memory_format=mf)
     if zx:
         xs -= float(zx)
-    if _CHANNELS_LAST:
-        xs = xs.contiguous(memory_format=torch.channels_last)
     bounds = [0, cpg]
     if total > lim:
         cum = np.concatenate([np.zeros((c_out, 1)), np.cumsum(contrib, axis=1)], axis=1)  # [O, Cg+1]
@@ -452,13 +484,80 @@ def conv_exact_torch(x4, w4, x_zero_point, w_zero_point, stride, padding, dilati
         if len(bounds) <= 2:
             out = F.conv2d(xs, ws, None, stride, padding, dilation, groups)
         else:
-            mf = torch.channels_last if _CHANNELS_LAST else torch.contiguous_format
             xg = xs.reshape(nb, groups, cpg, *xs.shape[2:])
             for c0, c1 in zip(bounds[:-1], bounds[1:]):
                 xsub = xg[:, :, c0:c1].reshape(nb, groups * (c1 - c0), *xs.shape[2:]).contiguous(memory_format=mf)
                 part = F.conv2d(xsub, ws[:, c0:c1].contiguous(memory_format=mf), None, stride, padding, dilation, groups).to(idt)
                 out = part if out is None else out.add_(part)
-    oh, ow = out.shape[2], out.shape[3]
-    res = torch.empty((nb, oh, ow, c_out), dtype=torch.int64)
-    res.copy_(out.permute(0, 2, 3, 1))
-    return res.numpy().reshape(-1, c_out)
+    # float32 (exact integers) or int32/int64 chunk sums -> int64 [N*OH*OW, O], one pass
+    return out.permute(0, 2, 3, 1).numpy().reshape(-1, c_out).astype(np.int64)
+
+
+# -- oneDNN int8 convolution as an accumulator (torch backend) --------------------------------------
+_ONEDNN_HOST_MODE: list = []  # [mode] once probed
+
+
+def onednn_conv_raw(x4, w4, x_zero_point, stride, padding, dilation, groups):
+    """torch's oneDNN u8*s8 convolution (onednn::qconv2d_pointwise) run as a plain integer
+    accumulator: unit scales, no bias, float32 output, so dst = f32(acc) with
+
+        acc = Σ_valid taps Σ_c x*w (the host kernel's own int16 pair sums) - zx * Σ_valid taps Σ_c w
+
+    x4 uint8 [N, C, H, W], w4 int8 [O, C/g, KH, KW] with weight zero point 0. Returns int32
+    [N*OH*OW, O], or None when some |dst| >= 2**24 (f32 may have rounded it)."""
+    import torch
+
+    x4 = np.asarray(x4)
+    nb, c_in, h, wd = x4.shape
+    c_out = w4.shape[0]
+    geo = (list(stride), list(padding), list(dilation), int(groups))
+
+    def _prep():
+        ws = torch.ones(c_out, dtype=torch.float32)
+        packed = torch.ops.onednn.qconv_prepack(torch.from_numpy(np.ascontiguousarray(w4)), ws, 1.0,
+                                                int(x_zero_point), *geo, [nb, c_in, h, wd])
+        return packed, ws, torch.zeros(c_out, dtype=torch.int64)
+    packed, ws, wz = _cached_weight(w4, "onednn_conv_raw", _prep, (repr(geo), int(x_zero_point), x4.shape))
+    # from_numpy keeps NumPy's strides: an NCHW view of NHWC memory is already channels-last
+    xt = torch.from_numpy(x4).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        dst = torch.ops.onednn.qconv2d_pointwise(xt, 1.0, int(x_zero_point), packed, ws, wz, None, *geo,
+                                                 1.0, 0, torch.float32, "none", [], "")
+    acc = dst.permute(0, 2, 3, 1).numpy().reshape(-1, c_out)  # NHWC memory: a view
+    if max_abs_conv_sum(x4, w4, x_zero_point) >= 2**24 and acc.size and (acc.min() <= -2.0**24 or acc.max() >= 2.0**24):
+        return None  # |acc| < 2**24 is guaranteed by the bound, or checked
+    return acc.astype(np.int32)
+
+
+def max_abs_conv_sum(x4, w4, x_zero_point) -> int:
+    """A bound of every partial sum of a conv: max|x - zx| * max_o Σ|w[o]| (weights cached)."""
+    x4 = np.asarray(x4)
+    zx = int(x_zero_point)
+    xa = max(int(x4.max()) - zx, zx - int(x4.min()), 0) if x4.size else 0
+    wabs = _cached_weight(w4, "abs_sum_per_output",
+                          lambda: int(np.abs(np.asarray(w4).astype(np.int64)).reshape(len(w4), -1).sum(axis=1).max())
+                          if np.size(w4) else 0)
+    return xa * wabs
+
+
+def onednn_host_conv_mode() -> str | None:
+    """How this machine's oneDNN u8*s8 conv sums pairs, found once by running it on data that
+    saturates and comparing with both models of onednn_conv_acc: 'saturate' (vpmaddubsw, AVX2 /
+    AVX512 without VNNI), 'exact' (VNNI), or None (neither: the accelerator is not used)."""
+    if not _ONEDNN_HOST_MODE:
+        mode = None
+        try:
+            rng = np.random.default_rng(7)
+            x = rng.integers(200, 256, (1, 6, 5, 5)).astype(np.uint8)
+            w = rng.choice([-128, 127, -100, 120, 3], (8, 6, 3, 3)).astype(np.int8)
+            got = onednn_conv_raw(x, w, 9, (1, 1), (1, 1), (1, 1), 1)
+            p0 = im2col_patches(x, (3, 3), (1, 1), (1, 1), (1, 1), np.uint8(0))
+            valid = im2col_patches(np.ones((1, 1, 5, 5), np.uint8), (3, 3), (1, 1), (1, 1), (1, 1),
+                                   np.uint8(0)).reshape(25, 9)
+            for name, sat in (("saturate", True), ("exact", False)):
+                if got is not None and np.array_equal(got, onednn_conv_acc(p0, valid, w, 0, 6, 0, 8, 9, sat)):
+                    mode = name
+        except Exception:  # no oneDNN in this torch build: keep the float32 path
+            mode = None
+        _ONEDNN_HOST_MODE.append(mode)
+    return _ONEDNN_HOST_MODE[0]

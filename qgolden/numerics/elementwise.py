@@ -55,11 +55,17 @@ def vec_quantize(x, inverse_scale, zero_point, dtype="uint8"):
     """Vectorized<T>::quantize -> QuantizeAvx2 (vec256_qint.h):
     t = min(f32(x*inv), 2147483520.f) (NaN -> 2147483520); q = rne(t) + zp (int32 wrap); saturate."""
     x = np.asarray(x, dtype=np.float32)
-    t = f32(x.astype(np.float64) * np.float64(np.float32(inverse_scale)))
+    t = x * np.float32(inverse_scale)  # one float32 multiply == f32 of the exact product
+    lo, hi = QRANGE[dtype]
     with np.errstate(invalid="ignore"):
+        if t.size and t.min() > -(2.0**30) and t.max() < 2.0**30:
+            # no NaN, no int32 overflow or wrap: q = clamp(rne(t) + zp), in float32 on small integers
+            np.rint(t, out=t)
+            t += np.float32(int(zero_point))
+            np.clip(t, lo, hi, out=t)
+            return t.astype(np.int64)
         t = np.where(np.isnan(t), INT32_FLOAT_MAX, np.minimum(t, INT32_FLOAT_MAX))
     q = _wrap32(cvtps_epi32(t) + int(zero_point))
-    lo, hi = QRANGE[dtype]
     return np.clip(q, lo, hi)
 
 

@@ -16,10 +16,25 @@ Derived facts (functions below, not stored, so they cannot disagree):
 """
 from __future__ import annotations
 
+import functools
+
 ENGINES = ("x86", "fbgemm", "qnnpack", "onednn")
 # runtimes of PT2E / torchao Q/DQ graphs (importers/pt2e.py), and the kernel family each uses
 PT2E_BACKENDS = {"pt2e-reference": "pt2e_reference", "x86-inductor": "onednn_inductor", "xnnpack": "xnnpack"}
 ISAS = ("avx2", "avx512", "avx512_vnni")
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset:
+    """The first 'flags' line of /proc/cpuinfo (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
 
 
 def detect_isa() -> str:
@@ -27,15 +42,7 @@ def detect_isa() -> str:
     import os
 
     forced = os.environ.get("FBGEMM_ENABLE_INSTRUCTIONS", "").upper()
-    flags = set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
+    flags = _cpu_flags()
     if "avx512_vnni" in flags and "avx512f" in flags:
         isa = "avx512_vnni"
     elif "avx512f" in flags and "avx512bw" in flags:

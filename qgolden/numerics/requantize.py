@@ -92,30 +92,29 @@ def requantize_fbgemm(acc, *, x_scale, weight_scale, out_scale, out_zero_point, 
         mult = np.repeat(mult[:1], n)
     # float32 arithmetic directly: one float32 op == the float64 op rounded to float32
     # (exact product / innocuous double rounding), int32 -> float32 is cvtepi32_ps (RNE)
-    xf = acc.astype(np.int32).astype(np.float32)
+    xf = np.asarray(acc, dtype=np.int32).astype(np.float32)
     bterm = None
     if bias is not None:
         bterm = bias_fbgemm(bias, atw, per_channel)
         xf += bterm.astype(np.float32)
     pre = xf
     pre *= mult.astype(np.float32)
-    with np.errstate(invalid="ignore"):
-        r = np.rint(pre)
-        bad = ~(np.abs(r) < np.float32(2.0**31)) & ~(r == np.float32(-(2.0**31)))
-        if bad.any():
-            r[bad] = np.float32(_I32_MIN)
-    lo = int(np.clip(out_zero_point, 0, 255)) if relu else 0
-    # packs_epi32 -> adds_epi16(zp) -> packus_epi16 -> clamp, on exact small floats
-    y = np.clip(r, -32768, 32767)
-    y += np.float32(int(out_zero_point))
-    np.clip(y, -32768, 32767, out=y)
-    np.clip(y, max(0, lo), 255, out=y)
-    out = y.astype(np.uint8)
     if trace is not None:
-        rounded = r.astype(np.float64).astype(np.int64)
-        trace.update(bias_term=bterm, act_times_w_scale=atw, multiplier=mult, pre_round=pre.copy(),
-                     rounded=rounded)
-    return out
+        trace.update(pre_round=pre.copy())
+    r = np.rint(pre, out=pre)
+    with np.errstate(invalid="ignore"):
+        if not (r.size == 0 or (r.min() >= np.float32(-(2.0**31)) and r.max() < np.float32(2.0**31))):
+            r[~(np.abs(r) < np.float32(2.0**31)) & ~(r == np.float32(-(2.0**31)))] = np.float32(_I32_MIN)
+    if trace is not None:
+        trace.update(bias_term=bterm, act_times_w_scale=atw, multiplier=mult,
+                     rounded=r.astype(np.float64).astype(np.int64))
+    lo = int(np.clip(out_zero_point, 0, 255)) if relu else 0
+    # packs_epi32 -> adds_epi16(zp) -> packus_epi16 -> max(., lo): for 0 <= lo <= 255 the int16
+    # saturations cannot change the result, so it is clamp(r + zp, lo, 255), done before the add
+    zp = int(out_zero_point)
+    np.clip(r, max(0, lo) - zp, 255 - zp, out=r)
+    r += np.float32(zp)
+    return r.astype(np.uint8)
 
 
 def bias_qnnpack(bias, x_scale, weight_scale, per_channel):

@@ -59,6 +59,14 @@ _REGISTRY = {
     "float_linear": "qdq:float_linear",
     "float_conv": "qdq:float_conv",
     "float_max_pool": "qdq:float_max_pool",
+    # ExecuTorch's XNNPACK delegate (ops/xnnpack.py; conv and linear go through ops.conv / ops.linear)
+    "xnnpack_quantize": "xnnpack:quantize",
+    "xnnpack_add": "xnnpack:add",
+    "xnnpack_clamp": "xnnpack:clamp",
+    "xnnpack_hardswish": "xnnpack:hardswish",
+    "xnnpack_avg_pool": "xnnpack:avg_pool",
+    "xnnpack_global_mean": "xnnpack:global_mean",
+    "xnnpack_quantized_global_mean": "xnnpack:quantized_global_mean",
     # integer-only forms (qgolden/integer, `lower --integer-only`, `certify`)
     "linear_acc": "linear_acc:linear_acc",
     "conv_acc": "conv_acc:conv_acc",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import accumulate as A
-from ..numerics.profile import conv_backend, gemm_saturates
+from ..numerics.profile import conv_backend, detect_isa_cpu_only, gemm_saturates
 from ..numerics.quantize import dequantize_per_tensor
 from ..numerics.requantize import requantize_fbgemm, requantize_onednn, requantize_qnnpack
 from .linear import count_pair_saturations
@@ -72,6 +72,88 @@ def onednn_conv_impl(c_per_g, k_per_g, groups):
     return "ref"
 
 
+def saturation_correction(x4, w4, x_zero_point, layout, kernel, stride, padding, dilation, groups):
+    """Σ_pairs (sat_int16(P) - P), int64 [N*OH*OW, O]: what int16 pair saturation adds to the
+    exact sum, for a kernel's pairing of the u8*s8 products P = x[k]w[k] + x[k+1]w[k+1]:
+
+        'fbgemm'  im2col order k = (r*KW + s)*Cg + c, pairs (2j, 2j+1), padding = zx
+        'onednn'  adjacent channels (2j, 2j+1) within a tap, Cg padded with 0 to even,
+                  padded taps contribute 0 (onednn_conv_acc)
+
+    Sparse: groups whose channel maxima cannot make any pair leave int16 are skipped."""
+    x4 = np.asarray(x4)
+    w4 = np.asarray(w4)
+    nb, c_in = x4.shape[:2]
+    c_out, cpg, kh, kw = w4.shape
+    kpg = c_out // groups
+    pad_value = int(x_zero_point) if layout == "fbgemm" else 0
+    chmax = x4.max(axis=(0, 2, 3)).astype(np.int64) if x4.size else np.zeros(c_in, np.int64)
+    if any(padding):
+        chmax = np.maximum(chmax, pad_value)
+    out = None
+    patches = None
+    for gi in range(groups):
+        c0, c1, o0, o1 = gi * cpg, (gi + 1) * cpg, gi * kpg, (gi + 1) * kpg
+        if layout == "fbgemm":
+            wg = A.weight_fbgemm(w4, o0, o1)
+            cm = np.tile(chmax[c0:c1], kh * kw)
+        else:
+            wg = A.weight_onednn(w4, o0, o1)
+            cm = np.tile(np.concatenate([chmax[c0:c1], np.zeros(cpg % 2, np.int64)]), kh * kw)
+        kk = cm.size - cm.size % 2
+        if A.pair_saturation_columns(cm[:kk], wg[:, :kk]).size == 0:
+            continue
+        if patches is None:
+            patches = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(pad_value))
+            out = np.zeros((int(np.prod(patches.shape[:3])), c_out), np.int64)
+        cols = (A.im2col_fbgemm if layout == "fbgemm" else A.im2col_onednn)(patches, c0, c1)
+        out[:, o0:o1] += A.pair_saturation_correction(cols, wg)
+    if out is None:
+        return np.zeros(1, np.int64)  # broadcasts as "no correction"
+    return out
+
+
+def _onednn_host_acc(x4, w4, zx, stride, padding, dilation, groups, cpg, kpg, kernel, backend, profile):
+    """The target kernel's accumulator from this machine's oneDNN int8 conv (torch backend):
+    acc_target = acc_host - correction(host pairing) + correction(target pairing), the
+    corrections skipped when both kernels pair and saturate alike (same pairs: Cg even and
+    padding equal to 0 in both, i.e. zx = 0 or no padding). None when oneDNN cannot serve
+    (unknown host pairing, |acc| >= 2**24)."""
+    mode = A.onednn_host_conv_mode()
+    if mode is None:
+        return None
+    can_saturate = A.pairs_can_saturate(x4, w4)
+    if mode == "saturate" and can_saturate and detect_isa_cpu_only() != "avx2":
+        return None  # the host pairing model (onednn_conv_acc) was measured on AVX2 only
+    acc = A.onednn_conv_raw(x4, w4, zx, stride, padding, dilation, groups)
+    if acc is None or not can_saturate:
+        return acc
+    host_sat = mode == "saturate" and onednn_conv_impl(cpg, kpg, groups) == "jit"
+    if backend == "qnnpack":  # exact int32 sums
+        target_layout, target_sat, same_pairs = "onednn", False, True
+    elif backend == "fbgemm":
+        target_layout, target_sat = "fbgemm", gemm_saturates(profile)
+        same_pairs = cpg % 2 == 0 and (zx == 0 or not any(padding))
+    else:
+        target_layout, target_sat = "onednn", gemm_saturates(profile) and onednn_conv_impl(cpg, kpg, groups) == "jit"
+        same_pairs = True
+    if host_sat == target_sat and (same_pairs or not host_sat):
+        return acc
+    if host_sat and target_sat and _float_conv_is_one_pass(x4, w4, zx):
+        return None  # one exact float32 conv + one correction costs less than two corrections
+    acc = acc.astype(np.int64)
+    if target_sat:
+        acc += saturation_correction(x4, w4, zx, target_layout, kernel, stride, padding, dilation, groups)
+    if host_sat:
+        acc -= saturation_correction(x4, w4, zx, "onednn", kernel, stride, padding, dilation, groups)
+    return acc
+
+
+def _float_conv_is_one_pass(x4, w4, zx):
+    """max|x - zx| * max_o Σ|w_o| < 2**24: conv_exact_torch needs a single float32 conv."""
+    return A.max_abs_conv_sum(x4, w4, zx) < 2 ** 24
+
+
 def _gconv_groups_together(c_per_g):
     """PackWeightMatrixForGConv::numOfGroupsTogether on AVX2/AVX512 (ymm-based kernel):
     (assumed max(1, 8 // C_per_G)). Only decides the label: on AVX2 the groupwise kernel
@@ -104,10 +186,10 @@ def conv(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, b
     t = {} if trace is not None else None
     out = req(acc, x_scale=x_scale, weight_scale=weight_scale, out_scale=out_scale,
               out_zero_point=out_zero_point, bias=bias, per_channel=per_channel, relu=relu, trace=t)
+    # an NCHW view of the NHWC result: the next conv and elementwise ops read this memory order
     out = out.reshape(nb, oh, ow, c_out).transpose(0, 3, 1, 2)
     if conv1d:
-        out = out[:, :, 0, :]
-    out = np.ascontiguousarray(out)
+        out = np.ascontiguousarray(out[:, :, 0, :])
     if trace is not None:
         if patches is None:
             patches = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(zx))
@@ -154,14 +236,8 @@ def _explain_extras(trace, patches, x4, w4, g, cpg, kpg, zx, zw, backend, path, 
         nbx, _, h, wd = x4.shape
         patches0 = A.im2col_patches(x4, kernel, stride, padding, dilation, np.uint8(0))
         for gi in range(g):
-            p = patches0[:, :, :, gi * cpg:(gi + 1) * cpg]
-            t = kernel[0] * kernel[1]
-            cols = np.ascontiguousarray(p.transpose(0, 1, 2, 4, 5, 3)).reshape(m, t, cpg)
-            wg = np.ascontiguousarray(w4[gi * kpg:(gi + 1) * kpg].transpose(0, 2, 3, 1)).reshape(kpg, t, cpg)
-            if cpg % 2:
-                cols = np.concatenate([cols, np.zeros(cols.shape[:2] + (1,), cols.dtype)], axis=2)
-                wg = np.concatenate([wg, np.zeros(wg.shape[:2] + (1,), wg.dtype)], axis=2)
-            sat[:, gi * kpg:(gi + 1) * kpg] = count_pair_saturations(cols.reshape(m, -1), wg.reshape(kpg, -1))
+            sat[:, gi * kpg:(gi + 1) * kpg] = count_pair_saturations(
+                A.im2col_onednn(patches0, gi * cpg, (gi + 1) * cpg), A.weight_onednn(w4, gi * kpg, (gi + 1) * kpg))
     trace["acc_exact"] = exact.reshape(nb, oh, ow, c_out)
     trace["saturated_pairs"] = sat.reshape(nb, oh, ow, c_out)
 
@@ -204,26 +280,21 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
     if backend == "onednn" and not symmetric:
         raise ValueError("onednn conv requires weight zero point 0")
     fast = A._BACKEND == "torch"
-    if fast and not A.pairs_can_saturate(x4, w4):
+    acc_host = None
+    if fast and symmetric and backend in ("fbgemm", "onednn", "qnnpack") and path != "depthwise":
+        acc_host = _onednn_host_acc(x4, w4, zx, stride, padding, dilation, g, cpg, kpg, (kh, kw),
+                                    backend, profile)
+    if acc_host is not None:
+        acc = acc_host
+        if backend == "onednn":
+            path = onednn_conv_impl(cpg, kpg, g)
+    elif fast and not A.pairs_can_saturate(x4, w4):
         # no int16 pair can saturate on these data, so every kernel's sum is the exact one
         acc = A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g)
     elif fast and backend == "fbgemm" and path != "depthwise":
         # FBGEMM's im2col GEMM: the exact sum, plus what saturation takes off the pairs that can clip
         acc = A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g)
-        # column maxima bounded by the channel maxima (and the pad value): a cheap superset test
-        chmax = x4.max(axis=(0, 2, 3)).astype(np.int64) if x4.size else np.zeros(c_in, np.int64)
-        if any(padding):
-            chmax = np.maximum(chmax, zx)
-        for gi in range(g):
-            wg = A.weight_fbgemm(w4, gi * kpg, (gi + 1) * kpg)
-            cm = np.tile(chmax[gi * cpg:(gi + 1) * cpg], kh * kw)
-            kk = cm.size - cm.size % 2
-            if A.pair_saturation_columns(cm[:kk], wg[:, :kk]).size == 0:
-                continue
-            if patches is None:
-                patches = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(zx))
-            cols = A.im2col_fbgemm(patches, gi * cpg, (gi + 1) * cpg)
-            acc[:, gi * kpg:(gi + 1) * kpg] += A.pair_saturation_correction(cols, wg)
+        acc += saturation_correction(x4, w4, zx, "fbgemm", (kh, kw), stride, padding, dilation, g)
     elif backend == "onednn":
         path = onednn_conv_impl(cpg, kpg, g)
         sat = gemm_saturates(profile) and path == "jit"

@@ -293,6 +293,12 @@ def linear_pt2e(backend, x, *, x_scale, x_zero_point, weight, weight_scale, weig
                       weight_zero_point=weight_zero_point, bias=b, out_scale=out_scale,
                       out_zero_point=out_zero_point, relu=relu, per_channel=per_channel,
                       profile=_onednn_profile(profile), trace=trace)
+    if backend == "xnnpack":
+        from . import xnnpack
+
+        return xnnpack.linear(x, x_scale=x_scale, x_zero_point=x_zero_point, weight=weight, weight_scale=weight_scale,
+                              bias=bias, out_scale=out_scale, out_zero_point=out_zero_point, per_channel=per_channel,
+                              out_quant_min=out_quant_min, out_quant_max=out_quant_max, trace=trace)
     raise NotImplementedError(f"linear on the {backend} runtime is not modelled yet")
 
 
@@ -323,6 +329,13 @@ def conv_pt2e(backend, x, *, x_scale, x_zero_point, weight, weight_scale, weight
                     out_zero_point=out_zero_point, stride=stride, padding=padding, dilation=dilation,
                     groups=groups, relu=relu, per_channel=per_channel, profile=_onednn_profile(profile),
                     trace=trace)
+    if backend == "xnnpack":
+        from . import xnnpack
+
+        return xnnpack.conv(x, x_scale=x_scale, x_zero_point=x_zero_point, weight=weight, weight_scale=weight_scale,
+                            bias=bias, out_scale=out_scale, out_zero_point=out_zero_point, stride=stride,
+                            padding=padding, dilation=dilation, groups=groups, per_channel=per_channel,
+                            out_quant_min=out_quant_min, out_quant_max=out_quant_max, trace=trace)
     raise NotImplementedError(f"conv on the {backend} runtime is not modelled yet")
 
 
