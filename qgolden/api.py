@@ -53,6 +53,11 @@ def lower(model_or_path, example_inputs=None, engine: str | None = None, isa: st
     from .importers.pt2e import PT2E_ENGINES
 
     if engine in PT2E_ENGINES:
+        if isinstance(model_or_path, str) and ".py:" not in model_or_path:
+            from pathlib import Path
+
+            if not Path(model_or_path).exists():
+                raise ImportErrorQ(f"{model_or_path}: no such file")
         raise ValueError(f"engine {engine!r} runs PT2E (torchao Q/DQ) graphs: convert_pt2e output, an "
                          "ExportedProgram or a .pt2 file; this model is not one")
     profile = make_profile(engine, isa)

@@ -117,7 +117,7 @@ def lower(model: str = typer.Argument(..., help="model: TorchScript file, file.p
             try:
                 prog = to_integer_only(prog, multiplier_bits=multiplier_bits, rounding=rounding)
             except ValueError as e:
-                raise UserError(str(e)) from None
+                raise UserError(f"{model}: {e}") from None
         prog.save(output)
         out.print(f"wrote {output}: {len(prog.nodes)} ops, engine {prog.profile['engine']}, isa {prog.profile['isa']}")
     _run_guarded(go)

@@ -20,7 +20,7 @@ def integer_program(model, engine, isa, trust_pickle, inputs, multiplier_bits=32
     try:
         return to_integer_only(prog, multiplier_bits=multiplier_bits, rounding=rounding)
     except ValueError as e:
-        raise UserError(str(e)) from None
+        raise UserError(f"{model}: C export and golden vectors are integer-only, and this program is {e}") from None
 
 
 @app.command()

@@ -102,9 +102,9 @@ def test_quantize_threshold_table_edges():
 
     node = Node("q", "quantize", ["x"], "y", {"scale": 0.0371, "zero_point": 17, "dtype": "uint8"})
     prof = make_profile("x86", "avx2", 1)
-    t, base, nan, f = L.quantize_thresholds(node, prof)
-    mism, n = L.check_quantize(node, prof, t, base, nan, f, samples=1 << 16)
-    assert mism == 0 and n > 1 << 16
+    t, base, nan, f, wrap = L.quantize_thresholds(node, prof)
+    mism, n = L.check_quantize(node, prof, t, base, nan, wrap, samples=1 << 16)
+    assert mism == 0 and n > 1 << 16 and wrap is None
     x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30, -1e-30, 0.0371 * 4.5], np.float32)
     with np.errstate(all="ignore"):
         assert np.array_equal(quantize_thr(x, thresholds=t, out_min=base, nan_value=nan),

@@ -87,7 +87,13 @@ def test_random_reference(seed):
 
 
 def test_pt2_file_across_processes(tmp_path):
-    pt2, xs = tmp_path / "m.pt2", tmp_path / "x.npy"
+    """A .pt2 written in one process is verified in another, lowered in a third and explained from
+    that program in a fourth (NumPy only); every number explained is the program's engine trace."""
+    from qgolden.explain import explain, render
+    from qgolden.explain.check import problems
+    from qgolden.ir import load
+
+    pt2, xs, qgp, md = tmp_path / "m.pt2", tmp_path / "x.npy", tmp_path / "m.qgp", tmp_path / "m.md"
     write = f"""
 import os, sys, numpy as np, torch
 os.environ["TORCHAO_FORCE_SKIP_LOADING_SO_FILES"] = "1"
@@ -103,6 +109,19 @@ np.save({str(xs)!r}, x.numpy())
     assert r.returncode == 0, r.stdout + r.stderr
     d = json.loads(r.stdout[r.stdout.index("{"):])
     assert d["bit_exact"] and d["engine"] == "pt2e-reference" and d["layers"]
+    q = [sys.executable, "-m", "qgolden"]
+    r = subprocess.run(q + ["lower", str(pt2), "--engine", "pt2e-reference", "--input", str(xs), "-o", str(qgp)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run(q + ["explain", str(qgp), "--input", str(xs), "-f", "markdown", "-o", str(md)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    prog = load(qgp)
+    doc, tr, env = explain(prog, [np.load(xs)])
+    assert problems(doc, prog, tr, env) == [] and md.read_text() == render(doc, "markdown")
+    text = md.read_text()
+    assert all(s.title in text for s in doc.sections) and "add_reference" in text
+    assert "quantize_per_tensor_3.scale" in text and "float region, not integer" in text
 
 
 def test_xnnpack_program_runs_without_executorch():

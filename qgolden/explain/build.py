@@ -542,7 +542,7 @@ def quantize_section(ctx, node, number) -> Section:
 
 def generic_section(ctx, node, number) -> Section:
     sec = Section(node.name, _title(node, number))
-    what, formula = texts.OPS.get(node.op, (f"{node.op}", []))
+    what, formula = texts.pt2e_text(node, ctx.program) or texts.OPS.get(node.op, (f"{node.op}", []))
     sec.what = what
     sec.formula = list(formula)
     info = ctx.program.tensors.get(node.output)
@@ -550,10 +550,10 @@ def generic_section(ctx, node, number) -> Section:
     for k in ("x_scale", "x_zero_point", "a_scale", "a_zero_point", "b_scale", "b_zero_point",
               "out_scale", "out_zero_point", "scale", "zero_point", "scalar", "min_val", "max_val"):
         v = node.attrs.get(k)
+        if k.startswith("out_") and node.attrs.get("out_dtype") == "float32":
+            continue  # a float32 output has no output quantization
         if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
-            nm = node.names.get(k) or ""
-            if k.startswith("x_") and node.inputs and isinstance(node.inputs[0], str):
-                nm = ctx.snames.get(node.inputs[0], (None, None))[0 if k == "x_scale" else 1] or ""
+            nm = _param_name(ctx, node, k)
             rows.append([k, nm, [Val(v, ("attr", node.name, k))]])
     if info is not None and info.quantized and not any(r[0] in ("out_scale", "scale") for r in rows):
         rows.append(["output scale", node.names.get("out_scale") or "(the op's rule)",
@@ -563,6 +563,22 @@ def generic_section(ctx, node, number) -> Section:
     if rows:
         sec.where = Table(["symbol", "in the model", "value"], rows)
     return _elementwise_body(ctx, node, sec)
+
+
+def _param_name(ctx, node, k) -> str:
+    """Where the model keeps parameter k of node: x_/a_/b_ scales and zero points are those of the
+    input that carries them, out_ ones (and a quantize's own) are the node's output's."""
+    if node.names.get(k):
+        return node.names[k]
+    field = 0 if k.endswith("scale") else 1
+    src = {"x": 0, "a": 0, "b": 1}.get(k.split("_")[0])
+    if k in ("scale", "zero_point") and node.op == "qdq_dequantize":
+        src = 0
+    if src is not None and len(node.inputs) > src and isinstance(node.inputs[src], str):
+        return ctx.snames.get(node.inputs[src], (None, None))[field] or ""
+    if k.startswith("out_") or k in ("scale", "zero_point"):
+        return ctx.snames.get(node.output, (None, None))[field] or ""
+    return ""
 
 
 def _elementwise_body(ctx, node, sec):

@@ -30,9 +30,31 @@ def scale_names(program) -> dict:
     out = {}
     for t in program.tensors:
         n = prod.get(t)
-        nm = n.names if n is not None else {}
+        nm = {**graph_names(program, n), **n.names} if n is not None else {}
         out[t] = (nm.get("out_scale"), nm.get("out_zero_point"))
     return out
+
+
+def graph_names(program, node) -> dict:
+    """Where a PT2E (Q/DQ graph) program keeps node's scales and zero points: every quantized tensor
+    is named after the graph's quantize_per_tensor node whose scale and zero_point arguments set it;
+    a conv/linear's weight is the int8 constant its dequantize node reads. {} for other programs."""
+    if program.meta.get("format") != "pt2e":
+        return {}
+    out = {"out_scale": f"{node.output}.scale", "out_zero_point": f"{node.output}.zero_point"}
+    if node.op in ("linear", "conv"):
+        out["weight"] = f"{node.source}.weight"
+    if node.consts.get("bias") is not None:
+        out["bias"] = f"{node.source}.bias"
+    return out
+
+
+def graph_what(program, node, key) -> str:
+    """The words for a graph_names entry: which graph node holds it."""
+    if key in ("out_scale", "out_zero_point"):
+        arg = "scale" if key == "out_scale" else "zero_point"
+        return f"; the {arg} argument of graph node {node.output} (quantized_decomposed.quantize_per_tensor)"
+    return ""
 
 
 def _readers(program, cons, t):
@@ -50,12 +72,14 @@ def glossary(program, state_dict_keys=None) -> tuple:
         info = program.tensors.get(node.output)
         readers = _readers(program, cons, node.output)
         rd = (", input of " + ", ".join(readers)) if readers else ", a model output"
+        names = {**graph_names(program, node), **node.names}
         for key, field in (("out_scale", "scale"), ("out_zero_point", "zero_point")):
-            name = node.names.get(key)
+            name = names.get(key)
             if info is None or not info.quantized:
                 continue
             v = Val(getattr(info, field), ("tensor", node.output, field))
             what = ("scale" if field == "scale" else "zero point") + f" of the output of {node.name} ({node.op})" + rd
+            what += graph_what(program, node, key) if key not in node.names else ""
             if name is None:
                 if field == "scale":
                     what += "; not stored in the model: " + _why_unnamed(node)
@@ -64,7 +88,7 @@ def glossary(program, state_dict_keys=None) -> tuple:
                 seen.add(name)
                 rows.append([name, [v], what])
         if node.op in ("linear", "conv") and "weight" in node.consts:
-            name = node.names.get("weight") or f"({node.name} weight)"
+            name = names.get("weight") or f"({node.name} weight)"
             w = np.asarray(node.consts["weight"])
             ws = np.asarray(node.consts["weight_scale"]).reshape(-1)
             wz = np.asarray(node.consts["weight_zero_point"]).reshape(-1)
@@ -76,11 +100,13 @@ def glossary(program, state_dict_keys=None) -> tuple:
                 ([f" (and {wz.size - 1} more)"] if wz.size > 1 else [])
             where = "inside the packed params, the qint8 weight's own q_scale()" if "_packed_params" in name \
                 else "the weight's quantization"
+            if "weight" in graph_names(program, node):
+                where = f"arguments of the graph's dequantize node that feeds {node.source}"
             rows.append([name + " : weight scale", s_line,
                          f"scale of {node.name}'s weight int8{list(w.shape)}, {per} ({where})"])
             rows.append([name + " : weight zero point", z_line, f"zero point of {node.name}'s weight"])
             if node.consts.get("bias") is not None:
-                rows.append([(node.names.get("bias") or f"({node.name} bias)") + " : bias", "float32" +
+                rows.append([(names.get("bias") or f"({node.name} bias)") + " : bias", "float32" +
                              str(list(np.shape(node.consts["bias"]))),
                              f"{node.name}'s bias, kept in float: each engine turns it into accumulator units its own way"])
     for t in program.inputs:
@@ -100,8 +126,9 @@ def glossary(program, state_dict_keys=None) -> tuple:
     if first is not None:
         src = first.inputs[0]
         sx_name = scale_names(program).get(src, (None, None))[0] or f"the scale of {src}"
-        so_name = first.names.get("out_scale") or f"the output scale of {first.name}"
-        wn = first.names.get("weight") or "its weight"
+        fn = {**graph_names(program, first), **first.names}
+        so_name = fn.get("out_scale") or f"the output scale of {first.name}"
+        wn = fn.get("weight") or "its weight"
         intro.append(["Why several scales: a quantized ", first.op, " such as ", first.name, " involves three. ",
                       "Its input's (", sx_name, " = ", Val(first.attrs["x_scale"], ("attr", first.name, "x_scale")),
                       ", set by the op that produced the input), its weight's (",

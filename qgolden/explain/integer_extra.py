@@ -48,11 +48,19 @@ def integer_form(node, program):
     p = params.get(node.name)
     if p is None:
         why = params.get("__error__", "no integer form was derived for this op")
+        if node.attrs.get("out_dtype") == "float32":
+            from ..integer.transform import float_why
+
+            why = float_why(program, node)
         blocks.append(Extra("integer-only form", [("status", [f"not available: {why}"])]))
     else:
         rows = [("formula", [p.get("formula", "")]),
                 ("rounding", [f"{p.get('rounding')}; output clamp [{p.get('out_min')}, {p.get('out_max')}], "
                               f"zero point {p.get('out_zero_point')}"])]
+        if node.attrs.get("out_dtype") == "float32":
+            rows.insert(0, ("folded", ["this float32 output, the non-decreasing float ops and max pools after it "
+                                       "and the quantize that ends them are one integer requantization of the "
+                                       "accumulator (then the max pools on integers)"]))
         chans = p.get("channels", [])
         rows += [_channel_row(ch) for ch in chans[:SHOWN_CHANNELS]]
         if len(chans) > SHOWN_CHANNELS:

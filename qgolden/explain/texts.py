@@ -73,3 +73,69 @@ OPS = {
     "transpose": ("transposes (no arithmetic)", ["y_q = x_q"]),
     "identity": ("passes its input through", ["y_q = x_q"]),
 }
+
+
+# PT2E / torchao Q/DQ graphs (ops/qdq.py): words and formulas per op, by runtime
+PT2E_GEMM = {
+    "pt2e_reference": ("integer linear of torchao's reference representation (_reference_quantized_linear)", [
+        "acc[n] = Σ_k (x_q[k] − z_x)·(w_q[n,k] − z_w)   (exact int32)",
+        "b[n]   = trunc(f32(bias[n] / f32(f32(s_x)·f32(s_w))))   (int32 bias, truncated)",
+        "M      = f32(f32(f32(s_x)·f32(s_w)) / f32(s_y))",
+        "y_q[n] = clamp(trunc(f32(f32(acc[n] + b[n])·M)) + z_y, qmin, qmax)   (trunc: toward zero)"]),
+    "onednn_inductor": ("oneDNN int8 kernel of torch.compile (onednn::qconv_pointwise / qlinear_pointwise)", [
+        "acc[n] = Σ (x_q − z_x)·w_q as oneDNN sums it   (without VNNI: u8·s8 pairs in saturating int16)",
+        "v[n]   = f32(f32(f32(acc[n]·f32(s_x·s_w[n])) + bias[n]) · f32(1/s_y))   (bias 0 when the model has none)",
+        "y_q[n] = clamp(rne(f32(max(v[n], 0) if ReLU else v[n]) + z_y), 0, 255)"]),
+}
+PT2E_OPS = {
+    "qdq_dequantize": ("dequantize_per_tensor of the Q/DQ graph: integers to float32",
+                       ["y = f32(f32(x_q − z) · f32(s))"]),
+    "add_reference": ("integer add of torchao's reference representation (_reference_quantized_add)", [
+        "r_a = f32(f32(s_a)/f32(s_y));  r_b = f32(f32(s_b)/f32(s_y))",
+        "y_q = clamp(rne(f32(r_a·(a_q − z_a))) + rne(f32(r_b·(b_q − z_b))) + z_y, −128, 127)"]),
+    "add_reference_relu": ("integer add + ReLU of torchao's reference representation (_reference_quantized_add_relu)", [
+        "r_a = f32(f32(s_a)/f32(s_y));  r_b = f32(f32(s_b)/f32(s_y))",
+        "y_q = clamp(trunc(f32(r_a·(a_q − z_a))) + trunc(f32(r_b·(b_q − z_b))) + z_y, z_y, qmax)",
+        "(trunc: toward zero)"]),
+    "concat": ("concatenates integers that share one scale and zero point (dq -> cat -> q): a copy",
+               ["y_q = concat(x_q,i)"]),
+    "float_conv": ("", ["y = conv(x, w) + bias in float32: depthwise as ATen's fma32 per tap (exact); "
+                        "otherwise the exact sum rounded once (the library's order is not reproduced)"]),
+    "float_linear": ("", ["y = f32(Σ_k x[k]·w[n,k], exact, rounded once) + bias[n]",
+                          "(the library's summation order is not reproduced)"]),
+    "float_unary": ("", ["hardswish: y = f32(x·min(max(x + 3, 0), 6)) / 6;  relu: max(x, 0);",
+                         "hardtanh: clamp(x, lo, hi)"]),
+    "float_op": ("", ["y = a + b, a − b, a·b, max(x, 0)... in float32 (each one correctly rounded)"]),
+    "float_adaptive_avg_pool": ("", ["y = (Σ_window x, summed in float32 row by row) / |window|"]),
+    "float_mean": ("", ["y = f32(Σ x in ATen's float32 cascade order) / n"]),
+    "float_max_pool": ("", ["y = max over the window (float32, exact)"]),
+    "float_cat": ("", ["y = concat(x_i) (float32 copy)"]),
+}
+
+
+def pt2e_text(node, program):
+    """(what, formula lines) of an op of a PT2E program, or None for an op that is not PT2E-specific.
+    Float ops say what they are and that they are not integer (integer.transform.float_why)."""
+    from ..integer.transform import FLOAT_OPS, float_why
+    from ..numerics.profile import PT2E_BACKENDS
+
+    backend = PT2E_BACKENDS.get(program.profile.get("engine"))
+    a = node.attrs
+    if node.op == "qdq_quantize":
+        if a.get("mode") == "div":
+            return ("quantize_per_tensor as torchao's reference representation computes it", [
+                "y_q = clamp(int32(rne(f32(x / f32(s)))) + z, qmin, qmax)   (z added after rounding; beyond int32 "
+                "x86 gives INT32_MIN)"])
+        return ("quantize_per_tensor of the Q/DQ graph: float32 to integers", [
+            "y_q = clamp(rne(f32(x · f32(1/s))) + z, qmin, qmax)   (z added after rounding)"])
+    if node.op in ("linear", "conv") and backend is not None:
+        if a.get("out_dtype") == "float32":
+            return (float_why(program, node), [
+                "acc[n] = Σ (x_q − z_x)·w_q as oneDNN sums it",
+                "y[n]   = f32(f32(acc[n]·f32(s_x·s_w[n])) + bias[n])   (float32 output, ReLU if fused)"])
+        return PT2E_GEMM.get(backend)
+    if node.op == "add_reference":
+        return PT2E_OPS["add_reference_relu" if a.get("relu") else "add_reference"]
+    if node.op in FLOAT_OPS:
+        return float_why(program, node), PT2E_OPS[node.op][1]
+    return PT2E_OPS.get(node.op)

@@ -143,7 +143,7 @@ def layer_params(step, prefix) -> tuple:
     p = step.params
     k = step.kind
     if k == "linear":
-        f = _scalar_fields(p, ("batches", "input_depth", "output_depth", "input_zero_point"))
+        f = _scalar_fields(p, ("batches", "input_depth", "output_depth", "input_zero_point", "input_signed"))
         f.update(weights=c.array("int8_t", "weights", p["weights"]),
                  weight_zero_points=c.array("int32_t", "weight_zero_points", p["weight_zero_points"]),
                  weight_sums=c.array("int32_t", "weight_sums", p["weight_sums"]), paired=int(p["paired"]),
@@ -370,11 +370,15 @@ def emit_float(plan, name) -> str:
          "    int32_t lo = 0, hi = count;", "    while (lo < hi) {", "        int32_t mid = lo + (hi - lo) / 2;",
          "        if (sorted[mid] <= value) {", "            lo = mid + 1;", "        } else {", "            hi = mid;",
          "        }", "    }", "    return lo;", "}", "",
-         "/* The engine's quantize of one float32: thresholds on the order-preserving key of its bits. */",
-         "static int32_t quantize_bits(float value, const int64_t *thresholds, int32_t count, int32_t out_min, int32_t nan_value)",
+         "/* The engine's quantize of one float32: thresholds on the order-preserving key of its bits;",
+         " * keys from wrap_key on give wrap_value (a float too large for int32 after scaling, where the",
+         " * engine's conversion gives INT32_MIN; wrap_key beyond every key when it has none). */",
+         "static int32_t quantize_bits(float value, const int64_t *thresholds, int32_t count, int32_t out_min, int32_t nan_value,",
+         "                             int64_t wrap_key, int32_t wrap_value)",
          "{", "    int32_t bits;", "    int64_t key;", "    memcpy(&bits, &value, sizeof bits);",
          "    if ((bits & 0x7fffffff) > 0x7f800000) {", "        return nan_value;", "    }",
          "    key = bits >= 0 ? (int64_t)bits : -(int64_t)(bits & 0x7fffffff) - 1;",
+         "    if (key >= wrap_key) {", "        return wrap_value;", "    }",
          "    return out_min + count_le(thresholds, count, key);", "}", ""]
     call_args, pre, post, decl = [], [], [], []
     for i, t in enumerate(plan.int_inputs):
@@ -388,7 +392,8 @@ def emit_float(plan, name) -> str:
         ct = CTYPES[plan.dtypes[t]]
         decl.append(f"static {ct} quantized_input{i}[{n}];")
         pre.append(f"    for (i = 0; i < {n}; ++i) {{\n        quantized_input{i}[i] = ({ct})quantize_bits({ins[i]}[i], "
-                   f"input{i}_thresholds, {fi['thresholds'].size}, {fi['out_min']}, {fi['nan_value']});\n    }}")
+                   f"input{i}_thresholds, {fi['thresholds'].size}, {fi['out_min']}, {fi['nan_value']}, "
+                   f"{fi['wrap_key']}LL, {fi['wrap_value']});\n    }}")
         call_args.append(f"quantized_input{i}")
     for i, t in enumerate(plan.int_outputs):
         fo = plan.float_outputs[i]

@@ -173,6 +173,7 @@ typedef struct {
     int32_t input_depth;           /* K */
     int32_t output_depth;          /* N */
     int32_t input_zero_point;
+    int32_t input_signed;          /* 1: the input holds int8 (qint8) values (exact mode only) */
     const int8_t *weights;         /* [N][K] */
     const int32_t *weight_zero_points; /* [N] */
     const int32_t *weight_sums;    /* [N] sum_k w[n][k] (paired mode) */
@@ -200,7 +201,8 @@ static void qg_linear(const qg_linear_params_t *p, const uint8_t *input, uint8_t
             int32_t acc = 0;
             if (!p->paired) {
                 for (k = 0; k < K; ++k) {
-                    acc += ((int32_t)x[k] - p->input_zero_point) * ((int32_t)w[k] - zw);
+                    const int32_t xk = p->input_signed ? (int32_t)(int8_t)x[k] : (int32_t)x[k];
+                    acc += (xk - p->input_zero_point) * ((int32_t)w[k] - zw);
                 }
             } else {
                 for (blk = 0; blk < p->num_blocks; ++blk) {

@@ -99,7 +99,9 @@ def build_plan(program, inputs=None) -> ExportPlan:
         int_inputs.append(q.output)
         float_inputs.append({"thresholds": np.asarray(q.consts["thresholds"], np.int64),
                              "out_min": int(q.attrs["out_min"]), "nan_value": int(q.attrs["nan_value"]),
-                             "dtype": q.attrs.get("dtype", "uint8"), "float_input": name})
+                             "dtype": q.attrs.get("dtype", "uint8"), "float_input": name,
+                             "wrap_key": int(q.attrs["wrap_key"]) if q.attrs.get("wrap_key") is not None else 1 << 40,
+                             "wrap_value": int(q.attrs.get("wrap_value") or 0)})
     int_outputs, float_outputs = [], []
     for name in outs:
         v = np.asarray(env[name])
@@ -231,10 +233,11 @@ def _may_saturate(w) -> bool:
 
 def _fused(acc_node, rq, env, profile) -> Step:
     from ..numerics.accumulate import onednn_gemm_k_blocks
-    from ..numerics.profile import gemm_saturates, linear_backend
+    from ..numerics.profile import gemm_saturates, kernel_profile, linear_backend
 
+    profile = kernel_profile(profile)  # a PT2E runtime's conv/linear run another engine's kernels
     x = env[acc_node.inputs[0]]
-    if x.dtype != np.uint8:
+    if x.dtype != np.uint8 and acc_node.op != "linear_acc":
         raise ExportError(f"node {acc_node.name} (op {acc_node.op}): only uint8 (quint8) activations")
     w = np.asarray(acc_node.consts["weight"]).astype(np.int8)
     o = w.shape[0]
@@ -246,13 +249,16 @@ def _fused(acc_node, rq, env, profile) -> Step:
     if acc_node.op == "linear_acc":
         K = x.shape[-1]
         backend = linear_backend(profile)
-        sat = backend != "qnnpack" and gemm_saturates(profile) and _may_saturate(w)
+        sat = backend in ("fbgemm", "onednn") and gemm_saturates(profile) and _may_saturate(w)
+        if sat and x.dtype != np.uint8:
+            raise ExportError(f"node {acc_node.name} (op linear_acc): int16 pair sums of int8 activations")
         blocks = onednn_gemm_k_blocks(K, profile["isa"]) if backend == "onednn" else [0]
         if int(np.abs(w.astype(np.int64) - zw[:, None]).sum(axis=1).max(initial=0)) * 255 * 2 >= 2**31:
             raise ExportError(f"node {acc_node.name}: the accumulator may leave int32")
         return Step("linear", rq.name, "linear_acc+requantize_int", [acc_node.inputs[0]], rq.output, {
             "batches": int(np.prod(x.shape[:-1], dtype=np.int64)), "input_depth": int(K), "output_depth": int(o),
-            "input_zero_point": zx, "weights": w.reshape(o, -1), "weight_zero_points": zw.astype(np.int32),
+            "input_zero_point": zx, "input_signed": _signed(x), "weights": w.reshape(o, -1),
+            "weight_zero_points": zw.astype(np.int32),
             "weight_sums": w.astype(np.int64).sum(axis=1).astype(np.int32), "paired": int(sat),
             "block_starts": np.asarray(blocks, np.int32), "num_blocks": len(blocks), "requant": rqp,
             "backend": backend})

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..numerics.profile import conv_backend, gemm_saturates, linear_backend
+from ..numerics.profile import conv_backend, gemm_saturates, kernel_profile, linear_backend
 
 
 def bits_for(lo, hi) -> int:
@@ -58,11 +58,12 @@ def saturation(node, profile, xhi):
     leave int16) for a linear / conv node with inputs up to xhi."""
     from ..ops.conv import _pair, fbgemm_conv_path, onednn_conv_impl
 
+    profile = kernel_profile(profile)
     w = np.asarray(node.consts["weight"]).astype(np.int64)
     zw = np.asarray(node.consts["weight_zero_point"]).reshape(-1)
     if node.op in ("linear", "linear_acc"):
         backend = linear_backend(profile)
-        sat = backend != "qnnpack" and gemm_saturates(profile)
+        sat = backend in ("fbgemm", "onednn") and gemm_saturates(profile)
         rows = w
         path = backend
     else:

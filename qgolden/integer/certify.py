@@ -126,7 +126,9 @@ def integer_params(obj, multiplier_bits=32, rounding="half_up"):
                 "out_min": int(a.get("out_min", 0)), "out_max": int(a.get("out_max", 255)),
                 "channels": chans}
     if n.op == "quantize_thr":
-        return {"formula": "out = out_min + #{k : key(bits(x)) >= thresholds[k]} (float32 bit-pattern keys)",
+        wrap = {"wrap_key": int(a["wrap_key"]), "wrap_value": int(a["wrap_value"])} if a.get("wrap_key") is not None else {}
+        return {"formula": "out = out_min + #{k : key(bits(x)) >= thresholds[k]} (float32 bit-pattern keys)"
+                + ("; key >= wrap_key -> wrap_value" if wrap else ""), **wrap,
                 "out_min": int(a["out_min"]), "nan_value": int(a["nan_value"]),
                 "thresholds": [int(v) for v in np.asarray(k["thresholds"])]}
     if n.op in ("lut", "lut2", "lut_channel", "dequantize_lut"):
@@ -143,10 +145,11 @@ def recheck(program, integer_program, enumerate_budget=1 << 22):
     worst-case accumulator interval for full-range inputs. Returns [OpCert]; details
     'breaking_values' maps channel -> merged half-open intervals [start, end) of accumulator values
     where the integer form differs from the engine."""
+    from ..numerics.quantize import QRANGE
     from . import accumulate as ACC
     from .requant import LayerPlan, certify_plan
     from .thresholds import step_thresholds
-    from .transform import OpCert, _engine_requant
+    from .transform import OpCert, _engine_requant, kernel_node
 
     orig = {n.name: n for n in program.nodes}
     out = []
@@ -154,9 +157,11 @@ def recheck(program, integer_program, enumerate_budget=1 << 22):
         node = orig.get(n.name)
         if n.op != "requantize_int" or node is None or node.op not in ("linear", "conv"):
             continue
-        rep = ACC.analyse(node, program.profile, 0, 255)
+        kn, kp = kernel_node(node, program.profile)
+        xi = program.tensors.get(node.inputs[0])
+        rep = ACC.analyse(kn, kp, *QRANGE[xi.dtype if xi is not None and xi.quantized else "uint8"])
         lo, hi = rep["lo"], rep["hi"]
-        ref, mono, _ = _engine_requant(node, program.profile)
+        ref, mono, _ = _engine_requant(kn, kp)
         a, k = n.attrs, n.consts
         plan = LayerPlan(**{key: np.asarray(k[key]) for key in ("multiplier", "shift", "bias", "frac", "use_table",
                                                                "thresholds")},

@@ -59,9 +59,15 @@ KEY_HI = int(float32_keys(np.array([np.float32(np.inf)]).view(np.int32))[0])
 
 
 def quantize_thresholds(node, profile):
-    """Thresholds (float32 keys) of the engine's per-tensor quantize for levels qmin+1..qmax, the
-    value at -inf and the value of NaN. The quantize is monotone in x (fma, min, round, clamp are)."""
-    fn = ops.get("quantize")
+    """(thresholds, qmin, NaN value, f, wrap) of the engine's per-tensor quantize (`quantize`, or
+    PT2E's `qdq_quantize`): the float32 keys where it steps to levels qmin+1..qmax.
+
+    The quantize is monotone in x (fma, multiply or divide by a positive scale, round, clamp are)
+    up to x = 2^24 * scale, far past its top level. Beyond, it stays at its top level, except where
+    the rounded x/scale is converted to int32 out of range (torchao's reference quantize: x86
+    cvttps2dq gives INT32_MIN, so the largest floats quantize to qmin): wrap = (first key where the
+    value leaves the top level, the value there), or None."""
+    fn = ops.get(node.op)
     dtype = node.attrs.get("dtype", "uint8")
     qmin, qmax = QRANGE[dtype]
 
@@ -69,36 +75,44 @@ def quantize_thresholds(node, profile):
         with np.errstate(all="ignore"):
             return np.asarray(fn(key_to_float32(keys), **node.attrs, profile=profile)).astype(np.int64)
 
+    top = int(float32_keys(np.array([np.float32(node.attrs["scale"]) * np.float32(2.0**24)]).view(np.int32))[0])
     levels = np.arange(qmin + 1, qmax + 1)
-    t = step_thresholds(f, np.array([KEY_LO]), np.array([KEY_HI]), levels)[:, 0]
+    t = step_thresholds(f, np.array([KEY_LO]), np.array([top]), levels)[:, 0]
+    t = np.where(t > top, KEY_HI + 1, t)  # levels the quantize never reaches (quant_max < qmax)
     base = qmin  # out = qmin + #{k : key >= t_k}
+    at_top = int(f(np.array([top]))[0])
+    w = int(step_thresholds(lambda k: (f(k) != at_top).astype(np.int64), np.array([top]), np.array([KEY_HI]),
+                            np.array([1]))[0, 0])
+    wrap = (w, int(f(np.array([w]))[0])) if w <= KEY_HI else None
     with np.errstate(all="ignore"):
         nan = int(np.asarray(fn(np.array([np.nan], np.float32), **node.attrs, profile=profile))[0])
-    return t, base, nan, f
+    return t, base, nan, f, wrap
 
 
-def check_quantize(node, profile, thresholds, base, nan_value, f, samples=1 << 16, seed=0):
+def check_quantize(node, profile, thresholds, base, nan_value, wrap, samples=1 << 16, seed=0):
     """Mismatches of the threshold table against the engine quantize on: both sides of every
-    threshold, ±0, ±inf, NaNs, and `samples` random bit patterns (the proof is monotonicity;
-    this exercises the op)."""
+    threshold and of the wrap, ±0, ±inf, NaNs, and `samples` random bit patterns (the proof is
+    monotonicity; this exercises the op)."""
     from ..ops.quantize_thr import quantize_thr
 
     rng = np.random.default_rng(seed)
-    keys = np.concatenate([thresholds - 2, thresholds - 1, thresholds, thresholds + 1,
+    edges = np.concatenate([thresholds, [wrap[0]] if wrap else []]).astype(np.int64)
+    keys = np.concatenate([edges - 2, edges - 1, edges, edges + 1,
                            [KEY_LO, KEY_HI, -1, 0], rng.integers(KEY_LO, KEY_HI + 1, samples)])
     keys = np.clip(keys, KEY_LO, KEY_HI)
     x = key_to_float32(keys)
     x = np.concatenate([x, np.array([np.nan, -np.nan], np.float32)])
     dtype = node.attrs.get("dtype", "uint8")
-    mine = quantize_thr(x, thresholds=thresholds, out_min=base, nan_value=nan_value, dtype=dtype)
+    mine = quantize_thr(x, thresholds=thresholds, out_min=base, nan_value=nan_value, dtype=dtype,
+                        wrap_key=wrap[0] if wrap else None, wrap_value=wrap[1] if wrap else None)
     with np.errstate(all="ignore"):
-        ref = ops.get("quantize")(x, **node.attrs, profile=profile)
+        ref = ops.get(node.op)(x, **node.attrs, profile=profile)
     return int((mine.astype(np.int64) != ref.astype(np.int64)).sum()), int(x.size)
 
 
 def dequantize_table(node, in_dtype):
-    """int32 bit patterns of the engine's per-tensor dequantize of every value."""
+    """int32 bit patterns of the engine's per-tensor dequantize (or PT2E qdq_dequantize) of every value."""
     qmin, qmax = QRANGE[in_dtype]
     x = np.arange(qmin, qmax + 1).astype(NP_DTYPE[in_dtype])
-    y = np.asarray(ops.get("dequantize")(x, **node.attrs, **node.consts), dtype=np.float32)
+    y = np.asarray(ops.get(node.op)(x, **node.attrs, **node.consts), dtype=np.float32)
     return np.ascontiguousarray(y).view(np.int32).astype(np.int64)

@@ -13,8 +13,8 @@ import numpy as np
 
 from .. import ops
 from ..ir import Node, Program, TensorInfo
-from ..numerics.profile import conv_backend, linear_backend
-from ..numerics.quantize import QRANGE
+from ..numerics.profile import PT2E_BACKENDS, conv_backend, kernel_profile, linear_backend
+from ..numerics.quantize import NP_DTYPE, QRANGE
 from ..numerics.requantize import requantize_fbgemm, requantize_onednn, requantize_qnnpack
 from . import accumulate as ACC
 from . import lut as L
@@ -61,8 +61,48 @@ def _dtype(program, name):
     return info.dtype if info is not None and info.quantized else "uint8"
 
 
+def _reference_requant(node):
+    """(ref, monotone_ok, backend) of torchao's reference linear (ops/qdq.requantize_reference):
+    ref(acc) over the exact accumulator; the float value is 0 at acc = -trunc(bias / (sx*sw))."""
+    from ..ops.qdq import requantize_reference
+
+    a, k = node.attrs, node.consts
+    kw = {key: a[key] for key in ("x_scale", "out_scale", "out_zero_point", "out_quant_min", "out_quant_max",
+                                  "out_dtype")}
+
+    def ref(acc, trace=None):
+        return requantize_reference(np.asarray(acc, dtype=np.int64), weight_scale=k["weight_scale"],
+                                    bias=k.get("bias"), trace=trace, **kw).astype(np.int64)
+
+    def monotone_ok(lo, hi):
+        t = {}
+        ref(np.stack([lo, hi]), trace=t)
+        biased = np.asarray(t["acc_with_bias"], np.int64)
+        return (np.all(np.abs(np.asarray(t["pre_round"], np.float64)) < 2.0**31 - 128, axis=0)
+                & np.all((biased >= -(2**31)) & (biased < 2**31), axis=0))
+
+    t = {}
+    n = np.asarray(k["weight"]).shape[0]
+    ref(np.zeros((1, n), np.int64), trace=t)
+    ref.pivots = -np.asarray(t["acc_with_bias"], np.float64).reshape(-1)
+    return ref, monotone_ok, "pt2e_reference"
+
+
+def kernel_node(node, profile):
+    """(node, profile) as the kernels compute a conv/linear: x86-inductor's int8 kernels are
+    oneDNN's with a float bias (zeros when the model has none), as ops/qdq.py runs them."""
+    if profile.get("engine") != "x86-inductor":
+        return node, profile
+    if node.consts.get("bias") is None:
+        node = copy.copy(node)
+        node.consts = dict(node.consts, bias=np.zeros(np.asarray(node.consts["weight"]).shape[0], np.float32))
+    return node, kernel_profile(profile)
+
+
 def _engine_requant(node, profile):
     a, k = node.attrs, node.consts
+    if PT2E_BACKENDS.get(profile.get("engine")) == "pt2e_reference" and node.op == "linear":
+        return _reference_requant(node)
     if node.op == "linear":
         backend = linear_backend(profile)
     else:
@@ -153,16 +193,56 @@ class _Ctx:
         return self.ranges.get(name, QRANGE.get(dtype, (0, 255)))
 
 
+def out_range(node):
+    """(dtype, lowest, highest) output of a linear/conv: uint8 0..255 for the PyTorch engines, the
+    quantize node's dtype and quant_min..quant_max for PT2E runtimes; ReLU raises the lowest to z_y."""
+    a = node.attrs
+    dt = a.get("out_dtype") or "uint8"
+    qmin, qmax = QRANGE[dt]
+    lo = qmin if a.get("out_quant_min") is None else int(a["out_quant_min"])
+    hi = qmax if a.get("out_quant_max") is None else int(a["out_quant_max"])
+    if a.get("relu"):
+        lo = int(np.clip(int(a["out_zero_point"]), lo, hi))
+    return dt, lo, hi
+
+
+def _float_out_requant(node, profile):
+    """(ref, monotone_ok, backend) of an int8 kernel with a float32 output (x86-inductor) followed by
+    non-decreasing float ops and a quantize (fold_float_out_gemm, node.attrs["_then"]):
+    ref(acc) = quantize(e_k(...e_1(f32(f32(acc)*f32(sx*sw[n])) + bias[n]))), non-decreasing in acc."""
+    from ..ops.qdq import _onednn_float_out
+
+    a, k = node.attrs, node.consts
+    then = a["_then"]
+    q_op, q_attrs = then["q"]
+
+    def ref(acc, trace=None):
+        f = _onednn_float_out(np.asarray(acc, np.int64), a["x_scale"], k["weight_scale"], k.get("bias"), a["relu"])
+        f = apply_steps(f, then["steps"], profile)
+        return np.asarray(ops.get(q_op)(np.asarray(f, np.float32), **q_attrs, profile=profile)).astype(np.int64)
+
+    def monotone_ok(lo, hi):
+        return (lo >= -(2**31)) & (hi < 2**31)
+
+    n = np.asarray(k["weight"]).shape[0]
+    sw = np.broadcast_to(np.asarray(k["weight_scale"], np.float64).reshape(-1), (n,))
+    bias = np.zeros(n) if k.get("bias") is None else np.asarray(k["bias"], np.float64)
+    ref.pivots = -bias / (float(a["x_scale"]) * sw)
+    return ref, monotone_ok, "onednn (float32 output, then quantize)"
+
+
 def _linear_conv(ctx, node):
+    if node.attrs.get("out_dtype") == "float32":
+        raise Unsupported(float_why(ctx.p, node))
+    kn, kp = kernel_node(node, ctx.profile)
     x = node.inputs[0]
-    xlo, xhi = ctx.rng(x)
-    rep = ACC.analyse(node, ctx.profile, xlo, xhi, ctx.observed.get(node.name))
+    xlo, xhi = ctx.rng(x, _dtype(ctx.p, x))
+    rep = ACC.analyse(kn, kp, xlo, xhi, ctx.observed.get(node.name))
     lo, hi = rep["lo"], rep["hi"]
-    ref, mono, backend = _engine_requant(node, ctx.profile)
+    ref, mono, backend = _float_out_requant(kn, kp) if "_then" in node.attrs else _engine_requant(kn, kp)
     zo = int(node.attrs["out_zero_point"])
-    out_min = zo if node.attrs["relu"] else 0
-    out_min = int(np.clip(out_min, 0, 255))
-    plan = plan_layer(ref, lo, hi, zo=zo, out_min=out_min, out_max=255, slope=_slope(node), bits=ctx.bits,
+    dtype, out_min, out_max = out_range(node)
+    plan = plan_layer(ref, lo, hi, zo=zo, out_min=out_min, out_max=out_max, slope=_slope(node), bits=ctx.bits,
                       rounding=ctx.rounding, allow_tables=ctx.allow_tables, overflow_check=mono,
                       pivots=ref.pivots)
     acc_name = node.output + "__acc"
@@ -182,8 +262,8 @@ def _linear_conv(ctx, node):
                         node.source, node.torch_op, node.names)
         axis = 1
     rq = Node(node.name, "requantize_int", [acc_name], node.output,
-              {"out_zero_point": zo, "out_min": out_min, "out_max": 255, "rounding": ctx.rounding,
-               "bits": ctx.bits, "axis": axis, "dtype": "uint8"}, _plan_params(plan), node.source, node.torch_op)
+              {"out_zero_point": zo, "out_min": out_min, "out_max": out_max, "rounding": ctx.rounding,
+               "bits": ctx.bits, "axis": axis, "dtype": dtype}, _plan_params(plan), node.source, node.torch_op)
     mism = int(plan.mismatches.sum())
     details = {"accumulator": rep, "backend": backend, "channels": int(lo.size),
                "table_channels": int(plan.use_table.sum()), "enumerated": plan.enumerated,
@@ -197,7 +277,7 @@ def _linear_conv(ctx, node):
         over = int((np.maximum(0, amin - lo) + np.maximum(0, hi - amax)).sum())
         details["acc_overflow_values"] = over
         mism += over
-    ctx.ranges[node.output] = (out_min, 255)
+    ctx.ranges[node.output] = (out_min, out_max)
     cert = OpCert(node.name, node.op, _method(plan), plan.domain, mism,
                   {"multiplier": plan.multiplier, "shift": plan.shift, "bias": plan.bias, "frac": plan.frac,
                    "use_table": plan.use_table, "use_segments": plan.use_segments & ~plan.use_table,
@@ -208,11 +288,13 @@ def _linear_conv(ctx, node):
 def _quantize(ctx, node):
     if node.attrs.get("axis") is not None:
         raise Unsupported("per-channel quantize of a float input")
-    t, base, nan, f = L.quantize_thresholds(node, ctx.profile)
-    mism, n = L.check_quantize(node, ctx.profile, t, base, nan, f)
+    t, base, nan, f, wrap = L.quantize_thresholds(node, ctx.profile)
+    mism, n = L.check_quantize(node, ctx.profile, t, base, nan, wrap)
     dtype = node.attrs.get("dtype", "uint8")
-    nn = Node(node.name, "quantize_thr", list(node.inputs), node.output,
-              {"out_min": int(base), "nan_value": int(nan), "dtype": dtype}, {"thresholds": t},
+    attrs = {"out_min": int(base), "nan_value": int(nan), "dtype": dtype}
+    if wrap is not None:
+        attrs.update(wrap_key=int(wrap[0]), wrap_value=int(wrap[1]))
+    nn = Node(node.name, "quantize_thr", list(node.inputs), node.output, attrs, {"thresholds": t},
               node.source, node.torch_op)
     return [nn], OpCert(node.name, node.op, "thresholds (float32 bits)", 2**32, mism,
                         {"thresholds": t}, {"spot_checked": n})
@@ -227,7 +309,7 @@ def _dequantize(ctx, node):
     nn = Node(node.name, "dequantize_lut", list(node.inputs), node.output, {"in_min": qmin}, {"table": tab},
               node.source, node.torch_op)
     x = np.arange(qmin, QRANGE[dt][1] + 1).astype(dt)
-    ref = ops.get("dequantize")(x, **node.attrs, **node.consts)
+    ref = ops.get(node.op)(x, **node.attrs, **node.consts)
     mine = ops.get("dequantize_lut")(x, table=tab, in_min=qmin)
     mism = int((np.asarray(ref, np.float32).view(np.int32) != mine.view(np.int32)).sum())
     return [nn], OpCert(node.name, node.op, "lut (float32 bit patterns)", int(x.size), mism, {"table": tab})
@@ -406,9 +488,42 @@ def _upsample(ctx, node, float_semantics=False):
     return [nn], OpCert(node.name, node.op, "exact integer (index copy)", 0, 0)
 
 
+def _concat(ctx, node):
+    """PT2E dq -> cat -> q with one quantization for all: a copy of the integers (cat_int, no tables)."""
+    xs = node.inputs[0]
+    dt = _dtype(ctx.p, node.output)
+    nn = Node(node.name, "cat_int", list(node.inputs), node.output,
+              {"tables": [None] * len(xs), "in_min": QRANGE[dt][0], "dim": node.attrs["dim"], "dtype": dt}, {},
+              node.source, node.torch_op)
+    return [nn], OpCert(node.name, node.op, "exact integer (copy)", 0, 0)
+
+
+# PT2E ops a runtime computes in float32 (ops/qdq.py, ops/float_ops.py): no integer-only form
+FLOAT_OPS = {"float_op", "float_cat", "float_unary", "float_adaptive_avg_pool", "float_mean", "float_linear",
+             "float_conv", "float_max_pool"}
+
+
+def float_why(program, node) -> str:
+    """Why `node` stays float: the float region the importer recorded for it (what, why), by name."""
+    eng = program.profile.get("engine")
+    reg = next((r for r in program.meta.get("float_regions", []) if r.get("name") in (node.name, node.source)), None)
+    if reg is None:
+        return f"float region, not integer: {node.op} ({node.torch_op or node.op}) runs in float32 on the {eng} runtime"
+    return f"float region, not integer: {reg['what']} runs in float32 on the {eng} runtime: {reg['why']}"
+
+
+def _float_region(ctx, node):
+    raise Unsupported(float_why(ctx.p, node))
+
+
 HANDLERS = {"linear": _linear_conv, "conv": _linear_conv, "quantize": _quantize, "dequantize": _dequantize,
             "add": _binary_lut, "mul": _mul, "cat": _cat, "batch_norm": _batch_norm, "avg_pool": _pool,
-            "adaptive_avg_pool": _pool, "mean": _pool, "upsample_nearest": _upsample}
+            "adaptive_avg_pool": _pool, "mean": _pool, "upsample_nearest": _upsample,
+            # PT2E (torchao Q/DQ graphs, ops/qdq.py)
+            "qdq_quantize": _quantize, "qdq_dequantize": _dequantize, "add_reference": _binary_lut,
+            "concat": _concat}
+for _op in FLOAT_OPS:
+    HANDLERS[_op] = _float_region
 for _op in UNARY_LUT:
     HANDLERS[_op] = _unary
 for _op in CLAMPS:
@@ -416,13 +531,63 @@ for _op in CLAMPS:
 
 
 MOVES = {"identity", "flatten", "reshape", "permute", "transpose", "squeeze", "unsqueeze", "upsample_nearest"}
+DEQUANTIZE, QUANTIZE = {"dequantize", "qdq_dequantize"}, {"quantize", "qdq_quantize"}
+# float32 ops of one tensor that act on each value alone (PT2E float regions: dq -> hardswish -> q)
+ELEMENTWISE = {"float_unary", "float_op"}
+# float32 max pool (PT2E): the integer max pool, valid where the values so far are non-decreasing in q
+FLOAT_POOLS = {"float_max_pool": "max_pool"}
 
 
-def fold_float_moves(program):
-    """dequantize -> data movement in float32 (what FX leaves: flatten, upsample...) -> quantize
-    becomes data movement on the integers -> one 256-entry table quantize(dequantize(q)). Exact:
-    moving values commutes with any per-value function. Returns a new Program (same names for
-    the quantize outputs, fresh names for the moved integer tensors)."""
+def _per_tensor(node) -> bool:
+    return node.attrs.get("axis") is None
+
+
+def _fold_chain(d, first, consumers, outputs):
+    """[nodes] from `first` (a reader of dequantize `d`) to the quantize that ends its chain of data
+    movement, elementwise float ops and max pools (each the only reader of the one before), or None."""
+    chain, cur, nxt = [], d, first
+    while True:
+        if nxt.op in QUANTIZE and _per_tensor(nxt):
+            return chain
+        if (nxt.op not in MOVES | ELEMENTWISE | set(FLOAT_POOLS) or not isinstance(nxt.inputs[0], str)
+                or nxt.inputs[0] != cur.output
+                or (nxt.op in ELEMENTWISE and len(nxt.inputs) != 1)):
+            return None
+        chain.append(nxt)
+        cur = nxt
+        cs = consumers.get(cur.output, [])
+        if len(cs) != 1 or cur.output in outputs:
+            return None
+        nxt = cs[0]
+
+
+def value_steps(d, chain):
+    """The per-value functions of a folded chain, in order: (op, attrs) of the dequantize and of
+    each elementwise float op (data movement and max pools move values, they do not change them)."""
+    return [(d.op, dict(d.attrs))] + [(m.op, dict(m.attrs)) for m in chain if m.op in ELEMENTWISE]
+
+
+def apply_steps(v, steps, profile):
+    """The folded per-value function on the integers v: dequantize, then each elementwise op."""
+    for op, attrs in steps:
+        v = ops.get(op)(v, **attrs, profile=profile)
+    return v
+
+
+def _pools_commute(d, chain, qrange, profile) -> bool:
+    """A max pool commutes with the per-value function before it iff that function is
+    non-decreasing on every integer value (max(f(a), f(b)) = f(max(a, b)))."""
+    v = np.arange(qrange[0], qrange[1] + 1).astype(NP_DTYPE.get(qrange[2], np.uint8))
+    for i, m in enumerate(chain):
+        if m.op in FLOAT_POOLS:
+            f = np.asarray(apply_steps(v, value_steps(d, chain[:i]), profile), np.float32)
+            if np.any(np.diff(f) < 0) or np.any(np.isnan(f)):
+                return False
+    return True
+
+
+def _readers(program):
+    """tensor name -> [nodes reading it]; and the set of program outputs."""
     consumers = {}
     for n in program.nodes:
         for i in n.inputs:
@@ -432,71 +597,238 @@ def fold_float_moves(program):
     outputs = set()
     for o in program.outputs:
         outputs.update(o if isinstance(o, list) else [o])
+    return consumers, outputs
+
+
+def _quantized_dq(program, node) -> bool:
+    """A per-tensor dequantize of a quantized tensor."""
+    info = program.tensors.get(node.inputs[0]) if isinstance(node.inputs[0], str) else None
+    return node.op in DEQUANTIZE and _per_tensor(node) and info is not None and info.quantized
+
+
+def fold_float_moves(program):
+    """dequantize -> data movement / elementwise float ops / max pool in float32 (what FX and PT2E
+    leave: flatten, upsample, hardswish, relu6...) -> quantize becomes data movement and max pools on
+    the integers -> one 256-entry table quantize(f(dequantize(q))), f the elementwise ops in order.
+    Exact: moving values commutes with any per-value function, a max pool with a non-decreasing one
+    (checked on every value). PT2E's float cat of dequantized tensors (-> elementwise ops, data
+    movement) -> quantize becomes a cat of the integers with one such table per input. A dequantize
+    left without readers is dropped. Returns a new Program (same names for the quantize outputs,
+    fresh names for the moved integer tensors)."""
+    consumers, outputs = _readers(program)
     drop, replace = set(), {}
     tensors = dict(program.tensors)
+    producers = program.producers()
     for d in program.nodes:
-        if d.op != "dequantize" or d.attrs.get("axis") is not None:
+        if not _quantized_dq(program, d) or d.output in outputs:
             continue
-        chain, cur = [], d
+        sinfo = program.tensors[d.inputs[0]]
+        qr = QRANGE[sinfo.dtype] + (sinfo.dtype,)
+        for first in consumers.get(d.output, []):
+            chain = _fold_chain(d, first, consumers, outputs)
+            if chain is None or not _pools_commute(d, chain, qr, program.profile):
+                continue
+            q = consumers[(chain[-1] if chain else d).output][0]
+            new_nodes, prev = [], d.inputs[0]
+            for m in chain:
+                if m.op in ELEMENTWISE:
+                    continue
+                name = m.output + "__q"
+                nn = copy.copy(m)
+                nn.inputs = [prev] + list(m.inputs[1:])
+                nn.output = name
+                if m.op == "upsample_nearest":
+                    nn.attrs = dict(m.attrs, _float_semantics=True)
+                if m.op in FLOAT_POOLS:
+                    nn.op = FLOAT_POOLS[m.op]
+                info = copy.copy(program.tensors.get(m.output) or TensorInfo(name, "float32"))
+                info.name, info.dtype, info.scale, info.zero_point = name, sinfo.dtype, sinfo.scale, sinfo.zero_point
+                tensors[name] = info
+                new_nodes.append(nn)
+                prev = name
+            rq = Node(q.name, "_requant8", [prev], q.output,
+                      {"steps": value_steps(d, chain), "q": (q.op, dict(q.attrs)), "in_dtype": sinfo.dtype}, {},
+                      q.source, q.torch_op)
+            drop.update(m.name for m in chain)
+            replace[q.name] = new_nodes + [rq]
+    for c in program.nodes:  # float cat of dequantized tensors -> elementwise ops, data movement -> quantize
+        cs = consumers.get(c.output, [])
+        ds = [producers.get(r) for r in c.inputs[0]] if c.op == "float_cat" else []
+        if (not ds or len(cs) != 1 or c.output in outputs
+                or not all(d is not None and _quantized_dq(program, d) for d in ds)):
+            continue
+        chain = _fold_chain(c, cs[0], consumers, outputs)
+        if chain is None or any(m.op in FLOAT_POOLS for m in chain):
+            continue
+        q = consumers[(chain[-1] if chain else c).output][0]
+        moves = [m for m in chain if m.op not in ELEMENTWISE]
+        cat_out = q.output if not moves else c.output + "__q"
+        qt = program.tensors[q.output]
+        if moves:
+            tensors[cat_out] = _like(cat_out, qt, program.tensors.get(c.output))
+        replace[q.name] = [Node(q.name, "_cat8", [[d.inputs[0] for d in ds]], cat_out,
+                                {"steps": [value_steps(d, chain) for d in ds], "q": (q.op, dict(q.attrs)),
+                                 "in_dtypes": [program.tensors[d.inputs[0]].dtype for d in ds],
+                                 "dim": c.attrs["dim"]}, {}, q.source, q.torch_op)] \
+            + _integer_moves(moves, cat_out, q.output, qt, program, tensors)
+        drop.update([c.name] + [m.name for m in chain])
+    return _drop_unread_dequantize(_spliced(program, replace, drop, tensors))
+
+
+# float ops that keep the order of values (a max pool and a quantize commute with them)
+NONDECREASING = {("float_unary", "relu"), ("float_unary", "hardtanh"), ("float_op", "relu"), ("float_op", "relu6"),
+                 ("float_op", "hardtanh")}
+
+
+def fold_float_out_gemm(program):
+    """x86-inductor: int8 conv/linear with a float32 output -> non-decreasing float ops (relu, hardtanh)
+    and data movement / max pools -> quantize. Per channel, the quantized value is a non-decreasing
+    function of the integer accumulator alone (acc * scale + bias, relu, quantize), so the chain becomes
+    the accumulator and one integer requantization (certified like any other), then the data movement
+    and max pools on the integers (a max pool commutes with a non-decreasing function). The node
+    keeps the conv/linear's name; its attrs carry the float steps and the quantize ("_then")."""
+    consumers, outputs = _readers(program)
+    replace, drop, tensors = {}, set(), dict(program.tensors)
+    for g in program.nodes:
+        cs = consumers.get(g.output, [])
+        if g.op not in ("linear", "conv") or g.attrs.get("out_dtype") != "float32" or len(cs) != 1:
+            continue
+        chain = _fold_chain(g, cs[0], consumers, outputs)
+        if chain is None or g.output in outputs or any(
+                m.op in ELEMENTWISE and (m.op, m.attrs.get("fn")) not in NONDECREASING for m in chain):
+            continue
+        q = consumers[(chain[-1] if chain else g).output][0]
+        qa = q.attrs
+        moves = [m for m in chain if m.op not in ELEMENTWISE]
+        first_out = q.output if not moves else g.output + "__q"
+        gq = Node(g.name, g.op, list(g.inputs), first_out,
+                  dict(g.attrs, out_scale=float(qa["scale"]), out_zero_point=int(qa["zero_point"]),
+                       out_dtype=qa.get("dtype", "uint8"), out_quant_min=qa.get("quant_min"),
+                       out_quant_max=qa.get("quant_max"),
+                       _then={"steps": [(m.op, dict(m.attrs)) for m in chain if m.op in ELEMENTWISE],
+                              "q": (q.op, dict(qa))}),
+                  g.consts, g.source, g.torch_op + " -> " + " -> ".join(m.op for m in chain) + " -> quantize", g.names)
+        qt = program.tensors[q.output]
+        if moves:
+            tensors[first_out] = _like(first_out, qt, program.tensors.get(g.output))
+        replace[g.name] = [gq] + _integer_moves(moves, first_out, q.output, qt, program, tensors)
+        drop.update([m.name for m in chain] + [q.name])
+    return _spliced(program, replace, drop, tensors)
+
+
+def fold_input_moves(program):
+    """float input -> data movement (PT2E: flatten, reshape before the first quantize) -> quantize
+    becomes quantize -> the same data movement on the integers (exact: moving values commutes with
+    any per-value function), so the float input is read by the quantize alone. The last node
+    writes the quantize's output name."""
+    consumers, outputs = _readers(program)
+    replace, drop, tensors = {}, set(), dict(program.tensors)
+    for x in program.inputs:
+        chain, cur = [], x
         while True:
-            cs = consumers.get(cur.output, [])
-            if len(cs) != 1 or cur.output in outputs:
+            cs = consumers.get(cur, [])
+            if len(cs) != 1 or cur in outputs or cs[0].inputs[0] != cur:
                 chain = None
                 break
-            nxt = cs[0]
-            if nxt.op == "quantize" and nxt.attrs.get("axis") is None:
+            if cs[0].op in QUANTIZE and _per_tensor(cs[0]):
+                q = cs[0]
                 break
-            if nxt.op not in MOVES or not isinstance(nxt.inputs[0], str) or nxt.inputs[0] != cur.output:
+            if cs[0].op not in MOVES - {"upsample_nearest"}:
                 chain = None
                 break
-            chain.append(nxt)
-            cur = nxt
-        if chain is None:
+            chain.append(cs[0])
+            cur = cs[0].output
+        if not chain:
             continue
-        q = consumers[cur.output][0]
-        src = d.inputs[0]
-        sinfo = program.tensors[src]
-        new_nodes, prev = [], src
-        for m in chain:
-            name = m.output + "__q"
-            nn = copy.copy(m)
-            nn.inputs = [prev] + list(m.inputs[1:])
-            nn.output = name
-            if m.op == "upsample_nearest":
-                nn.attrs = dict(m.attrs, _float_semantics=True)
-            info = copy.copy(program.tensors.get(m.output) or TensorInfo(name, "float32"))
-            info.name, info.dtype, info.scale, info.zero_point = name, sinfo.dtype, sinfo.scale, sinfo.zero_point
-            tensors[name] = info
-            new_nodes.append(nn)
-            prev = name
-        rq = Node(q.name, "_requant8", [prev], q.output, {"deq": dict(d.attrs), "q": dict(q.attrs),
-                                                           "in_dtype": sinfo.dtype}, {}, q.source, q.torch_op)
-        drop.update([d.name] + [m.name for m in chain])
-        replace[q.name] = new_nodes + [rq]
+        qt, qin = program.tensors[q.output], q.output + "__input"
+        tensors[qin] = _like(qin, qt, program.tensors[x])
+        replace[chain[0].name] = [Node(q.name, q.op, [x], qin, q.attrs, q.consts, q.source, q.torch_op, q.names)] \
+            + _integer_moves(chain, qin, q.output, qt, program, tensors)
+        drop.update([m.name for m in chain[1:]] + [q.name])
+    return _spliced(program, replace, drop, tensors)
+
+
+def _like(name, quant, shaped):
+    """TensorInfo `name`: the quantization of `quant`, the shape of `shaped` (a float tensor it replaces)."""
+    return TensorInfo(name, quant.dtype, quant.scale, quant.zero_point, getattr(shaped, "shape", None))
+
+
+def _integer_moves(moves, src, last_out, quant, program, tensors):
+    """Copies of the data movement / max pool nodes `moves` on integers: the first reads `src`, each
+    writes '<its output>__q' (the last: `last_out`) with `quant`'s quantization (recorded in `tensors`)."""
+    out, prev = [], src
+    for i, m in enumerate(moves):
+        nn = copy.copy(m)
+        nn.op = FLOAT_POOLS.get(m.op, m.op)
+        nn.inputs, nn.output = [prev] + list(m.inputs[1:]), last_out if i == len(moves) - 1 else m.output + "__q"
+        if nn.output != last_out:
+            tensors[nn.output] = _like(nn.output, quant, program.tensors.get(m.output))
+        out.append(nn)
+        prev = nn.output
+    return out
+
+
+def _spliced(program, replace, drop, tensors):
+    """`program` without the nodes named in `drop`, each node named in `replace` replaced by its list."""
     if not replace:
         return program
     nodes = []
     for n in program.nodes:
-        if n.name in drop:
-            continue
-        nodes.extend(replace.get(n.name, [n]))
+        if n.name not in drop:
+            nodes.extend(replace.get(n.name, [n]))
     return Program(program.inputs, program.outputs, nodes, tensors, program.profile, program.meta)
 
 
+def _drop_unread_dequantize(program):
+    """The program without the dequantize nodes whose float output nothing reads any more."""
+    consumers, outputs = _readers(program)
+    keep = [n for n in program.nodes if not (n.op in DEQUANTIZE and n.output not in outputs
+                                              and not consumers.get(n.output))]
+    return Program(program.inputs, program.outputs, keep, program.tensors, program.profile, program.meta)
+
+
 def _requant8(ctx, node):
+    """The folded chain's table: quantize(f(dequantize(v))) for every integer v, by the engine's ops."""
     dt = node.attrs["in_dtype"]
     qmin, qmax = QRANGE[dt]
     v = np.arange(qmin, qmax + 1).astype(dt)
-    f = ops.get("dequantize")(v, **node.attrs["deq"])
-    tab = np.asarray(ops.get("quantize")(f, **node.attrs["q"], profile=ctx.profile)).astype(np.int64)
-    out_dt = node.attrs["q"].get("dtype", "uint8")
+    q_op, q_attrs = node.attrs["q"]
+    f = apply_steps(v, node.attrs["steps"], ctx.profile)
+    tab = np.asarray(ops.get(q_op)(np.asarray(f, np.float32), **q_attrs, profile=ctx.profile)).astype(np.int64)
+    out_dt = q_attrs.get("dtype", "uint8")
     nn = Node(node.name, "lut", list(node.inputs), node.output, {"in_min": qmin, "order": None, "dtype": out_dt},
               {"table": tab}, node.source, node.torch_op)
-    return [nn], OpCert(node.name, "quantize", "lut (dequantize -> float data movement -> quantize, folded)",
+    what = " -> ".join(op if op not in ELEMENTWISE else a.get("fn", op) for op, a in node.attrs["steps"])
+    return [nn], OpCert(node.name, q_op, f"lut ({what} -> quantize, folded; data movement on the integers)",
                         int(v.size), 0, {"table": tab})
 
 
+def _cat8(ctx, node):
+    """Float cat of dequantized tensors, elementwise float ops f, then quantize: cat_int with the table
+    quantize(f(dequantize_i(v))) of each input (None where that is the identity: a copy); elementwise
+    ops commute with the cat, data movement after it runs on the integers."""
+    q_op, q_attrs = node.attrs["q"]
+    tables, dom = [], 0
+    for steps, dt in zip(node.attrs["steps"], node.attrs["in_dtypes"]):
+        v = np.arange(QRANGE[dt][0], QRANGE[dt][1] + 1).astype(dt)
+        f = np.asarray(apply_steps(v, steps, ctx.profile), np.float32)
+        tab = np.asarray(ops.get(q_op)(f, **q_attrs, profile=ctx.profile)).astype(np.int64)
+        same = dt == q_attrs.get("dtype") and np.array_equal(tab, v.astype(np.int64))
+        tables.append(None if same else tab.tolist())
+        dom += 0 if same else v.size
+    dts = set(node.attrs["in_dtypes"])
+    if len(dts) != 1:
+        raise Unsupported("cat of tensors with different integer dtypes")
+    out_dt = q_attrs.get("dtype", "uint8")
+    nn = Node(node.name, "cat_int", list(node.inputs), node.output,
+              {"tables": tables, "in_min": QRANGE[dts.pop()][0], "dim": node.attrs["dim"], "dtype": out_dt}, {},
+              node.source, node.torch_op)
+    return [nn], OpCert(node.name, q_op, "cat of the integers, lut per rescaled input (dequantize -> float cat "
+                        "-> quantize, folded)", dom, 0)
+
+
 HANDLERS["_requant8"] = _requant8
+HANDLERS["_cat8"] = _cat8
 
 
 def convert(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allow_tables=True, observed=None):
@@ -506,7 +838,7 @@ def convert(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allo
         raise ValueError(f"unknown rounding {rounding!r}; choose one of {', '.join(ROUNDINGS)}")
     if not 2 <= int(multiplier_bits) <= 32:
         raise ValueError("multiplier bits must be in 2..32")
-    program = fold_float_moves(program)
+    program = fold_input_moves(fold_float_moves(fold_float_out_gemm(program)))
     ctx = _Ctx(program, int(multiplier_bits), rounding, acc_bits, allow_tables, observed)
     nodes, certs = [], []
     for node in program.nodes:
@@ -545,12 +877,19 @@ def convert(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allo
                    meta), certs
 
 
+def _why_not(cert) -> str:
+    """One op's reason, for an error: node, op, and the op's own reason or its mismatch count."""
+    if cert.method.startswith("none: "):
+        return f"node {cert.name} (op {cert.op}): {cert.method[len('none: '):]}"
+    return f"node {cert.name} (op {cert.op}): {cert.method}, {cert.mismatches} mismatches"
+
+
 def to_integer_only(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allow_tables=True):
     """The program with every op in integer-only form (see docs/integer-only.md). Raises ValueError
     if an op has no integer-only form or one of them is not certified under these constraints."""
     prog, certs = convert(program, multiplier_bits, rounding, acc_bits, allow_tables)
     bad = [c for c in certs if not c.certified]
     if bad:
-        raise ValueError("not integer-only under these constraints: " +
-                         ", ".join(f"{c.name} ({c.op}: {c.method}, {c.mismatches} mismatches)" for c in bad[:5]))
+        raise ValueError("not integer-only under these constraints: " + "; ".join(_why_not(c) for c in bad[:5])
+                         + (f"; and {len(bad) - 5} more ops" if len(bad) > 5 else ""))
     return prog

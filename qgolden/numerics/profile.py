@@ -128,6 +128,13 @@ def conv_backend(p: dict, groups: int = 1, symmetric_weights: bool = True) -> st
     return {"fbgemm": "fbgemm", "qnnpack": "qnnpack", "onednn": "onednn"}[e]
 
 
+def kernel_profile(p: dict) -> dict:
+    """The profile whose integer conv/linear kernels a runtime runs: x86-inductor's
+    onednn::qconv_pointwise / qlinear_pointwise are oneDNN's int8 kernels ('onednn', pair
+    saturation on AVX2 included); every other profile runs its own."""
+    return dict(p, engine="onednn") if p.get("engine") == "x86-inductor" else p
+
+
 def gemm_saturates(p: dict) -> bool:
     """FBGEMM's u8*s8 GEMM sums adjacent products in int16 with saturation (vpmaddubsw)
     unless the CPU has VNNI (vpdpbusd, exact int32)."""

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..numerics.profile import kernel_profile
 from .conv import conv_accumulate
 
 
 def conv_acc(x, *, x_zero_point, weight, weight_zero_point, stride, padding, dilation, groups,
              profile, trace=None) -> np.ndarray:
     acc, ctx = conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding, dilation,
-                               groups, profile)
+                               groups, kernel_profile(profile))
     out = acc.reshape(ctx["nb"], ctx["oh"], ctx["ow"], ctx["c_out"]).transpose(0, 3, 1, 2)
     if ctx["conv1d"]:
         out = out[:, :, 0, :]

@@ -2,18 +2,20 @@
 
     acc[..., n] = Σ_k (x[..., k] - zx)(w[n, k] - zw[n])   as the engine forms it
                   (ops.linear.accumulate_linear: FBGEMM/oneDNN int16 pair saturation on non-VNNI
-                  CPUs included), int64, output channel last.
+                  CPUs included; a PT2E runtime's kernels: numerics.profile.kernel_profile),
+                  int64, output channel last.
 Followed by `requantize_int` in an integer-only program.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..numerics.profile import gemm_saturates, linear_backend
+from ..numerics.profile import gemm_saturates, kernel_profile, linear_backend
 from .linear import accumulate_linear
 
 
 def linear_acc(x, *, x_zero_point, weight, weight_zero_point, profile, trace=None) -> np.ndarray:
+    profile = kernel_profile(profile)
     backend = linear_backend(profile)
     x = np.asarray(x)
     w = np.asarray(weight)

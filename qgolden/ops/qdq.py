@@ -225,6 +225,24 @@ def linear_reference(x, *, x_scale, x_zero_point, weight, weight_scale, weight_z
     x2 = x.reshape(-1, x.shape[-1]).astype(np.int64) - int(x_zero_point)
     zw = int(np.asarray(weight_zero_point).reshape(-1)[0])
     acc = matmul_exact(x2, (w.astype(np.int64) - zw).T)
+    t = {}
+    out = requantize_reference(acc, x_scale=x_scale, weight_scale=weight_scale, bias=bias, out_scale=out_scale,
+                               out_zero_point=out_zero_point, out_quant_min=out_quant_min,
+                               out_quant_max=out_quant_max, out_dtype=out_dtype, trace=t)
+    out = out.reshape(lead + (w.shape[0],))
+    if trace is not None:
+        trace.update(t, acc=t["acc"].reshape(lead + (w.shape[0],)), out=out)
+    return out
+
+
+def requantize_reference(acc, *, x_scale, weight_scale, bias, out_scale, out_zero_point, out_quant_min,
+                         out_quant_max, out_dtype, trace=None):
+    """The requantization of _reference_quantized_linear, from the exact accumulator acc [M, N]:
+
+        bs = f32(f32(sx) * f32(sw));  acc += trunc(f32(bias / bs))
+        out = clamp(trunc(f32(f32(acc) * f32(bs / f32(so)))) + zo, qmin, qmax)
+    (trace: acc, bias_term, acc_with_bias, multiplier, pre_round)"""
+    acc = acc_in = np.asarray(acc, dtype=np.int64)
     bs = np.float32(np.float32(x_scale) * np.float32(np.asarray(weight_scale).reshape(-1)[0]))
     bterm = None
     if bias is not None:
@@ -233,9 +251,9 @@ def linear_reference(x, *, x_scale, x_zero_point, weight, weight_scale, weight_z
     m = np.float32(bs / np.float32(out_scale))
     pre = f32(f32(acc.astype(np.float64)).astype(np.float64) * np.float64(m))
     y = np.trunc(pre.astype(np.float64)) + int(out_zero_point)
-    out = np.clip(y, out_quant_min, out_quant_max).astype(_NP[out_dtype]).reshape(lead + (w.shape[0],))
+    out = np.clip(y, out_quant_min, out_quant_max).astype(_NP[out_dtype])
     if trace is not None:
-        trace.update(acc=acc.reshape(lead + (w.shape[0],)), bias_term=bterm, multiplier=m, pre_round=pre, out=out)
+        trace.update(acc=acc_in, bias_term=bterm, acc_with_bias=acc, multiplier=m, pre_round=pre)
     return out
 
 

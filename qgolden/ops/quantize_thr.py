@@ -3,6 +3,8 @@
     key = bits            if bits >= 0      (bits: the input's int32 bit pattern; no float math)
           -(bits & 0x7fffffff) - 1 otherwise  (order-preserving: -0.0 -> -1, +0.0 -> 0)
     out = out_min + #{k : key >= thresholds[k]};   NaN patterns -> nan_value
+    key >= wrap_key (when given) -> wrap_value   (torchao's reference quantize of floats so large
+                                                  that x/scale leaves int32: x86 gives INT32_MIN)
 The thresholds are the exact float32 values where the engine's quantize steps (integer/lut.py).
 """
 from __future__ import annotations
@@ -12,10 +14,13 @@ import numpy as np
 from ..integer.fixedpoint import float32_keys, is_nan_bits
 
 
-def quantize_thr(x, *, thresholds, out_min, nan_value, dtype="uint8", profile=None, trace=None):
+def quantize_thr(x, *, thresholds, out_min, nan_value, dtype="uint8", wrap_key=None, wrap_value=None,
+                 profile=None, trace=None):
     bits = np.ascontiguousarray(np.asarray(x, dtype=np.float32)).view(np.int32)
     key = float32_keys(bits)
     out = np.searchsorted(np.asarray(thresholds, dtype=np.int64), key, side="right") + int(out_min)
+    if wrap_key is not None:
+        out = np.where(key >= int(wrap_key), int(wrap_value), out)
     out = np.where(is_nan_bits(bits), int(nan_value), out).astype(dtype)
     if trace is not None:
         trace.update(out=out)
