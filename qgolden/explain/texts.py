@@ -109,6 +109,11 @@ PT2E_OPS = {
     "float_adaptive_avg_pool": ("", ["y = (Σ_window x, summed in float32 row by row) / |window|"]),
     "float_mean": ("", ["y = f32(Σ x in ATen's float32 cascade order) / n"]),
     "float_max_pool": ("", ["y = max over the window (float32, exact)"]),
+    "float_mean_inductor": ("", ["y = f32(Σ_HW x, summed from 0 in Inductor's kernel order) / (H·W)",
+                                 "(channels-last: each channel serially in memory order; NCHW: 8 lanes, then reduced)"]),
+    "xnnpack_hardswish": ("", ["y = f32(min(max(fma(x, 0x1.555556p-3, 0.5), 0), 1) · x)  (XNNPACK f32, FMA3)"]),
+    "xnnpack_avg_pool": ("", ["y = f32(Σ taps, 9 per pass in XNNPACK's kernel order · f32(1/count))"]),
+    "xnnpack_global_mean": ("", ["y = f32(Σ_HW x, sequential float32 · f32(1/(H·W)))  (XNNPACK f32)"]),
     "float_cat": ("", ["y = concat(x_i) (float32 copy)"]),
 }
 

@@ -500,7 +500,8 @@ def _concat(ctx, node):
 
 # PT2E ops a runtime computes in float32 (ops/qdq.py, ops/float_ops.py): no integer-only form
 FLOAT_OPS = {"float_op", "float_cat", "float_unary", "float_adaptive_avg_pool", "float_mean", "float_linear",
-             "float_conv", "float_max_pool"}
+             "float_conv", "float_max_pool", "float_mean_inductor",
+             "xnnpack_hardswish", "xnnpack_avg_pool", "xnnpack_global_mean"}
 
 
 def float_why(program, node) -> str:
