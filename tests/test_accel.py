@@ -76,3 +76,19 @@ def test_torch_backend_conv_accumulator_matches_numpy(seed):
 def test_onednn_host_mode_is_known():
     """This machine's oneDNN conv pairs as one of the two models (else the accelerator is off)."""
     assert accumulate.onednn_host_conv_mode() in ("saturate", "exact")
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_im2col_rows_equals_patch_columns(seed):
+    """The direct im2col equals the patches-view one, in both kernels' column orders."""
+    rng = np.random.default_rng(seed)
+    c, k = int(rng.integers(1, 6)), (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    x = rng.integers(0, 256, (2, c, int(rng.integers(3, 9)), int(rng.integers(3, 9)))).astype(np.uint8)
+    stride, pad = (int(rng.integers(1, 3)), int(rng.integers(1, 3))), (int(rng.integers(0, 2)), int(rng.integers(0, 2)))
+    dil = (int(rng.integers(1, 3)), int(rng.choice([1, 1, 2])))
+    c0, c1 = 0, int(rng.integers(1, c + 1))
+    p = accumulate.im2col_patches(x, k, stride, pad, dil, np.uint8(9))
+    p0 = accumulate.im2col_patches(x, k, stride, pad, dil, np.uint8(0))
+    assert np.array_equal(accumulate.im2col_rows(x, k, stride, pad, dil, 9, c0, c1), accumulate.im2col_fbgemm(p, c0, c1))
+    assert np.array_equal(accumulate.im2col_rows(x, k, stride, pad, dil, 0, c0, c1, even_channels=True),
+                          accumulate.im2col_onednn(p0, c0, c1))

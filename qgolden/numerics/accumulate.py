@@ -283,6 +283,32 @@ def im2col_fbgemm(patches, c0, c1) -> np.ndarray:
     return np.ascontiguousarray(p.transpose(0, 1, 2, 4, 5, 3)).reshape(b * oh * ow, kh * kw * cg)
 
 
+def im2col_rows(x, kernel, stride, padding, dilation, pad_value, c0, c1, even_channels=False) -> np.ndarray:
+    """im2col_fbgemm (even_channels=False) or im2col_onednn (True: a zero channel added to odd Cg)
+    straight from x uint8 [B, C, H, W], without the patches view: the input is copied once into
+    padded NHWC, where with dilation 1 along W the (s, c) run of each kernel row is contiguous,
+    so each row of taps is copied as one block. -> [B*OH*OW, KH*KW*Ce]."""
+    kh, kw = kernel
+    sh, sw = stride
+    ph, pw = padding
+    dh, dw = dilation
+    b, _, h, w = x.shape
+    cg = c1 - c0
+    ce = cg + cg % 2 if even_channels else cg
+    if dw != 1 or h + 2 * ph < dh * (kh - 1) + 1 or w + 2 * pw < kw:
+        patches = im2col_patches(x, kernel, stride, padding, dilation, pad_value)
+        return (im2col_onednn if even_channels else im2col_fbgemm)(patches, c0, c1)
+    xp = np.zeros((b, h + 2 * ph, w + 2 * pw, ce), np.uint8)
+    xp[..., :cg] = pad_value
+    xp[:, ph:ph + h, pw:pw + w, :cg] = np.asarray(x)[:, c0:c1].transpose(0, 2, 3, 1)
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - (kw - 1) - 1) // sw + 1
+    sb, sr, sc, _ = xp.strides
+    rows = np.lib.stride_tricks.as_strided(xp, (b, oh, ow, kh, kw * ce), (sb, sh * sr, sw * sc, dh * sr, 1),
+                                           writeable=False)
+    return np.ascontiguousarray(rows).reshape(b * oh * ow, kh * kw * ce)
+
+
 def weight_fbgemm(w, o0, o1) -> np.ndarray:
     """Conv weight [O, Cg, KH, KW] rows [o0, o1) -> [Og, KH*KW*Cg] in the same k order."""
     wg = w[o0:o1]
@@ -316,7 +342,7 @@ def im2col_onednn(patches0, c0, c1) -> np.ndarray:
     b, oh, ow, cg, kh, kw = p.shape
     cols = np.zeros((b, oh, ow, kh, kw, cg + cg % 2), p.dtype)
     cols[..., :cg] = p.transpose(0, 1, 2, 4, 5, 3)
-    return cols.reshape(b * oh * ow, -1)
+    return cols.reshape(b * oh * ow, kh * kw * (cg + cg % 2))
 
 
 def weight_onednn(w, o0, o1) -> np.ndarray:

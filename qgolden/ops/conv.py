@@ -91,7 +91,6 @@ def saturation_correction(x4, w4, x_zero_point, layout, kernel, stride, padding,
     if any(padding):
         chmax = np.maximum(chmax, pad_value)
     out = None
-    patches = None
     for gi in range(groups):
         c0, c1, o0, o1 = gi * cpg, (gi + 1) * cpg, gi * kpg, (gi + 1) * kpg
         if layout == "fbgemm":
@@ -103,10 +102,10 @@ def saturation_correction(x4, w4, x_zero_point, layout, kernel, stride, padding,
         kk = cm.size - cm.size % 2
         if A.pair_saturation_columns(cm[:kk], wg[:, :kk]).size == 0:
             continue
-        if patches is None:
-            patches = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(pad_value))
-            out = np.zeros((int(np.prod(patches.shape[:3])), c_out), np.int64)
-        cols = (A.im2col_fbgemm if layout == "fbgemm" else A.im2col_onednn)(patches, c0, c1)
+        cols = A.im2col_rows(x4, (kh, kw), stride, padding, dilation, pad_value, c0, c1,
+                             even_channels=layout == "onednn")
+        if out is None:
+            out = np.zeros((cols.shape[0], c_out), np.int64)
         out[:, o0:o1] += A.pair_saturation_correction(cols, wg)
     if out is None:
         return np.zeros(1, np.int64)  # broadcasts as "no correction"
