@@ -409,7 +409,8 @@ def _matmul_f32(a, b):
     if _BACKEND == "torch":
         import torch
 
-        return torch.matmul(torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))).numpy()
+        # from_numpy keeps strides: a transposed weight is not copied
+        return torch.matmul(torch.from_numpy(np.asarray(a)), torch.from_numpy(np.asarray(b))).numpy()
     return np.matmul(a, b)
 
 
@@ -417,7 +418,8 @@ def _matmul_f64(a, b):
     if _BACKEND == "torch":
         import torch
 
-        return torch.matmul(torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))).numpy()
+        # from_numpy keeps strides: a transposed weight is not copied
+        return torch.matmul(torch.from_numpy(np.asarray(a)), torch.from_numpy(np.asarray(b))).numpy()
     return np.matmul(a, b)
 
 
@@ -523,14 +525,15 @@ def conv_exact_torch(x4, w4, x_zero_point, w_zero_point, stride, padding, dilati
 _ONEDNN_HOST_MODE: list = []  # [mode] once probed
 
 
-def onednn_conv_raw(x4, w4, x_zero_point, stride, padding, dilation, groups):
+def onednn_conv_raw(x4, w4, x_zero_point, stride, padding, dilation, groups, as_float=False):
     """torch's oneDNN u8*s8 convolution (onednn::qconv2d_pointwise) run as a plain integer
     accumulator: unit scales, no bias, float32 output, so dst = f32(acc) with
 
         acc = Σ_valid taps Σ_c x*w (the host kernel's own int16 pair sums) - zx * Σ_valid taps Σ_c w
 
     x4 uint8 [N, C, H, W], w4 int8 [O, C/g, KH, KW] with weight zero point 0. Returns int32
-    [N*OH*OW, O], or None when some |dst| >= 2**24 (f32 may have rounded it)."""
+    [N*OH*OW, O] (as_float: the float32 result itself, exact integers), or None when some
+    |dst| >= 2**24 (f32 may have rounded it)."""
     import torch
 
     x4 = np.asarray(x4)
@@ -552,7 +555,7 @@ def onednn_conv_raw(x4, w4, x_zero_point, stride, padding, dilation, groups):
     acc = dst.permute(0, 2, 3, 1).numpy().reshape(-1, c_out)  # NHWC memory: a view
     if max_abs_conv_sum(x4, w4, x_zero_point) >= 2**24 and acc.size and (acc.min() <= -2.0**24 or acc.max() >= 2.0**24):
         return None  # |acc| < 2**24 is guaranteed by the bound, or checked
-    return acc.astype(np.int32)
+    return acc if as_float else acc.astype(np.int32)
 
 
 def max_abs_conv_sum(x4, w4, x_zero_point) -> int:

@@ -92,7 +92,10 @@ def requantize_fbgemm(acc, *, x_scale, weight_scale, out_scale, out_zero_point, 
         mult = np.repeat(mult[:1], n)
     # float32 arithmetic directly: one float32 op == the float64 op rounded to float32
     # (exact product / innocuous double rounding), int32 -> float32 is cvtepi32_ps (RNE)
-    xf = np.asarray(acc, dtype=np.int32).astype(np.float32)
+    if acc.dtype == np.float32 and trace is None:
+        xf = acc  # exact integers below 2**24 (conv_accumulate exact_float): cvtepi32_ps is exact; used in place
+    else:
+        xf = np.asarray(acc, dtype=np.int32).astype(np.float32)
     bterm = None
     if bias is not None:
         bterm = bias_fbgemm(bias, atw, per_channel)
@@ -102,8 +105,14 @@ def requantize_fbgemm(acc, *, x_scale, weight_scale, out_scale, out_zero_point, 
     if trace is not None:
         trace.update(pre_round=pre.copy())
     r = np.rint(pre, out=pre)
+    bound = None
+    if acc.dtype == np.float32:  # |acc| < 2**24: the product is bounded without looking at it
+        bmax = float(np.abs(bterm).max()) if bterm is not None and bterm.size else 0.0
+        bound = (2.0**24 + bmax) * float(np.abs(mult).max()) if mult.size else 0.0
     with np.errstate(invalid="ignore"):
-        if not (r.size == 0 or (r.min() >= np.float32(-(2.0**31)) and r.max() < np.float32(2.0**31))):
+        if bound is not None and bound < 2.0**30:
+            pass
+        elif not (r.size == 0 or (r.min() >= np.float32(-(2.0**31)) and r.max() < np.float32(2.0**31))):
             r[~(np.abs(r) < np.float32(2.0**31)) & ~(r == np.float32(-(2.0**31)))] = np.float32(_I32_MIN)
     if trace is not None:
         trace.update(bias_term=bterm, act_times_w_scale=atw, multiplier=mult,

@@ -9,6 +9,8 @@ QNNPACK (engine qnnpack, quint8, same shapes): fixed-point `pytorch_qnnp_add_qua
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..numerics import elementwise as E
@@ -55,39 +57,17 @@ def add(a, b, *, a_scale, a_zero_point, b_scale, b_zero_point, out_scale, out_ze
     out_shape = a.shape
     b_b = np.broadcast_to(b, out_shape)
     m = E.path_mask(out_shape, [a.shape, b.shape], profile)
-    if trace is None:
-        # vector path everywhere, scalar path only on the elements it computes
-        va = _dequant(a, E.vec_dequantize, a_scale, a_zero_point)
-        vb = _dequant(b_b, E.vec_dequantize, b_scale, b_zero_point)
-        vc = va + vb  # float32 add == f32(float64 add)
-        if relu:
-            vc = np.maximum(vc, np.float32(0))
-        out = E.vec_quantize(vc, E.inv_scale32(out_scale), out_zero_point, dtype)
+    if trace is None and a.dtype == b_b.dtype and a.dtype in (np.uint8, np.int8):
+        # both paths are functions of the pair (qa, qb): look them up in 65,536-entry tables
+        vec, sca = _pair_tables(float(a_scale), int(a_zero_point), float(b_scale), int(b_zero_point),
+                                float(out_scale), int(out_zero_point), bool(relu), dtype, a.dtype.str)
+        idx = (a.view(np.uint8).astype(np.uint16) << 8) | b_b.view(np.uint8)
+        out = vec[idx]
         if not m.all():
-            sel = ~m
-            sa = _dequant(a[sel], E.scalar_dequantize, a_scale, a_zero_point)
-            sb = _dequant(b_b[sel], E.scalar_dequantize, b_scale, b_zero_point)
-            sc = f32(sa.astype(np.float64) + sb.astype(np.float64))
-            if relu:
-                sc = np.maximum(sc, np.float32(0))
-            out[sel] = E.scalar_quantize(sc, out_scale, out_zero_point, dtype)
-        return E.to_dtype(out, dtype)
-    qa = a.astype(np.int64)
-    qb = b_b.astype(np.int64)
-    # vector path
-    va = E.vec_dequantize(qa, a_scale, a_zero_point)
-    vb = E.vec_dequantize(qb, b_scale, b_zero_point)
-    vc = f32(va.astype(np.float64) + vb.astype(np.float64))
-    if relu:
-        vc = np.maximum(vc, np.float32(0))
-    vq = E.vec_quantize(vc, E.inv_scale32(out_scale), out_zero_point, dtype)
-    # scalar path
-    sa = E.scalar_dequantize(qa, a_scale, a_zero_point)
-    sb = E.scalar_dequantize(qb, b_scale, b_zero_point)
-    sc = f32(sa.astype(np.float64) + sb.astype(np.float64))
-    if relu:
-        sc = np.maximum(sc, np.float32(0))
-    sq = E.scalar_quantize(sc, out_scale, out_zero_point, dtype)
+            out[~m] = sca[idx[~m]]
+        return out
+    (va, vb, vc, vq), (sa, sb, sc, sq) = _both_paths(a, b_b, a_scale, a_zero_point, b_scale, b_zero_point,
+                                                     out_scale, out_zero_point, relu, dtype)
     out = np.where(m, vq, sq)
     if trace is not None:
         trace.update(kernel="aten_qadd", dequant_a=np.where(m, va, sa), dequant_b=np.where(m, vb, sb),
@@ -95,14 +75,36 @@ def add(a, b, *, a_scale, a_zero_point, b_scale, b_zero_point, out_scale, out_ze
     return E.to_dtype(out, dtype)
 
 
-def _dequant(q, fn, scale, zero_point):
-    """fn(q, scale, zero_point) as float32; 8-bit inputs through a 256-entry table of fn."""
-    q = np.asarray(q)
-    if q.dtype == np.uint8:
-        return fn(np.arange(256), scale, zero_point).astype(np.float32)[q]
-    if q.dtype == np.int8:
-        return fn(np.arange(256) - 128, scale, zero_point).astype(np.float32)[q.view(np.uint8) ^ np.uint8(0x80)]
-    return np.asarray(fn(q.astype(np.int64), scale, zero_point), dtype=np.float32)
+@functools.lru_cache(maxsize=256)
+def _pair_tables(a_scale, a_zero_point, b_scale, b_zero_point, out_scale, out_zero_point, relu, dtype,
+                 np_dtype):
+    """(vector, scalar) results of add for every pair of stored 8-bit values, indexed by
+    (a_bits << 8) | b_bits: the same formulas as add() itself, evaluated once on all pairs."""
+    bits = np.arange(65536, dtype=np.uint32)
+    qa = (bits >> 8).astype(np.uint8).view(np.dtype(np_dtype))
+    qb = (bits & 0xFF).astype(np.uint8).view(np.dtype(np_dtype))
+    paths = _both_paths(qa, qb, a_scale, a_zero_point, b_scale, b_zero_point, out_scale, out_zero_point,
+                        relu, dtype)
+    return tuple(E.to_dtype(p[-1], dtype) for p in paths)
+
+
+def _both_paths(qa, qb, a_scale, a_zero_point, b_scale, b_zero_point, out_scale, out_zero_point, relu, dtype):
+    """ATen's vector and scalar add on every element: ((da, db, sum, q) vector, (da, db, sum, q) scalar)."""
+    qa = np.asarray(qa).astype(np.int64)
+    qb = np.asarray(qb).astype(np.int64)
+    va = E.vec_dequantize(qa, a_scale, a_zero_point)
+    vb = E.vec_dequantize(qb, b_scale, b_zero_point)
+    vc = f32(va.astype(np.float64) + vb.astype(np.float64))
+    if relu:
+        vc = np.maximum(vc, np.float32(0))
+    vq = E.vec_quantize(vc, E.inv_scale32(out_scale), out_zero_point, dtype)
+    sa = E.scalar_dequantize(qa, a_scale, a_zero_point)
+    sb = E.scalar_dequantize(qb, b_scale, b_zero_point)
+    sc = f32(sa.astype(np.float64) + sb.astype(np.float64))
+    if relu:
+        sc = np.maximum(sc, np.float32(0))
+    sq = E.scalar_quantize(sc, out_scale, out_zero_point, dtype)
+    return (va, vb, vc, vq), (sa, sb, sc, sq)
 
 
 def add_relu(a, b, **kw):

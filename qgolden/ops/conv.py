@@ -112,7 +112,8 @@ def saturation_correction(x4, w4, x_zero_point, layout, kernel, stride, padding,
     return out
 
 
-def _onednn_host_acc(x4, w4, zx, stride, padding, dilation, groups, cpg, kpg, kernel, backend, profile):
+def _onednn_host_acc(x4, w4, zx, stride, padding, dilation, groups, cpg, kpg, kernel, backend, profile,
+                     as_float=False):
     """The target kernel's accumulator from this machine's oneDNN int8 conv (torch backend):
     acc_target = acc_host - correction(host pairing) + correction(target pairing), the
     corrections skipped when both kernels pair and saturate alike (same pairs: Cg even and
@@ -124,7 +125,7 @@ def _onednn_host_acc(x4, w4, zx, stride, padding, dilation, groups, cpg, kpg, ke
     can_saturate = A.pairs_can_saturate(x4, w4)
     if mode == "saturate" and can_saturate and detect_isa_cpu_only() != "avx2":
         return None  # the host pairing model (onednn_conv_acc) was measured on AVX2 only
-    acc = A.onednn_conv_raw(x4, w4, zx, stride, padding, dilation, groups)
+    acc = A.onednn_conv_raw(x4, w4, zx, stride, padding, dilation, groups, as_float)
     if acc is None or not can_saturate:
         return acc
     host_sat = mode == "saturate" and onednn_conv_impl(cpg, kpg, groups) == "jit"
@@ -179,7 +180,7 @@ def conv(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, b
                              out_dtype=out_dtype, profile=profile, trace=trace, post_op=post_op,
                              post_op_args=post_op_args)
     acc, ctx = conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding, dilation,
-                               groups, profile)
+                               groups, profile, exact_float=trace is None and conv_backend(profile) == "fbgemm")
     (conv1d, x4, w4, stride, padding, dilation, nb, oh, ow, c_out, g, cpg, kpg, kh, kw, zx, zw, backend,
      path, patches) = (ctx[k] for k in _CTX)
     req = {"fbgemm": requantize_fbgemm, "qnnpack": requantize_qnnpack,
@@ -247,11 +248,13 @@ _CTX = ("conv1d", "x4", "w4", "stride", "padding", "dilation", "nb", "oh", "ow",
         "kh", "kw", "zx", "zw", "backend", "path", "patches")
 
 
-def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding, dilation, groups, profile):
+def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding, dilation, groups, profile,
+                    exact_float=False):
     """The engine's integer accumulator of a conv, before requantization: (acc, ctx) with acc
     int64 [N*OH*OW, O] = Σ (x - zx)(w - zw) exactly as the kernel forms it (int16 pair
     saturation included), ctx the shapes and the kernel path (keys in _CTX). Used by conv()
-    and by the integer-only conv_acc op."""
+    and by the integer-only conv_acc op. exact_float: acc may come back as float32 holding
+    the exact integers (|acc| < 2**24), which saves conversions (torch backend)."""
     x = np.asarray(x)
     w = np.asarray(weight)
     conv1d = x.ndim == 3
@@ -284,7 +287,7 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
     acc_host = None
     if fast and symmetric and backend in ("fbgemm", "onednn", "qnnpack") and path != "depthwise":
         acc_host = _onednn_host_acc(x4, w4, zx, stride, padding, dilation, g, cpg, kpg, (kh, kw),
-                                    backend, profile)
+                                    backend, profile, exact_float)
     if acc_host is not None:
         acc = acc_host
         if backend == "onednn":
