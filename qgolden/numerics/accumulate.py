@@ -457,12 +457,13 @@ def _cached_weight(w, what, fn, extra=()):
 _CHANNELS_LAST = True
 
 
-def conv_exact_torch(x4, w4, x_zero_point, w_zero_point, stride, padding, dilation, groups):
+def conv_exact_torch(x4, w4, x_zero_point, w_zero_point, stride, padding, dilation, groups, as_float=False):
     """acc[m, o] = Σ (x - zx)(w - zw_o) over the window, padding contributing 0, computed with
     torch's float32 direct convolution in input-channel chunks small enough that every partial
     sum stays below 2**24 (max|x| * Σ|w| over the chunk, per output channel, so float32 is
     exact in any summation order); NNPACK (Winograd, inexact) is switched off. Each chunk's
-    float32 result is exact and converted straight to an integer. Returns int64 [N*OH*OW, O]."""
+    float32 result is exact and converted straight to an integer. Returns int64 [N*OH*OW, O]
+    (as_float and one chunk: the float32 result itself, exact integers below 2**24)."""
     import torch
     import torch.nn.functional as F
 
@@ -517,8 +518,11 @@ def conv_exact_torch(x4, w4, x_zero_point, w_zero_point, stride, padding, dilati
                 xsub = xg[:, :, c0:c1].reshape(nb, groups * (c1 - c0), *xs.shape[2:]).contiguous(memory_format=mf)
                 part = F.conv2d(xsub, ws[:, c0:c1].contiguous(memory_format=mf), None, stride, padding, dilation, groups).to(idt)
                 out = part if out is None else out.add_(part)
+    acc = out.permute(0, 2, 3, 1).numpy().reshape(-1, c_out)
+    if as_float and acc.dtype == np.float32:
+        return acc
     # float32 (exact integers) or int32/int64 chunk sums -> int64 [N*OH*OW, O], one pass
-    return out.permute(0, 2, 3, 1).numpy().reshape(-1, c_out).astype(np.int64)
+    return acc.astype(np.int64)
 
 
 # -- oneDNN int8 convolution as an accumulator (torch backend) --------------------------------------

@@ -80,7 +80,8 @@ def saturation_correction(x4, w4, x_zero_point, layout, kernel, stride, padding,
         'onednn'  adjacent channels (2j, 2j+1) within a tap, Cg padded with 0 to even,
                   padded taps contribute 0 (onednn_conv_acc)
 
-    Sparse: groups whose channel maxima cannot make any pair leave int16 are skipped."""
+    Sparse: groups whose channel maxima cannot make any pair leave int16 are skipped.
+    None when nothing saturates (no correction to add)."""
     x4 = np.asarray(x4)
     w4 = np.asarray(w4)
     nb, c_in = x4.shape[:2]
@@ -107,8 +108,8 @@ def saturation_correction(x4, w4, x_zero_point, layout, kernel, stride, padding,
         if out is None:
             out = np.zeros((cols.shape[0], c_out), np.int64)
         out[:, o0:o1] += A.pair_saturation_correction(cols, wg)
-    if out is None:
-        return np.zeros(1, np.int64)  # broadcasts as "no correction"
+    if out is None or not out.any():
+        return None
     return out
 
 
@@ -141,11 +142,22 @@ def _onednn_host_acc(x4, w4, zx, stride, padding, dilation, groups, cpg, kpg, ke
         return acc
     if host_sat and target_sat and _float_conv_is_one_pass(x4, w4, zx):
         return None  # one exact float32 conv + one correction costs less than two corrections
+    add = saturation_correction(x4, w4, zx, target_layout, kernel, stride, padding, dilation, groups) \
+        if target_sat else None
+    sub = saturation_correction(x4, w4, zx, "onednn", kernel, stride, padding, dilation, groups) \
+        if host_sat else None
+    return _corrected(acc, add, sub)
+
+
+def _corrected(acc, add=None, sub=None):
+    """acc + add - sub as int64 (either correction may be None); acc itself when both are None."""
+    if add is None and sub is None:
+        return acc
     acc = acc.astype(np.int64)
-    if target_sat:
-        acc += saturation_correction(x4, w4, zx, target_layout, kernel, stride, padding, dilation, groups)
-    if host_sat:
-        acc -= saturation_correction(x4, w4, zx, "onednn", kernel, stride, padding, dilation, groups)
+    if add is not None:
+        acc += add
+    if sub is not None:
+        acc -= sub
     return acc
 
 
@@ -294,11 +306,11 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
             path = onednn_conv_impl(cpg, kpg, g)
     elif fast and not A.pairs_can_saturate(x4, w4):
         # no int16 pair can saturate on these data, so every kernel's sum is the exact one
-        acc = A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g)
+        acc = A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g, exact_float)
     elif fast and backend == "fbgemm" and path != "depthwise":
         # FBGEMM's im2col GEMM: the exact sum, plus what saturation takes off the pairs that can clip
-        acc = A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g)
-        acc += saturation_correction(x4, w4, zx, "fbgemm", (kh, kw), stride, padding, dilation, g)
+        acc = _corrected(A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g, exact_float),
+                         saturation_correction(x4, w4, zx, "fbgemm", (kh, kw), stride, padding, dilation, g))
     elif backend == "onednn":
         path = onednn_conv_impl(cpg, kpg, g)
         sat = gemm_saturates(profile) and path == "jit"
