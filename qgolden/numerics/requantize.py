@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import accumulate
 from .floatops import f32, rne
 from .quantize import quantize_per_tensor
 
@@ -90,29 +91,28 @@ def requantize_fbgemm(acc, *, x_scale, weight_scale, out_scale, out_zero_point, 
     if not per_channel:
         atw = np.repeat(atw[:1], n)
         mult = np.repeat(mult[:1], n)
+    bterm = bias_fbgemm(bias, atw, per_channel) if bias is not None else None
+    # a float32 acc holds exact integers below 2**24 (conv_accumulate exact_float): then
+    # cvtepi32_ps is exact and |pre| is bounded without looking at it
+    in_place = acc.dtype == np.float32 and trace is None
+    bounded = False
+    if in_place:
+        bmax = float(np.abs(bterm).max()) if bterm is not None and bterm.size else 0.0
+        bounded = (2.0**24 + bmax) * (float(np.abs(mult).max()) if mult.size else 0.0) < 2.0**30
+    if in_place and bounded and accumulate._BACKEND == "torch" and acc.ndim == 2:
+        return _requantize_f32_torch(acc, bterm, mult, out_zero_point, relu)
     # float32 arithmetic directly: one float32 op == the float64 op rounded to float32
     # (exact product / innocuous double rounding), int32 -> float32 is cvtepi32_ps (RNE)
-    if acc.dtype == np.float32 and trace is None:
-        xf = acc  # exact integers below 2**24 (conv_accumulate exact_float): cvtepi32_ps is exact; used in place
-    else:
-        xf = np.asarray(acc, dtype=np.int32).astype(np.float32)
-    bterm = None
-    if bias is not None:
-        bterm = bias_fbgemm(bias, atw, per_channel)
+    xf = acc if in_place else np.asarray(acc, dtype=np.int32).astype(np.float32)
+    if bterm is not None:
         xf += bterm.astype(np.float32)
     pre = xf
     pre *= mult.astype(np.float32)
     if trace is not None:
         trace.update(pre_round=pre.copy())
     r = np.rint(pre, out=pre)
-    bound = None
-    if acc.dtype == np.float32:  # |acc| < 2**24: the product is bounded without looking at it
-        bmax = float(np.abs(bterm).max()) if bterm is not None and bterm.size else 0.0
-        bound = (2.0**24 + bmax) * float(np.abs(mult).max()) if mult.size else 0.0
     with np.errstate(invalid="ignore"):
-        if bound is not None and bound < 2.0**30:
-            pass
-        elif not (r.size == 0 or (r.min() >= np.float32(-(2.0**31)) and r.max() < np.float32(2.0**31))):
+        if not bounded and not (r.size == 0 or (r.min() >= np.float32(-(2.0**31)) and r.max() < np.float32(2.0**31))):
             r[~(np.abs(r) < np.float32(2.0**31)) & ~(r == np.float32(-(2.0**31)))] = np.float32(_I32_MIN)
     if trace is not None:
         trace.update(bias_term=bterm, act_times_w_scale=atw, multiplier=mult,
@@ -176,6 +176,23 @@ def requantize_qnnpack(acc, *, x_scale, weight_scale, out_scale, out_zero_point,
     if trace is not None:
         trace.update(bias_term=bq, multiplier=rs, pre_round=pre, rounded=rounded)
     return out
+
+
+def _requantize_f32_torch(acc, bterm, mult, out_zero_point, relu):
+    """requantize_fbgemm's arithmetic on exact float32 sums (|acc| < 2**24, so no int32 overflow),
+    evaluated by torch (vectorized, threaded; torch.round is round half to even):
+        out = clamp(rne(f32(f32(acc + b') * mult)) + zo, lo, 255)"""
+    import torch
+
+    t = torch.from_numpy(acc)
+    if bterm is not None:
+        t.add_(torch.from_numpy(np.ascontiguousarray(bterm, dtype=np.float32)))
+    t.mul_(torch.from_numpy(np.ascontiguousarray(mult, dtype=np.float32)))
+    t.round_()
+    zp = int(out_zero_point)
+    lo = int(np.clip(zp, 0, 255)) if relu else 0
+    t.clamp_(float(lo - zp), float(255 - zp)).add_(float(zp))
+    return t.to(torch.uint8).numpy()
 
 
 def onednn_scales(x_scale, weight_scale, out_scale, n):
