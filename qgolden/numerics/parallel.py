@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-_SPLIT_MIN = 1 << 17  # elements below which one thread is faster than dispatching
+SPLIT_MIN = 1 << 17  # elements below which one thread is faster than dispatching
 _POOL: list = []
 
 

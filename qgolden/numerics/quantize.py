@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .parallel import SPLIT_MIN, run_in_row_blocks
 from .floatops import f32, fma32, rne
 
 QRANGE = {
@@ -37,6 +38,17 @@ def quantize_per_tensor(x, scale: float, zero_point: int, dtype: str = "uint8") 
         with np.errstate(invalid="ignore"):
             r = np.where(np.isnan(t), qmin, np.clip(rne(t.astype(np.float64)), qmin, qmax))
         return r.astype(np.int32)
+    if x.size >= SPLIT_MIN:  # elementwise: blocks of the flat array on several cores
+        flat = x.reshape(-1)
+        out = np.empty(flat.size, NP_DTYPE[dtype])
+        run_in_row_blocks(lambda r: out.__setitem__(r, _quantize_fma(flat[r], inv, zero_point, qmin, qmax, dtype)),
+                          flat.size)
+        return out.reshape(x.shape)
+    return _quantize_fma(x, inv, zero_point, qmin, qmax, dtype)
+
+
+def _quantize_fma(x, inv, zero_point, qmin, qmax, dtype):
+    """clamp(rne(min(fma32(x, inv, zp), 2147483520.f))), NaN -> 2147483520 (quantize_per_tensor)."""
     t = fma32(x, inv, np.float32(zero_point))
     with np.errstate(invalid="ignore"):
         t = np.where(np.isnan(t), np.float32(2147483520.0), np.minimum(t, np.float32(2147483520.0)))

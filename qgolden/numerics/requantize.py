@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .floatops import f32, rne
-from .parallel import _SPLIT_MIN, run_in_row_blocks
+from .parallel import SPLIT_MIN, run_in_row_blocks
 from .quantize import quantize_per_tensor
 
 _I32_MIN = -(2**31)
@@ -99,7 +99,7 @@ def requantize_fbgemm(acc, *, x_scale, weight_scale, out_scale, out_zero_point, 
     if in_place:
         bmax = float(np.abs(bterm).max()) if bterm is not None and bterm.size else 0.0
         bounded = (2.0**24 + bmax) * (float(np.abs(mult).max()) if mult.size else 0.0) < 2.0**30
-    if in_place and bounded and acc.ndim == 2 and acc.size >= _SPLIT_MIN:
+    if in_place and bounded and acc.ndim == 2 and acc.size >= SPLIT_MIN:
         # rows are independent: NumPy releases the GIL, so row blocks run on several cores
         out = np.empty(acc.shape, np.uint8)
         run_in_row_blocks(lambda r: _requantize_rows(acc[r], bterm, mult, out_zero_point, relu, out[r]),
