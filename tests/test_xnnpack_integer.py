@@ -72,8 +72,10 @@ def test_xnnpack_mlp_all_integer_certified_exported(seed, tmp_path):
         _c_test(cert.program, _extreme(xn), tmp_path)
 
 
-@pytest.mark.parametrize("seed", [0, 9, 11, 15])  # conv, dw, add, cat, max pool, global mean, hardswish
-def test_random_xnnpack_integer_ops_certified(seed):
+# 0: dw, add, conv, conv (all-integer); 3: dw, dw, global mean, linear (all-integer);
+# 9, 11, 15: with add, cat, max pools, hardswish (float regions)
+@pytest.mark.parametrize("seed", [0, 3, 9, 11, 15])
+def test_random_xnnpack_integer_ops_certified(seed, tmp_path):
     from qgolden.fuzz_pt2e import make_model, quantize
 
     rng = np.random.default_rng(seed)
@@ -87,6 +89,10 @@ def test_random_xnnpack_integer_ops_certified(seed):
     assert all(c.certified for c in cert.ops if c.op in XNNPACK_INTEGER), model.kinds
     assert {ops[f] for f in floats} <= {"xnnpack_hardswish", "xnnpack_global_mean", "float_unary", "float_cat",
                                         "float_max_pool", "xnnpack_avg_pool", "float_op"}
+    if seed in (0, 3):  # int8 conv (qg_conv reads x ^ 0x80), qs8 global mean, add table: strict C
+        assert cert.certified and "conv_acc" in {n.op for n in cert.program.nodes}
+        if HAS_CC:
+            _c_test(cert.program, _extreme(xn), tmp_path)
 
 
 def test_integer_form_follows_the_engine_formula(monkeypatch):
