@@ -153,7 +153,7 @@ def layer_params(step, prefix) -> tuple:
     elif k == "conv":
         keys = ("batches", "input_channels", "input_height", "input_width", "output_channels", "output_height",
                 "output_width", "kernel_height", "kernel_width", "stride_height", "stride_width", "pad_height",
-                "pad_width", "dilation_height", "dilation_width", "groups", "input_zero_point")
+                "pad_width", "dilation_height", "dilation_width", "groups", "input_zero_point", "input_flip")
         f = _scalar_fields(p, keys)
         f["mode"] = ["QG_CONV_EXACT", "QG_CONV_PAIRS_FBGEMM", "QG_CONV_PAIRS_ONEDNN"][p["mode"]]
         f.update(weights=c.array("int8_t", "weights", p["weights"]),

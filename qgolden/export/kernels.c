@@ -236,6 +236,9 @@ typedef struct {
     int32_t dilation_height, dilation_width;
     int32_t groups;
     int32_t input_zero_point;
+    /* 0: uint8 input; 0x80: int8 input, read as the uint8 x ^ 0x80 = x + 128 (input_zero_point is then
+     * the int8 zero point + 128), so every path sums the same (x - zx)(w - zw) */
+    int32_t input_flip;
     /* weights [O][KH*KW][C/groups] (tap-major, channel fastest: FBGEMM's im2col order).
      * QG_CONV_EXACT: exact sum of (x - zx)(w - zw).
      * QG_CONV_PAIRS_FBGEMM: products of the raw values paired in
@@ -262,19 +265,19 @@ static int32_t qg_conv_interior_acc(const qg_conv_params_t *p, const uint8_t *x,
     int32_t raw = 0, x_sum = 0;
     if (p->mode == QG_CONV_EXACT) {
         for (k = 0; k < K; ++k) {
-            raw += (int32_t)x[off[k]] * w[k];
+            raw += (int32_t)(x[off[k]] ^ p->input_flip) * w[k];
         }
     } else {
         for (k = 0; k + 1 < K; k += 2) {
-            raw += qg_sat16((int32_t)x[off[k]] * w[k] + (int32_t)x[off[k + 1]] * w[k + 1]);
+            raw += qg_sat16((int32_t)(x[off[k]] ^ p->input_flip) * w[k] + (int32_t)(x[off[k + 1]] ^ p->input_flip) * w[k + 1]);
         }
         if (k < K) {
-            raw += (int32_t)x[off[k]] * w[k];
+            raw += (int32_t)(x[off[k]] ^ p->input_flip) * w[k];
         }
     }
     if (zw != 0) {
         for (k = 0; k < K; ++k) {
-            x_sum += x[off[k]];
+            x_sum += x[off[k]] ^ p->input_flip;
         }
     }
     return raw - zx * p->weight_sums[o] - zw * x_sum + K * zx * zw;
@@ -299,7 +302,7 @@ static int32_t qg_conv_exact_acc(const qg_conv_params_t *p, const uint8_t *x, in
             continue;
         }
         for (c = 0; c < cpg; ++c) {
-            acc += ((int32_t)x[(int64_t)c * H * W + (int64_t)iy * W + ix] - zx) * ((int32_t)w[t * cpg + c] - zw);
+            acc += ((int32_t)(x[(int64_t)c * H * W + (int64_t)iy * W + ix] ^ p->input_flip) - zx) * ((int32_t)w[t * cpg + c] - zw);
         }
     }
     return acc;
@@ -327,11 +330,11 @@ static int32_t qg_conv_paired_acc(const qg_conv_params_t *p, const uint8_t *x, i
                 continue;
             }
             for (c = 0; c < cpg; c += 2) {
-                int32_t x0 = x[(int64_t)(c0 + c) * H * W + (int64_t)iy * W + ix];
+                int32_t x0 = x[(int64_t)(c0 + c) * H * W + (int64_t)iy * W + ix] ^ p->input_flip;
                 int32_t pair = x0 * w[t * cpg + c];
                 w_sum += w[t * cpg + c];
                 if (c + 1 < cpg) {
-                    pair += (int32_t)x[(int64_t)(c0 + c + 1) * H * W + (int64_t)iy * W + ix] * w[t * cpg + c + 1];
+                    pair += (int32_t)(x[(int64_t)(c0 + c + 1) * H * W + (int64_t)iy * W + ix] ^ p->input_flip) * w[t * cpg + c + 1];
                     w_sum += w[t * cpg + c + 1];
                 }
                 raw += qg_sat16(pair);
@@ -339,7 +342,7 @@ static int32_t qg_conv_paired_acc(const qg_conv_params_t *p, const uint8_t *x, i
             continue;
         }
         for (c = 0; c < cpg; ++c) {
-            const int32_t xv = valid ? (int32_t)x[(int64_t)(c0 + c) * H * W + (int64_t)iy * W + ix] : zx;
+            const int32_t xv = valid ? (int32_t)(x[(int64_t)(c0 + c) * H * W + (int64_t)iy * W + ix] ^ p->input_flip) : zx;
             const int32_t wv = w[t * cpg + c];
             x_sum += xv;
             if (have) {
@@ -479,11 +482,11 @@ static void qg_conv_cols(const qg_conv_params_t *p, const uint8_t *input, uint8_
                             lo = lo > hi ? hi : lo;
                             if (sw == 1) {
                                 for (i = lo; i < hi; ++i) {
-                                    dst[i] = src[ixa + i];
+                                    dst[i] = (uint8_t)(src[ixa + i] ^ p->input_flip);
                                 }
                             } else {
                                 for (i = lo; i < hi; ++i) {
-                                    dst[i] = src[ixa + i * sw];
+                                    dst[i] = (uint8_t)(src[ixa + i * sw] ^ p->input_flip);
                                 }
                             }
                         }

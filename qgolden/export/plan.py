@@ -237,8 +237,8 @@ def _fused(acc_node, rq, env, profile) -> Step:
 
     profile = kernel_profile(profile)  # a PT2E runtime's conv/linear run another engine's kernels
     x = env[acc_node.inputs[0]]
-    if x.dtype != np.uint8 and acc_node.op != "linear_acc":
-        raise ExportError(f"node {acc_node.name} (op {acc_node.op}): only uint8 (quint8) activations")
+    if x.dtype not in (np.uint8, np.int8):
+        raise ExportError(f"node {acc_node.name} (op {acc_node.op}): only 8-bit activations")
     w = np.asarray(acc_node.consts["weight"]).astype(np.int8)
     o = w.shape[0]
     zw = np.broadcast_to(np.asarray(acc_node.consts["weight_zero_point"], np.int64).reshape(-1), (o,))
@@ -282,6 +282,9 @@ def _fused(acc_node, rq, env, profile) -> Step:
     mode = 0
     if s["saturates"] and _may_saturate(w):
         mode = 2 if path == "jit" else 1
+    flip = 0x80 if x.dtype == np.int8 else 0  # int8 read as x + 128: exact sums only
+    if flip and mode:
+        raise ExportError(f"node {acc_node.name} (op conv_acc): int16 pair sums of int8 activations")
     if cpg * kh * kw * 255 * 255 * 2 >= 2**31:
         raise ExportError(f"node {acc_node.name}: the accumulator may leave int32")
     wk = np.ascontiguousarray(w4.transpose(0, 2, 3, 1))  # [O][KH][KW][Cg]: FBGEMM's im2col order
@@ -292,7 +295,7 @@ def _fused(acc_node, rq, env, profile) -> Step:
         "output_channels": int(o), "output_height": int(y4.shape[2]), "output_width": int(y4.shape[3]),
         "kernel_height": int(kh), "kernel_width": int(kw), "stride_height": st[0], "stride_width": st[1],
         "pad_height": pd[0], "pad_width": pd[1], "dilation_height": dl[0], "dilation_width": dl[1],
-        "groups": int(a["groups"]), "input_zero_point": zx, "mode": mode, "weights": wk.reshape(o, -1),
+        "groups": int(a["groups"]), "input_zero_point": zx + flip, "input_flip": flip, "mode": mode, "weights": wk.reshape(o, -1),
         "weight_zero_points": zw.astype(np.int32), "weight_sums": w.astype(np.int64).reshape(o, -1).sum(axis=1).astype(np.int32),
         "input_offsets": offsets, "requant": rqp, "path": path})
 

@@ -199,3 +199,29 @@ def plan_pool(node, in_shape, profile, dtype, bits, rounding, allow_tables):
                   use_table=plan.use_table, thresholds=plan.thresholds, divisor=plan.divisor,
                   div_offset=plan.div_offset, div_rounding=plan.div_rounding, div_zero_point=plan.div_zero_point)
     return attrs, consts, plan, [name for name, *_ in classes]
+
+
+def plan_xnnpack_mean(node, in_shape, bits, rounding, allow_tables):
+    """(pool_int attrs, consts, plan) of XNNPACK's qs8 global mean (ops/xnnpack.quantized_global_mean):
+    S = Σ_{h,w} (q - zi), exact, in [H*W*(-128 - zi), H*W*(127 - zi)];
+    out = mean_requantize(S, quantized_mean_scale, zo), every S checked by plan_layer."""
+    from ..ops import xnnpack as X
+
+    a = node.attrs
+    N, C, H, W = in_shape
+    n, zi, zo = H * W, int(a["in_zero_point"]), int(a["out_zero_point"])
+    scale = X.quantized_mean_scale(a["in_scale"], a["out_scale"], n)
+
+    def ref(S):
+        return X.mean_requantize(S, scale, zo).astype(np.int64)
+
+    lo, hi = np.array([n * (-128 - zi)], np.int64), np.array([n * (127 - zi)], np.int64)
+    plan = plan_layer(ref, lo, hi, zo=zo, out_min=-128, out_max=127, slope=np.array([float(scale)]), bits=bits,
+                      rounding=rounding, allow_tables=allow_tables, pivots=np.array([0.0]))
+    attrs = dict(kind="mean", zero_point=zi, sum_zp=True, geom=dict(dims=[2, 3], keepdim=True),
+                 out_zero_point=plan.out_zero_point, out_min=-128, out_max=127, rounding=rounding, bits=bits,
+                 nhwc_quirk=False, unsqueezed=False, dtype="int8")
+    consts = dict(cls=np.zeros((), np.int64), multiplier=plan.multiplier, shift=plan.shift, bias=plan.bias,
+                  frac=plan.frac, use_table=plan.use_table, thresholds=plan.thresholds, divisor=plan.divisor,
+                  div_offset=plan.div_offset, div_rounding=plan.div_rounding, div_zero_point=plan.div_zero_point)
+    return attrs, consts, plan

@@ -99,10 +99,37 @@ def kernel_node(node, profile):
     return node, kernel_profile(profile)
 
 
+def _xnnpack_requant(node):
+    """(ref, monotone_ok, backend) of XNNPACK's qs8 conv / fully connected (ops/xnnpack.py):
+    ref(acc) = clamp(rne(f32(f32(acc + bias_int32[c]) * scale[c])) + zo, out_min, out_max) over the
+    exact accumulator Σ (x - zx) w; non-decreasing while acc + bias stays in int32 (the kernel clamps
+    in float before converting); the float value is 0 at acc = -bias_int32[c]."""
+    from ..ops import xnnpack as X
+
+    a, k = node.attrs, node.consts
+    n = np.asarray(k["weight"]).shape[0]
+    bias = np.zeros(n, np.int64) if k.get("bias") is None else \
+        np.broadcast_to(X.bias_int32(k["bias"], a["x_scale"], k["weight_scale"], a.get("per_channel", False)), (n,))
+    scale = np.broadcast_to(X.requantization_scale(a["x_scale"], k["weight_scale"], a["out_scale"]), (n,))
+    _, out_min, out_max = out_range(node)
+
+    def ref(acc, trace=None):
+        acc = np.asarray(acc, dtype=np.int64)
+        return X.requantize_fp32(acc + bias, scale, a["out_zero_point"], out_min, out_max).astype(np.int64)
+
+    def monotone_ok(lo, hi):
+        return (lo + bias >= -(2**31)) & (hi + bias < 2**31)
+
+    ref.pivots = -bias.astype(np.float64)
+    return ref, monotone_ok, "xnnpack"
+
+
 def _engine_requant(node, profile):
     a, k = node.attrs, node.consts
     if PT2E_BACKENDS.get(profile.get("engine")) == "pt2e_reference" and node.op == "linear":
         return _reference_requant(node)
+    if PT2E_BACKENDS.get(profile.get("engine")) == "xnnpack":
+        return _xnnpack_requant(node)
     if node.op == "linear":
         backend = linear_backend(profile)
     else:
@@ -355,7 +382,7 @@ def _unary(ctx, node):
 
 
 def _binary_lut(ctx, node, note=""):
-    dt = node.attrs.get("dtype", "uint8")
+    dt = node.attrs.get("dtype", _dtype(ctx.p, node.inputs[0]))
     tv, ts = L.binary_tables(node, ctx.profile, dt)
     qmin = QRANGE[dt][0]
     order = ctx.p.tensors[node.inputs[0]].layout if node.inputs[0] in ctx.p.tensors else None
@@ -498,6 +525,29 @@ def _concat(ctx, node):
     return [nn], OpCert(node.name, node.op, "exact integer (copy)", 0, 0)
 
 
+def _xnnpack_quantize(ctx, node):
+    """XNNPACK's f32 -> qs8 Convert: _quantize's threshold table with int8 levels (ops/xnnpack.quantize)."""
+    nn = copy.copy(node)
+    nn.attrs = dict(node.attrs, dtype="int8")
+    return _quantize(ctx, nn)
+
+
+def _xnnpack_mean(ctx, node):
+    """XNNPACK's qs8 global mean: pool_int (exact sum over H, W, then integer requantization),
+    certified on every sum the input's int8 values can give."""
+    from .pools import plan_xnnpack_mean
+
+    info = ctx.p.tensors.get(node.inputs[0])
+    if info is None or info.shape is None:
+        raise Unsupported("input shape unknown (lower with an example input)")
+    attrs, consts, plan = plan_xnnpack_mean(node, info.shape, ctx.bits, ctx.rounding, ctx.allow_tables)
+    nn = Node(node.name, "pool_int", list(node.inputs), node.output, attrs, consts, node.source, node.torch_op)
+    return [nn], OpCert(node.name, node.op, "sum + " + _method(plan), plan.domain, int(plan.mismatches.sum()),
+                        {"multiplier": plan.multiplier, "shift": plan.shift, "bias": plan.bias, "frac": plan.frac,
+                         "use_table": plan.use_table, "rounding": ctx.rounding},
+                        {"enumerated": plan.enumerated})
+
+
 # PT2E ops a runtime computes in float32 (ops/qdq.py, ops/float_ops.py): no integer-only form
 FLOAT_OPS = {"float_op", "float_cat", "float_unary", "float_adaptive_avg_pool", "float_mean", "float_linear",
              "float_conv", "float_max_pool", "float_mean_inductor",
@@ -522,7 +572,11 @@ HANDLERS = {"linear": _linear_conv, "conv": _linear_conv, "quantize": _quantize,
             "adaptive_avg_pool": _pool, "mean": _pool, "upsample_nearest": _upsample,
             # PT2E (torchao Q/DQ graphs, ops/qdq.py)
             "qdq_quantize": _quantize, "qdq_dequantize": _dequantize, "add_reference": _binary_lut,
-            "concat": _concat}
+            "concat": _concat,
+            # ExecuTorch's XNNPACK delegate (ops/xnnpack.py): qs8 add as a table of all 65,536 pairs,
+            # qs8 clamp as the integer clamp, the input Convert as thresholds
+            "xnnpack_add": _binary_lut, "xnnpack_clamp": _clamp, "xnnpack_quantize": _xnnpack_quantize,
+            "xnnpack_quantized_global_mean": _xnnpack_mean}
 for _op in FLOAT_OPS:
     HANDLERS[_op] = _float_region
 for _op in UNARY_LUT:

@@ -321,13 +321,13 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
             acc[:, gi * kpg:(gi + 1) * kpg] = A.onednn_conv_acc(
                 patches0, valid, w4, gi * cpg, (gi + 1) * cpg, gi * kpg, (gi + 1) * kpg, zx, sat)
     elif path == "depthwise":
-        patches = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(zx))
+        patches = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, x4.dtype.type(zx))
         acc[:] = A.depthwise_fbgemm_acc(patches, w4, zx, zw).reshape(m, c_out)
     else:
         # fbgemm im2col / pointwise / groupwise: k = (r*KW + s)*Cg + c, pairs (2j, 2j+1)
         # of that order per group; qnnpack: exact
         sat = backend == "fbgemm" and gemm_saturates(profile)
-        patches = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(zx))
+        patches = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, x4.dtype.type(zx))
         for gi in range(g):
             cols = A.im2col_fbgemm(patches, gi * cpg, (gi + 1) * cpg)  # [M, K]
             wg = A.weight_fbgemm(w4, gi * kpg, (gi + 1) * kpg)          # [Og, K]

@@ -175,9 +175,12 @@ def add(a, b, *, a_scale, a_zero_point, b_scale, b_zero_point, out_scale, out_ze
     return out
 
 
-def quantize(x, *, scale, zero_point, profile=None, trace=None):
+def quantize(x, *, scale, zero_point, dtype="int8", profile=None, trace=None):
     """XNNPACK Convert f32 -> qs8 (src/f32-qs8-vcvt, params xnn_init_f32_qs8_cvt_scalar_params
-    with scale = 1.0f / output_scale):  clamp(rne(f32(x * f32(1/s))) + zo, -128, 127)."""
+    with scale = 1.0f / output_scale):  clamp(rne(f32(x * f32(1/s))) + zo, -128, 127).
+    dtype: int8 only (qs8; named so the integer-only transform can read the output's type)."""
+    if dtype != "int8":
+        raise ValueError(f"XNNPACK Convert f32 -> qs8 gives int8, not {dtype}")
     inv = np.float32(1.0) / np.float32(scale)
     t = f32(np.asarray(x, np.float32).astype(np.float64) * np.float64(inv))
     with np.errstate(invalid="ignore"):
@@ -235,12 +238,20 @@ def quantized_global_mean(x, *, in_scale, in_zero_point, out_scale, out_zero_poi
     count = h * w
     acc = x.astype(np.int64).sum(axis=(2, 3)) - count * int(in_zero_point)
     scale = quantized_mean_scale(in_scale, out_scale, count)
-    v = f32(f32(acc.astype(np.float64)).astype(np.float64) * np.float64(scale))
-    v = f32(v.astype(np.float64) + int(out_zero_point))
-    out = np.clip(rne(v.astype(np.float64)), INT8_MIN, INT8_MAX).astype(np.int8)
+    out = mean_requantize(acc, scale, out_zero_point, trace)
     if trace is not None:
-        trace.update(acc=acc, multiplier=scale, pre_round=v, out=out)
+        trace.update(acc=acc, multiplier=scale, out=out)
     return out.reshape(n, c, 1, 1)
+
+
+def mean_requantize(acc, scale, out_zero_point, trace=None) -> np.ndarray:
+    """qs8 mean's requantization of the exact sum acc = Σ (q - zi):
+        clamp(rne(f32(f32(f32(acc) * scale) + zo)), -128, 127)      (scale = quantized_mean_scale)"""
+    v = f32(f32(np.asarray(acc, np.float64)).astype(np.float64) * np.float64(scale))
+    v = f32(v.astype(np.float64) + int(out_zero_point))
+    if trace is not None:
+        trace.update(pre_round=v)
+    return np.clip(rne(v.astype(np.float64)), INT8_MIN, INT8_MAX).astype(np.int8)
 
 
 def clamp(x, *, out_min, out_max, profile=None, trace=None):
