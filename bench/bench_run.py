@@ -77,14 +77,15 @@ def quantized_resnet18(engine="x86", batch=4, size=112, seed=0):
 
 
 def timed(fn) -> float:
+    time.sleep(0.2)  # let the previous call's BLAS / OpenMP threads go idle: each call starts from rest
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
 
 
-def main(rounds: int = 5):
-    """Rounds interleave PyTorch and both qgolden paths, so a change in machine load hits all
-    three alike; each ratio is the median of the per-round ratios."""
+def main(rounds: int = 7):
+    """Per path, rounds alternate PyTorch and qgolden, so a change in machine load hits both
+    alike; the ratio is the median of the per-round ratios."""
     import torch
 
     import qgolden
@@ -92,25 +93,26 @@ def main(rounds: int = 5):
     q, x = quantized_resnet18()
     prog = qgolden.lower(q, example_inputs=(x,), engine="x86")
     xn = x.numpy()
+    rows = []
     with torch.no_grad():
         ref = q(x).numpy()
         run_torch = lambda: q(x)  # noqa: E731
-        paths = {b: (lambda b=b: prog.run(xn, accumulate=b)) for b in ("numpy", "torch")}
-        same = {b: np.array_equal(fn(), ref) for b, fn in paths.items()}  # also the warm-up
-        run_torch()
-        times = {"pytorch": [], "numpy": [], "torch": []}
-        for _ in range(rounds):
-            times["pytorch"].append(timed(run_torch))
-            for b, fn in paths.items():
-                times[b].append(timed(fn))
+        for b in ("numpy", "torch"):
+            run_prog = lambda b=b: prog.run(xn, accumulate=b)  # noqa: E731
+            same = np.array_equal(run_prog(), ref)  # also the warm-up
+            run_torch()
+            pt, qg = [], []
+            for _ in range(rounds):
+                pt.append(timed(run_torch))
+                qg.append(timed(run_prog))
+            rows.append((b, statistics.median(pt), statistics.median(qg),
+                         statistics.median(t / p for t, p in zip(qg, pt)), same))
     print(f"ResNet-18-shaped quantized model, x86 engine ({prog.profile['isa']}), batch 4, 112x112, "
-          f"{torch.get_num_threads()} threads, {rounds} interleaved rounds (medians)")
-    print(f"  PyTorch forward              {statistics.median(times['pytorch']) * 1e3:9.1f} ms")
-    for b in paths:
-        ratio = statistics.median(t / p for t, p in zip(times[b], times["pytorch"]))
-        print(f"  qgolden run ({b:<5} sums)     {statistics.median(times[b]) * 1e3:9.1f} ms   {ratio:5.2f}x PyTorch   "
-              f"output {'bit-exact' if same[b] else 'DIFFERS'}")
-    return 0 if all(same.values()) else 1
+          f"{torch.get_num_threads()} threads, {rounds} alternating rounds per path (medians)")
+    for b, pt, qg, ratio, same in rows:
+        print(f"  {b:<5} sums: qgolden run {qg * 1e3:7.1f} ms, PyTorch forward {pt * 1e3:6.1f} ms: "
+              f"{ratio:5.2f}x PyTorch, output {'bit-exact' if same else 'DIFFERS'}")
+    return 0 if all(r[4] for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from .floatops import f32, rne
-from .parallel import SPLIT_MIN, run_in_row_blocks
 from .quantize import quantize_per_tensor
 
 _I32_MIN = -(2**31)
@@ -99,12 +98,6 @@ def requantize_fbgemm(acc, *, x_scale, weight_scale, out_scale, out_zero_point, 
     if in_place:
         bmax = float(np.abs(bterm).max()) if bterm is not None and bterm.size else 0.0
         bounded = (2.0**24 + bmax) * (float(np.abs(mult).max()) if mult.size else 0.0) < 2.0**30
-    if in_place and bounded and acc.ndim == 2 and acc.size >= SPLIT_MIN:
-        # rows are independent: NumPy releases the GIL, so row blocks run on several cores
-        out = np.empty(acc.shape, np.uint8)
-        run_in_row_blocks(lambda r: _requantize_rows(acc[r], bterm, mult, out_zero_point, relu, out[r]),
-                          acc.shape[0])
-        return out
     # float32 arithmetic directly: one float32 op == the float64 op rounded to float32
     # (exact product / innocuous double rounding), int32 -> float32 is cvtepi32_ps (RNE)
     xf = acc if in_place else np.asarray(acc, dtype=np.int32).astype(np.float32)
@@ -128,20 +121,6 @@ def requantize_fbgemm(acc, *, x_scale, weight_scale, out_scale, out_zero_point, 
     np.clip(r, max(0, lo) - zp, 255 - zp, out=r)
     r += np.float32(zp)
     return r.astype(np.uint8)
-
-
-def _requantize_rows(xf, bterm, mult, out_zero_point, relu, out):
-    """requantize_fbgemm on float32 exact sums whose product cannot overflow int32, in place:
-    out = clamp(rne(f32(f32(xf + b') * mult)) + zo, lo, 255)."""
-    if bterm is not None:
-        xf += bterm.astype(np.float32)
-    xf *= mult.astype(np.float32)
-    np.rint(xf, out=xf)
-    zp = int(out_zero_point)
-    lo = int(np.clip(zp, 0, 255)) if relu else 0
-    np.clip(xf, lo - zp, 255 - zp, out=xf)
-    xf += np.float32(zp)
-    out[...] = xf
 
 
 def bias_qnnpack(bias, x_scale, weight_scale, per_channel):
