@@ -8,7 +8,9 @@ import pytest
 
 from qgolden.fuzz import check
 
-SEEDS = range(0, 160)
+# 9137: oneDNN ref:any conv (22 groups, 1 -> 2 channels each) with bias, an exact .5 tie that only the
+# bias-in-the-int-domain form rounds as PyTorch does
+SEEDS = list(range(0, 160)) + [9137]
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -192,7 +192,7 @@ def onednn_scales(x_scale, weight_scale, out_scale, n):
 
 
 def requantize_onednn(acc, *, x_scale, weight_scale, out_scale, out_zero_point, bias,
-                      per_channel, relu, trace=None):
+                      per_channel, relu, trace=None, bias_in_int_domain=False):
     """oneDNN int8 matmul / conv output stage as driven by PyTorch through ideep
     (PackedLinearWeightsOnednn / PackedConvWeightsOnednn::apply_impl):
 
@@ -211,6 +211,10 @@ def requantize_onednn(acc, *, x_scale, weight_scale, out_scale, out_zero_point, 
     §2 form did not; with bias the §2 form fits the linear near-tie seen while the
     "bias * sxw into the int domain, then * op" form did not, but that form is the one
     fitting a conv ref:any near-tie (residual: 1 element, see the report).
+
+    bias_in_int_domain (conv ref:any, e.g. groups with 1 input and 2 output channels each):
+        f = f32(f32(f32(acc) + f32(bias[n] * sxw[n])) * op[n])
+    fits two exact ties seen there (61.5 by the first form, 61.499996 by this one; PyTorch: 61).
     """
     acc = np.asarray(acc, dtype=np.int64)
     n = acc.shape[-1]
@@ -219,6 +223,10 @@ def requantize_onednn(acc, *, x_scale, weight_scale, out_scale, out_zero_point, 
     if bias is None:
         _, mult = onednn_scales(x_scale, weight_scale, out_scale, n)
         f = f32(fa * mult.astype(np.float64))
+    elif bias_in_int_domain:
+        sxw, mult = onednn_scales(x_scale, weight_scale, out_scale, n)
+        bterm = f32(np.asarray(bias, dtype=np.float32).astype(np.float64) * sxw.astype(np.float64))
+        f = f32(f32(fa + bterm.astype(np.float64)).astype(np.float64) * mult.astype(np.float64))
     else:
         sw = f32(_per_channel(weight_scale, n)).astype(np.float64)
         mult = f32(np.float64(np.float32(x_scale)) * sw)

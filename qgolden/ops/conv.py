@@ -198,8 +198,9 @@ def conv(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, b
     req = {"fbgemm": requantize_fbgemm, "qnnpack": requantize_qnnpack,
            "onednn": requantize_onednn}[backend]
     t = {} if trace is not None else None
+    extra = {"bias_in_int_domain": path == "ref"} if backend == "onednn" else {}
     out = req(acc, x_scale=x_scale, weight_scale=weight_scale, out_scale=out_scale,
-              out_zero_point=out_zero_point, bias=bias, per_channel=per_channel, relu=relu, trace=t)
+              out_zero_point=out_zero_point, bias=bias, per_channel=per_channel, relu=relu, trace=t, **extra)
     # an NCHW view of the NHWC result: the next conv and elementwise ops read this memory order
     out = out.reshape(nb, oh, ow, c_out).transpose(0, 3, 1, 2)
     if conv1d:
