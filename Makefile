@@ -17,23 +17,27 @@ FUZZ_PT2E_PY := $(PY)
 FUZZ_PT2E_DEP := $(STAMP)
 endif
 
+comma := ,
+
 .PHONY: demo test test-xnnpack fuzz fuzz-pt2e bench install install-xnnpack clean
 
+# $(call venv_with,VENV_DIR,EXTRAS): torch first, pinned: the CPU build 2.13.0 (a looser pin can pull a
+# multi-GB CUDA build); then qgolden with EXTRAS; then check that nothing replaced torch
+define venv_with
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(1)/bin/python -m pip install -q --disable-pip-version-check -e '.[$(2)]'
+	$(1)/bin/python -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else 'torch was changed to ' + v)"
+endef
+
 $(STAMP): pyproject.toml Makefile
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# torch first, pinned: the CPU build 2.13.0 (a looser pin can pull a multi-GB CUDA build)
-	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
-	$(PY) -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else 'torch was changed to ' + v)"
+	$(call venv_with,$(VENV),dev)
 	touch $(STAMP)
 
 install: $(STAMP)
 
 $(XSTAMP): pyproject.toml Makefile
-	test -x $(XPY) || $(PYTHON) -m venv $(XVENV)
-	$(XPY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(XPY) -m pip install -q --disable-pip-version-check -e '.[dev,xnnpack]'
-	$(XPY) -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else 'torch was changed to ' + v)"
+	$(call venv_with,$(XVENV),dev$(comma)xnnpack)
 	touch $(XSTAMP)
 
 install-xnnpack: $(XSTAMP)
