@@ -9,7 +9,7 @@ import pytest
 from qgolden.fuzz import check
 
 # 9137: oneDNN ref:any conv (22 groups, 1 -> 2 channels each) with bias, an exact .5 tie that only the
-# bias-in-the-int-domain form rounds as PyTorch does
+# bias-in-the-int-domain form rounds as PyTorch does (seed 61 holds the other ref:any case)
 SEEDS = list(range(0, 160)) + [9137]
 
 

@@ -166,6 +166,14 @@ def _float_conv_is_one_pass(x4, w4, zx):
     return A.max_abs_conv_sum(x4, w4, zx) < 2 ** 24
 
 
+def onednn_bias_in_int_domain(impl, c_per_g):
+    """Whether oneDNN folds the float bias into the int domain before the combined multiplier
+    (requantize_onednn bias_in_int_domain): measured on ref:any convs with one input channel per
+    group (seed 9137: 22 groups, 1 -> 2 channels); ref:any convs with 3 input channels per group
+    (seed 61) scale first and add the bias after, like jit."""
+    return impl == "ref" and c_per_g == 1
+
+
 def _gconv_groups_together(c_per_g):
     """PackWeightMatrixForGConv::numOfGroupsTogether on AVX2/AVX512 (ymm-based kernel):
     (assumed max(1, 8 // C_per_G)). Only decides the label: on AVX2 the groupwise kernel
@@ -198,7 +206,7 @@ def conv(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, b
     req = {"fbgemm": requantize_fbgemm, "qnnpack": requantize_qnnpack,
            "onednn": requantize_onednn}[backend]
     t = {} if trace is not None else None
-    extra = {"bias_in_int_domain": path == "ref"} if backend == "onednn" else {}
+    extra = {"bias_in_int_domain": onednn_bias_in_int_domain(path, cpg)} if backend == "onednn" else {}
     out = req(acc, x_scale=x_scale, weight_scale=weight_scale, out_scale=out_scale,
               out_zero_point=out_zero_point, bias=bias, per_channel=per_channel, relu=relu, trace=t, **extra)
     # an NCHW view of the NHWC result: the next conv and elementwise ops read this memory order
