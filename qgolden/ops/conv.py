@@ -281,7 +281,8 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
     conv1d = x.ndim == 3
     if conv1d:
         x4 = x[:, :, None, :]
-        w4 = w[:, :, None, :]
+        # one 4-D view per weight, so the per-weight caches (packed oneDNN weights, bounds) hit
+        w4 = A._cached_weight(w, "as_conv2d", lambda: w[:, :, None, :])
         stride, padding, dilation = (1, _pair(stride, 1)[0]), (0, _pair(padding, 1)[0]), (1, _pair(dilation, 1)[0])
     else:
         x4, w4 = x, w
