@@ -73,6 +73,64 @@ def test_torch_backend_conv_accumulator_matches_numpy(seed):
         assert np.array_equal(np.asarray(got, np.int64), want), (engine, isa, g, cpg, kpg, k, stride, pad, zx)
 
 
+@pytest.mark.parametrize("seed", range(16))
+def test_sparse_saturation_accumulator_matches_numpy(seed):
+    """Few values high enough to saturate a pair (spikes of 125-141 on a low background, at the
+    borders too, and a zero point that makes the padding itself saturate): the corrections
+    evaluated only at the output positions that read a spike equal the NumPy model's full sums."""
+    from qgolden.numerics.profile import make_profile
+    from qgolden.ops.conv import conv_accumulate
+
+    rng = np.random.default_rng(seed + 100)
+    g = int(rng.choice([1, 1, 2]))
+    cpg = int(rng.choice([1, 3, 4, 5]))
+    kpg = int(rng.choice([2, 4]))
+    k = int(rng.choice([3, 5, 7]))
+    stride, pad, dil = int(rng.integers(1, 3)), int(rng.integers(0, k // 2 + 1)), int(rng.choice([1, 1, 2]))
+    x = rng.integers(0, 60, (2, g * cpg, 30, 31)).astype(np.uint8)
+    n_spikes = int(rng.integers(3, 13))
+    for _ in range(n_spikes):
+        b, c = int(rng.integers(0, 2)), int(rng.integers(0, g * cpg))
+        h, wd = int(rng.choice([0, 29, int(rng.integers(0, 30))])), int(rng.choice([0, 30, int(rng.integers(0, 31))]))
+        x[b, c, h, wd] = rng.integers(125, 142)
+        if c + 1 < g * cpg:
+            x[b, c + 1, h, wd] = rng.integers(125, 142)
+    w = rng.choice([-128, 127, -120, 125, 5, 0], (g * kpg, cpg, k, k)).astype(np.int8)
+    zx = int(rng.choice([0, 30, 135]))  # 135: the padding itself is high enough to saturate
+    args = (x, w, zx, np.zeros(1, np.int64), (stride, stride), (pad, pad), (dil, dil), g)
+    for engine, isa in (("fbgemm", "avx2"), ("onednn", "avx2"), ("x86", "avx512_vnni"), ("qnnpack", "avx2")):
+        prof = make_profile(engine, isa)
+        accumulate.set_backend("numpy")
+        want, _ = conv_accumulate(*args, prof)
+        accumulate.set_backend("torch")
+        try:
+            got, _ = conv_accumulate(*args, prof)
+        finally:
+            accumulate.set_backend("numpy")
+        assert np.array_equal(np.asarray(got, np.int64), want), (engine, isa, g, cpg, kpg, k, stride, pad, dil, zx)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_rows_reading_and_rows_at(seed):
+    """rows_reading finds exactly the output positions whose window reads a hot cell, and
+    im2col_rows_at gathers exactly those rows of the full im2col."""
+    rng = np.random.default_rng(seed)
+    c, k = int(rng.integers(1, 6)), (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+    x = rng.integers(0, 256, (2, c, int(rng.integers(5, 10)), int(rng.integers(5, 10)))).astype(np.uint8)
+    stride, pad = (int(rng.integers(1, 3)), int(rng.integers(1, 3))), (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+    dil = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    even = bool(rng.integers(0, 2))
+    xp = accumulate.padded_nhwc(x, pad, 0 if even else 9, 0, c, even_channels=even)
+    full = accumulate.im2col_rows(x, k, stride, pad, dil, 0 if even else 9, 0, c, even_channels=even)
+    oh = (xp.shape[1] - dil[0] * (k[0] - 1) - 1) // stride[0] + 1
+    ow = (xp.shape[2] - dil[1] * (k[1] - 1) - 1) // stride[1] + 1
+    hot = rng.random(xp.shape[:3]) < 0.05
+    rows = accumulate.rows_reading(hot, (oh, ow), k, stride, dil)
+    win = accumulate.im2col_patches(hot[:, None].astype(np.uint8), k, stride, (0, 0), dil, np.uint8(0))
+    assert np.array_equal(rows, np.nonzero(win.reshape(-1, k[0] * k[1]).any(axis=1))[0])
+    assert np.array_equal(accumulate.im2col_rows_at(xp, rows, (oh, ow), k, stride, dil), full[rows])
+
+
 def test_onednn_host_mode_is_known():
     """This machine's oneDNN conv pairs as one of the two models (else the accelerator is off)."""
     assert accumulate.onednn_host_conv_mode() in ("saturate", "exact")

@@ -73,48 +73,70 @@ def onednn_conv_impl(c_per_g, k_per_g, groups):
 
 
 def saturation_correction(x4, w4, x_zero_point, layout, kernel, stride, padding, dilation, groups):
-    """Σ_pairs (sat_int16(P) - P), int64 [N*OH*OW, O]: what int16 pair saturation adds to the
-    exact sum, for a kernel's pairing of the u8*s8 products P = x[k]w[k] + x[k+1]w[k+1]:
+    """What int16 pair saturation adds to the exact sum, Σ_pairs (sat_int16(P) - P), for a
+    kernel's pairing of the u8*s8 products P = x[k]w[k] + x[k+1]w[k+1]:
 
         'fbgemm'  im2col order k = (r*KW + s)*Cg + c, pairs (2j, 2j+1), padding = zx
         'onednn'  adjacent channels (2j, 2j+1) within a tap, Cg padded with 0 to even,
                   padded taps contribute 0 (onednn_conv_acc)
 
-    Sparse: groups whose channel maxima cannot make any pair leave int16 are skipped.
-    None when nothing saturates (no correction to add)."""
+    Sparse, as saturation is rare: a list of (rows, o0, corr) with corr int64 [len(rows), Og]
+    the correction of output channels [o0, o0 + Og) at the flat output positions `rows`;
+    None when nothing saturates. Groups whose channel maxima cannot make any pair leave int16
+    are skipped; in the others, a pair can only leave int16 if both its inputs reach
+    T = ceil((32768 - A*xmax) / A) (A = max|w| of the group: x0*A + xmax*A >= 32768 is
+    needed), so only the output positions whose window reads such a value are evaluated."""
     x4 = np.asarray(x4)
     w4 = np.asarray(w4)
-    nb, c_in = x4.shape[:2]
+    nb, c_in, h, wd = x4.shape
     c_out, cpg, kh, kw = w4.shape
     kpg = c_out // groups
     pad_value = int(x_zero_point) if layout == "fbgemm" else 0
     chmax = x4.max(axis=(0, 2, 3)).astype(np.int64) if x4.size else np.zeros(c_in, np.int64)
     if any(padding):
         chmax = np.maximum(chmax, pad_value)
-    out = None
+    oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    m = nb * oh * ow
+    entries = []
     for gi in range(groups):
         c0, c1, o0, o1 = gi * cpg, (gi + 1) * cpg, gi * kpg, (gi + 1) * kpg
+        wg, amax = A._cached_weight(w4, "pairs_" + layout, lambda: _group_weight(w4, layout, o0, o1), (o0,))
         if layout == "fbgemm":
-            wg = A.weight_fbgemm(w4, o0, o1)
             cm = np.tile(chmax[c0:c1], kh * kw)
         else:
-            wg = A.weight_onednn(w4, o0, o1)
             cm = np.tile(np.concatenate([chmax[c0:c1], np.zeros(cpg % 2, np.int64)]), kh * kw)
         kk = cm.size - cm.size % 2
-        if A.pair_saturation_columns(cm[:kk], wg[:, :kk]).size == 0:
+        if amax == 0 or A.pair_saturation_columns(cm[:kk], wg[:, :kk]).size == 0:
             continue
-        cols = A.im2col_rows(x4, (kh, kw), stride, padding, dilation, pad_value, c0, c1,
-                             even_channels=layout == "onednn")
-        if out is None:
-            out = np.zeros((cols.shape[0], c_out), np.int64)
-        out[:, o0:o1] += A.pair_saturation_correction(cols, wg)
-    if out is None or not out.any():
-        return None
-    return out
+        xmax = int(chmax[c0:c1].max())
+        threshold = -(-(32768 - amax * xmax) // amax)
+        xp = A.padded_nhwc(x4, padding, pad_value, c0, c1, even_channels=layout == "onednn")
+        hot = A.last_axis_max(xp) >= threshold  # [B, Hp, Wp]
+        if int(hot.sum()) * kh * kw >= m:
+            rows = np.arange(m)
+            cols = A.im2col_rows(x4, (kh, kw), stride, padding, dilation, pad_value, c0, c1,
+                                 even_channels=layout == "onednn")
+        else:
+            rows = A.rows_reading(hot, (oh, ow), (kh, kw), stride, dilation)
+            cols = A.im2col_rows_at(xp, rows, (oh, ow), (kh, kw), stride, dilation)
+        if rows.size == 0:
+            continue
+        corr = A.pair_saturation_correction(cols, wg)
+        hit = corr.any(axis=1)
+        if hit.any():
+            entries.append((rows[hit], o0, corr[hit]))
+    return entries or None
+
+
+def _group_weight(w4, layout, o0, o1):
+    """(weights of output channels [o0, o1) in the layout's k order, max |w| over them)."""
+    wg = A.weight_fbgemm(w4, o0, o1) if layout == "fbgemm" else A.weight_onednn(w4, o0, o1)
+    return wg, (int(np.abs(wg.astype(np.int64)).max()) if wg.size else 0)
 
 
 def _onednn_host_acc(x4, w4, zx, stride, padding, dilation, groups, cpg, kpg, kernel, backend, profile,
-                     as_float=False):
+                     as_float=False, x_range=None):
     """The target kernel's accumulator from this machine's oneDNN int8 conv (torch backend):
     acc_target = acc_host - correction(host pairing) + correction(target pairing), the
     corrections skipped when both kernels pair and saturate alike (same pairs: Cg even and
@@ -123,12 +145,9 @@ def _onednn_host_acc(x4, w4, zx, stride, padding, dilation, groups, cpg, kpg, ke
     mode = A.onednn_host_conv_mode()
     if mode is None:
         return None
-    can_saturate = A.pairs_can_saturate(x4, w4)
+    can_saturate = A.pairs_can_saturate(x4, w4, x_range)
     if mode == "saturate" and can_saturate and detect_isa_cpu_only() != "avx2":
         return None  # the host pairing model (onednn_conv_acc) was measured on AVX2 only
-    acc = A.onednn_conv_raw(x4, w4, zx, stride, padding, dilation, groups, as_float)
-    if acc is None or not can_saturate:
-        return acc
     host_sat = mode == "saturate" and onednn_conv_impl(cpg, kpg, groups) == "jit"
     if backend == "qnnpack":  # exact int32 sums
         target_layout, target_sat, same_pairs = "onednn", False, True
@@ -138,10 +157,9 @@ def _onednn_host_acc(x4, w4, zx, stride, padding, dilation, groups, cpg, kpg, ke
     else:
         target_layout, target_sat = "onednn", gemm_saturates(profile) and onednn_conv_impl(cpg, kpg, groups) == "jit"
         same_pairs = True
-    if host_sat == target_sat and (same_pairs or not host_sat):
+    acc = A.onednn_conv_raw(x4, w4, zx, stride, padding, dilation, groups, as_float, x_range)
+    if acc is None or not can_saturate or (host_sat == target_sat and (same_pairs or not host_sat)):
         return acc
-    if host_sat and target_sat and _float_conv_is_one_pass(x4, w4, zx):
-        return None  # one exact float32 conv + one correction costs less than two corrections
     add = saturation_correction(x4, w4, zx, target_layout, kernel, stride, padding, dilation, groups) \
         if target_sat else None
     sub = saturation_correction(x4, w4, zx, "onednn", kernel, stride, padding, dilation, groups) \
@@ -150,20 +168,23 @@ def _onednn_host_acc(x4, w4, zx, stride, padding, dilation, groups, cpg, kpg, ke
 
 
 def _corrected(acc, add=None, sub=None):
-    """acc + add - sub as int64 (either correction may be None); acc itself when both are None."""
-    if add is None and sub is None:
+    """acc + add - sub, the corrections sparse lists from saturation_correction (or None).
+    A float32 acc (exact integers below 2**24) is patched in place while every patched value
+    stays below 2**24, so it remains exact; otherwise acc becomes int64. acc itself when both
+    are None."""
+    if not add and not sub:
         return acc
-    acc = acc.astype(np.int64)
-    if add is not None:
-        acc += add
-    if sub is not None:
-        acc -= sub
+    if acc.dtype != np.float32:
+        acc = acc.astype(np.int64)
+    for sign, entries in ((1, add), (-1, sub)):
+        for rows, o0, corr in entries or ():
+            o1 = o0 + corr.shape[1]
+            cur = acc[rows, o0:o1].astype(np.int64)
+            cur += corr if sign > 0 else -corr
+            if acc.dtype == np.float32 and cur.size and int(np.abs(cur).max()) >= 2 ** 24:
+                acc = acc.astype(np.int64)
+            acc[rows, o0:o1] = cur
     return acc
-
-
-def _float_conv_is_one_pass(x4, w4, zx):
-    """max|x - zx| * max_o Σ|w_o| < 2**24: conv_exact_torch needs a single float32 conv."""
-    return A.max_abs_conv_sum(x4, w4, zx) < 2 ** 24
 
 
 def onednn_bias_in_int_domain(impl, c_per_g):
@@ -307,14 +328,15 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
         raise ValueError("onednn conv requires weight zero point 0")
     fast = A._BACKEND == "torch"
     acc_host = None
+    x_range = A.value_range(x4) if fast else None  # one pass, read by every bound below
     if fast and symmetric and backend in ("fbgemm", "onednn", "qnnpack") and path != "depthwise":
         acc_host = _onednn_host_acc(x4, w4, zx, stride, padding, dilation, g, cpg, kpg, (kh, kw),
-                                    backend, profile, exact_float)
+                                    backend, profile, exact_float, x_range)
     if acc_host is not None:
         acc = acc_host
         if backend == "onednn":
             path = onednn_conv_impl(cpg, kpg, g)
-    elif fast and not A.pairs_can_saturate(x4, w4):
+    elif fast and not A.pairs_can_saturate(x4, w4, x_range):
         # no int16 pair can saturate on these data, so every kernel's sum is the exact one
         acc = A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g, exact_float)
     elif fast and backend == "fbgemm" and path != "depthwise":
