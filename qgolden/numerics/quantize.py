@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .parallel import SPLIT_MIN, run_in_row_blocks
 from .floatops import f32, fma32, rne
 
 QRANGE = {
@@ -38,22 +37,25 @@ def quantize_per_tensor(x, scale: float, zero_point: int, dtype: str = "uint8") 
         with np.errstate(invalid="ignore"):
             r = np.where(np.isnan(t), qmin, np.clip(rne(t.astype(np.float64)), qmin, qmax))
         return r.astype(np.int32)
-    if x.size >= SPLIT_MIN:  # elementwise: blocks of the flat array on several cores
+    if x.size > BLOCK:  # elementwise: blocks whose float64 temporaries stay in cache
         flat = x.reshape(-1)
         out = np.empty(flat.size, NP_DTYPE[dtype])
-        run_in_row_blocks(lambda r: out.__setitem__(r, _quantize_fma(flat[r], inv, zero_point, qmin, qmax, dtype)),
-                          flat.size)
+        for i in range(0, flat.size, BLOCK):
+            out[i:i + BLOCK] = _quantize_fma(flat[i:i + BLOCK], inv, zero_point, qmin, qmax, dtype)
         return out.reshape(x.shape)
     return _quantize_fma(x, inv, zero_point, qmin, qmax, dtype)
 
 
+BLOCK = 1 << 15
+
+
 def _quantize_fma(x, inv, zero_point, qmin, qmax, dtype):
     """clamp(rne(min(fma32(x, inv, zp), 2147483520.f))), NaN -> 2147483520 (quantize_per_tensor)."""
-    t = fma32(x, inv, np.float32(zero_point))
-    with np.errstate(invalid="ignore"):
-        t = np.where(np.isnan(t), np.float32(2147483520.0), np.minimum(t, np.float32(2147483520.0)))
-    q = np.clip(rne(t.astype(np.float64)), qmin, qmax)
-    return q.astype(NP_DTYPE[dtype])
+    t = np.asarray(fma32(x, inv, np.float32(zero_point)))
+    np.fmin(t, np.float32(2147483520.0), out=t)  # fmin: NaN -> 2147483520, as minps(t, limit)
+    np.rint(t, out=t)  # float32 RNE, as cvtps2dq
+    np.clip(t, qmin, qmax, out=t)
+    return t.astype(NP_DTYPE[dtype])
 
 
 def quantize_val(x, scale: float, zero_point: int, dtype: str = "uint8") -> np.ndarray:
