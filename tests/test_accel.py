@@ -113,7 +113,8 @@ def test_sparse_saturation_accumulator_matches_numpy(seed):
 @pytest.mark.parametrize("seed", range(12))
 def test_rows_reading_and_rows_at(seed):
     """rows_reading finds exactly the output positions whose window reads a hot cell, and
-    im2col_rows_at gathers exactly those rows of the full im2col."""
+    im2col_rows_at gathers exactly those rows of the full im2col; channel maxima in either
+    memory order."""
     rng = np.random.default_rng(seed)
     c, k = int(rng.integers(1, 6)), (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
     x = rng.integers(0, 256, (2, c, int(rng.integers(5, 10)), int(rng.integers(5, 10)))).astype(np.uint8)
@@ -128,7 +129,12 @@ def test_rows_reading_and_rows_at(seed):
     rows = accumulate.rows_reading(hot, (oh, ow), k, stride, dil)
     win = accumulate.im2col_patches(hot[:, None].astype(np.uint8), k, stride, (0, 0), dil, np.uint8(0))
     assert np.array_equal(rows, np.nonzero(win.reshape(-1, k[0] * k[1]).any(axis=1))[0])
-    assert np.array_equal(accumulate.im2col_rows_at(xp, rows, (oh, ow), k, stride, dil), full[rows])
+    got = accumulate.im2col_rows_at(x, rows, (oh, ow), k, stride, pad, dil, 0 if even else 9, 0, c, even_channels=even)
+    assert np.array_equal(got, full[rows])
+    xl = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # NHWC memory
+    assert np.array_equal(accumulate.channel_max(xl, 0, c), x.max(axis=1))
+    assert np.array_equal(accumulate.per_channel_max(xl), x.max(axis=(0, 2, 3)))
+    assert np.array_equal(accumulate.per_channel_max(x), x.max(axis=(0, 2, 3)))
 
 
 def test_onednn_host_mode_is_known():

@@ -332,17 +332,59 @@ def last_axis_max(a) -> np.ndarray:
     return out
 
 
-def im2col_rows_at(xp, rows, out_hw, kernel, stride, dilation) -> np.ndarray:
-    """The im2col rows (k = (r*KW + s)*Ce + c) of the output positions `rows` only (flat
-    indices b*OH*OW + oh*OW + ow), gathered from padded NHWC xp (padded_nhwc) -> [R, KH*KW*Ce]."""
+def im2col_rows_at(x, rows, out_hw, kernel, stride, padding, dilation, pad_value, c0, c1,
+                   even_channels=False) -> np.ndarray:
+    """The rows of im2col_rows (same k order and padding) of the output positions `rows` only
+    (flat indices b*OH*OW + oh*OW + ow), gathered straight from x uint8 [B, C, H, W]
+    -> [R, KH*KW*Ce]."""
     oh_n, ow_n = out_hw
     kh, kw = kernel
+    _, _, h, w = x.shape
     rows = np.asarray(rows, dtype=np.int64)
     b, rem = np.divmod(rows, oh_n * ow_n)
     oh, ow = np.divmod(rem, ow_n)
-    ih = oh[:, None] * stride[0] + np.arange(kh) * dilation[0]  # [R, KH]
-    iw = ow[:, None] * stride[1] + np.arange(kw) * dilation[1]  # [R, KW]
-    return xp[b[:, None, None], ih[:, :, None], iw[:, None, :]].reshape(rows.size, kh * kw * xp.shape[3])
+    ih = oh[:, None] * stride[0] + np.arange(kh) * dilation[0] - padding[0]  # [R, KH]
+    iw = ow[:, None] * stride[1] + np.arange(kw) * dilation[1] - padding[1]  # [R, KW]
+    inside = ((ih >= 0) & (ih < h))[:, :, None] & ((iw >= 0) & (iw < w))[:, None, :]  # [R, KH, KW]
+    x = np.asarray(x)
+    if not (x.flags.c_contiguous or x.transpose(0, 2, 3, 1).flags.c_contiguous):
+        x = np.ascontiguousarray(x)
+    flat = x.reshape(-1) if x.flags.c_contiguous else x.transpose(0, 2, 3, 1).reshape(-1)  # views
+    sb, sc, sh, sw = (st // x.itemsize for st in x.strides)
+    # flat indices with np.take: much faster than 4-array fancy indexing; a short channel axis
+    # is gathered channel by channel, as NumPy loops slowly over a broadcast inner axis of 3
+    base = ((b * sb)[:, None, None] + (np.clip(ih, 0, h - 1) * sh)[:, :, None]
+            + (np.clip(iw, 0, w - 1) * sw)[:, None, :])  # [R, KH, KW]
+    cg = c1 - c0
+    ce = cg + cg % 2 if even_channels else cg
+    vals = np.zeros(base.shape + (ce,), np.uint8)
+    if cg <= 8:
+        for c in range(cg):
+            vals[..., c] = np.take(flat, base + (c0 + c) * sc)
+    else:
+        vals[..., :cg] = np.take(flat, base[..., None] + np.arange(c0, c1) * sc)
+    if not inside.all():
+        vals[~inside, :cg] = pad_value
+    return vals.reshape(rows.size, kh * kw * ce)
+
+
+def channel_max(x, c0, c1) -> np.ndarray:
+    """max over channels [c0, c1) of x [B, C, H, W] -> [B, H, W], reduced in x's memory order
+    (an outer-axis maximum for NCHW memory, a short inner one for NHWC)."""
+    xg = np.asarray(x)[:, c0:c1]
+    if xg.shape[1] > 1 and xg.strides[1] < xg.strides[3]:  # channels innermost (NHWC memory)
+        return last_axis_max(xg.transpose(0, 2, 3, 1))
+    return xg.max(axis=1)
+
+
+def per_channel_max(x) -> np.ndarray:
+    """max of x [B, C, H, W] per channel, int64 [C], reduced in x's memory order."""
+    x = np.asarray(x)
+    if x.size == 0:
+        return np.zeros(x.shape[1], np.int64)
+    if x.shape[1] > 1 and x.strides[1] < x.strides[3]:  # NHWC memory: rows of C
+        return x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1]).max(axis=0).astype(np.int64)
+    return x.reshape(x.shape[0], x.shape[1], -1).max(axis=2).max(axis=0).astype(np.int64)
 
 
 def rows_reading(hot, out_hw, kernel, stride, dilation) -> np.ndarray:

@@ -92,7 +92,7 @@ def saturation_correction(x4, w4, x_zero_point, layout, kernel, stride, padding,
     c_out, cpg, kh, kw = w4.shape
     kpg = c_out // groups
     pad_value = int(x_zero_point) if layout == "fbgemm" else 0
-    chmax = x4.max(axis=(0, 2, 3)).astype(np.int64) if x4.size else np.zeros(c_in, np.int64)
+    chmax = A.per_channel_max(x4)
     if any(padding):
         chmax = np.maximum(chmax, pad_value)
     oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
@@ -111,15 +111,16 @@ def saturation_correction(x4, w4, x_zero_point, layout, kernel, stride, padding,
             continue
         xmax = int(chmax[c0:c1].max())
         threshold = -(-(32768 - amax * xmax) // amax)
-        xp = A.padded_nhwc(x4, padding, pad_value, c0, c1, even_channels=layout == "onednn")
-        hot = A.last_axis_max(xp) >= threshold  # [B, Hp, Wp]
+        even = layout == "onednn"
+        hot = np.full((nb, h + 2 * padding[0], wd + 2 * padding[1]), pad_value >= threshold)  # padded grid
+        hot[:, padding[0]:padding[0] + h, padding[1]:padding[1] + wd] = A.channel_max(x4, c0, c1) >= threshold
         if int(hot.sum()) * kh * kw >= m:
             rows = np.arange(m)
-            cols = A.im2col_rows(x4, (kh, kw), stride, padding, dilation, pad_value, c0, c1,
-                                 even_channels=layout == "onednn")
+            cols = A.im2col_rows(x4, (kh, kw), stride, padding, dilation, pad_value, c0, c1, even_channels=even)
         else:
             rows = A.rows_reading(hot, (oh, ow), (kh, kw), stride, dilation)
-            cols = A.im2col_rows_at(xp, rows, (oh, ow), (kh, kw), stride, dilation)
+            cols = A.im2col_rows_at(x4, rows, (oh, ow), (kh, kw), stride, padding, dilation, pad_value, c0, c1,
+                                    even_channels=even)
         if rows.size == 0:
             continue
         corr = A.pair_saturation_correction(cols, wg)
