@@ -65,6 +65,21 @@ def matmul_exact(a, b) -> np.ndarray:
     return out.astype(np.int64)
 
 
+def matmul_weight_exact(x, w) -> np.ndarray:
+    """x [M, K] @ w[N, K].T exactly, as int64, for a constant weight w (its float32 copy and
+    bound cached): one float32 matmul when max|x| * max_n Σ_k |w[n, k]| < 2**24 (every partial
+    sum below 2**24: exact in any order), else matmul_exact."""
+    x = np.asarray(x)
+    w = np.asarray(w)
+    if x.size == 0 or w.size == 0:
+        return matmul_exact(x, w.T)
+    wabs = _cached_weight(w, "abs_row_sum_max", lambda: int(np.abs(w.astype(np.int64)).sum(axis=1).max()))
+    if _absmax_int(x) * wabs >= 2**24:
+        return matmul_exact(x, w.T)
+    wt = _cached_weight(w, "float32_T", lambda: np.ascontiguousarray(w.T.astype(np.float32)))
+    return _matmul_f32(x.astype(np.float32), wt).astype(np.int64)
+
+
 _F32_MAX_CHUNKS = 4
 _F64_DIRECT_ROWS = 32
 
@@ -84,8 +99,7 @@ def matmul_pair_saturated(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> np.nda
     bound (column-max of x times w) can leave int16; those are evaluated for all rows in
     chunks and summed per column with reduceat. Fully vectorized.
     """
-    return matmul_exact(np.asarray(xq_u8), np.asarray(wq_s8).T) + \
-        pair_saturation_correction(xq_u8, wq_s8, chunk_elems=chunk_elems)
+    return matmul_weight_exact(xq_u8, wq_s8) + pair_saturation_correction(xq_u8, wq_s8, chunk_elems=chunk_elems)
 
 
 def pair_saturation_correction(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> np.ndarray:
@@ -107,7 +121,8 @@ def pair_saturation_correction(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> n
     kk = k - (k % 2)  # a lone last product (paired with 0) cannot leave int16
     x0, x1 = x[:, 0:kk:2], x[:, 1:kk:2]  # [M, J] views
     colmax = x[:, :kk].max(axis=0).astype(np.int64)
-    cols = pair_saturation_columns(colmax, w[:, :kk])  # the only pair columns j that can clip
+    wp, wn = weight_column_bounds(w)
+    cols = pair_saturation_columns(colmax, w[:, :kk], (wp[:kk], wn[:kk]))  # the only pair columns j that can clip
     if cols.size == 0:
         return out
     w = w.astype(np.int64)
@@ -152,16 +167,31 @@ def pair_saturation_correction(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> n
     return out
 
 
-def pair_saturation_columns(colmax, w) -> np.ndarray:
+def weight_column_bounds(w):
+    """(max(w[:, k], 0), max(-w[:, k], 0)) per column k of w [N, K], int64; cached per weight."""
+    w = np.asarray(w)
+
+    def bounds():
+        if w.size == 0:
+            return np.zeros(w.shape[1], np.int64), np.zeros(w.shape[1], np.int64)
+        return np.maximum(w.max(axis=0).astype(np.int64), 0), np.maximum(-(w.min(axis=0).astype(np.int64)), 0)
+    return _cached_weight(w, "column_bounds", bounds)
+
+
+def pair_saturation_columns(colmax, w, bounds=None) -> np.ndarray:
     """Pair indices j (pairs (2j, 2j+1) of the K axis, K even) where some row of w [N, K]
     could leave int16 for data x with 0 <= x[:, k] <= colmax[k]: a cheap superset test with
-    the column-wise max positive / negative weight. Sorted int array, usually empty."""
+    the column-wise max positive / negative weight (`bounds`, weight_column_bounds of w, when
+    the caller has them). Sorted int array, usually empty."""
     w = np.asarray(w)
     if w.size == 0:
         return np.zeros(0, np.int64)
     cm = np.asarray(colmax, dtype=np.int64)
-    wp = np.maximum(w.max(axis=0).astype(np.int64), 0)
-    wn = np.maximum(-(w.min(axis=0).astype(np.int64)), 0)
+    if bounds is None:
+        wp = np.maximum(w.max(axis=0).astype(np.int64), 0)
+        wn = np.maximum(-(w.min(axis=0).astype(np.int64)), 0)
+    else:
+        wp, wn = bounds
     pos = cm[0::2] * wp[0::2] + cm[1::2] * wp[1::2]
     neg = cm[0::2] * wn[0::2] + cm[1::2] * wn[1::2]
     return np.nonzero((pos > _I16_MAX) | (neg > -_I16_MIN))[0]

@@ -14,6 +14,8 @@ quantize_val: zp added before rounding, fbgemm LEGACY), hence `path_mask`.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .floatops import f32, fma32
@@ -144,8 +146,20 @@ def _coalesce(shape, strides_list):
 def path_mask(out_shape, in_shapes, profile) -> np.ndarray:
     """Boolean array (out_shape): True where the element is computed by the vector op.
 
-    in_shapes: shapes of the inputs (broadcastable to out_shape, C-contiguous)."""
-    out_shape = tuple(int(s) for s in out_shape)
+    in_shapes: shapes of the inputs (broadcastable to out_shape, C-contiguous). The result
+    depends on shapes, vector width and threads only: cached, and read-only."""
+    return _path_mask(tuple(int(s) for s in out_shape), tuple(tuple(int(d) for d in s) for s in in_shapes),
+                      int(profile["vector_width"]), num_threads(profile))
+
+
+@functools.lru_cache(maxsize=128)
+def _path_mask(out_shape, in_shapes, vector_width, threads) -> np.ndarray:
+    mask = _path_mask_uncached(out_shape, in_shapes, {"vector_width": vector_width, "num_threads": threads})
+    mask.flags.writeable = False
+    return mask
+
+
+def _path_mask_uncached(out_shape, in_shapes, profile) -> np.ndarray:
     nd = len(out_shape)
     numel = int(np.prod(out_shape, dtype=np.int64))
     V = int(profile["vector_width"])

@@ -47,9 +47,12 @@ def adaptive_bins(n: int, out: int):
 
 
 def _box_sums(v, hs, he, ws, we):
-    """Sum of v[..., h, w] over [hs, he) x [ws, we) for every (oh, ow), via 2-D prefix sums."""
+    """Sum of v[..., h, w] over [hs, he) x [ws, we) for every (oh, ow), int64, via 2-D prefix
+    sums (one box over everything, a global pool, is a plain sum)."""
+    if hs.size == 1 and ws.size == 1 and (hs[0], ws[0], he[0], we[0]) == (0, 0) + v.shape[-2:]:
+        return v.sum(axis=(-2, -1), dtype=np.int64, keepdims=True)
     P = np.zeros(v.shape[:-2] + (v.shape[-2] + 1, v.shape[-1] + 1), dtype=np.int64)
-    P[..., 1:, 1:] = v.cumsum(-2).cumsum(-1)
+    P[..., 1:, 1:] = v.cumsum(-2, dtype=np.int64).cumsum(-1)
     return (P[..., he[:, None], we[None, :]] - P[..., hs[:, None], we[None, :]]
             - P[..., he[:, None], ws[None, :]] + P[..., hs[:, None], ws[None, :]])
 
@@ -91,7 +94,7 @@ def adaptive_avg_pool(x, *, x_scale, x_zero_point, output_size, profile, trace=N
         kh = he - hs
         kw = we - ws
         if is_channels_last(x.shape, channels_last):
-            S = _box_sums(x.astype(np.int64) - zp, hs, he, ws, we)
+            S = _box_sums(x, hs, he, ws, we) - zp * (kh[:, None] * kw[None, :])  # Σ (q - zp)
             size = (kh[:, None] * kw[None, :]).astype(np.float32)
             m = (np.float32(1.0) / size).astype(np.float32)
             inv = (np.float32(1.0) / (np.float32(1.0) / m)).astype(np.float32)
@@ -105,7 +108,7 @@ def adaptive_avg_pool(x, *, x_scale, x_zero_point, output_size, profile, trace=N
             y = nhwc_written_as_nchw(y, H, W, channels_last)
             kernel = "aten_nhwc"
         else:
-            raw = _box_sums(x.astype(np.int64), hs, he, ws, we)
+            raw = _box_sums(x, hs, he, ws, we)
             r_h = (np.float32(1.0) / kh.astype(np.float32)).astype(np.float32)
             r = (r_h[:, None] / kw[None, :].astype(np.float32)).astype(np.float32)
             y = np.rint((raw.astype(np.float32) * r).astype(np.float32)).astype(np.int64)

@@ -61,8 +61,10 @@ def add(a, b, *, a_scale, a_zero_point, b_scale, b_zero_point, out_scale, out_ze
         # both paths are functions of the pair (qa, qb): look them up in 65,536-entry tables
         vec, sca = _pair_tables(float(a_scale), int(a_zero_point), float(b_scale), int(b_zero_point),
                                 float(out_scale), int(out_zero_point), bool(relu), dtype, a.dtype.str)
-        idx = (a.view(np.uint8).astype(np.uint16) << 8) | b_b.view(np.uint8)
-        out = vec[idx]
+        idx = a.view(np.uint8).astype(np.uint16)
+        idx <<= 8
+        idx |= b_b.view(np.uint8)
+        out = np.take(vec, idx)
         if not m.all():
             out[~m] = sca[idx[~m]]
         return out

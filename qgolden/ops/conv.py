@@ -107,7 +107,8 @@ def saturation_correction(x4, w4, x_zero_point, layout, kernel, stride, padding,
         else:
             cm = np.tile(np.concatenate([chmax[c0:c1], np.zeros(cpg % 2, np.int64)]), kh * kw)
         kk = cm.size - cm.size % 2
-        if amax == 0 or A.pair_saturation_columns(cm[:kk], wg[:, :kk]).size == 0:
+        wp, wn = A.weight_column_bounds(wg)
+        if amax == 0 or A.pair_saturation_columns(cm[:kk], wg[:, :kk], (wp[:kk], wn[:kk])).size == 0:
             continue
         xmax = int(chmax[c0:c1].max())
         threshold = -(-(32768 - amax * xmax) // amax)

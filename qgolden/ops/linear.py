@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..numerics.accumulate import (even_odd_pairs, matmul_exact, matmul_pair_saturated,
-                                   matmul_pair_saturated_blocked, onednn_gemm_k_blocks)
+from ..numerics.accumulate import (_cached_weight, even_odd_pairs, matmul_exact, matmul_pair_saturated,
+                                   matmul_pair_saturated_blocked, matmul_weight_exact, onednn_gemm_k_blocks)
 from ..numerics.profile import gemm_saturates, linear_backend
 from ..numerics.quantize import dequantize_per_tensor
 from ..numerics.requantize import requantize_fbgemm, requantize_onednn, requantize_qnnpack
@@ -34,12 +34,12 @@ def accumulate_linear(x2, w, x_zero_point, w_zero_point, backend, saturates, isa
     zw = np.broadcast_to(np.asarray(w_zero_point, dtype=np.int64).reshape(-1), (w.shape[0],))
     if backend in ("fbgemm", "onednn"):
         if not saturates:
-            acc = matmul_exact(x2, w.T)
+            acc = matmul_weight_exact(x2, w)
         elif backend == "onednn":
             acc = matmul_pair_saturated_blocked(x2, w, onednn_gemm_k_blocks(k, isa))
         else:
             acc = matmul_pair_saturated(x2, w)
-        acc = acc - zx * w.astype(np.int64).sum(axis=1)[None, :]
+        acc -= zx * _cached_weight(w, "row_sums", lambda: w.astype(np.int64).sum(axis=1))[None, :]
         if np.any(zw != 0):
             acc = acc - x2.astype(np.int64).sum(axis=1)[:, None] * zw[None, :] + k * zx * zw[None, :]
         return acc

@@ -111,18 +111,36 @@ def max_pool(x, *, kernel_size, stride, padding, dilation, ceil_mode, profile, t
     need_w = (oW - 1) * sW + (kW - 1) * dW + 1
     ph_r = max(0, need_h - pH - H)
     pw_r = max(0, need_w - pW - W)
-    work = np.int16 if x.dtype.itemsize == 1 else x.dtype.type  # int32 keys come from float max pool (qdq.py)
-    low = work(np.iinfo(x.dtype).min)
-    xp = np.full(x.shape[:-2] + (pH + H + ph_r, pW + W + pw_r), low, dtype=work)
-    xp[..., pH:pH + H, pW:pW + W] = x
-    acc = np.full(x.shape[:-2] + (oH, oW), low, dtype=work)
+    low = np.iinfo(x.dtype).min
+    # work in x's memory order: an NCHW view of NHWC memory (conv outputs) pools as NHWC
+    nhwc_memory = x.ndim == 4 and x.shape[1] > 1 and x.strides[1] < x.strides[3]
+    xs = x.transpose(0, 2, 3, 1) if nhwc_memory else x  # spatial axes (1, 2) or (-2, -1)
+    hax = 1 if nhwc_memory else x.ndim - 2
+
+    def spatial(a_h, a_w):
+        idx = [slice(None)] * xs.ndim
+        idx[hax], idx[hax + 1] = a_h, a_w
+        return tuple(idx)
+
+    pshape = list(xs.shape)
+    pshape[hax], pshape[hax + 1] = pH + H + ph_r, pW + W + pw_r
+    if pH or pW or ph_r or pw_r:
+        xp = np.full(pshape, low, dtype=x.dtype)
+        xp[spatial(slice(pH, pH + H), slice(pW, pW + W))] = xs
+    else:
+        xp = xs
+    acc = None
     for i in range(kH):
         for j in range(kW):
             h0 = i * dH
             w0 = j * dW
-            tap = xp[..., h0:h0 + (oH - 1) * sH + 1:sH, w0:w0 + (oW - 1) * sW + 1:sW]
-            np.maximum(acc, tap, out=acc)
-    acc = acc.astype(x.dtype)
+            tap = xp[spatial(slice(h0, h0 + (oH - 1) * sH + 1, sH), slice(w0, w0 + (oW - 1) * sW + 1, sW))]
+            if acc is None:
+                acc = tap.copy()
+            else:
+                np.maximum(acc, tap, out=acc)
+    if nhwc_memory:
+        acc = acc.transpose(0, 3, 1, 2)
     # the layout quirk belongs to the quantized kernel; float max pooling has none
     nhwc = x.dtype.itemsize == 1 and (bool(channels_last) or x.shape[1] == 1 or H * W == 1)
     if nhwc:
