@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import weakref
 
 import numpy as np
 
@@ -321,7 +322,7 @@ def padded_nhwc(x, padding, pad_value, c0, c1, even_channels=False) -> np.ndarra
     b, _, h, w = x.shape
     cg = c1 - c0
     ce = cg + cg % 2 if even_channels else cg
-    xp = np.zeros((b, h + 2 * ph, w + 2 * pw, ce), np.uint8)
+    xp = np.zeros((b, h + 2 * ph, w + 2 * pw, ce), np.asarray(x).dtype)
     if pad_value:
         xp[..., :cg] = pad_value
     xp[:, ph:ph + h, pw:pw + w, :cg] = np.asarray(x)[:, c0:c1].transpose(0, 2, 3, 1)
@@ -387,7 +388,7 @@ def im2col_rows_at(x, rows, out_hw, kernel, stride, padding, dilation, pad_value
             + (np.clip(iw, 0, w - 1) * sw)[:, None, :])  # [R, KH, KW]
     cg = c1 - c0
     ce = cg + cg % 2 if even_channels else cg
-    vals = np.zeros(base.shape + (ce,), np.uint8)
+    vals = np.zeros(base.shape + (ce,), x.dtype)
     if cg <= 8:
         for c in range(cg):
             vals[..., c] = np.take(flat, base + (c0 + c) * sc)
@@ -577,15 +578,20 @@ _WCACHE: dict = {}
 
 def _cached_weight(w, what, fn, extra=()):
     """Per-weight quantities, computed on first use, keyed by id of the (constant) weight
-    array; the entry keeps a reference to the array so the id cannot be reused."""
+    array. The entry holds a weak reference to the array and goes when the array does, so a
+    temporary passed here neither keeps memory alive nor lets a reused id hit a stale entry."""
     key = (id(w), what) + tuple(extra)
     hit = _WCACHE.get(key)
-    if hit is not None and hit[0] is w:
+    if hit is not None and hit[0]() is w:
         return hit[1]
-    if len(_WCACHE) > 512:
-        _WCACHE.clear()
     val = fn()
-    _WCACHE[key] = (w, val)
+    try:
+        ref = weakref.ref(w, lambda _r, key=key: _WCACHE.pop(key, None))
+    except TypeError:  # not weak-referenceable: not cached
+        return val
+    if len(_WCACHE) > 4096:
+        _WCACHE.clear()
+    _WCACHE[key] = (ref, val)
     return val
 
 

@@ -119,8 +119,8 @@ def requantize_fbgemm(acc, *, x_scale, weight_scale, out_scale, out_zero_point, 
     # saturations cannot change the result, so it is clamp(r + zp, lo, 255), done before the add
     zp = int(out_zero_point)
     np.clip(r, max(0, lo) - zp, 255 - zp, out=r)
-    r += np.float32(zp)
-    return r.astype(np.uint8)
+    # + zp straight into uint8: integral values in [lo, 255], so the cast is exact
+    return np.add(r, np.float32(zp), out=np.empty(r.shape, np.uint8), casting="unsafe")
 
 
 def bias_qnnpack(bias, x_scale, weight_scale, per_channel):

@@ -361,15 +361,15 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
         # fbgemm im2col / pointwise / groupwise: k = (r*KW + s)*Cg + c, pairs (2j, 2j+1)
         # of that order per group; qnnpack: exact
         sat = backend == "fbgemm" and gemm_saturates(profile)
-        patches = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, x4.dtype.type(zx))
         for gi in range(g):
-            cols = A.im2col_fbgemm(patches, gi * cpg, (gi + 1) * cpg)  # [M, K]
-            wg = A.weight_fbgemm(w4, gi * kpg, (gi + 1) * kpg)          # [Og, K]
-            zg = zw[gi * kpg:(gi + 1) * kpg]
+            o0, o1 = gi * kpg, (gi + 1) * kpg
+            cols = A.im2col_rows(x4, (kh, kw), stride, padding, dilation, zx, gi * cpg, (gi + 1) * cpg)  # [M, K]
+            wg = A._cached_weight(w4, "fbgemm_rows", lambda: A.weight_fbgemm(w4, o0, o1), (o0,))  # [Og, K]
+            zg = zw[o0:o1]
             kk = cols.shape[1]
             if sat:
                 a = A.matmul_pair_saturated(cols, wg)
-                a = a - zx * wg.astype(np.int64).sum(axis=1)[None, :]
+                a -= zx * A._cached_weight(wg, "row_sums", lambda: wg.astype(np.int64).sum(axis=1))[None, :]
                 if np.any(zg != 0):
                     a = a - cols.astype(np.int64).sum(axis=1)[:, None] * zg[None, :] + kk * zx * zg[None, :]
             else:
