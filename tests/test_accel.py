@@ -47,8 +47,6 @@ def test_torch_backend_conv_accumulator_matches_numpy(seed):
     """The torch backend's accumulator (this machine's oneDNN int8 conv, then the pairing
     corrections) equals the NumPy model's for every target kernel, on data that saturates:
     odd and even channels per group, groups, padding with a nonzero zero point, strides."""
-    from qgolden.numerics.profile import make_profile
-    from qgolden.ops.conv import conv_accumulate
 
     rng = np.random.default_rng(seed)
     g = int(rng.choice([1, 1, 2, 4]))
@@ -60,8 +58,17 @@ def test_torch_backend_conv_accumulator_matches_numpy(seed):
     w = rng.choice([-128, 127, -90, 110, 5, 0], (g * kpg, cpg, k, k)).astype(np.int8)
     zx = int(rng.choice([0, 0, 37, 250]))
     args = (x, w, zx, np.zeros(1, np.int64), (stride, stride), (pad, pad), (1, 1), g)
-    for engine, isa in (("fbgemm", "avx2"), ("fbgemm", "avx512_vnni"), ("onednn", "avx2"),
-                        ("onednn", "avx512_vnni"), ("x86", "avx512_vnni"), ("qnnpack", "avx2")):
+    _assert_torch_accumulator_equals_numpy(
+        args, (("fbgemm", "avx2"), ("fbgemm", "avx512_vnni"), ("onednn", "avx2"), ("onednn", "avx512_vnni"),
+               ("x86", "avx512_vnni"), ("qnnpack", "avx2")), (g, cpg, kpg, k, stride, pad, zx))
+
+
+def _assert_torch_accumulator_equals_numpy(args, targets, label):
+    """conv_accumulate(*args) with the torch backend equals the NumPy model for every (engine, isa)."""
+    from qgolden.numerics.profile import make_profile
+    from qgolden.ops.conv import conv_accumulate
+
+    for engine, isa in targets:
         prof = make_profile(engine, isa)
         accumulate.set_backend("numpy")
         want, _ = conv_accumulate(*args, prof)
@@ -70,7 +77,7 @@ def test_torch_backend_conv_accumulator_matches_numpy(seed):
             got, _ = conv_accumulate(*args, prof)
         finally:
             accumulate.set_backend("numpy")
-        assert np.array_equal(np.asarray(got, np.int64), want), (engine, isa, g, cpg, kpg, k, stride, pad, zx)
+        assert np.array_equal(np.asarray(got, np.int64), want), (engine, isa) + tuple(label)
 
 
 @pytest.mark.parametrize("seed", range(16))
@@ -78,8 +85,6 @@ def test_sparse_saturation_accumulator_matches_numpy(seed):
     """Few values high enough to saturate a pair (spikes of 125-141 on a low background, at the
     borders too, and a zero point that makes the padding itself saturate): the corrections
     evaluated only at the output positions that read a spike equal the NumPy model's full sums."""
-    from qgolden.numerics.profile import make_profile
-    from qgolden.ops.conv import conv_accumulate
 
     rng = np.random.default_rng(seed + 100)
     g = int(rng.choice([1, 1, 2]))
@@ -98,16 +103,9 @@ def test_sparse_saturation_accumulator_matches_numpy(seed):
     w = rng.choice([-128, 127, -120, 125, 5, 0], (g * kpg, cpg, k, k)).astype(np.int8)
     zx = int(rng.choice([0, 30, 135]))  # 135: the padding itself is high enough to saturate
     args = (x, w, zx, np.zeros(1, np.int64), (stride, stride), (pad, pad), (dil, dil), g)
-    for engine, isa in (("fbgemm", "avx2"), ("onednn", "avx2"), ("x86", "avx512_vnni"), ("qnnpack", "avx2")):
-        prof = make_profile(engine, isa)
-        accumulate.set_backend("numpy")
-        want, _ = conv_accumulate(*args, prof)
-        accumulate.set_backend("torch")
-        try:
-            got, _ = conv_accumulate(*args, prof)
-        finally:
-            accumulate.set_backend("numpy")
-        assert np.array_equal(np.asarray(got, np.int64), want), (engine, isa, g, cpg, kpg, k, stride, pad, dil, zx)
+    _assert_torch_accumulator_equals_numpy(
+        args, (("fbgemm", "avx2"), ("onednn", "avx2"), ("x86", "avx512_vnni"), ("qnnpack", "avx2")),
+        (g, cpg, kpg, k, stride, pad, dil, zx))
 
 
 @pytest.mark.parametrize("seed", range(12))

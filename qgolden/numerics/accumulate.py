@@ -586,7 +586,7 @@ def _cached_weight(w, what, fn, extra=()):
         return hit[1]
     val = fn()
     try:
-        ref = weakref.ref(w, lambda _r, key=key: _WCACHE.pop(key, None))
+        ref = weakref.ref(w, lambda _r, key=key, cache=_WCACHE: cache.pop(key, None))
     except TypeError:  # not weak-referenceable: not cached
         return val
     if len(_WCACHE) > 4096:
