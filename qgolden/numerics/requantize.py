@@ -10,6 +10,8 @@ If `trace` is a dict the function stores 'bias_term', 'multiplier', 'pre_round',
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .floatops import f32, rne
@@ -101,10 +103,11 @@ def requantize_fbgemm(acc, *, x_scale, weight_scale, out_scale, out_zero_point, 
     # float32 arithmetic directly: one float32 op == the float64 op rounded to float32
     # (exact product / innocuous double rounding), int32 -> float32 is cvtepi32_ps (RNE)
     xf = acc if in_place else np.asarray(acc, dtype=np.int32).astype(np.float32)
+    wide, k = _channel_rows(xf)
     if bterm is not None:
-        xf += bterm.astype(np.float32)
+        wide += np.tile(bterm.astype(np.float32), k)
+    wide *= np.tile(mult.astype(np.float32), k)
     pre = xf
-    pre *= mult.astype(np.float32)
     if trace is not None:
         trace.update(pre_round=pre.copy())
     r = np.rint(pre, out=pre)
@@ -121,6 +124,18 @@ def requantize_fbgemm(acc, *, x_scale, weight_scale, out_scale, out_zero_point, 
     np.clip(r, max(0, lo) - zp, 255 - zp, out=r)
     # + zp straight into uint8: integral values in [lo, 255], so the cast is exact
     return np.add(r, np.float32(zp), out=np.empty(r.shape, np.uint8), casting="unsafe")
+
+
+def _channel_rows(a):
+    """(view, k): a [..., n] (channel last) seen as rows of k*n values, k dividing the row count,
+    so a per-channel vector tiled k times broadcasts over a long inner loop (NumPy runs a
+    64-wide broadcast ~3x slower); (a, 1) when a is not C-contiguous."""
+    if a.ndim < 2 or not a.flags.c_contiguous or a.shape[-1] == 0:
+        return a, 1
+    n = a.shape[-1]
+    rows = a.size // n
+    k = math.gcd(rows, max(1, 2048 // n))
+    return a.reshape(rows // k, k * n), k
 
 
 def bias_qnnpack(bias, x_scale, weight_scale, per_channel):
