@@ -10,6 +10,7 @@ If `trace` is a dict the function stores 'bias_term', 'multiplier', 'pre_round',
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -54,9 +55,19 @@ def fbgemm_scales(x_scale, weight_scale, out_scale, n):
     Verified against the alternative f32(f32(sx) * (double)sw) with crafted tie cases:
     that one mismatches, this one does not.
     """
-    sw = f32(_per_channel(weight_scale, n)).astype(np.float64)
+    sw = np.asarray(weight_scale, dtype=np.float64).reshape(-1)
+    return _fbgemm_scales(float(x_scale), sw.tobytes(), float(out_scale), int(n))
+
+
+@functools.lru_cache(maxsize=1024)
+def _fbgemm_scales(x_scale, weight_scale_bytes, out_scale, n):
+    """fbgemm_scales on hashable arguments (a model's layers ask for the same ones each run);
+    the arrays returned are read-only, as they are shared."""
+    sw = f32(_per_channel(np.frombuffer(weight_scale_bytes, np.float64), n)).astype(np.float64)
     atw = f32(np.float64(np.float32(x_scale)) * sw)
     mult = f32(atw.astype(np.float64) / np.float64(np.float32(out_scale)))
+    atw.flags.writeable = False
+    mult.flags.writeable = False
     return atw, mult
 
 
