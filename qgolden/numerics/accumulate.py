@@ -74,8 +74,7 @@ def matmul_weight_exact(x, w) -> np.ndarray:
     w = np.asarray(w)
     if x.size == 0 or w.size == 0:
         return matmul_exact(x, w.T)
-    wabs = _cached_weight(w, "abs_row_sum_max", lambda: int(np.abs(w.astype(np.int64)).sum(axis=1).max()))
-    if _absmax_int(x) * wabs >= 2**24:
+    if _absmax_int(x) * max_abs_row_sum(w) >= 2**24:
         return matmul_exact(x, w.T)
     wt = _cached_weight(w, "float32_T", lambda: np.ascontiguousarray(w.T.astype(np.float32)))
     return _matmul_f32(x.astype(np.float32), wt).astype(np.int64)
@@ -123,7 +122,7 @@ def pair_saturation_correction(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> n
     x0, x1 = x[:, 0:kk:2], x[:, 1:kk:2]  # [M, J] views
     colmax = x[:, :kk].max(axis=0).astype(np.int64)
     wp, wn = weight_column_bounds(w)
-    cols = pair_saturation_columns(colmax, w[:, :kk], (wp[:kk], wn[:kk]))  # the only pair columns j that can clip
+    cols = pair_saturation_columns(colmax, (wp[:kk], wn[:kk]))  # the only pair columns j that can clip
     if cols.size == 0:
         return out
     w = w.astype(np.int64)
@@ -179,20 +178,15 @@ def weight_column_bounds(w):
     return _cached_weight(w, "column_bounds", bounds)
 
 
-def pair_saturation_columns(colmax, w, bounds=None) -> np.ndarray:
-    """Pair indices j (pairs (2j, 2j+1) of the K axis, K even) where some row of w [N, K]
+def pair_saturation_columns(colmax, bounds) -> np.ndarray:
+    """Pair indices j (pairs (2j, 2j+1) of the K axis, K even) where some row of a weight
     could leave int16 for data x with 0 <= x[:, k] <= colmax[k]: a cheap superset test with
-    the column-wise max positive / negative weight (`bounds`, weight_column_bounds of w, when
-    the caller has them). Sorted int array, usually empty."""
-    w = np.asarray(w)
-    if w.size == 0:
-        return np.zeros(0, np.int64)
+    the column-wise max positive / negative weight, bounds = (wp, wn) [K] (weight_column_bounds,
+    first K columns). Sorted int array, usually empty."""
     cm = np.asarray(colmax, dtype=np.int64)
-    if bounds is None:
-        wp = np.maximum(w.max(axis=0).astype(np.int64), 0)
-        wn = np.maximum(-(w.min(axis=0).astype(np.int64)), 0)
-    else:
-        wp, wn = bounds
+    wp, wn = bounds
+    if cm.size == 0:
+        return np.zeros(0, np.int64)
     pos = cm[0::2] * wp[0::2] + cm[1::2] * wp[1::2]
     neg = cm[0::2] * wn[0::2] + cm[1::2] * wn[1::2]
     return np.nonzero((pos > _I16_MAX) | (neg > -_I16_MIN))[0]
@@ -435,6 +429,12 @@ def rows_reading(hot, out_hw, kernel, stride, dilation) -> np.ndarray:
     i, r, s = np.nonzero(ok)
     flat = np.sort((hb[i] * oh_n + oh[i, r] // stride[0]) * ow_n + ow[i, s] // stride[1])
     return flat[np.concatenate(([True], flat[1:] != flat[:-1]))] if flat.size else flat  # np.unique, faster
+
+
+def weight_rows(w, layout, o0, o1) -> np.ndarray:
+    """weight_fbgemm ('fbgemm') or weight_onednn ('onednn') of a constant weight, cached."""
+    return _cached_weight(w, "rows_" + layout, lambda: (weight_fbgemm if layout == "fbgemm" else weight_onednn)(w, o0, o1),
+                          (o0, o1))
 
 
 def weight_fbgemm(w, o0, o1) -> np.ndarray:
@@ -705,6 +705,13 @@ def onednn_conv_raw(x4, w4, x_zero_point, stride, padding, dilation, groups, as_
     return acc if as_float else acc.astype(np.int32)
 
 
+def max_abs_row_sum(w) -> int:
+    """max over outputs o of Σ|w[o, ...]| (a weight [O, ...]), cached per weight; 0 when empty."""
+    w = np.asarray(w)
+    return _cached_weight(w, "max_abs_row_sum", lambda: int(np.abs(w.astype(np.int64)).reshape(len(w), -1)
+                                                                .sum(axis=1).max()) if w.size else 0)
+
+
 def max_abs_conv_sum(x4, w4, x_zero_point, x_range=None) -> int:
     """A bound of every partial sum of a conv: max|x - zx| * max_o Σ|w[o]| (weights cached).
     x_range: value_range(x4), when the caller has it."""
@@ -712,9 +719,7 @@ def max_abs_conv_sum(x4, w4, x_zero_point, x_range=None) -> int:
     zx = int(x_zero_point)
     lo, hi = x_range if x_range is not None else value_range(x4)
     xa = max(hi - zx, zx - lo, 0) if x4.size else 0
-    wabs = _cached_weight(w4, "abs_sum_per_output",
-                          lambda: int(np.abs(np.asarray(w4).astype(np.int64)).reshape(len(w4), -1).sum(axis=1).max())
-                          if np.size(w4) else 0)
+    wabs = max_abs_row_sum(w4)
     return xa * wabs
 
 

@@ -101,14 +101,15 @@ def saturation_correction(x4, w4, x_zero_point, layout, kernel, stride, padding,
     entries = []
     for gi in range(groups):
         c0, c1, o0, o1 = gi * cpg, (gi + 1) * cpg, gi * kpg, (gi + 1) * kpg
-        wg, amax = A._cached_weight(w4, "pairs_" + layout, lambda: _group_weight(w4, layout, o0, o1), (o0,))
+        wg = A.weight_rows(w4, layout, o0, o1)
         if layout == "fbgemm":
             cm = np.tile(chmax[c0:c1], kh * kw)
         else:
             cm = np.tile(np.concatenate([chmax[c0:c1], np.zeros(cpg % 2, np.int64)]), kh * kw)
         kk = cm.size - cm.size % 2
         wp, wn = A.weight_column_bounds(wg)
-        if amax == 0 or A.pair_saturation_columns(cm[:kk], wg[:, :kk], (wp[:kk], wn[:kk])).size == 0:
+        amax = int(max(wp.max(), wn.max())) if wp.size else 0  # max |w| of the group
+        if amax == 0 or A.pair_saturation_columns(cm[:kk], (wp[:kk], wn[:kk])).size == 0:
             continue
         xmax = int(chmax[c0:c1].max())
         threshold = -(-(32768 - amax * xmax) // amax)
@@ -129,12 +130,6 @@ def saturation_correction(x4, w4, x_zero_point, layout, kernel, stride, padding,
         if hit.any():
             entries.append((rows[hit], o0, corr[hit]))
     return entries or None
-
-
-def _group_weight(w4, layout, o0, o1):
-    """(weights of output channels [o0, o1) in the layout's k order, max |w| over them)."""
-    wg = A.weight_fbgemm(w4, o0, o1) if layout == "fbgemm" else A.weight_onednn(w4, o0, o1)
-    return wg, (int(np.abs(wg.astype(np.int64)).max()) if wg.size else 0)
 
 
 def _onednn_host_acc(x4, w4, zx, stride, padding, dilation, groups, cpg, kpg, kernel, backend, profile,
@@ -364,7 +359,7 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
         for gi in range(g):
             o0, o1 = gi * kpg, (gi + 1) * kpg
             cols = A.im2col_rows(x4, (kh, kw), stride, padding, dilation, zx, gi * cpg, (gi + 1) * cpg)  # [M, K]
-            wg = A._cached_weight(w4, "fbgemm_rows", lambda: A.weight_fbgemm(w4, o0, o1), (o0,))  # [Og, K]
+            wg = A.weight_rows(w4, "fbgemm", o0, o1)  # [Og, K]
             zg = zw[o0:o1]
             kk = cols.shape[1]
             if sat:
