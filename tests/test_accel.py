@@ -1,7 +1,6 @@
 """The torch-accelerated accumulation gives the same integers as the NumPy path and as PyTorch."""
 import numpy as np
 import pytest
-import torch
 
 import qgolden
 import qgolden.api

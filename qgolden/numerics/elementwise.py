@@ -181,7 +181,6 @@ def _path_mask_uncached(out_shape, in_shapes, profile) -> np.ndarray:
         return mask.reshape(out_shape)
     dims = _coalesce(out_shape, strides_list)
     size0, st0 = dims[0]
-    ninputs = len(in_shapes)
     contiguous = all(s == 1 for s in st0)
     scalar_ok = (not contiguous) and st0[0] == 1 and sum(1 for s in st0[1:] if s == 0) == 1 and all(
         s in (0, 1) for s in st0[1:])
