@@ -505,6 +505,93 @@ def depthwise_fbgemm_acc(patches, w, x_zero_point, w_zero_point) -> np.ndarray:
     return acc
 
 
+def depthwise_taps(x, w, x_zero_point, stride, padding, dilation):
+    """The padded NHWC input of a depthwise conv and its taps as strided views: (xp, taps) with
+    xp [B, Hp, Wp, C] uint8 padded with zx (FBGEMM's padding) and taps(t, channels) the values
+    that tap t = r*KW + s reads, [B, OH, OW, len(channels)] (channels: input channel indices)."""
+    _, _, kh, kw = np.shape(w)
+    xp = padded_nhwc(x, padding, int(x_zero_point), 0, np.shape(x)[1])
+    oh = (xp.shape[1] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (xp.shape[2] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+
+    def taps(t, channels):
+        r, s = divmod(t, kw)
+        h0, w0 = r * dilation[0], s * dilation[1]
+        view = xp[:, h0:h0 + (oh - 1) * stride[0] + 1:stride[0], w0:w0 + (ow - 1) * stride[1] + 1:stride[1]]
+        return view[..., channels]
+    return xp, taps
+
+
+def depthwise_exact_acc(x, w, x_zero_point, w_zero_point, stride, padding, dilation) -> np.ndarray:
+    """Σ_t (x_t - zx)(w_t - zw) of a depthwise conv (groups == C, O = m*C, output o reads input
+    o // m), exactly, float32 [B, OH, OW, O]: Σ_t x_t*w_t tap by tap in float32 (every partial
+    sum below 255*Σ|w| < 2**24 for 8-bit data and at most 512 taps, so exact), then the zero-point
+    terms - zx*Σw - zw*Σx + T*zx*zw (int64 if zw != 0)."""
+    o, _, kh, kw = np.shape(w)
+    c = np.shape(x)[1]
+    ch = np.arange(o) // (o // c)
+    wt = np.asarray(w).reshape(o, kh * kw)
+    if kh * kw > 512:
+        raise ValueError("depthwise_exact_acc: more than 512 taps")
+    _, taps = depthwise_taps(x, w, x_zero_point, stride, padding, dilation)
+    wf = wt.astype(np.float32)
+    acc = None
+    for t in range(kh * kw):
+        term = taps(t, ch) * wf[:, t]
+        acc = term if acc is None else np.add(acc, term, out=acc)
+    zx = int(x_zero_point)
+    acc -= np.float32(zx) * wt.astype(np.int64).sum(axis=1).astype(np.float32)  # |zx*Σw| < 2**24: exact
+    zw = np.broadcast_to(np.asarray(w_zero_point, dtype=np.int64).reshape(-1), (o,))
+    if np.any(zw != 0):
+        xsum = sum(taps(t, ch).astype(np.int64) for t in range(kh * kw))
+        return acc.astype(np.int64) - zw * xsum + kh * kw * zx * zw
+    return acc
+
+
+def depthwise_pair_correction(x, w, x_zero_point, stride, padding, dilation):
+    """What FBGEMM's depthwise kernel (depthwise_fbgemm_acc) adds to the exact sum:
+    Σ_j (sat_int16(P_j) - P_j), P_j = x_2j*w_2j + x_2j+1*w_2j+1 over the taps of one output
+    channel (padding = zx, an odd last tap paired with 0 cannot leave int16). Only the
+    (channel, pair) candidates whose bound xmax*(|w_2j| + |w_2j+1|) (same signs) can leave
+    int16 are evaluated, over every output position. Sparse list for conv._corrected,
+    [(rows, channels, corr int64 [M, len(channels)])], or None when nothing saturates."""
+    o, _, kh, kw = np.shape(w)
+    c = np.shape(x)[1]
+    mult = o // c
+    wt = np.asarray(w).reshape(o, kh * kw).astype(np.int64)
+    npairs = (kh * kw) // 2
+    if npairs == 0 or np.size(x) == 0:
+        return None
+    xmax = per_channel_max(x)
+    if any(padding):
+        xmax = np.maximum(xmax, int(x_zero_point))
+    xmax_o = np.repeat(xmax, mult)[:, None]
+    w0, w1 = wt[:, 0:2 * npairs:2], wt[:, 1:2 * npairs:2]  # [O, J]
+    pos = xmax_o * (np.maximum(w0, 0) + np.maximum(w1, 0))
+    neg = xmax_o * (np.maximum(-w0, 0) + np.maximum(-w1, 0))
+    cand = (pos > _I16_MAX) | (neg > -_I16_MIN)  # [O, J]
+    if not cand.any():
+        return None
+    cols = np.nonzero(cand.any(axis=1))[0]
+    _, taps = depthwise_taps(x, w, x_zero_point, stride, padding, dilation)
+    corr = None
+    for j in np.nonzero(cand.any(axis=0))[0]:
+        oj = np.nonzero(cand[:, j])[0]
+        p = (taps(2 * j, oj // mult).astype(np.int32) * w0[oj, j].astype(np.int32)
+             + taps(2 * j + 1, oj // mult).astype(np.int32) * w1[oj, j].astype(np.int32))
+        d = np.clip(p, _I16_MIN, _I16_MAX)
+        d -= p
+        if not d.any():
+            continue
+        if corr is None:
+            corr = np.zeros(p.shape[:3] + (cols.size,), np.int64)
+        corr[..., np.searchsorted(cols, oj)] += d
+    if corr is None:
+        return None
+    corr = corr.reshape(-1, cols.size)
+    return [(np.arange(corr.shape[0]), cols, corr)]
+
+
 # -- optional acceleration ------------------------------------------------------------------------
 _BACKEND = "numpy"
 

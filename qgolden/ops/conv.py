@@ -80,8 +80,8 @@ def saturation_correction(x4, w4, x_zero_point, layout, kernel, stride, padding,
         'onednn'  adjacent channels (2j, 2j+1) within a tap, Cg padded with 0 to even,
                   padded taps contribute 0 (onednn_conv_acc)
 
-    Sparse, as saturation is rare: a list of (rows, o0, corr) with corr int64 [len(rows), Og]
-    the correction of output channels [o0, o0 + Og) at the flat output positions `rows`;
+    Sparse, as saturation is rare: a list of (rows, channels, corr) with corr int64
+    [len(rows), len(channels)] the correction at the flat output positions `rows`;
     None when nothing saturates. Groups whose channel maxima cannot make any pair leave int16
     are skipped; in the others, a pair can only leave int16 if both its inputs reach
     T = ceil((32768 - A*xmax) / A) (A = max|w| of the group: x0*A + xmax*A >= 32768 is
@@ -128,7 +128,7 @@ def saturation_correction(x4, w4, x_zero_point, layout, kernel, stride, padding,
         corr = A.pair_saturation_correction(cols, wg)
         hit = corr.any(axis=1)
         if hit.any():
-            entries.append((rows[hit], o0, corr[hit]))
+            entries.append((rows[hit], np.arange(o0, o1), corr[hit]))
     return entries or None
 
 
@@ -174,13 +174,13 @@ def _corrected(acc, add=None, sub=None):
     if acc.dtype != np.float32:
         acc = acc.astype(np.int64)
     for sign, entries in ((1, add), (-1, sub)):
-        for rows, o0, corr in entries or ():
-            o1 = o0 + corr.shape[1]
-            cur = acc[rows, o0:o1].astype(np.int64)
+        for rows, channels, corr in entries or ():
+            at = np.ix_(rows, channels)
+            cur = acc[at].astype(np.int64)
             cur += corr if sign > 0 else -corr
             if acc.dtype == np.float32 and cur.size and int(np.abs(cur).max()) >= 2 ** 24:
                 acc = acc.astype(np.int64)
-            acc[rows, o0:o1] = cur
+            acc[at] = cur
     return acc
 
 
@@ -350,8 +350,15 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
             acc[:, gi * kpg:(gi + 1) * kpg] = A.onednn_conv_acc(
                 patches0, valid, w4, gi * cpg, (gi + 1) * cpg, gi * kpg, (gi + 1) * kpg, zx, sat)
     elif path == "depthwise":
-        patches = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, x4.dtype.type(zx))
-        acc[:] = A.depthwise_fbgemm_acc(patches, w4, zx, zw).reshape(m, c_out)
+        # FBGEMM's depthwise kernel (depthwise_fbgemm_acc): the exact sum, plus what int16
+        # saturation takes off the few (channel, tap pair)s that can clip
+        if fast:
+            exact = A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g, exact_float)
+        else:
+            exact = A.depthwise_exact_acc(x4, w4, zx, zw, stride, padding, dilation).reshape(m, c_out)
+            if not exact_float and exact.dtype == np.float32:
+                exact = exact.astype(np.int64)
+        acc = _corrected(exact, A.depthwise_pair_correction(x4, w4, zx, stride, padding, dilation))
     else:
         # fbgemm im2col / pointwise / groupwise: k = (r*KW + s)*Cg + c, pairs (2j, 2j+1)
         # of that order per group; qnnpack: exact

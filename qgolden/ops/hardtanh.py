@@ -23,14 +23,11 @@ def hardtanh(x, *, x_scale, x_zero_point, min_val=-1.0, max_val=1.0, dtype="uint
              channels_last=False) -> np.ndarray:
     lo = int(E.scalar_quantize(np.float32(min_val), x_scale, x_zero_point, dtype)) if min_val is not None else None
     hi = int(E.scalar_quantize(np.float32(max_val), x_scale, x_zero_point, dtype)) if max_val is not None else None
-    out = np.asarray(x).astype(np.int64)
-    if lo is not None:
-        out = np.maximum(out, lo)
-    if hi is not None:
-        out = np.minimum(out, hi)
+    # lo, hi are quantized values (within the dtype's range): clamp in the stored dtype, in x's memory order
+    out = np.clip(np.asarray(x).astype(E.NP_DTYPE[dtype], copy=False), lo, hi)
     if trace is not None:
         trace.update(q_min=lo, q_max=hi, out=out)
-    return qnnpack_clamp_layout(E.to_dtype(out, dtype), profile, dtype, channels_last)
+    return qnnpack_clamp_layout(out, profile, dtype, channels_last)
 
 
 clamp = hardtanh
@@ -38,7 +35,7 @@ clamp = hardtanh
 
 def relu6(x, *, x_scale, x_zero_point, dtype="uint8", profile, trace=None) -> np.ndarray:
     q6 = int(E.scalar_quantize(np.float32(6.0), x_scale, x_zero_point, dtype))
-    out = np.minimum(np.maximum(np.asarray(x).astype(np.int64), int(x_zero_point)), q6)
+    out = np.clip(np.asarray(x).astype(E.NP_DTYPE[dtype], copy=False), int(x_zero_point), q6)
     if trace is not None:
         trace.update(q_six=q6, out=out)
-    return E.to_dtype(out, dtype)
+    return out
