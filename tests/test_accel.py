@@ -153,3 +153,37 @@ def test_im2col_rows_equals_patch_columns(seed):
     assert np.array_equal(accumulate.im2col_rows(x, k, stride, pad, dil, 9, c0, c1), accumulate.im2col_fbgemm(p, c0, c1))
     assert np.array_equal(accumulate.im2col_rows(x, k, stride, pad, dil, 0, c0, c1, even_channels=True),
                           accumulate.im2col_onednn(p0, c0, c1))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_depthwise_accumulator_matches_reference(seed):
+    """FBGEMM's depthwise kernel: the exact sum plus the candidate-pair correction (NumPy and
+    torch backends) equals the reference model that saturates every tap pair
+    (depthwise_fbgemm_acc), on data that saturates: channel multiplier 1 and 2, 3x3 and 5x5,
+    strides, a nonzero zero point padding, per-channel weight zero points."""
+    from qgolden.numerics.profile import make_profile
+    from qgolden.ops.conv import conv_accumulate, fbgemm_conv_path
+
+    rng = np.random.default_rng(seed + 300)
+    c = int(rng.choice([8, 16]))
+    mult = int(rng.choice([1, 2]))
+    k = int(rng.choice([3, 5]))
+    stride = int(rng.integers(1, 3))
+    x = rng.integers(int(rng.choice([0, 100, 180])), 256, (2, c, 9, 10)).astype(np.uint8)
+    w = rng.choice([-128, 127, -100, 120, 60, -7, 0], (c * mult, 1, k, k)).astype(np.int8)
+    zx = int(rng.choice([0, 40, 250]))
+    zw = np.zeros(c * mult, np.int64) if seed % 3 else rng.integers(-3, 4, c * mult)
+    geo = ((stride, stride), (k // 2, k // 2), (1, 1))
+    assert fbgemm_conv_path(c, c * mult, c, (k, k), *geo, False) == "depthwise"
+    patches = accumulate.im2col_patches(x, (k, k), geo[0], geo[1], geo[2], np.uint8(zx))
+    want = accumulate.depthwise_fbgemm_acc(patches, w, zx, zw).reshape(-1, c * mult)
+    assert accumulate.depthwise_pair_correction(x, w, zx, *geo) is not None  # these data saturate
+    prof = make_profile("fbgemm", "avx2")
+    for backend in ("numpy", "torch"):
+        accumulate.set_backend(backend)
+        try:
+            got, ctx = conv_accumulate(x, w, zx, zw, *geo, c, prof)
+        finally:
+            accumulate.set_backend("numpy")
+        assert ctx["path"] == "depthwise"
+        assert np.array_equal(np.asarray(got, np.int64), want), (backend, c, mult, k, stride, zx)

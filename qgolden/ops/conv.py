@@ -164,6 +164,16 @@ def _onednn_host_acc(x4, w4, zx, stride, padding, dilation, groups, cpg, kpg, ke
     return _corrected(acc, add, sub)
 
 
+def _host_conv_is_exact(cpg, kpg, groups):
+    """Whether this machine's oneDNN int8 conv sums exactly for this grouping: its jit_dw and
+    ref kernels always do (onednn_conv_impl), the pairing jit kernel only without int16
+    saturation (VNNI); measured on AVX2 and VNNI hosts only."""
+    mode = A.onednn_host_conv_mode()
+    if mode is None or (mode == "saturate" and detect_isa_cpu_only() != "avx2"):
+        return False
+    return mode == "exact" or onednn_conv_impl(cpg, kpg, groups) != "jit"
+
+
 def _corrected(acc, add=None, sub=None):
     """acc + add - sub, the corrections sparse lists from saturation_correction (or None).
     A float32 acc (exact integers below 2**24) is patched in place while every patched value
@@ -333,10 +343,23 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
         acc = acc_host
         if backend == "onednn":
             path = onednn_conv_impl(cpg, kpg, g)
+    elif path == "depthwise":
+        # FBGEMM's depthwise kernel (depthwise_fbgemm_acc): the exact sum, plus what int16
+        # saturation takes off the few (channel, tap pair)s that can clip
+        exact = None
+        if fast and symmetric and _host_conv_is_exact(cpg, kpg, g):
+            exact = A.onednn_conv_raw(x4, w4, zx, stride, padding, dilation, g, exact_float, x_range)
+        if exact is None and fast:
+            exact = A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g, exact_float)
+        elif exact is None:
+            exact = A.depthwise_exact_acc(x4, w4, zx, zw, stride, padding, dilation).reshape(m, c_out)
+            if not exact_float and exact.dtype == np.float32:
+                exact = exact.astype(np.int64)
+        acc = _corrected(exact, A.depthwise_pair_correction(x4, w4, zx, stride, padding, dilation))
     elif fast and not A.pairs_can_saturate(x4, w4, x_range):
         # no int16 pair can saturate on these data, so every kernel's sum is the exact one
         acc = A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g, exact_float)
-    elif fast and backend == "fbgemm" and path != "depthwise":
+    elif fast and backend == "fbgemm":
         # FBGEMM's im2col GEMM: the exact sum, plus what saturation takes off the pairs that can clip
         acc = _corrected(A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g, exact_float),
                          saturation_correction(x4, w4, zx, "fbgemm", (kh, kw), stride, padding, dilation, g))
@@ -349,16 +372,6 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
         for gi in range(g):
             acc[:, gi * kpg:(gi + 1) * kpg] = A.onednn_conv_acc(
                 patches0, valid, w4, gi * cpg, (gi + 1) * cpg, gi * kpg, (gi + 1) * kpg, zx, sat)
-    elif path == "depthwise":
-        # FBGEMM's depthwise kernel (depthwise_fbgemm_acc): the exact sum, plus what int16
-        # saturation takes off the few (channel, tap pair)s that can clip
-        if fast:
-            exact = A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g, exact_float)
-        else:
-            exact = A.depthwise_exact_acc(x4, w4, zx, zw, stride, padding, dilation).reshape(m, c_out)
-            if not exact_float and exact.dtype == np.float32:
-                exact = exact.astype(np.int64)
-        acc = _corrected(exact, A.depthwise_pair_correction(x4, w4, zx, stride, padding, dilation))
     else:
         # fbgemm im2col / pointwise / groupwise: k = (r*KW + s)*Cg + c, pairs (2j, 2j+1)
         # of that order per group; qnnpack: exact
