@@ -66,10 +66,11 @@ def matmul_exact(a, b) -> np.ndarray:
     return out.astype(np.int64)
 
 
-def matmul_weight_exact(x, w) -> np.ndarray:
+def matmul_weight_exact(x, w, as_float=False) -> np.ndarray:
     """x [M, K] @ w[N, K].T exactly, as int64, for a constant weight w (its float32 copy and
     bound cached): one float32 matmul when max|x| * max_n Σ_k |w[n, k]| < 2**24 (every partial
-    sum below 2**24: exact in any order), else matmul_exact."""
+    sum below 2**24: exact in any order), else matmul_exact. as_float: the float32 product
+    itself (exact integers) when that one matmul was used."""
     x = np.asarray(x)
     w = np.asarray(w)
     if x.size == 0 or w.size == 0:
@@ -77,7 +78,8 @@ def matmul_weight_exact(x, w) -> np.ndarray:
     if _absmax_int(x) * max_abs_row_sum(w) >= 2**24:
         return matmul_exact(x, w.T)
     wt = _cached_weight(w, "float32_T", lambda: np.ascontiguousarray(w.T.astype(np.float32)))
-    return _matmul_f32(x.astype(np.float32), wt).astype(np.int64)
+    out = _matmul_f32(x.astype(np.float32), wt)
+    return out if as_float else out.astype(np.int64)
 
 
 _F32_MAX_CHUNKS = 4
@@ -88,7 +90,7 @@ def sat16(x) -> np.ndarray:
     return np.clip(x, _I16_MIN, _I16_MAX)
 
 
-def matmul_pair_saturated(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> np.ndarray:
+def matmul_pair_saturated(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22, as_float: bool = False) -> np.ndarray:
     """Σ_j sat_int16(x[m,2j]*w[n,2j] + x[m,2j+1]*w[n,2j+1]) for x uint8 [M,K], w int8 [N,K].
 
     This is FBGEMM's AVX2 / AVX512 (non-VNNI) u8s8s32 GEMM: vpmaddubsw sums two adjacent
@@ -97,14 +99,20 @@ def matmul_pair_saturated(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> np.nda
 
     Exact matmul first, then a correction sat16(P) - P over only the (n, j) pairs whose
     bound (column-max of x times w) can leave int16; those are evaluated for all rows in
-    chunks and summed per column with reduceat. Fully vectorized.
+    chunks and summed per column with reduceat. Fully vectorized. as_float: float32 (exact
+    integers below 2**24) when the product took one float32 matmul and nothing saturated.
     """
-    return matmul_weight_exact(xq_u8, wq_s8) + pair_saturation_correction(xq_u8, wq_s8, chunk_elems=chunk_elems)
+    exact = matmul_weight_exact(xq_u8, wq_s8, as_float)
+    corr = pair_saturation_correction(xq_u8, wq_s8, chunk_elems=chunk_elems, none_if_zero=True)
+    if corr is None:
+        return exact
+    return exact.astype(np.int64) + corr
 
 
-def pair_saturation_correction(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> np.ndarray:
+def pair_saturation_correction(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22, none_if_zero: bool = False):
     """Σ_j (sat_int16(P_j) - P_j) for the pairs P_j of matmul_pair_saturated: what FBGEMM's
-    saturating sum adds to the exact one. int64 [M, N]; zero when no pair can leave int16.
+    saturating sum adds to the exact one. int64 [M, N]; zero when no pair can leave int16
+    (none_if_zero: None instead of an array of zeros).
 
     Sparse: candidate (n, j) pairs from the column bounds, then, per candidate column j, only
     the rows with x0*a0_j + x1*a1_j > 32767 (a0_j, a1_j = max |w| over the candidates of j,
@@ -113,9 +121,10 @@ def pair_saturation_correction(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> n
     w = np.asarray(wq_s8)
     m, k = x.shape
     n = w.shape[0]
-    out = np.zeros((m, n), dtype=np.int64)
+    out = None
+    zero = None if none_if_zero else np.zeros((m, n), dtype=np.int64)
     if k < 2 or m == 0 or n == 0:
-        return out
+        return zero
     if x.dtype != np.uint8 and x.min() < 0:
         return _pair_saturation_correction_dense(x, w, chunk_elems=chunk_elems)
     kk = k - (k % 2)  # a lone last product (paired with 0) cannot leave int16
@@ -124,7 +133,7 @@ def pair_saturation_correction(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> n
     wp, wn = weight_column_bounds(w)
     cols = pair_saturation_columns(colmax, (wp[:kk], wn[:kk]))  # the only pair columns j that can clip
     if cols.size == 0:
-        return out
+        return zero
     w = w.astype(np.int64)
     w0, w1 = w[:, 0:kk:2][:, cols], w[:, 1:kk:2][:, cols]  # [N, Jc]
     mx0, mx1 = colmax[0::2][cols], colmax[1::2][cols]
@@ -135,14 +144,13 @@ def pair_saturation_correction(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> n
     cand_j = cols[cand_jc]
     w0, w1 = w[:, 0:kk:2], w[:, 1:kk:2]  # [N, J]
     if cand_n.size == 0:
-        return out
+        return zero
     uj, starts, counts = np.unique(cand_j, return_index=True, return_counts=True)
     aw0 = np.abs(w0[cand_n, cand_j])
     aw1 = np.abs(w1[cand_n, cand_j])
     a0 = np.maximum.reduceat(aw0, starts)
     a1 = np.maximum.reduceat(aw1, starts)
     step = max(1, chunk_elems // max(m, 1))
-    flat = out.reshape(-1)
     for s in range(0, uj.size, step):
         sl = slice(s, s + step)
         X0 = x0[:, uj[sl]].astype(np.int32)  # [M, U]
@@ -163,8 +171,10 @@ def pair_saturation_correction(xq_u8, wq_s8, *, chunk_elems: int = 1 << 22) -> n
         corr = sat16(p) - p
         nz = np.nonzero(corr)[0]
         if nz.size:
-            np.add.at(flat, r_e[nz] * n + cn[nz], corr[nz])
-    return out
+            if out is None:
+                out = np.zeros((m, n), dtype=np.int64)
+            np.add.at(out.reshape(-1), r_e[nz] * n + cn[nz], corr[nz])
+    return zero if out is None else out
 
 
 def weight_column_bounds(w):
@@ -333,6 +343,9 @@ def im2col_rows(x, kernel, stride, padding, dilation, pad_value, c0, c1, even_ch
     ph, pw = padding
     dh, dw = dilation
     b, _, h, w = x.shape
+    if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0) and not (even_channels and (c1 - c0) % 2):
+        # a pointwise conv reads each pixel once: the rows are x itself in NHWC order
+        return np.asarray(x)[:, c0:c1].transpose(0, 2, 3, 1).reshape(b * h * w, c1 - c0)
     if dw != 1 or h + 2 * ph < dh * (kh - 1) + 1 or w + 2 * pw < kw:
         patches = im2col_patches(x, kernel, stride, padding, dilation, pad_value)
         return (im2col_onednn if even_channels else im2col_fbgemm)(patches, c0, c1)
@@ -514,11 +527,12 @@ def depthwise_taps(x, w, x_zero_point, stride, padding, dilation):
     oh = (xp.shape[1] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
     ow = (xp.shape[2] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
 
-    def taps(t, channels):
+    def taps(t, channels=None):
+        """channels None: every input channel, a view (no copy)."""
         r, s = divmod(t, kw)
         h0, w0 = r * dilation[0], s * dilation[1]
         view = xp[:, h0:h0 + (oh - 1) * stride[0] + 1:stride[0], w0:w0 + (ow - 1) * stride[1] + 1:stride[1]]
-        return view[..., channels]
+        return view if channels is None else view[..., channels]
     return xp, taps
 
 
@@ -529,7 +543,7 @@ def depthwise_exact_acc(x, w, x_zero_point, w_zero_point, stride, padding, dilat
     terms - zx*Σw - zw*Σx + T*zx*zw (int64 if zw != 0)."""
     o, _, kh, kw = np.shape(w)
     c = np.shape(x)[1]
-    ch = np.arange(o) // (o // c)
+    ch = None if o == c else np.arange(o) // (o // c)  # channel multiplier 1: views, no gather
     wt = np.asarray(w).reshape(o, kh * kw)
     if kh * kw > 512:
         raise ValueError("depthwise_exact_acc: more than 512 taps")
@@ -537,8 +551,10 @@ def depthwise_exact_acc(x, w, x_zero_point, w_zero_point, stride, padding, dilat
     wf = wt.astype(np.float32)
     acc = None
     for t in range(kh * kw):
-        term = taps(t, ch) * wf[:, t]
-        acc = term if acc is None else np.add(acc, term, out=acc)
+        if acc is None:
+            acc = taps(t, ch) * wf[:, t]
+        else:
+            acc += taps(t, ch) * wf[:, t]
     zx = int(x_zero_point)
     acc -= np.float32(zx) * wt.astype(np.int64).sum(axis=1).astype(np.float32)  # |zx*Σw| < 2**24: exact
     zw = np.broadcast_to(np.asarray(w_zero_point, dtype=np.int64).reshape(-1), (o,))

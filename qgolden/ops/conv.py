@@ -125,7 +125,9 @@ def saturation_correction(x4, w4, x_zero_point, layout, kernel, stride, padding,
                                     even_channels=even)
         if rows.size == 0:
             continue
-        corr = A.pair_saturation_correction(cols, wg)
+        corr = A.pair_saturation_correction(cols, wg, none_if_zero=True)
+        if corr is None:
+            continue
         hit = corr.any(axis=1)
         if hit.any():
             entries.append((rows[hit], np.arange(o0, o1), corr[hit]))
@@ -376,18 +378,27 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
         # fbgemm im2col / pointwise / groupwise: k = (r*KW + s)*Cg + c, pairs (2j, 2j+1)
         # of that order per group; qnnpack: exact
         sat = backend == "fbgemm" and gemm_saturates(profile)
+        lo, hi = A.value_range(x4)
+        xa = max(abs(lo), abs(hi), abs(zx))  # max |x| over the columns, padding (zx) included
         for gi in range(g):
             o0, o1 = gi * kpg, (gi + 1) * kpg
             cols = A.im2col_rows(x4, (kh, kw), stride, padding, dilation, zx, gi * cpg, (gi + 1) * cpg)  # [M, K]
             wg = A.weight_rows(w4, "fbgemm", o0, o1)  # [Og, K]
             zg = zw[o0:o1]
-            kk = cols.shape[1]
-            if sat:
-                a = A.matmul_pair_saturated(cols, wg)
-                a -= zx * A._cached_weight(wg, "row_sums", lambda: wg.astype(np.int64).sum(axis=1))[None, :]
-                if np.any(zg != 0):
-                    a = a - cols.astype(np.int64).sum(axis=1)[:, None] * zg[None, :] + kk * zx * zg[None, :]
+            # Σ_k x*w (pair-saturated), then the zero-point terms: - zx*Σw - zg*Σx + K*zx*zg
+            as_float = exact_float and g == 1 and not np.any(zg != 0)
+            a = (A.matmul_pair_saturated(cols, wg, as_float=as_float) if sat
+                 else A.matmul_weight_exact(cols, wg, as_float=as_float))
+            zx_term = zx * A._cached_weight(wg, "row_sums", lambda: wg.astype(np.int64).sum(axis=1))
+            if a.dtype == np.float32 and (xa + abs(zx)) * A.max_abs_row_sum(wg) < 2**24:
+                a -= zx_term.astype(np.float32)  # every value, before and after, an integer below 2**24
             else:
-                a = A.matmul_exact(cols.astype(np.int64) - zx, (wg.astype(np.int64) - zg[:, None]).T)
-            acc[:, gi * kpg:(gi + 1) * kpg] = a
+                a = a.astype(np.int64)
+                a -= zx_term[None, :]
+            if np.any(zg != 0):
+                a = a - cols.astype(np.int64).sum(axis=1)[:, None] * zg[None, :] + cols.shape[1] * zx * zg[None, :]
+            if g == 1:
+                acc = a
+            else:
+                acc[:, o0:o1] = a
     return acc, {k: v for k, v in locals().items() if k in _CTX}
