@@ -305,7 +305,7 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
     int64 [N*OH*OW, O] = Σ (x - zx)(w - zw) exactly as the kernel forms it (int16 pair
     saturation included), ctx the shapes and the kernel path (keys in _CTX). Used by conv()
     and by the integer-only conv_acc op. exact_float: acc may come back as float32 holding
-    the exact integers (|acc| < 2**24), which saves conversions (torch backend)."""
+    the exact integers (|acc| < 2**24), which saves conversions."""
     x = np.asarray(x)
     w = np.asarray(weight)
     conv1d = x.ndim == 3
@@ -337,7 +337,7 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
         raise ValueError("onednn conv requires weight zero point 0")
     fast = A._BACKEND == "torch"
     acc_host = None
-    x_range = A.value_range(x4) if fast else None  # one pass, read by every bound below
+    x_range = A.value_range(x4)  # one pass, read by every bound below
     if fast and symmetric and backend in ("fbgemm", "onednn", "qnnpack") and path != "depthwise":
         acc_host = _onednn_host_acc(x4, w4, zx, stride, padding, dilation, g, cpg, kpg, (kh, kw),
                                     backend, profile, exact_float, x_range)
@@ -378,8 +378,7 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
         # fbgemm im2col / pointwise / groupwise: k = (r*KW + s)*Cg + c, pairs (2j, 2j+1)
         # of that order per group; qnnpack: exact
         sat = backend == "fbgemm" and gemm_saturates(profile)
-        lo, hi = A.value_range(x4)
-        xa = max(abs(lo), abs(hi), abs(zx))  # max |x| over the columns, padding (zx) included
+        xa = max(abs(x_range[0]), abs(x_range[1]), abs(zx))  # max |x| over the columns, padding (zx) included
         for gi in range(g):
             o0, o1 = gi * kpg, (gi + 1) * kpg
             cols = A.im2col_rows(x4, (kh, kw), stride, padding, dilation, zx, gi * cpg, (gi + 1) * cpg)  # [M, K]
