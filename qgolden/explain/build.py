@@ -201,6 +201,17 @@ def backend_of(program, node) -> str:
     return conv_backend(program.profile, int(node.attrs.get("groups", 1)), not np.any(zw != 0))
 
 
+def onednn_kernel_of(node) -> str:
+    """The oneDNN output stage of a linear or conv node (requantize_onednn): 'jit' or 'ref'."""
+    if node.op != "conv":
+        return "jit"
+    from ..ops.conv import onednn_conv_impl, onednn_requant_kernel
+
+    w = np.asarray(node.consts["weight"])
+    g = int(node.attrs.get("groups", 1))
+    return onednn_requant_kernel(onednn_conv_impl(w.shape[1], w.shape[0] // g, g))
+
+
 def can_saturate(program, node, path) -> bool:
     b = backend_of(program, node)
     if b == "fbgemm":
@@ -303,7 +314,7 @@ def gemm_section(ctx, node, number) -> Section:
                 f"({'kernel path ' + path + ', ' if node.op == 'conv' else ''}"
                 f"{'int16 pair saturation possible on this CPU' if sat_possible else 'exact int32 products'}): "
                 f"integer sum of products, bias, one multiplier, round, add the output zero point, clamp.")
-    sec.formula = texts.gemm_formula(node.op, backend, has_bias, relu, sat_possible, per_channel)
+    sec.formula = texts.gemm_formula(node.op, backend, has_bias, relu, sat_possible, per_channel, onednn_kernel_of(node))
     zy = Val(a["out_zero_point"], ("attr", node.name, "out_zero_point"))
     rows = [
         ["x_q", f"{xin} (output of {getattr(ctx.producers.get(xin), 'name', 'the model input')})",
@@ -364,7 +375,8 @@ def gemm_section(ctx, node, number) -> Section:
     bias_label = {"fbgemm": "bias term b' (float, accumulator units)", "qnnpack": "bias term b_q (int32)",
                   "onednn": "bias (float, added after scaling)"}[backend]
     mult_label = {"fbgemm": "multiplier M = s_x·s_w/s_y", "qnnpack": "multiplier M = s_x·s_w/s_y",
-                  "onednn": "multiplier M = s_x·s_w" if has_bias else "multiplier M = s_x·s_w/s_y"}[backend]
+                  "onednn": "weight scale s_w (after s_x')" if onednn_kernel_of(node) == "ref"
+                  else "multiplier M = s_x'·s_w"}[backend]
     table = Table(["quantity"] + [label(i) for i in shown], [])
     table.rows.append(["acc (int32, as the kernel sums)"] + [[tv("acc", i, "sat" if "sat" in marks[i] else "")] for i in shown])
     if sat_possible:
@@ -415,9 +427,10 @@ def gemm_section(ctx, node, number) -> Section:
             sec.engine.append(["On qnnpack the bias would be quantized to int32: "]
                               + listing(lambda ch, i: _oval(program, node, "bias_qnnpack", (ch,))) + [" instead of "]
                               + listing(lambda ch, i: tv("bias_term", i)) + [f" ({chl}), and products are exact int32."])
-            sec.engine.append(["On onednn the float bias is added after scaling: f32(acc·s_x·s_w) + bias, bias = "]
+            sec.engine.append(["On onednn the float bias is added after scaling: f32(acc·f32(s_x'·s_w)) + bias, bias = "]
                               + listing(lambda ch, i: Val(_item(np.asarray(c["bias"])[ch]), ("const", node.name, "bias", (ch,))))
-                              + [", then multiplied by 1/s_y."])
+                              + [", then multiplied by f32(1/s_y') (s_x', s_y': the float reciprocals of PyTorch's "
+                                 "float reciprocals)."])
         elif backend == "qnnpack":
             sec.engine.append(["On x86/fbgemm the bias would stay float: "]
                               + listing(lambda ch, i: _oval(program, node, "bias_fbgemm", (ch,))) + [" instead of the int32 "]
@@ -455,10 +468,11 @@ def _style(m):
 def _gemm_numbers(node, backend, has_bias, relu, i, tv, zy, m):
     line = [f"{label(i)}: "]
     if backend == "onednn":
-        if has_bias:
-            line += ["(", tv("acc", i), " · ", tv("multiplier", i), " + ", tv("bias_term", i), ") / s_y"]
+        bias = [" + ", tv("bias_term", i)] if has_bias else []
+        if onednn_kernel_of(node) == "ref":
+            line += ["((", tv("acc", i), " · s_x') · ", tv("multiplier", i)] + bias + [") / s_y'"]
         else:
-            line += [tv("acc", i), " · ", tv("multiplier", i)]
+            line += ["(", tv("acc", i), " · ", tv("multiplier", i)] + bias + [") · 1/s_y'"]
         line += [(" → ReLU" if relu else ""), " + z_y = ", tv("pre_round", i), " → round ",
                  tv("rounded", i), " → clamp [0, 255] → ", tv("out", i, _style(m))]
     else:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-def gemm_formula(op, backend, has_bias, relu, sat_possible, per_channel):
+def gemm_formula(op, backend, has_bias, relu, sat_possible, per_channel, onednn_kernel="jit"):
     k = "k" if op == "linear" else "c,r,s"
     xk = "x_q[k]" if op == "linear" else "x_q[c, h·stride+r·dil−pad, w·stride+s·dil−pad]"
     wk = "w_q[n,k]" if op == "linear" else "w_q[n,c,r,s]"
@@ -10,15 +10,17 @@ def gemm_formula(op, backend, has_bias, relu, sat_possible, per_channel):
     lo = "z_y" if relu else "0"
     sat = ("   (this CPU: u8·s8 products summed in pairs in saturating int16 first)" if sat_possible else "")
     if backend == "onednn":
-        lines = [f"acc[n] = Σ_{k} x_q·w_q − z_x·Σ_{k} w_q  = Σ_{k} ({xk} − z_x)·{wk}{sat}"]
-        if has_bias:
-            lines += [f"M[n]   = f32(s_x·{sw})",
-                      "v[n]   = f32(f32(f32(acc[n]·M[n]) + bias[n]) · f32(1/s_y))" + ("; v = max(v, 0)" if relu else ""),
-                      "y_q[n] = clamp(rne(f32(v[n] + z_y)), 0, 255)"]
+        b = " + bias[n]" if has_bias else ""
+        lines = [f"acc[n] = Σ_{k} x_q·w_q − z_x·Σ_{k} w_q  = Σ_{k} ({xk} − z_x)·{wk}{sat}",
+                 "s_x', s_y' = f32(1/f32(1/s_x)), f32(1/f32(1/s_y))   (PyTorch hands oneDNN float reciprocals, "
+                 "inverted back in float)"]
+        if onednn_kernel == "ref":
+            lines.append(f"v[n]   = f32(f32(f32(f32(acc[n]·s_x')·{sw}){b}) / s_y')   (ref kernel: one scale after "
+                         "the other, then a division)" + ("; v = max(v, 0)" if relu else ""))
         else:
-            lines += [f"M[n]   = f32(f32(1/s_y) / f32(f32(1/s_x)·f32(1/{sw})))   (oneDNN's reciprocal scales)",
-                      "v[n]   = f32(acc[n]·M[n])" + ("; v = max(v, 0)" if relu else ""),
-                      "y_q[n] = clamp(rne(f32(v[n] + z_y)), 0, 255)"]
+            lines += [f"M[n]   = f32(s_x'·{sw})",
+                      f"v[n]   = f32(f32(f32(acc[n]·M[n]){b}) · f32(1/s_y'))" + ("; v = max(v, 0)" if relu else "")]
+        lines.append("y_q[n] = clamp(rne(f32(v[n] + z_y)), 0, 255)")
         return lines
     lines = [f"acc[n] = Σ_{k} ({xk} − z_x)·({wk} − z_w){sat}"]
     if backend == "fbgemm":

@@ -8,7 +8,7 @@ from ..numerics.accumulate import onednn_gemm_k_blocks
 from ..ops.conv import fbgemm_conv_path, onednn_conv_impl
 from . import texts
 from .access import memory_order, trace_index
-from .build import (MAX_SHOWN, Ctx, ExplainError, _gemm_numbers, _item, backend_of, can_saturate,
+from .build import (MAX_SHOWN, Ctx, ExplainError, _gemm_numbers, _item, backend_of, can_saturate, onednn_kernel_of,
                     gemm_marks, has_gemm_trace, label)
 from .doc import Document, Section, Table, Val
 
@@ -180,7 +180,7 @@ def _gemm_element(ctx, program, node, t, idx, sec):
     path = t.get("path", backend)
     sat_possible = can_saturate(program, node, path)
     per_channel = bool(a.get("per_channel")) or np.asarray(node.consts["weight_scale"]).size > 1
-    sec.formula = texts.gemm_formula(node.op, backend, has_bias, relu, sat_possible, per_channel)
+    sec.formula = texts.gemm_formula(node.op, backend, has_bias, relu, sat_possible, per_channel, onednn_kernel_of(node))
     zx = int(a["x_zero_point"])
     zw_all = np.asarray(node.consts["weight_zero_point"]).reshape(-1)
     ch = idx[-1] if node.op == "linear" else idx[1]

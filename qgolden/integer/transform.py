@@ -142,13 +142,12 @@ def _engine_requant(node, profile):
     kw = dict(x_scale=a["x_scale"], weight_scale=k["weight_scale"], out_scale=a["out_scale"],
               out_zero_point=a["out_zero_point"], bias=k.get("bias"), per_channel=a.get("per_channel", False),
               relu=a["relu"])
-    if backend == "onednn" and node.op == "conv":  # some ref:any convs fold the bias in the int domain
-        from ..ops.conv import onednn_bias_in_int_domain, onednn_conv_impl
+    if backend == "onednn" and node.op == "conv":  # ref:any convs scale in another order
+        from ..ops.conv import onednn_conv_impl, onednn_requant_kernel
 
         g = int(a["groups"])
         w = np.asarray(k["weight"])
-        kw["bias_in_int_domain"] = onednn_bias_in_int_domain(onednn_conv_impl(w.shape[1], w.shape[0] // g, g),
-                                                             w.shape[1])
+        kw["kernel"] = onednn_requant_kernel(onednn_conv_impl(w.shape[1], w.shape[0] // g, g))
 
     def ref(acc, trace=None):
         return req(np.asarray(acc, dtype=np.int64), trace=trace, **kw).astype(np.int64)

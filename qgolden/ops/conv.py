@@ -196,12 +196,10 @@ def _corrected(acc, add=None, sub=None):
     return acc
 
 
-def onednn_bias_in_int_domain(impl, c_per_g):
-    """Whether oneDNN folds the float bias into the int domain before the combined multiplier
-    (requantize_onednn bias_in_int_domain): measured on ref:any convs with one input channel per
-    group (seed 9137: 22 groups, 1 -> 2 channels); ref:any convs with 3 input channels per group
-    (seed 61) scale first and add the bias after, like jit."""
-    return impl == "ref" and c_per_g == 1
+def onednn_requant_kernel(impl):
+    """Which oneDNN output stage a conv kernel runs (requantize_onednn): 'ref' for ref:any,
+    'jit' for the jit and jit depthwise kernels."""
+    return "ref" if impl == "ref" else "jit"
 
 
 def _gconv_groups_together(c_per_g):
@@ -236,7 +234,7 @@ def conv(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, b
     req = {"fbgemm": requantize_fbgemm, "qnnpack": requantize_qnnpack,
            "onednn": requantize_onednn}[backend]
     t = {} if trace is not None else None
-    extra = {"bias_in_int_domain": onednn_bias_in_int_domain(path, cpg)} if backend == "onednn" else {}
+    extra = {"kernel": onednn_requant_kernel(path)} if backend == "onednn" else {}
     out = req(acc, x_scale=x_scale, weight_scale=weight_scale, out_scale=out_scale,
               out_zero_point=out_zero_point, bias=bias, per_channel=per_channel, relu=relu, trace=t, **extra)
     # an NCHW view of the NHWC result: the next conv and elementwise ops read this memory order
