@@ -787,6 +787,14 @@ def onednn_conv_raw(x4, w4, x_zero_point, stride, padding, dilation, groups, as_
     import torch
 
     x4 = np.asarray(x4)
+    if np.shape(w4)[2:] == (1, 1) and tuple(stride) != (1, 1):
+        # oneDNN's strided 1x1 path (its input is first gathered to unit stride) gave other
+        # integers now and then on saturating data (random seed 529, 1 call in ~100): gather here,
+        # and run the unit-stride conv, which has the same sums
+        if any(padding):
+            return None
+        x4 = x4[:, :, ::stride[0], ::stride[1]]
+        stride, dilation = (1, 1), (1, 1)
     nb, c_in, h, wd = x4.shape
     c_out = w4.shape[0]
     geo = (list(stride), list(padding), list(dilation), int(groups))
