@@ -205,3 +205,26 @@ def test_onednn_strided_pointwise_is_stable():
             assert np.array_equal(np.asarray(got, np.int64), want)
     finally:
         accumulate.set_backend("numpy")
+
+
+def test_weight_cache_entries_go_with_their_weights():
+    """Per-weight caches (packed oneDNN weights, 4-D views of conv1d weights, bounds) leave when
+    the weight does: lowering many programs in one process does not pile them up."""
+    import gc
+
+    from qgolden.numerics.profile import make_profile
+    from qgolden.ops.conv import conv_accumulate
+
+    before = len(accumulate._WCACHE)
+    accumulate.set_backend("torch")
+    try:
+        for i in range(20):
+            rng = np.random.default_rng(i)
+            w = rng.integers(-128, 128, (8, 4, 3)).astype(np.int8)  # conv1d
+            x = rng.integers(0, 256, (2, 4, 10)).astype(np.uint8)
+            conv_accumulate(x, w, 0, np.zeros(8, np.int64), 1, 1, 1, 1, make_profile("fbgemm", "avx2"))
+            del w
+    finally:
+        accumulate.set_backend("numpy")
+    gc.collect()
+    assert len(accumulate._WCACHE) <= before

@@ -309,8 +309,9 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
     conv1d = x.ndim == 3
     if conv1d:
         x4 = x[:, :, None, :]
-        # one 4-D view per weight, so the per-weight caches (packed oneDNN weights, bounds) hit
-        w4 = A._cached_weight(w, "as_conv2d", lambda: w[:, :, None, :])
+        # one 4-D array per weight, so the per-weight caches (packed oneDNN weights, bounds) hit; a
+        # copy, not a view: a view would keep w alive, and with it this cache entry, for good
+        w4 = A._cached_weight(w, "as_conv2d", lambda: w[:, :, None, :].copy())
         stride, padding, dilation = (1, _pair(stride, 1)[0]), (0, _pair(padding, 1)[0]), (1, _pair(dilation, 1)[0])
     else:
         x4, w4 = x, w
