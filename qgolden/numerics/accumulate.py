@@ -496,7 +496,9 @@ def weight_onednn(w, o0, o1) -> np.ndarray:
 
 
 def depthwise_fbgemm_acc(patches, w, x_zero_point, w_zero_point) -> np.ndarray:
-    """FBGEMM depthwise fast path (FbgemmI8DepthwiseAvx2-inl.h), groups == C, O = C or 2C
+    """The reference model of FBGEMM's depthwise kernel, every tap pair evaluated (conv runs the
+    equal, faster depthwise_exact_acc + depthwise_pair_correction; tests hold them together).
+    FBGEMM depthwise fast path (FbgemmI8DepthwiseAvx2-inl.h), groups == C, O = C or 2C
     (output channel o reads input channel o // (O // C)):
     taps t = r*K + s paired (0,1),(2,3),... per channel, each pair sum saturated to int16
     (vpmaddubsw), last odd tap paired with 0; input padding = zx. Then
