@@ -4,8 +4,8 @@ threshold table.
 An ATen elementwise kernel computes each element either in its vector body or in its scalar
 tail (numerics/elementwise.py), and the two round differently: a unary op is therefore TWO
 functions of the 8-bit input, tabulated by running the engine op with a profile that puts every
-element on the vector path (vector_width 1) and one that puts every element in the tail
-(vector_width 2**20). The integer program picks the table per element with the engine's own
+element on the vector path (force_path 'vector') and one that puts every element in the tail
+(force_path 'scalar'). The integer program picks the table per element with the engine's own
 (integer) path mask. Where both tables agree, one table is kept.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .thresholds import step_thresholds
 
 
 def path_profiles(profile):
-    return (dict(profile, vector_width=1, num_threads=1), dict(profile, vector_width=1 << 20, num_threads=1))
+    return (dict(profile, force_path="vector", num_threads=1), dict(profile, force_path="scalar", num_threads=1))
 
 
 def unary_tables(node, profile, in_dtype):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics.floatops import fma32
+from ..numerics.profile import aten_vector_width
 from ..ops.adaptive_avg_pool import adaptive_bins
 from ..ops.avg_pool import _window_axis, is_channels_last, nhwc_requant, qnnpack_avgpool_requant
 from ..ops.max_pool import _tup, pooling_output_shape
@@ -100,7 +101,7 @@ def plan_pool(node, in_shape, profile, dtype, bits, rounding, allow_tables):
             divs = sorted(set(int(v) for v in div.reshape(-1)))
             if is_channels_last(shape, cl):
                 quirk = True
-                vw = profile["vector_width"]
+                vw = aten_vector_width(profile, "qavg_pool2d_nhwc")
                 nvec = C - C % (vw // 4)
                 cls = np.zeros((C, oH, oW), np.int64)
                 for di, d in enumerate(divs):
@@ -143,7 +144,7 @@ def plan_pool(node, in_shape, profile, dtype, bits, rounding, allow_tables):
             if is_channels_last(shape, cl):
                 quirk, sum_zp = True, True
                 size = kh[:, None] * kw[None, :]
-                nvec = C - C % (profile["vector_width"] // 4)
+                nvec = C - C % (aten_vector_width(profile, "qadaptive_avg_pool2d_nhwc") // 4)
                 cls = np.zeros((C, oH, oW), np.int64)
                 for s in sorted(set(int(v) for v in size.reshape(-1))):
                     for vec in (True, False):

@@ -12,6 +12,8 @@ import weakref
 
 import numpy as np
 
+from ..cpu import cpu_class
+
 _EXACT = 2.0**53
 _I16_MIN, _I16_MAX = -32768, 32767
 
@@ -261,19 +263,8 @@ def matmul_pair_saturated_blocked(xq_u8, wq_s8, block_starts) -> np.ndarray:
 
 
 def onednn_gemm_k_blocks(k: int, isa: str) -> list:
-    """K-block starts of oneDNN's jit int8 GEMM (src/cpu/x64/gemm/gemm_driver.cpp
-    get_k_padd + the Bk loop of gemm_kernel_driver; block sizes from gemm_info.cpp):
-
-        k <= bk_traditional      -> one block
-        k <  2*bk                -> k_padd = (k+1)//2: blocks [0, k_padd), [k_padd, k)
-        else                     -> blocks of bk
-    AVX2 (no avx2_vnni): bk_traditional=256, bk=384. AVX512 core (no VNNI):
-    bk_traditional=384, bk=768 (VNNI does not saturate, so blocks do not matter)."""
-    bk_trad, bk = (256, 384) if isa == "avx2" else (384, 768 if isa == "avx512" else 1536)
-    if k <= bk_trad:
-        return [0]
-    kp = (k + 1) // 2 if k < 2 * bk else bk
-    return list(range(0, k, kp))
+    """K-block starts of oneDNN's jit int8 GEMM on CPU class `isa` (CpuClass.onednn_gemm_k_blocks)."""
+    return cpu_class(isa).onednn_gemm_k_blocks(k)
 
 
 def pair_saturated_taps(x_taps, w_taps) -> np.ndarray:

@@ -3,7 +3,8 @@
 Every such kernel is `cpu_kernel_vec(iter, scalar_op, vector_op)` (ATen/native/cpu/Loops.h):
   * TensorIterator coalesces contiguous dims; the innermost run of n elements goes to
     `vectorized_loop`, which applies the vector op to blocks of 2*V elements
-    (V = Vectorized<quint8>::size() = profile['vector_width']) and the SCALAR op to the
+    (V = Vectorized<quint8>::size() of the AVX2 kernel: 32 on every x86 class, since these
+    stubs leave the AVX512 slot empty; profile.aten_vector_width) and the SCALAR op to the
     last n % (2V) elements of the run.
   * numel > 32768 (at::internal::GRAIN_SIZE) with >1 thread: the flat range is split in
     ceil(numel/chunk) OpenMP chunks, each with its own tail (profile.get('num_threads')).
@@ -19,6 +20,7 @@ import functools
 import numpy as np
 
 from .floatops import f32, fma32
+from .profile import aten_vector_width
 from .quantize import QRANGE, NP_DTYPE
 
 GRAIN_SIZE = 32768
@@ -148,8 +150,11 @@ def path_mask(out_shape, in_shapes, profile) -> np.ndarray:
 
     in_shapes: shapes of the inputs (broadcastable to out_shape, C-contiguous). The result
     depends on shapes, vector width and threads only: cached, and read-only."""
+    forced = profile.get("force_path")  # integer/lut.py tabulates each path alone
+    if forced is not None:
+        return np.full(tuple(int(s) for s in out_shape), forced == "vector", dtype=bool)
     return _path_mask(tuple(int(s) for s in out_shape), tuple(tuple(int(d) for d in s) for s in in_shapes),
-                      int(profile["vector_width"]), num_threads(profile))
+                      aten_vector_width(profile, "elementwise"), num_threads(profile))
 
 
 @functools.lru_cache(maxsize=128)

@@ -1,84 +1,52 @@
-"""Engine profiles: which kernel runs each op, and the CPU features that change its arithmetic.
+"""Engine profiles: which kernel runs each op, and the CPU class whose arithmetic it replays.
 
 A profile is a plain dict stored inside every program, so a `.qgp` built on one
 machine replays the arithmetic of the machine it was built *for*:
 
-    engine        x86 | fbgemm | qnnpack | onednn    (torch.backends.quantized.engine)
-    isa           avx2 | avx512 | avx512_vnni         (what the target CPU offers)
-    vector_width  elements of Vectorized<quint8>: 32 on AVX2, 64 on AVX512
-                  (ATen's elementwise quantized kernels treat the tail differently)
+    engine        x86 | fbgemm | qnnpack | onednn    (torch.backends.quantized.engine), or a PT2E runtime
+    isa           the CPU class tag (qgolden/cpu: avx2 | avx512 | avx512_vnni | avx512_amx | arm64)
+    vector_width  bytes of Vectorized<quint8> under ATen's dispatch capability (64 under avx512,
+                  32 under avx2/default); ATEN_CPU_CAPABILITY can lower it on a host
     num_threads   torch's intra-op threads (large elementwise ops are chunked per thread)
 
-Derived facts (functions below, not stored, so they cannot disagree):
+Derived facts (functions below and the CpuClass, not stored, so they cannot disagree):
     linear_backend(p)   fbgemm | qnnpack | onednn
     conv_backend(p)     fbgemm | qnnpack | onednn
     gemm_saturates(p)   FBGEMM u8*s8 pair sums saturate to int16 (vpmaddubsw) without VNNI
+    aten_vector_width(p, stub)  the Vectorized<quint8> width of one ATen quantized kernel
 """
 from __future__ import annotations
 
-import functools
+import os
+
+from ..cpu import TAGS, cpu_class, cpu_flags, detect
 
 ENGINES = ("x86", "fbgemm", "qnnpack", "onednn")
 # runtimes of PT2E / torchao Q/DQ graphs (importers/pt2e.py), and the kernel family each uses
 PT2E_BACKENDS = {"pt2e-reference": "pt2e_reference", "x86-inductor": "onednn_inductor", "xnnpack": "xnnpack"}
-ISAS = ("avx2", "avx512", "avx512_vnni")
-
-
-@functools.lru_cache(maxsize=1)
-def _cpu_flags() -> frozenset:
-    """The first 'flags' line of /proc/cpuinfo (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
+ISAS = TAGS
 
 
 def detect_isa() -> str:
-    """The ISA FBGEMM/oneDNN use on this machine, honouring FBGEMM_ENABLE_INSTRUCTIONS."""
-    import os
-
-    forced = os.environ.get("FBGEMM_ENABLE_INSTRUCTIONS", "").upper()
-    flags = _cpu_flags()
-    if "avx512_vnni" in flags and "avx512f" in flags:
-        isa = "avx512_vnni"
-    elif "avx512f" in flags and "avx512bw" in flags:
-        isa = "avx512"
-    else:
-        isa = "avx2"
-    if forced == "AVX2":
-        isa = "avx2"
-    elif forced.startswith("AVX512") and isa == "avx512_vnni":
-        isa = "avx512_vnni" if "E1" in forced else "avx512"
-    return isa
-
-
-def detect_vector_width() -> int:
-    """Vectorized<quint8>::size() for ATen's dispatch on this machine (ATEN_CPU_CAPABILITY honoured)."""
-    import os
-
-    cap = os.environ.get("ATEN_CPU_CAPABILITY", "").lower()
-    if cap == "default":
-        return 32  # the scalar fallback Vectorized<T> still uses 32-byte vectors
-    if cap == "avx2":
-        return 32
-    isa = detect_isa_cpu_only()
-    return 64 if isa.startswith("avx512") and cap != "avx2" else 32
+    """This machine's CPU class tag (cpu.detect)."""
+    return detect()
 
 
 def detect_isa_cpu_only() -> str:
-    saved = None
-    import os
+    """This machine's CPU class from its flags alone (no environment caps)."""
+    from ..cpu import detect_from_flags
+    import platform
 
-    saved = os.environ.pop("FBGEMM_ENABLE_INSTRUCTIONS", None)
-    try:
-        return detect_isa()
-    finally:
-        if saved is not None:
-            os.environ["FBGEMM_ENABLE_INSTRUCTIONS"] = saved
+    return detect_from_flags(cpu_flags(), platform.machine())
+
+
+def detect_vector_width() -> int:
+    """Vectorized<quint8>::size() under ATen's dispatch capability on this machine
+    (ATEN_CPU_CAPABILITY honoured: it can only lower the capability)."""
+    cap = os.environ.get("ATEN_CPU_CAPABILITY", "").lower()
+    if cap in ("default", "avx2"):
+        return 32
+    return 64 if cpu_class(detect()).aten_capability == "avx512" else 32
 
 
 def make_profile(engine: str | None = None, isa: str | None = None, num_threads: int | None = None) -> dict:
@@ -95,15 +63,21 @@ def make_profile(engine: str | None = None, isa: str | None = None, num_threads:
         isa = detect_isa()
         width = detect_vector_width()
     else:
-        if isa not in ISAS:
-            raise ValueError(f"unknown isa {isa!r}; choose one of {', '.join(ISAS)}")
-        width = 64 if isa.startswith("avx512") else 32
+        width = 64 if cpu_class(isa).aten_capability == "avx512" else 32
     if num_threads is None:
         import sys
 
         torch = sys.modules.get("torch")
         num_threads = torch.get_num_threads() if torch is not None else 1
     return {"engine": engine, "isa": isa, "vector_width": width, "num_threads": int(num_threads)}
+
+
+def aten_vector_width(p: dict, stub: str) -> int:
+    """Bytes of Vectorized<quint8> in ATen's kernel for `stub` ('qadd', 'qmul', 'qbatch_norm',
+    'qadaptive_avg_pool2d_nhwc', 'qavg_pool2d_nhwc', ...) under this profile: most quantized
+    stubs run their AVX2 kernel even on AVX-512 (CpuClass.aten_vector_bytes)."""
+    cap = "avx512" if int(p.get("vector_width", 32)) >= 64 else "avx2"
+    return cpu_class(p).aten_vector_bytes(stub, cap)
 
 
 def linear_backend(p: dict) -> str:
@@ -116,13 +90,13 @@ def linear_backend(p: dict) -> str:
 
 
 def conv_backend(p: dict, groups: int = 1, symmetric_weights: bool = True) -> str:
-    """x86 conv goes to oneDNN only on AVX512-VNNI with groups<=100 and symmetric weights
+    """x86 conv goes to oneDNN only on a VNNI CPU with groups<=100 and symmetric weights
     (onednn_utils::should_use_onednn_quant, OnednnUtils.h); otherwise FBGEMM."""
     e = p["engine"]
     if e in PT2E_BACKENDS:
         return PT2E_BACKENDS[e]
     if e == "x86":
-        if p["isa"] == "avx512_vnni" and groups <= 100 and symmetric_weights:
+        if cpu_class(p).x86_conv_to_onednn and groups <= 100 and symmetric_weights:
             return "onednn"
         return "fbgemm"
     return {"fbgemm": "fbgemm", "qnnpack": "qnnpack", "onednn": "onednn"}[e]
@@ -136,6 +110,6 @@ def kernel_profile(p: dict) -> dict:
 
 
 def gemm_saturates(p: dict) -> bool:
-    """FBGEMM's u8*s8 GEMM sums adjacent products in int16 with saturation (vpmaddubsw)
-    unless the CPU has VNNI (vpdpbusd, exact int32)."""
-    return p["isa"] != "avx512_vnni"
+    """FBGEMM's and oneDNN's u8*s8 GEMMs sum adjacent products in int16 with saturation
+    (vpmaddubsw) unless the CPU has VNNI (vpdpbusd, exact int32)."""
+    return cpu_class(p).fbgemm_pairs_saturate

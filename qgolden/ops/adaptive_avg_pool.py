@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics.floatops import fma32
+from ..numerics.profile import aten_vector_width
 from .avg_pool import QRANGE, is_channels_last, qnnpack_avgpool_requant
 from .max_pool import nhwc_written_as_nchw
 
@@ -102,7 +103,7 @@ def adaptive_avg_pool(x, *, x_scale, x_zero_point, output_size, profile, trace=N
             y_vec = np.rint(fma32(S.astype(np.float32), np.broadcast_to(inv, S.shape), np.float32(zp)))
             y_vec = y_vec.astype(np.int64)
             y_tail = np.rint((t + np.float32(zp)).astype(np.float32)).astype(np.int64)
-            nvec = C - C % (profile["vector_width"] // 4)
+            nvec = C - C % (aten_vector_width(profile, "qadaptive_avg_pool2d_nhwc") // 4)
             cidx = np.arange(C).reshape(1, C, 1, 1)
             y = np.clip(np.where(cidx < nvec, y_vec, y_tail), qmin, qmax)
             y = nhwc_written_as_nchw(y, H, W, channels_last)

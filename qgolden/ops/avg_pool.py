@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..numerics.profile import aten_vector_width
 from .max_pool import _tup, nhwc_written_as_nchw, pooling_output_shape
 
 QRANGE = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
@@ -150,7 +151,7 @@ def avg_pool(x, *, x_scale, x_zero_point, out_scale, out_zero_point, kernel_size
             div = pool if count_include_pad else size
         if is_channels_last(x.shape, channels_last):
             m = (np.float32(1.0) / div.astype(np.float32)).astype(np.float32)
-            y = nhwc_requant(S, m[None, None], zp, C, profile["vector_width"], qmin, qmax)
+            y = nhwc_requant(S, m[None, None], zp, C, aten_vector_width(profile, "qavg_pool2d_nhwc"), qmin, qmax)
             y = nhwc_written_as_nchw(y, H, W, channels_last)
             kernel = "aten_nhwc"
         else:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..numerics import elementwise as E
 from ..numerics.floatops import f32, fma32
+from ..numerics.profile import aten_vector_width
 
 
 def fused_params(weight, bias, running_mean, running_var, eps, x_scale, out_scale):
@@ -35,7 +36,9 @@ def fused_params(weight, bias, running_mean, running_var, eps, x_scale, out_scal
 
 
 def channel_vector_mask(C, profile):
-    V = int(profile["vector_width"])
+    if profile.get("force_path") is not None:
+        return np.full(C, profile["force_path"] == "vector", dtype=bool)
+    V = aten_vector_width(profile, "qbatch_norm")
     kv = V // 4
     n = (C // V) * V
     rem = C - n

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..cpu import cpu_class
 from ..numerics.floatsum import inductor_lane_sum, inductor_sum_is_serial, sequential_sum
 
-LANES = {"avx2": 8, "avx512": 16, "avx512_vnni": 16}
 
 
 def spatial_dims(ndim, dim) -> bool:
@@ -30,7 +30,7 @@ def inductor_mean_serial(shape, channels_last, isa, threads) -> bool:
     """Whether Inductor sums each output of a spatial mean of `shape` [N, C, H, W] serially
     (inductor_sum_is_serial with this layout's loop nest and vector width)."""
     n, c, h, w = (int(v) for v in shape)
-    lanes = LANES.get(isa, 8)
+    lanes = cpu_class(isa).inductor_lanes
     if channels_last:  # loops: N, C (step lanes), H*W (reduction, step 1)
         return inductor_sum_is_serial(n * (c // lanes), h * w, h * w, n * c * h * w, threads)
     if lanes != 8:

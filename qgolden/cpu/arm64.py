@@ -1,0 +1,13 @@
+"""arm64 (NEON, dotprod): Apple silicon, Graviton, Ampere. PyTorch's quantized engine there is
+qnnpack; ATen runs its 'default' capability (32-byte Vectorized, scalar-built)."""
+from __future__ import annotations
+
+from .base import CpuClass
+
+ARM64 = CpuClass(
+    tag="arm64",
+    summary="arm64 NEON (Apple silicon, Graviton, Ampere): qnnpack's NEON kernels, exact int32 sums; "
+            "no FBGEMM, no x86 oneDNN kernels",
+    arch="arm64", aten_capability="default", fbgemm_vnni=False, onednn_isa=None, inductor_lanes=4)
+
+CLASSES = (ARM64,)

@@ -1,0 +1,31 @@
+"""The x86-64 classes. Each differs from the one before it by the facts listed."""
+from __future__ import annotations
+
+from .base import CpuClass
+
+AVX2 = CpuClass(
+    tag="avx2",
+    summary="AVX2 + FMA (Haswell .. Alder Lake client, AMD Zen 1-3): FBGEMM and oneDNN pair u8*s8 "
+            "products in saturating int16; the x86 engine's conv runs on FBGEMM",
+    aten_capability="avx2", fbgemm_vnni=False, onednn_isa="avx2", inductor_lanes=8)
+
+AVX512 = CpuClass(
+    tag="avx512",
+    summary="AVX-512 F/BW/VL without VNNI (Skylake-SP): still int16 pair saturation; ATen's "
+            "AVX512 stubs (avg pool NHWC) and Inductor use 64-byte vectors",
+    aten_capability="avx512", fbgemm_vnni=False, onednn_isa="avx512_core", inductor_lanes=16)
+
+AVX512_VNNI = CpuClass(
+    tag="avx512_vnni",
+    summary="AVX-512 VNNI without AMX (Cascade Lake, Ice Lake, AMD Zen 4/5): exact int32 sums; "
+            "the x86 engine's conv runs on oneDNN's VNNI brgemm kernels",
+    aten_capability="avx512", fbgemm_vnni=True, onednn_isa="avx512_core_vnni", inductor_lanes=16)
+
+AVX512_AMX = CpuClass(
+    tag="avx512_amx",
+    summary="AVX-512 VNNI + AMX (Sapphire Rapids and later Xeons): as avx512_vnni, but oneDNN runs "
+            "conv and larger matmuls on AMX tiles, whose float output stage multiplies by one "
+            "combined scale",
+    aten_capability="avx512", fbgemm_vnni=True, onednn_isa="avx512_core_amx", inductor_lanes=16)
+
+CLASSES = (AVX2, AVX512, AVX512_VNNI, AVX512_AMX)
