@@ -6,6 +6,7 @@ def run_demo(console, engine=None, isa=None) -> bool:
     import torch
 
     from .api import lower, verify
+    from .numerics.profile import gemm_saturates
     from .cli import print_report
     from .examples import forum
     from .torch_side import engine as engine_ctx
@@ -37,7 +38,7 @@ def run_demo(console, engine=None, isa=None) -> bool:
         rep = verify(model, x, program=prog)
         console.print()
         print_report(rep, console)
-        if prog.profile["isa"] != "avx512_vnni":
+        if gemm_saturates(prog.profile):
             other = lower(model, example_inputs=(x,), engine=engine, isa="avx512_vnni")
             yv = other.run(forum.INPUTS)
             _, envv = other.run(forum.INPUTS, keep=True)

@@ -6,6 +6,7 @@ import struct
 import subprocess
 import zlib
 
+import pytest
 import torch
 
 import qgolden
@@ -59,7 +60,10 @@ def png_pixels(data: bytes):
 
 def test_html_in_headless_chromium(tmp_path, forum_model):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "chromium is required for this test: .ci/run installs it (apt-get install -y chromium)"
+    if not chromium:
+        # CI installs chromium and sets QGOLDEN_REQUIRE_CHROMIUM, so the test cannot silently skip there
+        assert not os.environ.get("QGOLDEN_REQUIRE_CHROMIUM"), "chromium is required here (.ci/run installs it)"
+        pytest.skip("no chromium on this machine (apt-get install chromium to run this test)")
     prog = qgolden.lower(forum_model, example_inputs=(torch.from_numpy(forum.INPUTS),), engine="x86", isa="avx2")
     doc, _, _ = explain(prog, [forum.INPUTS], sample=0)
     html = render(doc, "html")
