@@ -1,4 +1,4 @@
-"""The forum model (../shared/seed/forum-thread.txt): the built-in example, bit-exact."""
+"""The forum model (the built-in example): bit-exact."""
 import numpy as np
 import torch
 

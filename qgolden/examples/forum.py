@@ -1,4 +1,4 @@
-"""The forum user's model (../shared/seed/forum-thread.txt), rebuilt from the printed state_dict.
+"""The forum user's model (a PyTorch forum thread), rebuilt from the printed state_dict.
 
 A 2 -> 3 -> 7 MLP (the thread says "6 class" but prints 7 output rows), quantized with
 FX graph mode (under the current torch.backends.quantized.engine): quantize(1/255, 0) -> LinearReLU -> Linear -> dequantize.
