@@ -53,6 +53,23 @@ def to_torch_inputs(program, inputs):
     return out
 
 
+def snapshot(v):
+    """v with every tensor in it cloned (tuples and lists kept)."""
+    import torch
+
+    if isinstance(v, torch.Tensor):
+        c = v.clone()
+        if c.stride() != v.stride():
+            # a quantized clone comes back contiguous; the importer reads layouts from these strides
+            for fmt in (torch.channels_last, torch.channels_last_3d):
+                if v.dim() == (4 if fmt is torch.channels_last else 5) and v.is_contiguous(memory_format=fmt):
+                    c = c.contiguous(memory_format=fmt)
+        return c
+    if isinstance(v, (list, tuple)):
+        return type(v)(snapshot(x) for x in v)
+    return v
+
+
 def fx_intermediates(gm, inputs) -> tuple:
     """Run an FX GraphModule node by node; return (output, {node name: value})."""
     import torch.fx
@@ -69,7 +86,9 @@ def fx_intermediates(gm, inputs) -> tuple:
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise ImportErrorQ(f"PyTorch itself fails at node '{n.name}' ({n.op} {n.target}) on this input: "
                                    f"{msg} [input shapes {[tuple(getattr(i, 'shape', ())) for i in inputs]}]") from None
-            seen[n.name] = r
+            # a copy: an in-place op later in the graph (ReLU6(inplace=True) after a conv) would
+            # otherwise change what this node is recorded to have computed
+            seen[n.name] = snapshot(r)
             return r
 
     out = Recorder(gm).run(*inputs)
