@@ -43,3 +43,32 @@ def test_inplace_relu6_after_conv_is_recorded_before_it_runs(engine):
     clamped = [n for n in prog.nodes if n.op in ("hardtanh", "clamp", "relu6")]
     assert clamped, [n.op for n in prog.nodes]
     assert any(not np.array_equal(env[n.inputs[0]], env[n.output]) for n in clamped)
+
+
+class TwoUnsupported(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 1)
+        self.conv2 = torch.nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        a = torch.flip(y, [3])
+        b = torch.roll(y, 1, 2)
+        return self.conv2(a) + b.sum()
+
+
+def test_every_unsupported_node_is_reported_at_once():
+    x = torch.randn(1, 3, 4, 4)
+    with engine_ctx("x86"):
+        p = prepare_fx(TwoUnsupported().eval(), get_default_qconfig_mapping("x86"), example_inputs=(x,))
+        p(x)
+        q = convert_fx(p)
+    with pytest.raises(Exception) as err:
+        qgolden.lower(q, example_inputs=(x,), engine="x86")
+    lines = str(err.value).splitlines()
+    assert "2 nodes cannot be lowered" in lines[0]
+    assert "'flip' (torch.flip)" in lines[1] and "test_inplace.py" in lines[1]
+    assert "'roll' (torch.roll)" in lines[2] and "test_inplace.py" in lines[2]
+    # nodes that only read a failed node (b.sum()) are not reported again
+    assert len(lines) == 4 and lines[3].startswith("Supported: ")

@@ -147,30 +147,49 @@ class _Lowering:
 
     # -- the walk --------------------------------------------------------------
     def run(self):
+        failures = []  # (node, message): every node that cannot be lowered, reported together
+        poisoned = set()  # nodes that failed, and nodes that read them (not reported again)
         for n in self.gm.graph.nodes:
-            if n.op == "placeholder":
-                name = n.name
-                dt = self.input_dtypes.get(name, "float32")
-                self.tensors[name] = TensorInfo(name, dt)
-                self.tensors[name].shape, self.tensors[name].layout = self.observed_layout(name, "input", [])
-                self.values[name] = name
-                self.inputs.append(name)
-            elif n.op == "get_attr":
-                self.values[n.name] = self.get_attr(n)
-            elif n.op == "call_module":
-                from .fx_ops import lower_module
-
-                lower_module(self, n, self.modules[n.target])
-            elif n.op in ("call_function", "call_method"):
-                from .fx_ops import lower_call
-
-                lower_call(self, n)
-            elif n.op == "output":
-                refs = self.output_refs(n, n.args[0])
-                self.returns = "tensor" if isinstance(refs, str) else "tuple"
-                self.outputs = [refs] if isinstance(refs, str) else refs
+            if n.op == "output" and failures:
+                break
+            if n.op in ("call_module", "call_function", "call_method") and any(
+                    a.name in poisoned for a in n.all_input_nodes):
+                poisoned.add(n.name)
+                continue
+            try:
+                self.lower_node(n)
+            except ImportErrorQ as e:
+                if n.op not in ("call_module", "call_function", "call_method"):
+                    raise
+                failures.append((n, str(e)))
+                poisoned.add(n.name)
+        if failures:
+            raise ImportErrorQ(unsupported_message(self.where, failures))
         return Program(self.inputs, self.outputs, self.nodes, self.tensors, dict(self.profile),
                        meta={"source": self.where, "returns": self.returns})
+
+    def lower_node(self, n):
+        if n.op == "placeholder":
+            name = n.name
+            dt = self.input_dtypes.get(name, "float32")
+            self.tensors[name] = TensorInfo(name, dt)
+            self.tensors[name].shape, self.tensors[name].layout = self.observed_layout(name, "input", [])
+            self.values[name] = name
+            self.inputs.append(name)
+        elif n.op == "get_attr":
+            self.values[n.name] = self.get_attr(n)
+        elif n.op == "call_module":
+            from .fx_ops import lower_module
+
+            lower_module(self, n, self.modules[n.target])
+        elif n.op in ("call_function", "call_method"):
+            from .fx_ops import lower_call
+
+            lower_call(self, n)
+        elif n.op == "output":
+            refs = self.output_refs(n, n.args[0])
+            self.returns = "tensor" if isinstance(refs, str) else "tuple"
+            self.outputs = [refs] if isinstance(refs, str) else refs
 
     def output_refs(self, n, a):
         from torch.fx import Node as FxNode
@@ -193,6 +212,35 @@ class _Lowering:
         if isinstance(obj, torch.Tensor) and obj.numel() == 1 and not obj.is_quantized:
             return obj.item()
         return obj
+
+
+def node_location(n) -> str:
+    """Where an FX node comes from: its module path and the user's source line, where FX kept them."""
+    parts = []
+    if n.op == "call_module":
+        parts.append(f"module {n.target}")
+    stack = n.meta.get("stack_trace") or ""
+    frames = [line.strip() for line in stack.splitlines()
+              if line.strip().startswith("File ") and "/torch/" not in line and "site-packages" not in line]
+    if frames:
+        parts.append(frames[-1].replace("File ", "", 1))
+    return ", ".join(parts)
+
+
+def unsupported_message(where: str, failures) -> str:
+    """One error for every node that cannot be lowered: the first line says how many, then one
+    line per node (its own message, and where it comes from)."""
+    if len(failures) == 1:
+        return failures[0][1]
+    lines = [f"{where}: {len(failures)} nodes cannot be lowered:"]
+    for n, msg in failures:
+        loc = node_location(n)
+        msg = msg[len(where) + 2:] if msg.startswith(where + ": ") else msg
+        lines.append(f"  {msg.split(' Supported: ')[0]}" + (f" [{loc}]" if loc and loc not in msg else ""))
+    supported = next((m.split(" Supported: ", 1)[1] for _, m in failures if " Supported: " in m), None)
+    if supported:
+        lines.append("Supported: " + supported)
+    return "\n".join(lines)
 
 
 def memory_order(t):
