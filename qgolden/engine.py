@@ -82,8 +82,7 @@ def _resolve(ref, env):
 # Ops that treat elements one by one: ATen walks them in memory order, and its vector
 # tails and thread chunks fall on the last elements *in memory*, so we run them there.
 # (hardtanh is not here: an integer clamp has no tail, and it models its own QNNPACK layout quirk)
-ELEMENTWISE = {"add", "mul", "add_scalar", "mul_scalar", "relu", "hardswish", "leaky_relu",
-               "elu", "sigmoid", "tanh", "quantize", "dequantize"}
+ELEMENTWISE = ops.where(elementwise=True)
 
 
 def _elementwise_order(program, node, args):

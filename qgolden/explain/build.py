@@ -546,7 +546,7 @@ def quantize_section(ctx, node, number) -> Section:
     sname, zname = node.names.get("out_scale"), node.names.get("out_zero_point")
     per_channel = a.get("axis") is not None
     sec.what = "turns the float input into integers: the model's first step, with the input scale and zero point."
-    sec.formula = texts.OPS["quantize"][1] if not per_channel else texts.OPS["quantize_pc"][1]
+    sec.formula = texts.op_text("quantize")[1] if not per_channel else texts.QUANTIZE_PER_CHANNEL[1]
     if not per_channel:
         sec.where = Table(["symbol", "in the model", "value"], [
             ["s", _name(sname, "(scale)"), [Val(a["scale"], ("attr", node.name, "scale"))]],
@@ -556,7 +556,7 @@ def quantize_section(ctx, node, number) -> Section:
 
 def generic_section(ctx, node, number) -> Section:
     sec = Section(node.name, _title(node, number))
-    what, formula = texts.pt2e_text(node, ctx.program) or texts.OPS.get(node.op, (f"{node.op}", []))
+    what, formula = texts.pt2e_text(node, ctx.program) or texts.op_text(node.op, default=node.op)
     sec.what = what
     sec.formula = list(formula)
     info = ctx.program.tensors.get(node.output)

@@ -255,9 +255,9 @@ def tv_idx(tv):
 
 
 def _generic_element(ctx, program, node, t, idx, sec):
-    from .texts import OPS
+    from .texts import op_text
 
-    sec.formula = list(OPS.get(node.op, ("", []))[1])
+    sec.formula = op_text(node.op)[1]
     out_shape = np.shape(ctx.env[node.output])
     order = memory_order(program, node, ctx.env)
     for ref in node.inputs:

@@ -21,17 +21,11 @@ from . import lut as L
 from .fixedpoint import ROUNDINGS
 from .requant import plan_layer
 
-# ops already integer-only: kept as they are
-KEEP = {"identity", "reshape", "flatten", "permute", "transpose", "squeeze", "unsqueeze", "index", "size",
-        "int_arith", "max_pool"}
-UNARY_LUT = {"hardswish", "sigmoid", "tanh", "elu", "leaky_relu", "add_scalar", "mul_scalar"}
-CLAMPS = {"relu", "hardtanh", "relu6", "clamp"}
+# the op table's facts (qgolden/ops, one OpSpec per op)
+KEEP = ops.where(integer="keep")  # already integer-only: kept as they are
 # what an integer-only program may contain (the no-float rule, see docs/integer-only.md)
-INTEGER_OPS = KEEP | {"linear_acc", "conv_acc", "requantize_int", "threshold_table", "lut", "lut2",
-                      "lut_channel", "dequantize_lut", "quantize_thr", "clamp_int", "mul_int", "cat_int",
-                      "pool_int", "upsample_int"}
-PASS_RANGE = {"identity", "reshape", "flatten", "permute", "transpose", "squeeze", "unsqueeze", "index",
-              "max_pool", "upsample_nearest"}
+INTEGER_OPS = KEEP | ops.where(integer="integer")
+PASS_RANGE = ops.where(passes_range=True)
 
 
 @dataclass
@@ -554,10 +548,8 @@ def _xnnpack_mean(ctx, node):
                         {"enumerated": plan.enumerated})
 
 
-# PT2E ops a runtime computes in float32 (ops/qdq.py, ops/float_ops.py): no integer-only form
-FLOAT_OPS = {"float_op", "float_cat", "float_unary", "float_adaptive_avg_pool", "float_mean", "float_linear",
-             "float_conv", "float_max_pool", "float_mean_inductor",
-             "xnnpack_hardswish", "xnnpack_avg_pool", "xnnpack_global_mean"}
+# ops a runtime computes in float32 (ops/qdq.py, ops/float_ops.py ...): no integer-only form
+FLOAT_OPS = ops.where(integer="float")
 
 
 def float_why(program, node) -> str:
@@ -573,25 +565,15 @@ def _float_region(ctx, node):
     raise Unsupported(float_why(ctx.p, node))
 
 
-HANDLERS = {"linear": _linear_conv, "conv": _linear_conv, "quantize": _quantize, "dequantize": _dequantize,
-            "add": _binary_lut, "mul": _mul, "cat": _cat, "batch_norm": _batch_norm, "avg_pool": _pool,
-            "adaptive_avg_pool": _pool, "mean": _pool, "upsample_nearest": _upsample,
-            # PT2E (torchao Q/DQ graphs, ops/qdq.py)
-            "qdq_quantize": _quantize, "qdq_dequantize": _dequantize, "add_reference": _binary_lut,
-            "concat": _concat,
-            # ExecuTorch's XNNPACK delegate (ops/xnnpack.py): qs8 add as a table of all 65,536 pairs,
-            # qs8 clamp as the integer clamp, the input Convert as thresholds
-            "xnnpack_add": _binary_lut, "xnnpack_clamp": _clamp, "xnnpack_quantize": _xnnpack_quantize,
-            "xnnpack_quantized_global_mean": _xnnpack_mean}
-for _op in FLOAT_OPS:
-    HANDLERS[_op] = _float_region
-for _op in UNARY_LUT:
-    HANDLERS[_op] = _unary
-for _op in CLAMPS:
-    HANDLERS[_op] = _clamp
+# one handler per integer-only method of the op table (ops/spec.py INTEGER_METHODS)
+METHODS = {"gemm": _linear_conv, "quantize": _quantize, "dequantize": _dequantize, "binary_lut": _binary_lut,
+           "mul": _mul, "cat": _cat, "concat": _concat, "batch_norm": _batch_norm, "pool": _pool,
+           "upsample": _upsample, "lut": _unary, "clamp": _clamp, "xnnpack_quantize": _xnnpack_quantize,
+           "xnnpack_mean": _xnnpack_mean, "float": _float_region}
+HANDLERS = {name: METHODS[spec.integer] for name, spec in ops.table().items() if spec.integer in METHODS}
 
 
-MOVES = {"identity", "flatten", "reshape", "permute", "transpose", "squeeze", "unsqueeze", "upsample_nearest"}
+MOVES = ops.where(moves_data=True)
 DEQUANTIZE, QUANTIZE = {"dequantize", "qdq_dequantize"}, {"quantize", "qdq_quantize"}
 # float32 ops of one tensor that act on each value alone (PT2E float regions: dq -> hardswish -> q)
 ELEMENTWISE = {"float_unary", "float_op"}

@@ -6,91 +6,59 @@ whose keyword arguments are exactly the node's attrs and consts in the program, 
 engine calls it with no translation. When `trace` is a dict, the op stores its named
 intermediates there (accumulator, bias term, multiplier, value before rounding...),
 which is what `explain` prints.
-"""
 
+The op table: every module here declares `SPECS`, one OpSpec per op it implements
+(qgolden/ops/spec.py): its kernel and the facts the engine, the integer-only transform and
+explain read. A new op is its own module with its SPECS, and its test.
+"""
+from __future__ import annotations
+
+import functools
+import pkgutil
 from importlib import import_module
 
-# op name in the program -> "module:function" in this package
-_REGISTRY = {
-    "quantize": "quantize:quantize",
-    "dequantize": "dequantize:dequantize",
-    "linear": "linear:linear",
-    "conv": "conv:conv",
-    "batch_norm": "batch_norm:batch_norm",
-    "relu": "relu:relu",
-    "hardtanh": "hardtanh:hardtanh",
-    "hardswish": "hardswish:hardswish",
-    "leaky_relu": "leaky_relu:leaky_relu",
-    "elu": "elu:elu",
-    "sigmoid": "sigmoid:sigmoid",
-    "tanh": "tanh:tanh",
-    "add": "add:add",
-    "add_scalar": "add:add_scalar",
-    "mul": "mul:mul",
-    "mul_scalar": "mul:mul_scalar",
-    "cat": "cat:cat",
-    "max_pool": "max_pool:max_pool",
-    "avg_pool": "avg_pool:avg_pool",
-    "adaptive_avg_pool": "adaptive_avg_pool:adaptive_avg_pool",
-    "upsample_nearest": "upsample_nearest:upsample_nearest",
-    # data movement: same on quantized and float tensors
-    "reshape": "shape:reshape",
-    "flatten": "shape:flatten",
-    "permute": "shape:permute",
-    "transpose": "shape:transpose",
-    "squeeze": "shape:squeeze",
-    "unsqueeze": "shape:unsqueeze",
-    "identity": "shape:identity",
-    "index": "shape:index",
-    "mean": "mean:mean",
-    "size": "shape:size",
-    "int_arith": "shape:int_arith",
-    # float32 ops left between a dequantize and a quantize
-    "float_op": "float_ops:float_op",
-    "float_cat": "float_ops:float_cat",
-    # PT2E / torchao Q/DQ graphs (ops/qdq.py)
-    "qdq_quantize": "qdq:qdq_quantize",
-    "qdq_dequantize": "qdq:qdq_dequantize",
-    "add_reference": "qdq:add_reference",
-    "concat": "qdq:concat",
-    "float_unary": "qdq:float_unary",
-    "float_adaptive_avg_pool": "qdq:float_adaptive_avg_pool",
-    "float_mean": "qdq:float_mean",
-    "float_linear": "qdq:float_linear",
-    "float_conv": "qdq:float_conv",
-    "float_max_pool": "qdq:float_max_pool",
-    # ExecuTorch's XNNPACK delegate (ops/xnnpack.py; conv and linear go through ops.conv / ops.linear)
-    "xnnpack_quantize": "xnnpack:quantize",
-    "xnnpack_add": "xnnpack:add",
-    "xnnpack_clamp": "xnnpack:clamp",
-    "xnnpack_hardswish": "xnnpack:hardswish",
-    "xnnpack_avg_pool": "xnnpack:avg_pool",
-    "xnnpack_global_mean": "xnnpack:global_mean",
-    "xnnpack_quantized_global_mean": "xnnpack:quantized_global_mean",
-    "float_mean_inductor": "inductor_mean:float_mean_inductor",
-    # integer-only forms (qgolden/integer, `lower --integer-only`, `certify`)
-    "linear_acc": "linear_acc:linear_acc",
-    "conv_acc": "conv_acc:conv_acc",
-    "requantize_int": "requantize_int:requantize_int",
-    "threshold_table": "requantize_int:threshold_table",
-    "lut": "lut:lut",
-    "lut2": "lut:lut2",
-    "lut_channel": "lut:lut_channel",
-    "dequantize_lut": "lut:dequantize_lut",
-    "quantize_thr": "quantize_thr:quantize_thr",
-    "clamp_int": "clamp_int:clamp_int",
-    "mul_int": "mul_int:mul_int",
-    "cat_int": "cat_int:cat_int",
-    "pool_int": "pool_int:pool_int",
-    "upsample_int": "upsample_int:upsample_int",
-}
+from .spec import INTEGER_METHODS, OpSpec  # noqa: F401
 
 
+@functools.lru_cache(maxsize=1)
+def _declared() -> dict:
+    """{op name: (module name, OpSpec)} over every module of this package."""
+    specs: dict = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name == "spec":
+            continue
+        module = import_module(f"{__name__}.{info.name}")
+        for spec in getattr(module, "SPECS", ()):
+            if spec.name in specs:
+                raise ValueError(f"op {spec.name!r} is declared twice ({specs[spec.name][0]} and {info.name})")
+            if not callable(getattr(module, spec.kernel, None)):
+                raise ValueError(f"op {spec.name!r}: {info.name} has no function {spec.kernel!r}")
+            specs[spec.name] = (info.name, spec)
+    return specs
+
+
+def table() -> dict:
+    """{op name: OpSpec}, every op of every module of this package."""
+    return {name: spec for name, (_, spec) in _declared().items()}
+
+
+@functools.lru_cache(maxsize=None)
 def get(op: str):
     """The function implementing `op`; KeyError if qgolden has none."""
-    mod, fn = _REGISTRY[op].split(":")
-    return getattr(import_module(f"{__name__}.{mod}"), fn)
+    module, spec = _declared()[op]
+    return getattr(import_module(f"{__name__}.{module}"), spec.kernel)
+
+
+def spec(op: str) -> OpSpec | None:
+    """The OpSpec of `op`, or None for an op qgolden does not know."""
+    entry = _declared().get(op)
+    return entry[1] if entry else None
 
 
 def names() -> list:
-    return sorted(_REGISTRY)
+    return sorted(table())
+
+
+def where(**facts) -> frozenset:
+    """Names of the ops whose OpSpec has every given fact, e.g. where(elementwise=True)."""
+    return frozenset(name for name, (_, s) in _declared().items() if all(getattr(s, k) == v for k, v in facts.items()))

@@ -34,6 +34,7 @@ from ..numerics.floatops import fma32
 from ..numerics.profile import aten_vector_width
 from .avg_pool import QRANGE, is_channels_last, qnnpack_avgpool_requant
 from .max_pool import nhwc_written_as_nchw
+from .spec import OpSpec
 
 
 def adaptive_bins(n: int, out: int):
@@ -120,3 +121,8 @@ def adaptive_avg_pool(x, *, x_scale, x_zero_point, output_size, profile, trace=N
         trace["sum"] = S
         trace["output_size"] = (oH, oW)
     return y.astype(x.dtype)
+
+
+SPECS = [
+    OpSpec("adaptive_avg_pool", "adaptive_avg_pool", integer="pool", summary='average over adaptive bins (qparams unchanged)', formula=('S = Σ_bin (x_q − z);  y_q = clamp(rne(S/|bin|) + z)', )),
+]

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..numerics import elementwise as E
 from ..numerics.floatops import f32
+from .spec import OpSpec
 
 
 def _qnnpack_add(a, b, a_scale, a_zero_point, b_scale, b_zero_point, out_scale, out_zero_point, relu, trace):
@@ -144,3 +145,9 @@ def add_scalar(x, *, x_scale, x_zero_point, scalar, relu=False, dtype="uint8", p
     if trace is not None:
         trace.update(out_scale=s_out, out_zero_point=z_out, c_q=c_q, out=out)
     return E.to_dtype(out, dtype)
+
+
+SPECS = [
+    OpSpec("add", "add", elementwise=True, integer="binary_lut", summary='adds two quantized tensors with their own scales', formula=('a = s_a·(a_q − z_a);  b = s_b·(b_q − z_b);  y_q = clamp(rne((a + b)/s_y) + z_y)   (ATen, float32)', '(qnnpack: fixed-point a_multiplier·a_q + b_multiplier·b_q, shifted right with rounding)', )),
+    OpSpec("add_scalar", "add_scalar", elementwise=True, integer="lut", summary='adds a constant', formula=('y_q = x_q (new zero point z − round(c/s)) or requantized', )),
+]

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..numerics.profile import aten_vector_width
 from .max_pool import _tup, nhwc_written_as_nchw, pooling_output_shape
+from .spec import OpSpec
 
 QRANGE = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
 
@@ -165,3 +166,8 @@ def avg_pool(x, *, x_scale, x_zero_point, out_scale, out_zero_point, kernel_size
         trace["sum"] = S
         trace["output_size"] = (oH, oW)
     return y.astype(x.dtype)
+
+
+SPECS = [
+    OpSpec("avg_pool", "avg_pool", integer="pool", summary='average over each window (qparams unchanged)', formula=('S = Σ_window (x_q − z);  y_q = clamp(rne(S / divisor) + z)   (order of + z and rounding depends on the kernel)', )),
+]

@@ -17,6 +17,7 @@ import numpy as np
 from ..numerics import elementwise as E
 from ..numerics.floatops import f32, fma32
 from ..numerics.profile import aten_vector_width
+from .spec import OpSpec
 
 
 def fused_params(weight, bias, running_mean, running_var, eps, x_scale, out_scale):
@@ -71,3 +72,8 @@ def batch_norm(x, *, x_scale, x_zero_point, out_scale, out_zero_point, weight, b
     if trace is not None:
         trace.update(alpha=alpha, beta=beta, pre_round=y, out=out)
     return E.to_dtype(out, dtype)
+
+
+SPECS = [
+    OpSpec("batch_norm", "batch_norm", integer="batch_norm", summary='batch norm folded to a per-channel affine map', formula=('y_q = clamp(rne(alpha·x_q + beta))', )),
+]

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..numerics import elementwise as E
 from ..numerics.quantize import dequantize_per_tensor, quantize_per_tensor
+from .spec import OpSpec
 
 
 def cat(xs, *, x_scales, x_zero_points, out_scale, out_zero_point, dim=0, relu=False, dtype="uint8",
@@ -29,3 +30,8 @@ def cat(xs, *, x_scales, x_zero_points, out_scale, out_zero_point, dim=0, relu=F
     if trace is not None:
         trace.update(out=out)
     return E.to_dtype(out, dtype)
+
+
+SPECS = [
+    OpSpec("cat", "cat", integer="cat", summary='concatenates; inputs with other qparams are requantized', formula=('y_q = concat(requant(x_i))', )),
+]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .spec import OpSpec
+
 
 def cat_int(xs, *, tables, in_min=0, dim=0, dtype="uint8", profile=None, trace=None):
     parts = []
@@ -14,3 +16,8 @@ def cat_int(xs, *, tables, in_min=0, dim=0, dtype="uint8", profile=None, trace=N
     if trace is not None:
         trace.update(out=out)
     return out
+
+
+SPECS = [
+    OpSpec("cat_int", "cat_int", integer="integer"),
+]

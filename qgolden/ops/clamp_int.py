@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .spec import OpSpec
+
 
 def clamp_int(x, *, lo=None, hi=None, dtype="uint8", nhwc_as_nchw=False, profile=None, trace=None):
     out = np.asarray(x).astype(np.int64)
@@ -18,3 +20,8 @@ def clamp_int(x, *, lo=None, hi=None, dtype="uint8", nhwc_as_nchw=False, profile
     if trace is not None:
         trace.update(out=out)
     return out
+
+
+SPECS = [
+    OpSpec("clamp_int", "clamp_int", integer="integer"),
+]

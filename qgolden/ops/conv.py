@@ -16,6 +16,7 @@ from ..numerics.profile import conv_backend, detect_isa_cpu_only, gemm_saturates
 from ..numerics.quantize import dequantize_per_tensor
 from ..numerics.requantize import requantize_fbgemm, requantize_onednn, requantize_qnnpack
 from .linear import count_pair_saturations
+from .spec import OpSpec
 
 
 def _pair(v, n=2):
@@ -400,3 +401,8 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
             else:
                 acc[:, o0:o1] = a
     return acc, {k: v for k, v in locals().items() if k in _CTX}
+
+
+SPECS = [
+    OpSpec("conv", "conv", integer="gemm"),
+]

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..numerics.profile import kernel_profile
 from .conv import conv_accumulate
+from .spec import OpSpec
 
 
 def conv_acc(x, *, x_zero_point, weight, weight_zero_point, stride, padding, dilation, groups,
@@ -24,3 +25,8 @@ def conv_acc(x, *, x_zero_point, weight, weight_zero_point, stride, padding, dil
     if trace is not None:
         trace.update(acc=out, path=ctx["path"])
     return out
+
+
+SPECS = [
+    OpSpec("conv_acc", "conv_acc", integer="integer"),
+]

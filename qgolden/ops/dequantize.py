@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import quantize as Q
+from .spec import OpSpec
 
 
 def dequantize(q, *, scale, zero_point, axis=None, profile=None, trace=None) -> np.ndarray:
@@ -15,3 +16,8 @@ def dequantize(q, *, scale, zero_point, axis=None, profile=None, trace=None) -> 
     if trace is not None:
         trace.update(out=out)
     return out
+
+
+SPECS = [
+    OpSpec("dequantize", "dequantize", elementwise=True, integer="dequantize", summary="turns integers back into floats: the model's last step", formula=('y = f32(f32(s) · f32(x_q − z))', )),
+]

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..numerics import elementwise as E
 from ..numerics.floatops import f32
+from .spec import OpSpec
 
 
 def expm1f(x):
@@ -42,3 +43,8 @@ def elu(x, *, x_scale, x_zero_point, out_scale, out_zero_point, alpha=1.0, dtype
         trace.update(kernel="aten_qelu", dequant=np.where(m, vx, sx), pre_round=np.where(m, vy, sy),
                      vector_mask=m, out=out)
     return E.to_dtype(out, dtype)
+
+
+SPECS = [
+    OpSpec("elu", "elu", elementwise=True, integer="lut", summary='ELU through floats', formula=('y_q = clamp(rne(elu(s_x·(x_q − z_x))/s_y) + z_y)', )),
+]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .spec import OpSpec
+
 FLOAT_FNS = {
     "relu": lambda x: np.maximum(x, np.float32(0)),
     "relu6": lambda x: np.minimum(np.maximum(x, np.float32(0)), np.float32(6)),
@@ -33,3 +35,9 @@ def float_op(*inputs, fn, const=None, min_val=None, max_val=None, profile=None, 
 def float_cat(xs, *, dim, profile=None, trace=None):
     """torch.cat of float32 tensors: a copy."""
     return np.concatenate([np.asarray(x, dtype=np.float32) for x in xs], axis=dim)
+
+
+SPECS = [
+    OpSpec("float_op", "float_op", integer="float"),
+    OpSpec("float_cat", "float_cat", integer="float"),
+]

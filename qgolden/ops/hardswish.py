@@ -12,6 +12,7 @@ import numpy as np
 
 from ..numerics import elementwise as E
 from ..numerics.floatops import f32
+from .spec import OpSpec
 
 
 def _hs(x):
@@ -52,3 +53,8 @@ def hardswish(x, *, x_scale, x_zero_point, out_scale, out_zero_point, dtype="uin
         trace.update(kernel="aten_qhardswish", dequant=np.where(m, vx, sx), pre_round=np.where(m, vy, sy),
                      vector_mask=m, out=out)
     return E.to_dtype(out, dtype)
+
+
+SPECS = [
+    OpSpec("hardswish", "hardswish", elementwise=True, integer="lut", summary='hardswish through floats', formula=('x = s_x·(x_q − z_x);  y = x·min(max(x + 3, 0), 6) / 6;  y_q = clamp(rne(y/s_y) + z_y)', '(qnnpack: a 256-entry table indexed by x_q)', )),
+]

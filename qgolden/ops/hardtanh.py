@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import elementwise as E
+from .spec import OpSpec
 
 
 def qnnpack_clamp_layout(out, profile, dtype, channels_last):
@@ -39,3 +40,8 @@ def relu6(x, *, x_scale, x_zero_point, dtype="uint8", profile, trace=None) -> np
     if trace is not None:
         trace.update(q_six=q6, out=out)
     return out
+
+
+SPECS = [
+    OpSpec("hardtanh", "hardtanh", integer="clamp", summary='clamp between two integer limits', formula=('y_q = clamp(x_q, q(min_val), q(max_val))', )),
+]

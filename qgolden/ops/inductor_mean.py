@@ -18,6 +18,7 @@ import numpy as np
 
 from ..cpu import cpu_class
 from ..numerics.floatsum import inductor_lane_sum, inductor_sum_is_serial, sequential_sum
+from .spec import OpSpec
 
 
 
@@ -51,3 +52,8 @@ def float_mean_inductor(x, *, dim, keepdim, channels_last, profile=None, trace=N
         total = inductor_lane_sum(x.reshape(nb, c, h * w))
     y = np.divide(total, np.float32(h * w), dtype=np.float32)
     return y.reshape(nb, c, 1, 1) if keepdim else y
+
+
+SPECS = [
+    OpSpec("float_mean_inductor", "float_mean_inductor", integer="float"),
+]

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..numerics import elementwise as E
 from ..numerics.floatops import f32
+from .spec import OpSpec
 
 
 def _lr(x, slope):
@@ -42,3 +43,8 @@ def leaky_relu(x, *, x_scale, x_zero_point, out_scale, out_zero_point, negative_
         trace.update(kernel="aten_leaky_qrelu", dequant=np.where(m, vx, sx), pre_round=np.where(m, vy, sy),
                      vector_mask=m, out=out)
     return E.to_dtype(out, dtype)
+
+
+SPECS = [
+    OpSpec("leaky_relu", "leaky_relu", elementwise=True, integer="lut", summary='leaky ReLU through floats', formula=('y_q = clamp(rne(leaky(s_x·(x_q − z_x))/s_y) + z_y)', )),
+]

@@ -14,6 +14,7 @@ from ..numerics.accumulate import (_cached_weight, even_odd_pairs, matmul_exact,
 from ..numerics.profile import gemm_saturates, linear_backend
 from ..numerics.quantize import dequantize_per_tensor
 from ..numerics.requantize import requantize_fbgemm, requantize_onednn, requantize_qnnpack
+from .spec import OpSpec
 
 
 def accumulate_linear(x2, w, x_zero_point, w_zero_point, backend, saturates, isa="avx2"):
@@ -130,3 +131,8 @@ def count_pair_saturations_blocked(xq_u8, wq_s8, block_starts) -> np.ndarray:
         if b1 > b0:
             out += count_pair_saturations(xq_u8[:, b0:b1], wq_s8[:, b0:b1])
     return out
+
+
+SPECS = [
+    OpSpec("linear", "linear", integer="gemm"),
+]

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..numerics.profile import gemm_saturates, kernel_profile, linear_backend
 from .linear import accumulate_linear
+from .spec import OpSpec
 
 
 def linear_acc(x, *, x_zero_point, weight, weight_zero_point, profile, trace=None) -> np.ndarray:
@@ -26,3 +27,8 @@ def linear_acc(x, *, x_zero_point, weight, weight_zero_point, profile, trace=Non
     if trace is not None:
         trace["acc"] = acc
     return acc
+
+
+SPECS = [
+    OpSpec("linear_acc", "linear_acc", integer="integer"),
+]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import elementwise as E
+from .spec import OpSpec
 
 
 def _ordered(fn, args, order):
@@ -73,3 +74,11 @@ def dequantize_lut(q, *, table, in_min=0, profile=None, trace=None):
     if trace is not None:
         trace.update(out=out)
     return out
+
+
+SPECS = [
+    OpSpec("lut", "lut", integer="integer"),
+    OpSpec("lut2", "lut2", integer="integer"),
+    OpSpec("lut_channel", "lut_channel", integer="integer"),
+    OpSpec("dequantize_lut", "dequantize_lut", integer="integer"),
+]

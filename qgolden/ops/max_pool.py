@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .spec import OpSpec
+
 
 def pooling_output_shape(size: int, k: int, pad: int, stride: int, dilation: int, ceil_mode: bool) -> int:
     """ATen `pooling_output_shape` (Pool.h)."""
@@ -149,3 +151,8 @@ def max_pool(x, *, kernel_size, stride, padding, dilation, ceil_mode, profile, t
         trace["output_size"] = (oH, oW)
         trace["kernel"] = "aten_nhwc" if nhwc else "aten_nchw"
     return acc
+
+
+SPECS = [
+    OpSpec("max_pool", "max_pool", integer="keep", passes_range=True, summary='maximum over each window, on the integers (qparams unchanged)', formula=('y_q = max over the window of x_q', )),
+]

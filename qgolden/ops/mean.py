@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .avg_pool import qnnpack_avgpool_requant
+from .spec import OpSpec
 
 
 def mean(x, *, x_scale, x_zero_point, dim, keepdim, profile, trace=None, channels_last=False):
@@ -53,3 +54,8 @@ def mean(x, *, x_scale, x_zero_point, dim, keepdim, profile, trace=None, channel
         trace["sum"] = S
         trace["count"] = n
     return y
+
+
+SPECS = [
+    OpSpec("mean", "mean", integer="pool", summary='mean over dims', formula=('y_q = clamp(rne(Σ (x_q − z) / n) + z)', )),
+]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import elementwise as E
+from .spec import OpSpec
 
 
 def mul(a, b, *, a_scale, a_zero_point, b_scale, b_zero_point, out_scale, out_zero_point,
@@ -63,3 +64,9 @@ def mul_scalar(x, *, x_scale, x_zero_point, scalar, relu=False, dtype="uint8", p
     if trace is not None:
         trace.update(out_scale=s_out, out_zero_point=z_out, out=out)
     return E.to_dtype(out, dtype)
+
+
+SPECS = [
+    OpSpec("mul", "mul", elementwise=True, integer="mul", summary='multiplies two quantized tensors', formula=('y_q = clamp(rne((a_q − z_a)(b_q − z_b)·s_a·s_b/s_y) + z_y)', )),
+    OpSpec("mul_scalar", "mul_scalar", elementwise=True, integer="lut", summary='multiplies by a constant', formula=('y_q = x_q with a new scale (or requantized)', )),
+]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..integer.requant import apply_plan
+from .spec import OpSpec
 
 
 def mul_int(a, b, *, a_zero_point, b_zero_point, multiplier, shift, bias, frac, use_table, thresholds,
@@ -22,3 +23,8 @@ def mul_int(a, b, *, a_zero_point, b_zero_point, multiplier, shift, bias, frac, 
     if trace is not None:
         trace.update(product=c, out=out)
     return out
+
+
+SPECS = [
+    OpSpec("mul_int", "mul_int", integer="integer"),
+]

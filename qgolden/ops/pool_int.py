@@ -17,6 +17,7 @@ from ..integer.requant import apply_plan
 from .adaptive_avg_pool import _box_sums, adaptive_bins
 from .avg_pool import window_sum
 from .max_pool import nhwc_written_as_nchw
+from .spec import OpSpec
 
 
 def pool_sums(x, kind, zero_point, sum_zp, geom):
@@ -59,3 +60,8 @@ def pool_int(x, *, kind, zero_point, sum_zp, geom, cls, multiplier, shift, bias,
     if trace is not None:
         trace.update(sum=S, out=out)
     return out
+
+
+SPECS = [
+    OpSpec("pool_int", "pool_int", integer="integer"),
+]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics.floatops import f32, rne
+from .spec import OpSpec
 
 _NP = {"uint8": np.uint8, "int8": np.int8, "int32": np.int32}
 
@@ -374,3 +375,17 @@ def float_max_pool(x, *, kernel_size, stride, padding, dilation, ceil_mode, chan
                  ceil_mode=ceil_mode, profile=profile or {"engine": "x86"}, channels_last=False)
     m = np.ascontiguousarray(m.astype(np.int32))
     return (m ^ ((m >> 31) & np.int32(0x7FFFFFFF))).view(np.float32)
+
+
+SPECS = [
+    OpSpec("qdq_quantize", "qdq_quantize", integer="quantize"),
+    OpSpec("qdq_dequantize", "qdq_dequantize", integer="dequantize"),
+    OpSpec("add_reference", "add_reference", integer="binary_lut"),
+    OpSpec("concat", "concat", integer="concat"),
+    OpSpec("float_unary", "float_unary", integer="float"),
+    OpSpec("float_adaptive_avg_pool", "float_adaptive_avg_pool", integer="float"),
+    OpSpec("float_mean", "float_mean", integer="float"),
+    OpSpec("float_linear", "float_linear", integer="float"),
+    OpSpec("float_conv", "float_conv", integer="float"),
+    OpSpec("float_max_pool", "float_max_pool", integer="float"),
+]

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..numerics import quantize as Q
 from ..numerics.floatops import fma32
+from .spec import OpSpec
 
 
 def quantize(x, *, scale, zero_point, dtype="uint8", axis=None, profile=None, trace=None) -> np.ndarray:
@@ -29,3 +30,8 @@ def quantize(x, *, scale, zero_point, dtype="uint8", axis=None, profile=None, tr
             # for explanations only: the float32 value FBGEMM rounds (zero point already added)
             trace["pre_round"] = fma32(x, np.float32(1.0) / np.float32(scale), np.float32(zero_point))
     return out
+
+
+SPECS = [
+    OpSpec("quantize", "quantize", elementwise=True, integer="quantize", summary='turns floats into integers', formula=('y_q = clamp(rne(f32(x · f32(1/s) + z)), 0, 255)   (one fused multiply-add: z added before rounding)', )),
+]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..integer.fixedpoint import float32_keys, is_nan_bits
+from .spec import OpSpec
 
 
 def quantize_thr(x, *, thresholds, out_min, nan_value, dtype="uint8", wrap_key=None, wrap_value=None,
@@ -25,3 +26,8 @@ def quantize_thr(x, *, thresholds, out_min, nan_value, dtype="uint8", wrap_key=N
     if trace is not None:
         trace.update(out=out)
     return out
+
+
+SPECS = [
+    OpSpec("quantize_thr", "quantize_thr", integer="integer"),
+]

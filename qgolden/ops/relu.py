@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import elementwise as E
+from .spec import OpSpec
 
 
 def relu(x, *, x_scale, x_zero_point, dtype="uint8", profile, trace=None) -> np.ndarray:
@@ -12,3 +13,8 @@ def relu(x, *, x_scale, x_zero_point, dtype="uint8", profile, trace=None) -> np.
     if trace is not None:
         trace.update(out=out)
     return E.to_dtype(out, dtype)
+
+
+SPECS = [
+    OpSpec("relu", "relu", elementwise=True, integer="clamp", summary='ReLU on integers: nothing below the zero point', formula=('y_q = max(x_q, z)   (scale and zero point unchanged)', )),
+]

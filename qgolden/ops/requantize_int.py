@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..integer.requant import apply_plan
+from .spec import OpSpec
 
 
 def _cls(acc, axis):
@@ -47,3 +48,9 @@ def threshold_table(acc, *, thresholds, out_min=0, axis=-1, dtype="uint8", profi
     if trace is not None:
         trace.update(acc=acc, out=out)
     return out
+
+
+SPECS = [
+    OpSpec("requantize_int", "requantize_int", integer="integer"),
+    OpSpec("threshold_table", "threshold_table", integer="integer"),
+]

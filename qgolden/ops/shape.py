@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .spec import OpSpec
+
 
 def identity(x, *, profile=None, trace=None):
     """Dropout in eval, Identity, contiguous, clone: y = x."""
@@ -75,3 +77,17 @@ def index(x, *, index, profile=None, trace=None):
         else:
             key.append(Ellipsis)
     return np.ascontiguousarray(x[tuple(key)])
+
+
+SPECS = [
+    OpSpec("reshape", "reshape", integer="keep", passes_range=True, moves_data=True, summary='reshapes (no arithmetic)', formula=('y_q = x_q', )),
+    OpSpec("flatten", "flatten", integer="keep", passes_range=True, moves_data=True, summary='reshapes (no arithmetic)', formula=('y_q = x_q', )),
+    OpSpec("permute", "permute", integer="keep", passes_range=True, moves_data=True, summary='permutes dims (no arithmetic)', formula=('y_q = x_q', )),
+    OpSpec("transpose", "transpose", integer="keep", passes_range=True, moves_data=True, summary='transposes (no arithmetic)', formula=('y_q = x_q', )),
+    OpSpec("squeeze", "squeeze", integer="keep", passes_range=True, moves_data=True),
+    OpSpec("unsqueeze", "unsqueeze", integer="keep", passes_range=True, moves_data=True),
+    OpSpec("identity", "identity", integer="keep", passes_range=True, moves_data=True, summary='passes its input through', formula=('y_q = x_q', )),
+    OpSpec("index", "index", integer="keep", passes_range=True),
+    OpSpec("size", "size", integer="keep"),
+    OpSpec("int_arith", "int_arith", integer="keep"),
+]

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..numerics import elementwise as E
 from ..numerics.floatops import f32
+from .spec import OpSpec
 
 
 def expf(x):
@@ -50,3 +51,8 @@ def sigmoid(x, *, x_scale, x_zero_point, dtype="uint8", profile, trace=None) -> 
         trace.update(kernel="aten_qsigmoid", dequant=np.where(m, vx, sx), pre_round=np.where(m, vy, sy),
                      vector_mask=m, out=out, out_scale=so, out_zero_point=zo)
     return E.to_dtype(out, dtype)
+
+
+SPECS = [
+    OpSpec("sigmoid", "sigmoid", elementwise=True, integer="lut", summary='sigmoid through floats (fixed output scale 1/256)', formula=('y_q = clamp(rne(σ(s_x·(x_q − z_x))·256))', )),
+]

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..numerics import elementwise as E
 from ..numerics.floatops import f32
+from .spec import OpSpec
 
 
 def tanhf(x):
@@ -43,3 +44,8 @@ def tanh(x, *, x_scale, x_zero_point, dtype="uint8", profile, trace=None) -> np.
         trace.update(kernel="aten_qtanh", dequant=np.where(m, vx, sx), pre_round=np.where(m, vy, sy),
                      vector_mask=m, out=out, out_scale=so, out_zero_point=zo)
     return E.to_dtype(out, dtype)
+
+
+SPECS = [
+    OpSpec("tanh", "tanh", elementwise=True, integer="lut", summary='tanh through floats (fixed output scale 2/256, zero point 128)', formula=('y_q = clamp(rne(tanh(s_x·(x_q − z_x))·128) + 128)', )),
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .max_pool import nhwc_written_as_nchw
+from .spec import OpSpec
 
 
 def upsample_int(x, *, h_index, w_index, nhwc_quirk=False, channels_last=False, profile=None, trace=None):
@@ -17,3 +18,8 @@ def upsample_int(x, *, h_index, w_index, nhwc_quirk=False, channels_last=False, 
     if nhwc_quirk:
         y = nhwc_written_as_nchw(y, x.shape[2], x.shape[3], channels_last)
     return y
+
+
+SPECS = [
+    OpSpec("upsample_int", "upsample_int", integer="integer"),
+]

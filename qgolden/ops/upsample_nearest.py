@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .max_pool import nhwc_written_as_nchw
+from .spec import OpSpec
 
 
 def _pair(v):
@@ -78,3 +79,8 @@ def upsample_nearest(x, *, size, scale_factor, profile, trace=None, recompute_sc
         trace["src_h"] = hi
         trace["src_w"] = wi
     return y
+
+
+SPECS = [
+    OpSpec("upsample_nearest", "upsample_nearest", integer="upsample", passes_range=True, moves_data=True, summary='nearest-neighbour upsampling (copies integers)', formula=('y_q[h, w] = x_q[src_h[h], src_w[w]]', )),
+]

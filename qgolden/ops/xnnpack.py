@@ -21,6 +21,7 @@ import numpy as np
 
 from ..numerics import accumulate as A
 from ..numerics.floatops import f32, fma32, rne
+from .spec import OpSpec
 
 INT8_MIN, INT8_MAX = -128, 127
 
@@ -297,3 +298,14 @@ def avg_pool(x, *, kernel_size, stride, padding, profile=None, trace=None):
         acc = f32(np.float64(0) + acc + sum9(taps[i:i + 9]))
     m = (np.float32(1.0) / counts.astype(np.float32)).astype(np.float32)
     return f32(acc.astype(np.float64) * m.astype(np.float64))
+
+
+SPECS = [
+    OpSpec("xnnpack_quantize", "quantize", integer="xnnpack_quantize"),
+    OpSpec("xnnpack_add", "add", integer="binary_lut"),
+    OpSpec("xnnpack_clamp", "clamp", integer="clamp"),
+    OpSpec("xnnpack_hardswish", "hardswish", integer="float"),
+    OpSpec("xnnpack_avg_pool", "avg_pool", integer="float"),
+    OpSpec("xnnpack_global_mean", "global_mean", integer="float"),
+    OpSpec("xnnpack_quantized_global_mean", "quantized_global_mean", integer="xnnpack_mean"),
+]
