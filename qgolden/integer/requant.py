@@ -55,8 +55,10 @@ def _e(j, rounding):
 
 
 def solve_channel(t, lo, hi, levels, zo, out_min, out_max, slope, bits=32, rounding="half_up",
-                  max_shift=62):
-    """(M0, n, B, F) reproducing the staircase t (thresholds of `levels`) on [lo, hi], or None."""
+                  max_shift=62, prefer_bias=None):
+    """(M0, n, B, F) reproducing the staircase t (thresholds of `levels`) on [lo, hi], or None.
+    prefer_bias: the engine's own bias in accumulator units (float): among the exact solutions,
+    the one whose bias B + F/M0 is nearest to it (a dead channel then keeps its natural bias)."""
     lo, hi = int(lo), int(hi)
     t = np.asarray(t, dtype=np.int64)
     levels = np.asarray(levels, dtype=np.int64)
@@ -80,7 +82,7 @@ def solve_channel(t, lo, hi, levels, zo, out_min, out_max, slope, bits=32, round
     for n in tries:
         if n < 1 or n > max_shift or (rounding == "tflite" and n < bits - 1):
             continue
-        r = _solve_n(lows, ups, lo, n, zo, slope, mmax, rounding, bits)
+        r = _solve_n(lows, ups, lo, n, zo, slope, mmax, rounding, bits, prefer_bias)
         if r == "too_big":
             continue  # the feasible multipliers exceed the width at this shift: try a smaller shift
         if r is None:
@@ -89,7 +91,7 @@ def solve_channel(t, lo, hi, levels, zo, out_min, out_max, slope, bits=32, round
     return None
 
 
-def _solve_n(lows, ups, lo, n, zo, slope, mmax, rounding, bits):
+def _solve_n(lows, ups, lo, n, zo, slope, mmax, rounding, bits, prefer_bias=None):
     h = 1 << (n - 1)
 
     def c(k):
@@ -126,12 +128,22 @@ def _solve_n(lows, ups, lo, n, zo, slope, mmax, rounding, bits):
         e_lo, e_hi = offset_interval(m, cl, al, cu, au)
         if e_lo >= e_hi:
             continue
+        if prefer_bias is not None:
+            # a side without constraints (a channel that never leaves one clamp) is open: widen it
+            # so the natural bias can be chosen there
+            far = 1 << 62
+            e_lo = e_lo if cl else -far
+            e_hi = e_hi if cu else far
         if rounding == "tflite":
-            bq = -(-e_lo // m)
-            if m * bq >= e_hi:
+            bq_lo, bq_hi = -(-e_lo // m), (e_hi - 1) // m  # feasible biases (relative to acc - lo)
+            if bq_lo > bq_hi:
                 continue
+            bq = bq_lo if prefer_bias is None else min(max(int(round(prefer_bias)) + lo, bq_lo), bq_hi)
             return m, n, bq - lo, 0
-        e = (e_lo + e_hi - 1) // 2 - m * lo  # back from acc - lo to acc (midpoint of the feasible E)
+        if prefer_bias is None:
+            e = (e_lo + e_hi - 1) // 2 - m * lo  # back from acc - lo to acc (midpoint of the feasible E)
+        else:  # the feasible E nearest to the natural M0 * bias
+            e = min(max(int(round(m * prefer_bias)) + m * lo, e_lo), e_hi - 1) - m * lo
         bb = e // m
         return m, n, bb, e - m * bb
     return None
@@ -231,7 +243,8 @@ def plan_layer(ref_fn, lo, hi, *, zo, out_min=0, out_max=255, slope=None, bits=3
             solved[c] = True
             continue
         r = solve_channel(t[:, c], lo[c], hi[c], levels, zo, out_min, out_max,
-                          None if np.isnan(slope[c]) else float(slope[c]), bits, rounding)
+                          None if np.isnan(slope[c]) else float(slope[c]), bits, rounding,
+                          prefer_bias=None if pivots is None else -float(pivots[c]))
         if r is None and pivots is not None and rounding != "tflite":
             sl = None if np.isnan(slope[c]) else float(slope[c])
             pv = float(pivots[c])
