@@ -63,10 +63,38 @@ def print_certificate(cert, console=None, max_values=8):
             console.print(f"[red]{c.name} channel {ch}:[/] integer form differs at accumulator values {vals}{more} "
                           f"(inside the reachable interval [{int(acc['lo'][ch])}, {int(acc['hi'][ch])}])",
                           highlight=False)
+    print_standard(cert, console)
     t_, n_ = cert.channel_counts()
     line = f"{cert.n_certified}/{len(cert.ops)} ops certified; {t_}/{n_} linear/conv channels need threshold tables"
     console.print(("[bold green]certified:[/] " if cert.certified else "[bold red]NOT certified:[/] ") + line
                   + f" ({cert.seconds:.1f} s)")
+
+
+def print_standard(cert, console):
+    """Per channel of each linear/conv: the standard TFLite/gemmlowp/CMSIS-NN pipeline's constants and
+    how many reachable accumulator values it gets wrong (what a DSP or NPU computes); channels whose
+    output never changes are named."""
+    for c in cert.ops:
+        d = c.details or {}
+        st = d.get("standard")
+        if st and "mismatches" in st:
+            console.print(f"[bold]{c.name}[/]: standard pipeline  bias_q = round(b/(s_x·s_w)),  "
+                          "y = RoundingDivideByPOT(SRDHM(acc + bias_q, M0), n − 31) + z_y  "
+                          "(QuantizeMultiplier(s_x·s_w/s_y) = M0·2^−n)", highlight=False)
+            hits = st.get("observed_hits")
+            for ch in range(len(st["mismatches"])):
+                m, dom = int(st["mismatches"][ch]), int(st["domain"][ch])
+                diff = (f"{m} of {dom} reachable accumulator values differ by ±{int(st['max_diff'][ch])}"
+                        if m else f"equal on all {dom} reachable accumulator values")
+                seen = f"; your inputs: {int(hits[ch])}" if hits is not None else ""
+                kept = "" if st["used"][ch] else "  (integer form: the exact solver's instead)"
+                console.print(f"  channel {ch}: bias_q {int(st['bias'][ch])}, M0 {int(st['multiplier'][ch])}, "
+                              f"n {int(st['shift'][ch])}: {diff}{seen}{kept}", highlight=False)
+        elif st:
+            console.print(f"[yellow]{c.name}:[/] {st['note']}", highlight=False)
+        for ch, value in (d.get("constant_channels") or {}).items():
+            console.print(f"[yellow]{c.name} channel {ch}:[/] constant {value} on every reachable accumulator "
+                          "value (dead after the clamp): its bias does not matter", highlight=False)
 
 
 @app.command()
@@ -74,7 +102,8 @@ def certify(model: str = typer.Argument(..., help="model (or .qgp program) to ce
             as_json: bool = typer.Option(False, "--json", help="print the certificate as JSON"),
             multiplier_bits: int = typer.Option(32, "--multiplier-bits", help="signed multiplier width (M0 < 2**(B-1))"),
             rounding: str = typer.Option("half_up", "--rounding",
-                                         help="half_up | half_even | half_away | tflite (double rounding)"),
+                                         help="half_up | half_even | half_away | tflite, gemmlowp, cmsis-nn "
+                                              "(the standard pipeline: SRDHM + RoundingDivideByPOT)"),
             acc_bits: Optional[int] = typer.Option(None, "--acc-bits", help="hardware accumulator width"),
             no_tables: bool = typer.Option(False, "--no-tables", help="forbid threshold-table fallbacks"),
             engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt,

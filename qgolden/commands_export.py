@@ -9,18 +9,31 @@ import typer
 from .cli import EngineOpt, IsaOpt, TrustOpt, UserError, _run_guarded, app, get_program, load_inputs, out
 
 
-def integer_program(model, engine, isa, trust_pickle, inputs, multiplier_bits=32, rounding="half_up"):
-    """The certified integer-only program of MODEL (a .qgp already integer-only is used as is)."""
+def integer_program(model, engine, isa, trust_pickle, inputs, multiplier_bits=32, rounding="half_up",
+                    allow_tables=True):
+    """The certified integer-only program of MODEL (a .qgp already integer-only is used as is). With a
+    standard rounding (tflite, gemmlowp, cmsis-nn) and no tables, the standard pipeline is exported
+    as it is, its differences from the engine stated."""
     from .integer import to_integer_only
+    from .integer.standard import STANDARD_ROUNDINGS
     from .integer.transform import INTEGER_OPS
 
     prog = get_program(model, engine, isa, trust_pickle, inputs)
     if all(n.op in INTEGER_OPS for n in prog.nodes):
         return prog
+    standard = rounding in STANDARD_ROUNDINGS and not allow_tables
     try:
-        return to_integer_only(prog, multiplier_bits=multiplier_bits, rounding=rounding)
+        ip = to_integer_only(prog, multiplier_bits=multiplier_bits, rounding=rounding, allow_tables=allow_tables,
+                             accept_standard=standard)
     except ValueError as e:
         raise UserError(f"{model}: C export and golden vectors are integer-only, and this program is {e}") from None
+    diffs = ip.meta.get("integer_only", {}).get("standard_differences") or {}
+    if any(diffs.values()):
+        out.print(f"[yellow]the standard {rounding} pipeline, not certified equal to the engine:[/] "
+                  + ", ".join(f"{k}: {v} accumulator values differ" for k, v in diffs.items() if v)
+                  + f" (qgolden certify --rounding {rounding} --no-tables --input X says which of yours)",
+                  highlight=False)
+    return ip
 
 
 @app.command()
@@ -32,7 +45,10 @@ def export(model: str = typer.Argument(..., help="model: TorchScript file, file.
            name: str = typer.Option("model", "--name", help="C name prefix"),
            engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt,
            multiplier_bits: int = typer.Option(32, "--multiplier-bits", help="integer multiplier width"),
-           rounding: str = typer.Option("half_up", "--rounding", help="half_up | half_even | half_away | tflite"),
+           rounding: str = typer.Option("half_up", "--rounding",
+                                        help="half_up | half_even | half_away | tflite | gemmlowp | cmsis-nn"),
+           no_tables: bool = typer.Option(False, "--no-tables", help="no threshold tables: with tflite/gemmlowp/"
+                                          "cmsis-nn rounding, the standard pipeline as it is"),
            layers: bool = typer.Option(True, "--layers/--no-layers", help="golden vectors of every layer in the test")):
     """Export the certified integer-only program as C99 with no floating point (plus a golden test)."""
     def go():
@@ -42,7 +58,7 @@ def export(model: str = typer.Argument(..., help="model: TorchScript file, file.
         if target != "c":
             raise UserError(f"unknown target {target!r}; choose c")
         xs = load_inputs(input) if input else None
-        prog = integer_program(model, engine, isa, trust_pickle, xs, multiplier_bits, rounding)
+        prog = integer_program(model, engine, isa, trust_pickle, xs, multiplier_bits, rounding, not no_tables)
         try:
             r = export_c(prog, out_dir, name, xs, layers)
         except ExportError as e:

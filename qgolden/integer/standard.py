@@ -134,3 +134,29 @@ def constant_channels(plan):
         if not inside.any():
             const[c] = int(plan.out_min + (t <= plan.lo[c]).sum())
     return const
+
+
+PLAN_ROWS = ("multiplier", "shift", "bias", "frac", "use_table", "use_segments", "seg_bounds", "seg_bias",
+             "seg_frac", "thresholds", "solved", "divisor", "div_offset", "div_rounding", "div_zero_point",
+             "mismatches")
+
+
+def prefer_standard(solved, standard, allow_tables: bool):
+    """Per channel, the plan to keep: the standard pipeline where it is exact, the solver's where
+    only the solver is exact (its own multiplier/bias, or a table where tables are allowed), and
+    the standard pipeline again where neither is exact (the textbook answer, reported with its
+    differences, beats a fallback). Returns (merged LayerPlan, used_standard bool [C])."""
+    solver_exact = (solved.mismatches == 0) & (allow_tables | ~np.asarray(solved.use_table))
+    use = (standard.mismatches == 0) | ~solver_exact
+    merged = LayerPlan(**dict(solved.__dict__))
+    for key in PLAN_ROWS:
+        a, b = np.asarray(getattr(solved, key)), np.asarray(getattr(standard, key))
+        if a.ndim == 2 and a.shape[1] != b.shape[1]:  # segment tables of other widths: pad the narrower
+            width = max(a.shape[1], b.shape[1])
+            fill = (1 << 38) if key == "seg_bounds" else 0
+            a = np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=fill)
+            b = np.pad(b, ((0, 0), (0, width - b.shape[1])), constant_values=fill)
+        sel = use.reshape((-1,) + (1,) * (a.ndim - 1))
+        setattr(merged, key, np.where(sel, b, a))
+    merged.bad = [standard.bad[c] if use[c] else solved.bad[c] for c in range(use.size)]
+    return merged, use

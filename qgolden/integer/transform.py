@@ -20,6 +20,8 @@ from . import accumulate as ACC
 from . import lut as L
 from .fixedpoint import ROUNDINGS
 from .requant import plan_layer
+from .standard import (STANDARD_ROUNDINGS, constant_channels, differences, natural_bias, observed_hits, prefer_standard,
+                       standard_plan)
 
 # the op table's facts (qgolden/ops, one OpSpec per op)
 KEEP = ops.where(integer="keep")  # already integer-only: kept as they are
@@ -272,6 +274,9 @@ def _linear_conv(ctx, node):
     plan = plan_layer(ref, lo, hi, zo=zo, out_min=out_min, out_max=out_max, slope=_slope(node), bits=ctx.bits,
                       rounding=ctx.rounding, allow_tables=ctx.allow_tables, overflow_check=mono,
                       pivots=ref.pivots)
+    standard = None
+    if ctx.rounding == "tflite" and "_then" not in node.attrs:
+        plan, standard = standard_report(node, plan, ref, lo, hi, zo, out_min, out_max, mono, ctx)
     acc_name = node.output + "__acc"
     ctx.tensors[acc_name] = TensorInfo(acc_name, "int", shape=None)
     if node.op == "linear":
@@ -296,6 +301,11 @@ def _linear_conv(ctx, node):
                "table_channels": int(plan.use_table.sum()), "enumerated": plan.enumerated,
                "monotone_checked": bool(np.all(plan.monotone_ok)),
                "breaking_values": {int(c): plan.bad[c] for c in range(lo.size) if plan.bad[c]}}
+    if standard is not None:
+        details["standard"] = standard
+    dead = constant_channels(plan)
+    if dead:
+        details["constant_channels"] = dead
     if not np.all(plan.monotone_ok) and not plan.enumerated:
         details["note"] = "the engine's float formula may overflow int32 at the interval ends"
         mism += int((~plan.monotone_ok).sum())
@@ -310,6 +320,24 @@ def _linear_conv(ctx, node):
                    "use_table": plan.use_table, "use_segments": plan.use_segments & ~plan.use_table,
                    "rounding": ctx.rounding, "out_zero_point": zo}, details)
     return [acc_node, rq], cert
+
+
+def standard_report(node, plan, ref, lo, hi, zo, out_min, out_max, mono, ctx):
+    """(plan, report): the TFLite/gemmlowp/CMSIS-NN pipeline (integer/standard.py) with the node's
+    natural biases, kept per channel where prefer_standard says so, and per channel how many
+    reachable accumulator values it gets wrong, by how much, and how many of the user's."""
+    channels = int(np.asarray(lo).size)
+    bias_q = natural_bias(node.consts.get("bias"), node.attrs["x_scale"], node.consts["weight_scale"], channels)
+    std = standard_plan(ref, lo, hi, multiplier=_slope(node), bias_q=bias_q, zo=zo, out_min=out_min,
+                        out_max=out_max, bits=ctx.bits, overflow_check=mono)
+    if std is None:
+        return plan, {"note": "a multiplier s_x*s_w/s_y >= 1 needs a left shift: no standard pipeline"}
+    merged, used = prefer_standard(plan, std, ctx.allow_tables)
+    hits = observed_hits(std, ctx.observed.get(node.name), -1)
+    return merged, {"bias": std.bias, "multiplier": std.multiplier, "shift": std.shift,
+                    "mismatches": std.mismatches, "max_diff": differences(std, ref),
+                    "domain": (np.asarray(hi) - np.asarray(lo) + 1).astype(np.int64),
+                    "observed_hits": hits, "used": used}
 
 
 def _quantize(ctx, node):
@@ -877,8 +905,10 @@ HANDLERS["_cat8"] = _cat8
 def convert(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allow_tables=True, observed=None):
     """(integer-only Program, [OpCert]). Ops that cannot be made integer-only are kept as they are
     and certified False (method 'none: ...')."""
+    if rounding in STANDARD_ROUNDINGS:
+        rounding = "tflite"  # gemmlowp's and CMSIS-NN's output stages compute the same integers
     if rounding not in ROUNDINGS:
-        raise ValueError(f"unknown rounding {rounding!r}; choose one of {', '.join(ROUNDINGS)}")
+        raise ValueError(f"unknown rounding {rounding!r}; choose one of {', '.join(ROUNDINGS + STANDARD_ROUNDINGS[1:])}")
     if not 2 <= int(multiplier_bits) <= 32:
         raise ValueError("multiplier bits must be in 2..32")
     program = fold_input_moves(fold_float_moves(fold_float_out_gemm(program)))
@@ -927,11 +957,24 @@ def _why_not(cert) -> str:
     return f"node {cert.name} (op {cert.op}): {cert.method}, {cert.mismatches} mismatches"
 
 
-def to_integer_only(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allow_tables=True):
+def to_integer_only(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allow_tables=True,
+                    accept_standard=False):
     """The program with every op in integer-only form (see docs/integer-only.md). Raises ValueError
-    if an op has no integer-only form or one of them is not certified under these constraints."""
+    if an op has no integer-only form or one of them is not certified under these constraints.
+
+    accept_standard: with a standard rounding (tflite, gemmlowp, cmsis-nn), accept linear/conv layers
+    whose only differences from the engine are the standard pipeline's own (integer/standard.py): the
+    user asked for what a DSP computes. Their counts are kept in meta['integer_only']['standard_differences']."""
     prog, certs = convert(program, multiplier_bits, rounding, acc_bits, allow_tables)
-    bad = [c for c in certs if not c.certified]
+    accepted = {}
+    if accept_standard:
+        for c in certs:
+            st = (c.details or {}).get("standard")
+            if not c.certified and st and "used" in st and c.mismatches == int(
+                    np.asarray(st["mismatches"])[np.asarray(st["used"])].sum()):
+                accepted[c.name] = int(c.mismatches)
+        prog.meta["integer_only"]["standard_differences"] = accepted
+    bad = [c for c in certs if not c.certified and c.name not in accepted]
     if bad:
         raise ValueError("not integer-only under these constraints: " + "; ".join(_why_not(c) for c in bad[:5])
                          + (f"; and {len(bad) - 5} more ops" if len(bad) > 5 else ""))
