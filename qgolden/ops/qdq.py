@@ -282,7 +282,9 @@ def linear_pt2e(backend, x, *, x_scale, x_zero_point, weight, weight_scale, weig
         x2 = x.reshape(-1, x.shape[-1])
         acc = accumulate_linear(x2, np.asarray(weight), x_zero_point, weight_zero_point, "onednn",
                                 gemm_saturates(profile), profile["isa"])
-        y = _onednn_float_out(acc, x_scale, weight_scale, bias, relu)
+        m, k = x2.shape
+        combined = onednn_combined_scale(profile, "linear", {"m": m, "k": k, "n": np.asarray(weight).shape[0]})
+        y = _onednn_float_out(acc, x_scale, weight_scale, bias, relu, combined=combined)
         return y.reshape(x.shape[:-1] + (y.shape[-1],))
     if backend == "onednn_inductor":
         from .linear import linear
@@ -319,7 +321,9 @@ def conv_pt2e(backend, x, *, x_scale, x_zero_point, weight, weight_scale, weight
         acc, ctx = conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding, dilation,
                                    groups, _onednn_profile(profile))
         c = dict(zip(_CTX, (ctx[k] for k in _CTX)))
-        y = _onednn_float_out(acc, x_scale, weight_scale, bias, relu, post_op, post_op_args)
+        combined = onednn_combined_scale(profile, "conv", conv_shape(np.shape(x), np.shape(weight), stride, padding,
+                                                                     groups, (c["oh"], c["ow"])))
+        y = _onednn_float_out(acc, x_scale, weight_scale, bias, relu, post_op, post_op_args, combined=combined)
         if out_dtype != "float32":
             y = onednn_dst_quantize(y, out_scale, out_zero_point, out_quant_min, out_quant_max)
         y = y.reshape(c["nb"], c["oh"], c["ow"], c["c_out"]).transpose(0, 3, 1, 2)
@@ -344,18 +348,41 @@ def conv_pt2e(backend, x, *, x_scale, x_zero_point, weight, weight_scale, weight
     raise NotImplementedError(f"conv on the {backend} runtime is not modelled yet")
 
 
-def _onednn_float_out(acc, x_scale, weight_scale, bias, relu, post_op=None, post_op_args=None):
+def conv_shape(x_shape, w_shape, stride, padding, groups, out_hw) -> dict:
+    """The conv geometry CpuClass.onednn_int8_combined_scale reads (a conv1d is a conv2d of height 1)."""
+    x_shape, w_shape = tuple(x_shape), tuple(w_shape)
+    conv1d = len(x_shape) == 3
+    return {"nb": x_shape[0], "c_in": x_shape[1], "c_out": w_shape[0], "groups": int(groups),
+            "kernel": (1, w_shape[-1]) if conv1d else w_shape[2:4],
+            "stride": (1, stride[0]) if conv1d else tuple(stride), "padding": (0, padding[0]) if conv1d else tuple(padding),
+            "out_hw": tuple(out_hw)}
+
+
+def onednn_combined_scale(profile, op, shape) -> bool:
+    """Whether the oneDNN int8 kernel x86-inductor runs for this op scales by one f32(sx*sw[n])
+    (the profile's CpuClass, its thread count for the AMX 1x1 conv choice)."""
+    from ..cpu import cpu_class
+
+    return cpu_class(profile).onednn_int8_combined_scale(op, shape, int(profile.get("num_threads", 1)))
+
+
+def _onednn_float_out(acc, x_scale, weight_scale, bias, relu, post_op=None, post_op_args=None, combined=True):
     """oneDNN int8 kernel with float32 output (qconv/qlinear_pointwise, output_dtype float32):
-    f = f32(f32(acc) * f32(f32(sx) * f32(sw[n]))) ; f = f32(f + bias[n]) ; relu ; fused post-op
-    (numerics/onednn_postops.py: hardtanh, hardswish)."""
+        combined:   f = f32(f32(acc) * f32(f32(sx) * f32(sw[n])))
+        in turn:    f = f32(f32(f32(acc) * f32(sx)) * f32(sw[n]))
+    (which one: CpuClass.onednn_int8_combined_scale), then f = f32(f + bias[n]) ; relu ; fused
+    post-op (numerics/onednn_postops.py: hardtanh, hardswish)."""
     from ..numerics.onednn_postops import onednn_post_op
 
     acc = np.asarray(acc, dtype=np.int64)
     n = acc.shape[-1]
     sw = np.asarray(weight_scale, np.float64).reshape(-1)
     sw = f32(np.repeat(sw, n) if sw.size == 1 else sw).astype(np.float64)
-    m = f32(np.float64(np.float32(x_scale)) * sw)
-    f = f32(f32(acc.astype(np.float64)).astype(np.float64) * m.astype(np.float64))
+    fa = f32(acc.astype(np.float64)).astype(np.float64)
+    if combined:
+        f = f32(fa * f32(np.float64(np.float32(x_scale)) * sw).astype(np.float64))
+    else:
+        f = f32(f32(fa * np.float64(np.float32(x_scale))).astype(np.float64) * sw)
     if bias is not None:
         f = f32(f.astype(np.float64) + np.asarray(bias, np.float32).astype(np.float64))
     if relu:
