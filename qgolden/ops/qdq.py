@@ -149,13 +149,26 @@ def float_linear(x, *, weight, bias=None, profile=None, trace=None):
     return acc
 
 
-def float_depthwise_conv(x, w, bias, stride, padding, dilation):
-    """torch's float32 depthwise conv on the CPU (oneDNN's depthwise kernel, channel multiplier 1),
-    reproduced exactly (measured: 0 differences over 460 configurations on AVX2):
+def onednn_f32_1x1_kernel(x_hw, kernel, stride, padding) -> bool:
+    """Whether oneDNN runs a float32 conv as its 1x1 kernel: kernel 1x1, no padding, and a stride that
+    reduce_to_unit_stride can take out (each input extent = output extent * stride, i.e. a multiple
+    of the stride; rtus_prepare in src/cpu/x64/jit_uni_1x1_conv_utils.hpp)."""
+    return (tuple(kernel) == (1, 1) and all(int(p) == 0 for p in padding)
+            and all(int(h) % int(s) == 0 for h, s in zip(x_hw, stride)))
 
-        acc = bias (or 0) ; for r in rows, for s in columns: acc = fma32(x[r, s], w[r, s], acc)
 
-    Padded taps hold 0, for which the FMA leaves acc unchanged."""
+def float_depthwise_conv(x, w, bias, stride, padding, dilation, bias_first=True):
+    """torch's float32 depthwise conv on the CPU (oneDNN, channel multiplier 1), reproduced exactly:
+
+        bias_first: acc = bias (or 0) ; for r in rows, for s in columns: acc = fma32(x[r, s], w[r, s], acc)
+        otherwise:  acc = 0 ; the same taps ; acc = f32(acc + bias)
+
+    oneDNN's depthwise kernels (jit_uni_dw_conv, any ISA) and AVX2's direct conv start at the bias
+    (measured: 0 differences over 460 configurations on AVX2, and C > 1 on AVX-512). With a single
+    channel oneDNN sees a plain conv: on AVX-512 jit_avx512_common_conv_fwd_kernel_f32 adds the bias
+    after the taps (CpuClass.onednn_f32_conv_bias_first False), except its 1x1 kernel
+    (onednn_f32_1x1_kernel), whose single tap is fma32(x, w, bias). Padded taps hold 0, for which
+    the FMA leaves acc unchanged."""
     from ..numerics.floatops import fma32
 
     nb, c, h, wd = x.shape
@@ -167,16 +180,21 @@ def float_depthwise_conv(x, w, bias, stride, padding, dilation):
     oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     b = np.zeros(c, np.float32) if bias is None else np.asarray(bias, np.float32)
-    acc = np.broadcast_to(b[None, :, None, None], (nb, c, oh, ow)).astype(np.float32)
+    start = b if bias_first else np.zeros(c, np.float32)
+    acc = np.broadcast_to(start[None, :, None, None], (nb, c, oh, ow)).astype(np.float32)
     for r in range(kh):
         for s_ in range(kw):
             tap = xp[:, :, r * dh:r * dh + (oh - 1) * sh + 1:sh, s_ * dw:s_ * dw + (ow - 1) * sw + 1:sw]
             acc = fma32(tap, w[:, 0, r, s_][None, :, None, None], acc)
+    if not bias_first:
+        acc = np.add(acc, b[None, :, None, None], dtype=np.float32)
     return acc
 
 
 def float_conv(x, *, weight, bias=None, stride, padding, dilation, groups, profile=None, trace=None):
-    """float32 conv2d on dequantized values: exact sum in float64, one rounding, then + bias."""
+    """float32 conv2d on dequantized values. Depthwise (channel multiplier 1): oneDNN's order
+    (float_depthwise_conv; profile None: this machine's CPU class). Otherwise (not reproduced):
+    exact sum in float64, one rounding, then + bias."""
     from ..numerics import accumulate as A
 
     x = np.asarray(x, dtype=np.float32)
@@ -188,7 +206,11 @@ def float_conv(x, *, weight, bias=None, stride, padding, dilation, groups, profi
     nb, c_in = x.shape[:2]
     c_out, cpg, kh, kw = w.shape
     if int(groups) == c_in == c_out and cpg == 1:
-        y = float_depthwise_conv(x, w, bias, stride, padding, dilation)
+        from ..cpu import cpu_class, detect
+
+        bias_first = (c_in > 1 or cpu_class(profile or detect()).onednn_f32_conv_bias_first
+                      or onednn_f32_1x1_kernel(x.shape[2:], (kh, kw), stride, padding))
+        y = float_depthwise_conv(x, w, bias, stride, padding, dilation, bias_first)
         return y[:, :, 0, :] if conv1d else y
     patches = A.im2col_patches(x, (kh, kw), tuple(stride), tuple(padding), tuple(dilation), np.float32(0))
     _, oh, ow = patches.shape[:3]
