@@ -14,7 +14,7 @@ from qgolden.numerics.onednn_postops import onednn_dst_quantize, onednn_post_op 
 from qgolden.numerics.profile import make_profile  # noqa: E402
 from qgolden.ops.conv import conv_accumulate  # noqa: E402
 from qgolden.ops.inductor_mean import float_mean_inductor, inductor_mean_serial  # noqa: E402
-from qgolden.ops.qdq import _onednn_float_out  # noqa: E402
+from qgolden.ops.qdq import _onednn_float_out, conv_shape, onednn_combined_scale  # noqa: E402
 
 
 def _qconv_case(seed, c_in, c_out, k, groups):
@@ -44,13 +44,16 @@ def _onednn_qconv(case, attr, scalars, out_dtype, so=1.0, zo=0):
 def test_onednn_conv_post_ops(attr, scalars, c_in, c_out, k, groups):
     """qconv_pointwise with a fused post-op, float32 and uint8 output, against our formulas."""
     mism = {"float": 0, "uint8": 0, "aten_hardswish": 0}
+    host = make_profile("x86-inductor")  # live torch: this machine's CPU class
     for seed in range(6):
         case = _qconv_case(seed, c_in, c_out, k, groups)
         xq, wq, sx, zx, sw, b, pad, _ = case
         acc, ctx = conv_accumulate(xq, wq, zx, np.zeros(c_out, np.int64), (1, 1), (pad, pad), (1, 1), groups,
-                                   make_profile("onednn", "avx2"))
+                                   make_profile("onednn"))
         nhwc = (2, ctx["oh"], ctx["ow"], c_out)
-        f = _onednn_float_out(acc, sx, sw, b, False)
+        combined = onednn_combined_scale(host, "conv", conv_shape(xq.shape, wq.shape, (1, 1), (pad, pad), groups,
+                                                                  (ctx["oh"], ctx["ow"])))
+        f = _onednn_float_out(acc, sx, sw, b, False, combined=combined)
         ours = onednn_post_op(f, attr, *scalars).reshape(nhwc).transpose(0, 3, 1, 2)
         mism["float"] += int(np.sum(ours != _onednn_qconv(case, attr, scalars, torch.float32)))
         if attr == "hardswish":  # ATen's formula is not what oneDNN computes
@@ -71,8 +74,10 @@ def test_onednn_conv_sum_into_float_is_a_float_add():
         case = _qconv_case(seed, 8, 8, 1, 1)
         xq, wq, sx, zx, sw, b, pad, groups = case
         acc, ctx = conv_accumulate(xq, wq, zx, np.zeros(8, np.int64), (1, 1), (0, 0), (1, 1), 1,
-                                   make_profile("onednn", "avx2"))
-        f = _onednn_float_out(acc, sx, sw, b, False).reshape(2, 7, 7, 8).transpose(0, 3, 1, 2)
+                                   make_profile("onednn"))
+        combined = onednn_combined_scale(make_profile("x86-inductor"), "conv",
+                                         conv_shape(xq.shape, wq.shape, (1, 1), (0, 0), 1, (7, 7)))
+        f = _onednn_float_out(acc, sx, sw, b, False, combined=combined).reshape(2, 7, 7, 8).transpose(0, 3, 1, 2)
         other = (np.random.default_rng(seed).integers(-100, 100, f.shape) * np.float32(0.0483)).astype(np.float32)
         tws, twz = torch.from_numpy(sw).float(), torch.zeros(8, dtype=torch.int64)
         pw = torch.ops.onednn.qconv_prepack(torch.from_numpy(wq), tws, sx, zx, [1, 1], [0, 0], [1, 1], 1, list(xq.shape))
@@ -91,13 +96,23 @@ def test_inductor_mean_bit_exact(channels_last):
     """torch.compile's global average pool (Inductor's generated C++ sum), serial cases."""
     torch._dynamo.reset()
     f = torch.compile(lambda x: torch.nn.functional.adaptive_avg_pool2d(x, 1))
-    for seed, (nb, c, hw) in enumerate([(2, 8, 6), (2, 13, 7), (1, 4, 9), (2, 24, 13)]):
+    for seed, (nb, c, hw) in enumerate([(2, 8, 6), (2, 13, 7), (1, 4, 9), (2, 24, 13), (1, 16, 8), (2, 5, 17)]):
         x = torch.randn(nb, c, hw, hw, generator=torch.Generator().manual_seed(seed)) * 3
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        assert inductor_mean_serial(x.shape, channels_last, "avx2", torch.get_num_threads())
-        ours = float_mean_inductor(x.numpy(), dim=[2, 3], keepdim=True, channels_last=channels_last)
+        host = make_profile("x86-inductor")  # live torch.compile: this machine's vector lanes
+        assert inductor_mean_serial(x.shape, channels_last, host["isa"], torch.get_num_threads())
+        ours = float_mean_inductor(x.numpy(), dim=[2, 3], keepdim=True, channels_last=channels_last, profile=host)
         assert np.array_equal(ours, f(x).numpy()), (nb, c, hw)
+
+
+def test_inductor_lane_sum_16_lanes_reduce_halves():
+    from qgolden.numerics.floatsum import inductor_lane_sum, vec_reduce_all
+
+    lanes = np.float32([2.0**24, 1, 1, 1, 1, 1, 1, 1, -(2.0**24), 1, 1, 1, 1, 1, 1, 1])
+    assert vec_reduce_all(lanes) == np.float32(14)  # lane 0 + lane 8 first: the big values cancel
+    x = np.arange(35, dtype=np.float32)[None]      # 2 vectors and a tail of 3 into lanes 0..2
+    assert inductor_lane_sum(x, 16)[0] == np.float32(sum(range(35)))
 
 
 def test_inductor_mean_claims_only_serial_sums():
@@ -130,3 +145,33 @@ def test_float_output_differences_in_ulps():
     b[1] = np.nextafter(np.nextafter(b[1], np.float32(0)), np.float32(0))
     b[2] = np.nextafter(np.float32(0), np.float32(-1))  # -0 and +0 are 0 apart, 0 and -tiny 1 apart
     assert _ulp_hist(a, b) == {1: 2, 2: 1}
+
+
+def _qlinear(seed, m, k, n):
+    g = np.random.default_rng(seed)
+    xq, wq = g.integers(0, 256, (m, k)).astype(np.uint8), g.integers(-128, 128, (n, k)).astype(np.int8)
+    sx, zx = float(np.float32(g.uniform(0.01, 0.1))), int(g.integers(100, 150))
+    sw, b = g.uniform(0.002, 0.01, n).astype(np.float32), (g.standard_normal(n) * 0.3).astype(np.float32)
+    pw = torch.ops.onednn.qlinear_prepack(torch.from_numpy(wq), [m, k])
+    for _ in range(2):
+        y = torch.ops.onednn.qlinear_pointwise(torch.from_numpy(xq), sx, zx, pw, torch.from_numpy(sw),
+                                               torch.zeros(n, dtype=torch.int64), torch.from_numpy(b), 1.0, 0,
+                                               torch.float32, "none", [], "")
+    acc = (xq.astype(np.int64) - zx) @ wq.astype(np.int64).T
+    return acc, sx, sw, b, y.numpy()
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 256, 16), (1, 255, 300), (2, 16, 200), (4, 64, 10), (8, 128, 64),
+                                   (33, 17, 17), (100, 64, 16), (3, 1000, 100)])
+def test_onednn_linear_float_output_scale_order(m, k, n):
+    """qlinear_pointwise (float32 out) on this host: its CPU class says which scale order the kernel
+    oneDNN picks for this shape uses (AMX: not for oneDNN's small shapes); the other order differs."""
+    from qgolden.cpu import cpu_class
+
+    host = make_profile("x86-inductor")
+    if cpu_class(host).onednn_pairs_saturate:
+        pytest.skip("int16 pair saturation: the exact sum below is not this CPU's")
+    acc, sx, sw, b, ref = _qlinear(m, m, k, n)
+    combined = onednn_combined_scale(host, "linear", {"m": m, "k": k, "n": n})
+    assert np.array_equal(_onednn_float_out(acc, sx, sw, b, False, combined=combined), ref)
+    assert not np.array_equal(_onednn_float_out(acc, sx, sw, b, False, combined=not combined), ref)

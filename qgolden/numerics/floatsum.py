@@ -110,22 +110,25 @@ def sequential_sum(x) -> np.ndarray:
     return acc
 
 
-def vec_reduce_all_avx2(lanes) -> np.ndarray:
-    """lanes [..., 8]: at::vec::vec_reduce_all for Vectorized<float> on AVX2
-    (ATen/cpu/vec/functional_base.h, VecReduceAllSIMD under CPU_CAPABILITY_AVX2): halves added in three shuffles,
-        b_i = a_i + a_{i+4};  c_i = b_i + b_{i+2};  d = c_0 + c_1."""
+def vec_reduce_all(lanes) -> np.ndarray:
+    """lanes [..., L] (L = 8 or 16): at::vec::vec_reduce_all for Vectorized<float> with +
+    (ATen/cpu/vec/functional_base.h, VecReduceAllSIMD): the upper half added onto the lower half
+    until one lane is left. AVX2 (8 lanes): b_i = a_i + a_{i+4}; c_i = b_i + b_{i+2}; d = c_0 + c_1.
+    AVX512 (16 lanes) first adds the 256-bit halves, a_i + a_{i+8} (_mm512_shuffle_f32x4), then as AVX2."""
     a = np.asarray(lanes, dtype=np.float32)
-    b = np.add(a[..., :4], a[..., 4:], dtype=np.float32)
-    c = np.add(b[..., :2], b[..., 2:], dtype=np.float32)
-    return np.add(c[..., 0], c[..., 1], dtype=np.float32)
+    while a.shape[-1] > 1:
+        h = a.shape[-1] // 2
+        a = np.add(a[..., :h], a[..., h:], dtype=np.float32)
+    return a[..., 0]
 
 
 def inductor_lane_sum(x, lanes: int = 8) -> np.ndarray:
     """Sum over the last (contiguous) axis as Inductor's vectorised reduction kernel does it:
-    8 float32 lanes accumulate x[8k + j] in order; the tail (n % 8) is added into the first lanes
-    (sum_masked_reduce); then tmp_acc0 = 0 + vec_reduce_all(lanes). Returns x.shape[:-1]."""
-    if lanes != 8:
-        raise NotImplementedError("Inductor lane sums are modelled for AVX2 (8 float lanes)")
+    `lanes` float32 lanes (VecAVX2 8, VecAVX512 16) accumulate x[lanes*k + j] in order; the tail
+    (n % lanes) is added into the first lanes (sum_masked_reduce); then
+    tmp_acc0 = 0 + vec_reduce_all(lanes). Returns x.shape[:-1]."""
+    if lanes not in (8, 16):
+        raise NotImplementedError("Inductor lane sums are modelled for 8 and 16 float lanes")
     x = np.asarray(x, dtype=np.float32)
     n = x.shape[-1]
     acc = np.zeros(x.shape[:-1] + (lanes,), np.float32)
@@ -134,4 +137,4 @@ def inductor_lane_sum(x, lanes: int = 8) -> np.ndarray:
         acc = np.add(acc, x[..., k:k + lanes], dtype=np.float32)
     if n > full:
         acc[..., :n - full] = np.add(acc[..., :n - full], x[..., full:], dtype=np.float32)
-    return np.add(np.float32(0), vec_reduce_all_avx2(acc), dtype=np.float32)
+    return np.add(np.float32(0), vec_reduce_all(acc), dtype=np.float32)

@@ -6,7 +6,8 @@ NCHW-logical tensor its order depends on the memory layout (torch/_inductor/code
 
     channels-last (every conv output): the channels are the vector lanes, each (n, c) summed alone
         over h, w in memory order:  acc = 0; acc = f32(acc + x[n, c, h, w])      (sequential_sum)
-    contiguous NCHW: H*W is the vector axis, summed in 8 lanes then reduced     (inductor_lane_sum)
+    contiguous NCHW: H*W is the vector axis, summed in 8 (AVX2) or 16 (AVX-512) lanes, then
+        reduced                                                              (inductor_lane_sum)
 
 then one float32 division by H*W. Where Inductor splits the sum (inductor_sum_is_serial false:
 over 4096 terms, or a reduction parallelised over threads) the program still computes the serial
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cpu import cpu_class
+from ..cpu import cpu_class, detect
 from ..numerics.floatsum import inductor_lane_sum, inductor_sum_is_serial, sequential_sum
 from .spec import OpSpec
 
@@ -33,8 +34,9 @@ def inductor_mean_serial(shape, channels_last, isa, threads) -> bool:
     n, c, h, w = (int(v) for v in shape)
     lanes = cpu_class(isa).inductor_lanes
     if channels_last:  # loops: N, C (step lanes), H*W (reduction, step 1)
-        return inductor_sum_is_serial(n * (c // lanes), h * w, h * w, n * c * h * w, threads)
-    if lanes != 8:
+        # the channel loop takes a masked vector for its tail (c < lanes included): ceil(c / lanes) steps
+        return inductor_sum_is_serial(n * -(-c // lanes), h * w, h * w, n * c * h * w, threads)
+    if lanes not in (8, 16):
         return False
     # loops: N*C, H*W (reduction, step lanes)
     return inductor_sum_is_serial(n * c, (h * w) // lanes, h * w, n * c * h * w, threads)
@@ -49,7 +51,7 @@ def float_mean_inductor(x, *, dim, keepdim, channels_last, profile=None, trace=N
     if channels_last:
         total = sequential_sum(np.ascontiguousarray(x.transpose(2, 3, 0, 1)).reshape(h * w, nb, c))
     else:
-        total = inductor_lane_sum(x.reshape(nb, c, h * w))
+        total = inductor_lane_sum(x.reshape(nb, c, h * w), cpu_class(profile or detect()).inductor_lanes)
     y = np.divide(total, np.float32(h * w), dtype=np.float32)
     return y.reshape(nb, c, 1, 1) if keepdim else y
 

@@ -150,13 +150,26 @@ def float_linear(x, *, weight, bias=None, profile=None, trace=None):
     return acc
 
 
-def float_depthwise_conv(x, w, bias, stride, padding, dilation):
-    """torch's float32 depthwise conv on the CPU (oneDNN's depthwise kernel, channel multiplier 1),
-    reproduced exactly (measured: 0 differences over 460 configurations on AVX2):
+def onednn_f32_1x1_kernel(x_hw, kernel, stride, padding) -> bool:
+    """Whether oneDNN runs a float32 conv as its 1x1 kernel: kernel 1x1, no padding, and a stride that
+    reduce_to_unit_stride can take out (each input extent = output extent * stride, i.e. a multiple
+    of the stride; rtus_prepare in src/cpu/x64/jit_uni_1x1_conv_utils.hpp)."""
+    return (tuple(kernel) == (1, 1) and all(int(p) == 0 for p in padding)
+            and all(int(h) % int(s) == 0 for h, s in zip(x_hw, stride)))
 
-        acc = bias (or 0) ; for r in rows, for s in columns: acc = fma32(x[r, s], w[r, s], acc)
 
-    Padded taps hold 0, for which the FMA leaves acc unchanged."""
+def float_depthwise_conv(x, w, bias, stride, padding, dilation, bias_first=True):
+    """torch's float32 depthwise conv on the CPU (oneDNN, channel multiplier 1), reproduced exactly:
+
+        bias_first: acc = bias (or 0) ; for r in rows, for s in columns: acc = fma32(x[r, s], w[r, s], acc)
+        otherwise:  acc = 0 ; the same taps ; acc = f32(acc + bias)
+
+    oneDNN's depthwise kernels (jit_uni_dw_conv, any ISA) and AVX2's direct conv start at the bias
+    (measured: 0 differences over 460 configurations on AVX2, and C > 1 on AVX-512). With a single
+    channel oneDNN sees a plain conv: on AVX-512 jit_avx512_common_conv_fwd_kernel_f32 adds the bias
+    after the taps (CpuClass.onednn_f32_conv_bias_first False), except its 1x1 kernel
+    (onednn_f32_1x1_kernel), whose single tap is fma32(x, w, bias). Padded taps hold 0, for which
+    the FMA leaves acc unchanged."""
     from ..numerics.floatops import fma32
 
     nb, c, h, wd = x.shape
@@ -168,16 +181,21 @@ def float_depthwise_conv(x, w, bias, stride, padding, dilation):
     oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     ow = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     b = np.zeros(c, np.float32) if bias is None else np.asarray(bias, np.float32)
-    acc = np.broadcast_to(b[None, :, None, None], (nb, c, oh, ow)).astype(np.float32)
+    start = b if bias_first else np.zeros(c, np.float32)
+    acc = np.broadcast_to(start[None, :, None, None], (nb, c, oh, ow)).astype(np.float32)
     for r in range(kh):
         for s_ in range(kw):
             tap = xp[:, :, r * dh:r * dh + (oh - 1) * sh + 1:sh, s_ * dw:s_ * dw + (ow - 1) * sw + 1:sw]
             acc = fma32(tap, w[:, 0, r, s_][None, :, None, None], acc)
+    if not bias_first:
+        acc = np.add(acc, b[None, :, None, None], dtype=np.float32)
     return acc
 
 
 def float_conv(x, *, weight, bias=None, stride, padding, dilation, groups, profile=None, trace=None):
-    """float32 conv2d on dequantized values: exact sum in float64, one rounding, then + bias."""
+    """float32 conv2d on dequantized values. Depthwise (channel multiplier 1): oneDNN's order
+    (float_depthwise_conv; profile None: this machine's CPU class). Otherwise (not reproduced):
+    exact sum in float64, one rounding, then + bias."""
     from ..numerics import accumulate as A
 
     x = np.asarray(x, dtype=np.float32)
@@ -189,7 +207,11 @@ def float_conv(x, *, weight, bias=None, stride, padding, dilation, groups, profi
     nb, c_in = x.shape[:2]
     c_out, cpg, kh, kw = w.shape
     if int(groups) == c_in == c_out and cpg == 1:
-        y = float_depthwise_conv(x, w, bias, stride, padding, dilation)
+        from ..cpu import cpu_class, detect
+
+        bias_first = (c_in > 1 or cpu_class(profile or detect()).onednn_f32_conv_bias_first
+                      or onednn_f32_1x1_kernel(x.shape[2:], (kh, kw), stride, padding))
+        y = float_depthwise_conv(x, w, bias, stride, padding, dilation, bias_first)
         return y[:, :, 0, :] if conv1d else y
     patches = A.im2col_patches(x, (kh, kw), tuple(stride), tuple(padding), tuple(dilation), np.float32(0))
     _, oh, ow = patches.shape[:3]
@@ -283,7 +305,9 @@ def linear_pt2e(backend, x, *, x_scale, x_zero_point, weight, weight_scale, weig
         x2 = x.reshape(-1, x.shape[-1])
         acc = accumulate_linear(x2, np.asarray(weight), x_zero_point, weight_zero_point, "onednn",
                                 gemm_saturates(profile), profile["isa"])
-        y = _onednn_float_out(acc, x_scale, weight_scale, bias, relu)
+        m, k = x2.shape
+        combined = onednn_combined_scale(profile, "linear", {"m": m, "k": k, "n": np.asarray(weight).shape[0]})
+        y = _onednn_float_out(acc, x_scale, weight_scale, bias, relu, combined=combined)
         return y.reshape(x.shape[:-1] + (y.shape[-1],))
     if backend == "onednn_inductor":
         from .linear import linear
@@ -320,7 +344,9 @@ def conv_pt2e(backend, x, *, x_scale, x_zero_point, weight, weight_scale, weight
         acc, ctx = conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding, dilation,
                                    groups, _onednn_profile(profile))
         c = dict(zip(_CTX, (ctx[k] for k in _CTX)))
-        y = _onednn_float_out(acc, x_scale, weight_scale, bias, relu, post_op, post_op_args)
+        combined = onednn_combined_scale(profile, "conv", conv_shape(np.shape(x), np.shape(weight), stride, padding,
+                                                                     groups, (c["oh"], c["ow"])))
+        y = _onednn_float_out(acc, x_scale, weight_scale, bias, relu, post_op, post_op_args, combined=combined)
         if out_dtype != "float32":
             y = onednn_dst_quantize(y, out_scale, out_zero_point, out_quant_min, out_quant_max)
         y = y.reshape(c["nb"], c["oh"], c["ow"], c["c_out"]).transpose(0, 3, 1, 2)
@@ -345,18 +371,41 @@ def conv_pt2e(backend, x, *, x_scale, x_zero_point, weight, weight_scale, weight
     raise NotImplementedError(f"conv on the {backend} runtime is not modelled yet")
 
 
-def _onednn_float_out(acc, x_scale, weight_scale, bias, relu, post_op=None, post_op_args=None):
+def conv_shape(x_shape, w_shape, stride, padding, groups, out_hw) -> dict:
+    """The conv geometry CpuClass.onednn_int8_combined_scale reads (a conv1d is a conv2d of height 1)."""
+    x_shape, w_shape = tuple(x_shape), tuple(w_shape)
+    conv1d = len(x_shape) == 3
+    return {"nb": x_shape[0], "c_in": x_shape[1], "c_out": w_shape[0], "groups": int(groups),
+            "kernel": (1, w_shape[-1]) if conv1d else w_shape[2:4],
+            "stride": (1, stride[0]) if conv1d else tuple(stride), "padding": (0, padding[0]) if conv1d else tuple(padding),
+            "out_hw": tuple(out_hw)}
+
+
+def onednn_combined_scale(profile, op, shape) -> bool:
+    """Whether the oneDNN int8 kernel x86-inductor runs for this op scales by one f32(sx*sw[n])
+    (the profile's CpuClass, its thread count for the AMX 1x1 conv choice)."""
+    from ..cpu import cpu_class
+
+    return cpu_class(profile).onednn_int8_combined_scale(op, shape, int(profile.get("num_threads", 1)))
+
+
+def _onednn_float_out(acc, x_scale, weight_scale, bias, relu, post_op=None, post_op_args=None, combined=True):
     """oneDNN int8 kernel with float32 output (qconv/qlinear_pointwise, output_dtype float32):
-    f = f32(f32(acc) * f32(f32(sx) * f32(sw[n]))) ; f = f32(f + bias[n]) ; relu ; fused post-op
-    (numerics/onednn_postops.py: hardtanh, hardswish)."""
+        combined:   f = f32(f32(acc) * f32(f32(sx) * f32(sw[n])))
+        in turn:    f = f32(f32(f32(acc) * f32(sx)) * f32(sw[n]))
+    (which one: CpuClass.onednn_int8_combined_scale), then f = f32(f + bias[n]) ; relu ; fused
+    post-op (numerics/onednn_postops.py: hardtanh, hardswish)."""
     from ..numerics.onednn_postops import onednn_post_op
 
     acc = np.asarray(acc, dtype=np.int64)
     n = acc.shape[-1]
     sw = np.asarray(weight_scale, np.float64).reshape(-1)
     sw = f32(np.repeat(sw, n) if sw.size == 1 else sw).astype(np.float64)
-    m = f32(np.float64(np.float32(x_scale)) * sw)
-    f = f32(f32(acc.astype(np.float64)).astype(np.float64) * m.astype(np.float64))
+    fa = f32(acc.astype(np.float64)).astype(np.float64)
+    if combined:
+        f = f32(fa * f32(np.float64(np.float32(x_scale)) * sw).astype(np.float64))
+    else:
+        f = f32(f32(fa * np.float64(np.float32(x_scale))).astype(np.float64) * sw)
     if bias is not None:
         f = f32(f.astype(np.float64) + np.asarray(bias, np.float32).astype(np.float64))
     if relu:
