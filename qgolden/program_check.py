@@ -40,6 +40,8 @@ GEOMETRY = {"kernel_size": 1, "stride": 1, "dilation": 1, "groups": 1, "padding"
             "size": 0}  # parameter -> smallest value allowed
 MAX_GEOMETRY = 1 << 20
 MAX_SCALE_FACTOR = 1024.0
+# flags without a default in some op's signature (so the signature cannot say they are bool)
+BOOL_PARAMS = frozenset({"relu", "ceil_mode", "count_include_pad", "keepdim", "per_channel", "channels_last"})
 INT8_WEIGHT_OPS = ("linear", "conv", "linear_acc", "conv_acc")
 DOC_KEYS = {"format", "version", "inputs", "outputs", "profile", "meta", "tensors", "nodes"}
 NODE_KEYS = {"name", "op", "inputs", "output", "attrs", "consts", "source", "torch_op", "names"}
@@ -242,7 +244,7 @@ def _check_signature(node, where):
         _fail(where, f"{label}: parameter {sorted(missing)[0]!r} is missing")
     for k, v in node.attrs.items():
         d = s["defaults"].get(k, inspect.Parameter.empty)
-        if isinstance(d, bool) and not isinstance(v, bool):
+        if (isinstance(d, bool) or k in BOOL_PARAMS) and not isinstance(v, bool):
             _fail(where, f"{label}: {k} is not true or false")
 
 
