@@ -43,7 +43,7 @@ def md_block(lines) -> list:
 
 
 def _md_cell(cell) -> str:
-    s = _md_line(cell)
+    s = md_text(plain(cell) if not isinstance(cell, str) else cell)
     return s.replace("|", "\\|")
 
 
