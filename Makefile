@@ -19,7 +19,7 @@ endif
 
 comma := ,
 
-.PHONY: demo test test-xnnpack fuzz fuzz-pt2e bench install install-xnnpack clean
+.PHONY: demo test test-xnnpack fuzz fuzz-pt2e fuzz-qgp bench install install-xnnpack clean
 
 # $(call venv_with,VENV_DIR,EXTRAS): torch first, pinned: the CPU build 2.13.0 (a looser pin can pull a
 # multi-GB CUDA build); then qgolden with EXTRAS; then check that nothing replaced torch
@@ -58,6 +58,10 @@ test-xnnpack: $(XSTAMP)
 # make fuzz-pt2e N=100 ENGINES=xnnpack   (xnnpack runs in $(XVENV))
 fuzz-pt2e: $(FUZZ_PT2E_DEP)
 	$(FUZZ_PT2E_PY) -m qgolden.fuzz_pt2e --models $(N) --engines $(ENGINES)
+
+# corrupted .qgp files (bit flips): every one must exit 2 with one line or run, never exit 3 or hang
+fuzz-qgp: $(STAMP)
+	$(PY) -m qgolden.fuzz_qgp --cases $(or $(CASES),1000)
 
 bench: $(STAMP)
 	$(PY) bench/bench_run.py

@@ -1,10 +1,13 @@
 """Python API: lower a model to a program, run it, verify it against PyTorch."""
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from .errors import code_trusted
 from .importers import ImportErrorQ
 from .ir import Program, load
 from .numerics.profile import conv_backend, linear_backend, make_profile
@@ -31,8 +34,11 @@ def _graph_module(module, where, example_inputs=None):
 
 
 def lower(model_or_path, example_inputs=None, engine: str | None = None, isa: str | None = None,
-          trust_pickle: bool = False) -> Program:
-    """Lower a quantized PyTorch model (or a path: TorchScript, file.py:function, pickle, .qgp) to a Program.
+          trust_pickle: bool = False, trust_code: bool = False) -> Program:
+    """Lower a quantized PyTorch model (or a path: file.py:function, a program file, and with
+    trust_code=True a TorchScript file, .pt2 archive or pickle) to a Program.
+
+    trust_code (old name trust_pickle; or QGOLDEN_TRUST_CODE=1): allow loading files that run code.
 
     engine: the torch.backends.quantized.engine the model runs under (default: the current one).
     isa: the target CPU (avx2, avx512, avx512_vnni; default: this machine).
@@ -45,10 +51,17 @@ def lower(model_or_path, example_inputs=None, engine: str | None = None, isa: st
     from .torch_side import engine as engine_ctx
     from .torch_side import fx_intermediates
 
-    if isinstance(model_or_path, (str,)) and str(model_or_path).endswith(".qgp"):
-        return load(model_or_path)
+    trusted = code_trusted(trust_code, trust_pickle)
+    if isinstance(model_or_path, os.PathLike):
+        model_or_path = str(model_or_path)
+    if isinstance(model_or_path, str) and _is_program_path(model_or_path):
+        from .program_check import check_request
+
+        prog = load(model_or_path)
+        check_request(prog, engine, isa, model_or_path)
+        return prog
     if _is_pt2e(model_or_path):
-        return _lower_pt2e(model_or_path, example_inputs, engine, isa)
+        return _lower_pt2e(model_or_path, example_inputs, engine, isa, trusted)
     engine = engine or torch.backends.quantized.engine
     from .importers.pt2e import PT2E_ENGINES
 
@@ -62,7 +75,7 @@ def lower(model_or_path, example_inputs=None, engine: str | None = None, isa: st
                          "ExportedProgram or a .pt2 file; this model is not one")
     profile = make_profile(engine, isa)
     with engine_ctx(engine):
-        module, where = load_module(model_or_path, trust_pickle=trust_pickle)
+        module, where = load_module(model_or_path, trust_code=trusted)
         ex = None if example_inputs is None else _as_tuple(example_inputs)
         gm = _graph_module(module, where, ex)
         input_dtypes = {}
@@ -94,17 +107,32 @@ def _is_pt2e(obj) -> bool:
     if isinstance(obj, (str,)) and ".py:" not in obj:
         from pathlib import Path
 
-        from .importers.load import _is_pt2
+        from .importers.load import is_pt2
 
         p = Path(obj)
-        return p.is_file() and _is_pt2(p)
+        return p.is_file() and is_pt2(p)
     return False
 
 
-def _lower_pt2e(model, example_inputs, engine, isa):
+def _is_program_path(spec: str) -> bool:
+    """A qgolden program file: by content, or named .qgp (so that a broken one is reported as such)."""
+    from .importers.load import is_builder_spec
+    from .ir import is_program_file
+
+    if is_builder_spec(spec):
+        return False
+    return spec.lower().endswith(".qgp") or (Path(spec).is_file() and is_program_file(spec))
+
+
+def _lower_pt2e(model, example_inputs, engine, isa, trusted=False):
     """Lower a PT2E Q/DQ graph for one of its runtimes (importers/pt2e.py)."""
     import torch
 
+    from .errors import require_trust
+    from .importers.load import PT2_RUNS
+
+    if isinstance(model, str):
+        require_trust(model, PT2_RUNS, trusted)
     from .importers.pt2e import PT2E_ENGINES, lower_pt2e, to_graph_module
     from .torch_side import fx_intermediates
 
@@ -197,7 +225,7 @@ def _compare(a, b):
 
 
 def verify(model, *inputs, engine: str | None = None, isa: str | None = None, program: Program | None = None,
-           trust_pickle: bool = False) -> Report:
+           trust_pickle: bool = False, trust_code: bool = False) -> Report:
     """Run PyTorch and the program on the same inputs; compare every quantized tensor and every output."""
     import torch
 
@@ -205,7 +233,8 @@ def verify(model, *inputs, engine: str | None = None, isa: str | None = None, pr
     from .torch_side import fx_intermediates, to_numpy
 
     if program is None:
-        program = lower(model, example_inputs=inputs, engine=engine, isa=isa, trust_pickle=trust_pickle)
+        program = lower(model, example_inputs=inputs, engine=engine, isa=isa, trust_pickle=trust_pickle,
+                        trust_code=trust_code)
     if program.meta.get("format") == "pt2e":
         from .importers.pt2e_verify import verify_pt2e
 

@@ -1,4 +1,5 @@
-"""The `qgolden` command line. Errors in what the user gives us exit 2 with one clear message."""
+"""The `qgolden` command line. Errors in what the user gives us (errors.UserError) exit 2 with one
+line; exit 3 is kept for qgolden's own bugs."""
 from __future__ import annotations
 
 import json
@@ -9,16 +10,16 @@ from typing import Optional
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape as markup_escape
 from rich.table import Table
+
+from .errors import UserError
+from .files import npy_bytes, npz_bytes, refuse_inputs, write_atomic
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Bit-exact integer programs from quantized PyTorch models.")
 out = Console()
 err = Console(stderr=True)
-
-
-class UserError(Exception):
-    """Bad input from the user: printed as one line, exit 2."""
 
 
 def _quiet_torch():
@@ -42,22 +43,43 @@ def load_inputs(path: str) -> list:
 
 
 def save_outputs(path: str, y) -> None:
-    if isinstance(y, tuple):
-        np.savez(path, *[np.asarray(v) for v in y])
+    """Y.npy for one output, Y.npz (arr_0, arr_1, ... in order) for several: exactly the path
+    asked for, written atomically; another suffix is an error, never a silent rename."""
+    several = isinstance(y, tuple)
+    want = ".npz" if several else ".npy"
+    if Path(path).suffix != want:
+        n = len(y) if several else 1
+        raise UserError(f"--output {path}: the model returns {n} output{'s' if several else ''}, saved as "
+                        f"{want}; name the file {Path(path).stem}{want}")
+    if several:
+        write_atomic(path, npz_bytes({f"arr_{i}": v for i, v in enumerate(y)}))
     else:
-        np.save(path, np.asarray(y))
+        write_atomic(path, npy_bytes(y))
+
+
+def is_program(model: str) -> bool:
+    """A qgolden program file, recognised by its content (or by the .qgp name, to report why a
+    broken one is not)."""
+    from .ir import is_program_file
+
+    return model.lower().endswith(".qgp") or (Path(model).is_file() and is_program_file(model))
 
 
 def get_program(model: str, engine: Optional[str], isa: Optional[str], trust_pickle: bool, inputs=None):
-    """A .qgp is loaded with NumPy only; anything else is lowered from torch."""
+    """A program file is loaded with NumPy only (and verified); anything else is lowered from torch.
+    `trust_pickle` carries --trust-code (alias --trust-pickle)."""
     from .ir import load
 
-    if model.endswith(".qgp"):
-        return load(model)
+    if is_program(model):
+        from .program_check import check_request
+
+        prog = load(model)
+        check_request(prog, engine, isa, model)
+        return prog
     _quiet_torch()
     from .api import lower
 
-    return lower(model, example_inputs=inputs, engine=engine, isa=isa, trust_pickle=trust_pickle)
+    return lower(model, example_inputs=inputs, engine=engine, isa=isa, trust_code=trust_pickle)
 
 
 def _run_guarded(fn):
@@ -68,17 +90,30 @@ def _run_guarded(fn):
     try:
         return fn()
     except (UserError, ImportErrorQ, ProgramError, RunError) as e:
-        err.print(f"[bold red]qgolden: error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
+        user_error(str(e))
     except ValueError as e:  # bad --engine / --isa
         if any(w in str(e) for w in ("engine", "isa", "accumulate")):
-            err.print(f"[bold red]qgolden: error:[/] {e}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2)
+            user_error(str(e))
         _internal(e)
+    except SystemExit as e:  # code the user handed us (a builder, a model's own code) called sys.exit
+        user_error(f"the model's code called sys.exit({e.code!r}) while qgolden was loading it")
     except (typer.Exit, KeyboardInterrupt):
         raise
     except Exception as e:
         _internal(e)
+
+
+def one_line(text: str) -> str:
+    """A message as one printable line: control characters (newlines, terminal escapes) shown as
+    spaces, rich markup shown as typed."""
+    flat = "".join(ch if ch.isprintable() else " " for ch in text.strip())
+    return markup_escape(" ".join(flat.split()))
+
+
+def user_error(text: str):
+    """Print `qgolden: error: TEXT` on one line and exit 2."""
+    err.print(f"[bold red]qgolden: error:[/] {one_line(text)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
 
 
 def _internal(e):
@@ -87,19 +122,23 @@ def _internal(e):
 
     if os.environ.get("QGOLDEN_DEBUG"):
         raise e
-    err.print(f"[bold red]qgolden: internal error:[/] {type(e).__name__}: {e} "
+    err.print(f"[bold red]qgolden: internal error:[/] {one_line(f'{type(e).__name__}: {e}')} "
               "(set QGOLDEN_DEBUG=1 for the traceback, and please report it)", highlight=False, soft_wrap=True)
     raise typer.Exit(3)
 
 
 EngineOpt = typer.Option(None, "--engine", help="x86 | fbgemm | qnnpack | onednn (default: torch's current); "
                          "PT2E models: pt2e-reference | x86-inductor | xnnpack")
-IsaOpt = typer.Option(None, "--isa", help="target CPU: avx2 | avx512 | avx512_vnni (default: this machine)")
-TrustOpt = typer.Option(False, "--trust-pickle", help="allow loading a torch.save pickle (runs its code)")
+IsaOpt = typer.Option(None, "--isa", help="target CPU: avx2 | avx512 | avx512_vnni | avx512_amx | arm64 "
+                      "(default: this machine)")
+TrustOpt = typer.Option(False, "--trust-code", "--trust-pickle",
+                        help="allow loading files that run code when loaded: TorchScript, .pt2, torch.save "
+                             "pickles (also QGOLDEN_TRUST_CODE=1); only for files you trust")
 
 
 @app.command()
-def lower(model: str = typer.Argument(..., help="model: TorchScript file, file.py:function, or pickle"),
+def lower(model: str = typer.Argument(..., help="model: file.py:function, or with --trust-code a TorchScript "
+                                     "file, .pt2 or pickle"),
           output: str = typer.Option(..., "-o", "--output", help="program file to write (.qgp)"),
           engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt,
           input: Optional[str] = typer.Option(None, "--input", help="example input (.npy/.npz) to record shapes"),
@@ -109,6 +148,7 @@ def lower(model: str = typer.Argument(..., help="model: TorchScript file, file.p
                                        "half_away | tflite")):
     """Lower a quantized model to an integer program file."""
     def go():
+        refuse_inputs(output, [model, input], "--output")
         inputs = load_inputs(input) if input else None
         prog = get_program(model, engine, isa, trust_pickle, inputs)
         if integer_only:
@@ -136,9 +176,10 @@ def run(model: str = typer.Argument(..., help="a .qgp program, or a model to low
     def go():
         if accumulate not in ("auto", "numpy", "torch"):
             raise UserError(f"--accumulate {accumulate!r}: choose auto, numpy or torch")
+        refuse_inputs(output, [model, input], "--output")
         xs = load_inputs(input)
         prog = get_program(model, engine, isa, trust_pickle)
-        how = accumulate if accumulate != "auto" else ("numpy" if model.endswith(".qgp") else "torch")
+        how = accumulate if accumulate != "auto" else ("numpy" if getattr(prog, "origin", None) else "torch")
         y = prog.run(*xs, accumulate=how)
         save_outputs(output, y)
         shapes = ", ".join(f"{np.asarray(v).dtype}{list(np.shape(v))}" for v in (y if isinstance(y, tuple) else (y,)))
@@ -153,7 +194,7 @@ def verify(model: str = typer.Argument(..., help="model to check against PyTorch
            as_json: bool = typer.Option(False, "--json", help="print the report as JSON")):
     """Compare every quantized intermediate and every output with PyTorch; exit 1 on any difference."""
     def go():
-        if model.endswith(".qgp"):
+        if is_program(model):
             raise UserError(f"{model}: verify needs the PyTorch model, not a program file")
         _quiet_torch()
         from .api import verify as api_verify
@@ -216,13 +257,26 @@ def _print_pt2e(rep, console):
 
 @app.command()
 def demo(engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt):
-    """The forum model (../shared/seed/forum-thread.txt): lower, run, verify."""
+    """The forum model (qgolden/examples/forum.py): lower, run, verify."""
     def go():
         from .demo import run_demo
 
         return run_demo(out, engine=engine, isa=isa)
     ok = _run_guarded(go)
     raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def check(program: str = typer.Argument(..., help="a .qgp program file")):
+    """Verify a program file without running it: format, ops and their parameters, graph, constants,
+    names and sizes (what every load checks). Exit 0 if it passes, 2 with one line if not."""
+    def go():
+        from .ir import load
+
+        prog = load(program)
+        out.print(f"{one_line(program)}: ok, {len(prog.nodes)} ops, engine {prog.profile['engine']}, "
+                  f"isa {prog.profile['isa']}", highlight=False)
+    _run_guarded(go)
 
 
 # further commands live beside the code they drive; importing them registers them on `app`

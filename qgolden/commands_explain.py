@@ -1,13 +1,13 @@
 """CLI commands `explain` and `trace` (registered on qgolden.cli.app when cli is imported)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
 
 from .cli import (EngineOpt, IsaOpt, TrustOpt, UserError, _run_guarded, app, err, get_program, load_inputs,
-                  out)
+                  one_line, out)
+from .files import refuse_inputs
 
 FormatOpt = typer.Option("text", "--format", "-f", help="text | markdown | html")
 
@@ -32,16 +32,13 @@ def _program_and_run(model, input, engine, isa, trust_pickle):
 def _emit(doc, fmt, output):
     from .explain import FORMATS, render
     from .explain.render_text import print_doc
+    from .files import write_atomic
 
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     if output:
-        text = render(doc, fmt)
-        try:
-            Path(output).write_text(text, encoding="utf-8")
-        except OSError as e:
-            raise UserError(f"{output}: cannot write ({e.strerror})") from None
-        err.print(f"wrote {output} ({fmt})", highlight=False)
+        write_atomic(output, render(doc, fmt))
+        err.print(f"wrote {one_line(output)} ({fmt})", highlight=False)
     elif fmt == "text":
         print_doc(doc, out)
     else:
@@ -71,6 +68,8 @@ def explain(model: str = typer.Argument(..., help="a model (as for `lower`) or a
     def go():
         from .explain import build_document
 
+        if output:
+            refuse_inputs(output, [model, input], "--output")
         prog, xs, trace, env, keys = _program_and_run(model, input, engine, isa, trust_pickle)
         doc = build_document(prog, trace, env, sample=sample, layer=layer, state_dict_keys=keys)
         _emit(doc, fmt, output)
@@ -94,6 +93,8 @@ def trace(model: str = typer.Argument(..., help="a model (as for `lower`) or a .
 
         if compare is None and output_element is None:
             raise UserError("give --output-element INDEX (or --compare DUMPS.npz)")
+        if output:
+            refuse_inputs(output, [model, input, compare], "--output")
         dumps = load_dumps(compare) if compare is not None else None
         prog, xs, tr, env, _ = _program_and_run(model, input, engine, isa, trust_pickle)
         if dumps is not None:

@@ -8,6 +8,9 @@ import typer
 
 from .cli import EngineOpt, IsaOpt, TrustOpt, UserError, _run_guarded, app, get_program, load_inputs, out
 
+ForceOpt = typer.Option(False, "--force", help="write into a non-empty --out, replacing only the files qgolden "
+                        "wrote there before (never the user's own)")
+
 
 def integer_program(model, engine, isa, trust_pickle, inputs, multiplier_bits=32, rounding="half_up",
                     allow_tables=True):
@@ -37,7 +40,7 @@ def integer_program(model, engine, isa, trust_pickle, inputs, multiplier_bits=32
 
 
 @app.command()
-def export(model: str = typer.Argument(..., help="model: TorchScript file, file.py:function, pickle, or .qgp"),
+def export(model: str = typer.Argument(..., help="model: .qgp, file.py:function, or with --trust-code TorchScript, .pt2 or pickle"),
            target: str = typer.Option("c", "--target", help="c (C99, integer only)"),
            out_dir: str = typer.Option(..., "--out", help="directory to write NAME.h, NAME.c, test_NAME.c, Makefile"),
            input: Optional[str] = typer.Option(None, "--input", help="example input X.npy/.npz: fixes the shapes and "
@@ -49,7 +52,8 @@ def export(model: str = typer.Argument(..., help="model: TorchScript file, file.
                                         help="half_up | half_even | half_away | tflite | gemmlowp | cmsis-nn"),
            no_tables: bool = typer.Option(False, "--no-tables", help="no threshold tables: with tflite/gemmlowp/"
                                           "cmsis-nn rounding, the standard pipeline as it is"),
-           layers: bool = typer.Option(True, "--layers/--no-layers", help="golden vectors of every layer in the test")):
+           layers: bool = typer.Option(True, "--layers/--no-layers", help="golden vectors of every layer in the test"),
+           force: bool = ForceOpt):
     """Export the certified integer-only program as C99 with no floating point (plus a golden test)."""
     def go():
         from .export.c import export_c
@@ -60,7 +64,7 @@ def export(model: str = typer.Argument(..., help="model: TorchScript file, file.
         xs = load_inputs(input) if input else None
         prog = integer_program(model, engine, isa, trust_pickle, xs, multiplier_bits, rounding, not no_tables)
         try:
-            r = export_c(prog, out_dir, name, xs, layers)
+            r = export_c(prog, out_dir, name, xs, layers, force=force)
         except ExportError as e:
             raise UserError(str(e)) from None
         out.print(f"wrote {out_dir}: {', '.join(r.files)} ({r.steps} layers, engine {prog.profile['engine']}, "
@@ -78,7 +82,8 @@ def vectors(model: str = typer.Argument(..., help="model or .qgp program"),
             fmt: str = typer.Option("mem", "--format", help="npy | mem | hex | coe (.npy is always written)"),
             engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt,
             multiplier_bits: int = typer.Option(32, "--multiplier-bits"),
-            rounding: str = typer.Option("half_up", "--rounding")):
+            rounding: str = typer.Option("half_up", "--rounding"),
+            force: bool = ForceOpt):
     """Golden vectors: every layer's integer input and output and the constants, for RTL testbenches."""
     def go():
         from .export.vectors import FORMATS, write_vectors
@@ -87,6 +92,6 @@ def vectors(model: str = typer.Argument(..., help="model or .qgp program"),
             raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
         xs = load_inputs(input)
         prog = integer_program(model, engine, isa, trust_pickle, xs, multiplier_bits, rounding)
-        m = write_vectors(prog, xs, out_dir, fmt)
+        m = write_vectors(prog, xs, out_dir, fmt, force=force)
         out.print(f"wrote {out_dir}: {len(m['files'])} files ({len(m['layers'])} layers), manifest.json")
     _run_guarded(go)

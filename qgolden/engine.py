@@ -6,10 +6,17 @@ import sys
 import numpy as np
 
 from . import ops
+from .errors import UserError
 
 
-class RunError(Exception):
+class RunError(UserError):
     """A program could not run on the given input (wrong shape or dtype, bad program)."""
+
+
+# What an op raises on parameters or inputs that do not fit it. For a program read from a file
+# (Program.origin set), whose parameters the user handed us, more failures are the file's fault.
+OP_INPUT_ERRORS = (ValueError, IndexError, NotImplementedError)
+FILE_PROGRAM_ERRORS = OP_INPUT_ERRORS + (TypeError, KeyError, ZeroDivisionError, OverflowError, MemoryError)
 
 
 def check_input(program, i: int, x) -> np.ndarray:
@@ -22,15 +29,21 @@ def check_input(program, i: int, x) -> np.ndarray:
     x = np.asarray(x)
     want = info.dtype
     if want == "float32":
-        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-            raise RunError(f"input {i} ({name}): expected float32 values, got dtype {x.dtype}")
-        x = x.astype(np.float32)
+        # quantize_per_tensor and the quantized modules take float32 tensors only (PyTorch refuses
+        # float64 and integer tensors); so does this program
+        if x.dtype != np.float32:
+            raise RunError(f"input {i} ({name}): expected float32 values, got dtype {x.dtype} "
+                           "(convert it: x.astype(numpy.float32))")
     elif want in ("uint8", "int8"):
         if x.dtype != np.dtype(want):
             raise RunError(f"input {i} ({name}): expected quantized {want} values, got dtype {x.dtype}")
-    if info.shape is not None and len(info.shape) != x.ndim:
-        raise RunError(f"input {i} ({name}): expected {len(info.shape)}-D input shaped like "
-                       f"{tuple(info.shape)}, got shape {tuple(x.shape)}")
+    if info.shape is not None:
+        if len(info.shape) != x.ndim:
+            raise RunError(f"input {i} ({name}): expected {len(info.shape)}-D input shaped like "
+                           f"{tuple(info.shape)}, got shape {tuple(x.shape)}")
+        if tuple(x.shape[1:]) != tuple(info.shape[1:]):
+            raise RunError(f"input {i} ({name}): expected shape (N, {', '.join(map(str, info.shape[1:]))}) "
+                           f"with any batch N (built with {tuple(info.shape)}), got {tuple(x.shape)}")
     return x
 
 
@@ -42,6 +55,8 @@ def run_program(program, inputs, trace=None, keep=False):
     for i, (name, x) in enumerate(zip(program.inputs, inputs)):
         env[name] = check_input(program, i, x)
     profile = program.profile
+    origin = getattr(program, "origin", None)
+    caught = FILE_PROGRAM_ERRORS if origin else OP_INPUT_ERRORS
     for node in program.nodes:
         fn = ops.get(node.op)
         args = [_resolve(i, env) for i in node.inputs]
@@ -52,10 +67,14 @@ def run_program(program, inputs, trace=None, keep=False):
                 out = _in_memory_order(fn, args, order, node, profile, t)
             else:
                 out = fn(*args, **node.attrs, **node.consts, profile=profile, trace=t)
-        except (ValueError, IndexError, NotImplementedError) as e:
-            shapes = ", ".join(str(tuple(np.shape(a))) for a in args)
-            raise RunError(f"node {node.name} (op {node.op}, from {node.source or node.torch_op}): "
-                           f"{e} [input shapes {shapes}]") from None
+        except caught as e:
+            shapes = ", ".join(str(tuple(np.shape(a))) for a in args if not isinstance(a, list))
+            msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            if isinstance(e, MemoryError):
+                msg = "needs more memory than this machine has"
+            where = f"{origin}: " if origin else ""
+            raise RunError(f"{where}node {node.name} (op {node.op}, from {node.source or node.torch_op}): "
+                           f"{msg} [input shapes {shapes}]") from None
         env[node.output] = out
         if trace is not None:
             trace[node.name] = t

@@ -133,7 +133,7 @@ def test_error_wrong_input_shape(files, tmp_path):
     qgp = files / "forum3.qgp"
     assert qg("lower", BUILD, "-o", str(qgp), "--input", str(files / "x.npy"))[0] == 0
     err = _err(*qg("run", str(qgp), "--input", str(tmp_path / "bad.npy"), "--output", str(tmp_path / "y.npy"))[::2])
-    assert "input_layer" in err and "linear" in err
+    assert "input 0 (x)" in err and "(N, 2)" in err and "(3, 5)" in err
     np.save(tmp_path / "bad3d.npy", np.zeros((3, 2, 1), np.float32))
     err = _err(*qg("run", str(qgp), "--input", str(tmp_path / "bad3d.npy"), "--output", str(tmp_path / "y.npy"))[::2])
     assert "input 0" in err and "(3, 2, 1)" in err
@@ -179,7 +179,7 @@ def test_error_pickle_needs_opt_in(tmp_path, files):
     p = tmp_path / "whole.pt"
     torch.save(forum.build(), str(p))
     err = _err(*qg("lower", str(p), "-o", str(tmp_path / "o.qgp"))[::2])
-    assert "--trust-pickle" in err and str(p) in err
+    assert "--trust-code" in err and "QGOLDEN_TRUST_CODE=1" in err and str(p) in err
     code, out, err = qg("lower", str(p), "-o", str(tmp_path / "o.qgp"), "--trust-pickle")
     assert code == 0, err
 
@@ -198,7 +198,7 @@ def test_error_pickled_conv_says_what_to_do(tmp_path):
     if code == 0:
         return  # this torch reloads it: nothing to explain
     err = _err(code, err)
-    assert "TorchScript" in err and "builder" in err
+    assert "builder" in err and "state_dict" in err
 
 
 def test_error_bad_engine(files, tmp_path):

@@ -105,12 +105,12 @@ np.save({str(xs)!r}, x.numpy())
 """
     subprocess.run([sys.executable, "-c", write], check=True, capture_output=True)
     r = subprocess.run([sys.executable, "-m", "qgolden", "verify", str(pt2), "--input", str(xs),
-                        "--engine", "pt2e-reference", "--json"], capture_output=True, text=True, cwd=ROOT)
+                        "--engine", "pt2e-reference", "--json", "--trust-code"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
     d = json.loads(r.stdout[r.stdout.index("{"):])
     assert d["bit_exact"] and d["engine"] == "pt2e-reference" and d["layers"]
     q = [sys.executable, "-m", "qgolden"]
-    r = subprocess.run(q + ["lower", str(pt2), "--engine", "pt2e-reference", "--input", str(xs), "-o", str(qgp)],
+    r = subprocess.run(q + ["lower", str(pt2), "--trust-code", "--engine", "pt2e-reference", "--input", str(xs), "-o", str(qgp)],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
     r = subprocess.run(q + ["explain", str(qgp), "--input", str(xs), "-f", "markdown", "-o", str(md)],

@@ -161,7 +161,7 @@ def test_x86_inductor_float_regions_said_per_op_and_refused_by_c_export(tmp_path
     with pytest.raises(ValueError, match=r"node \w+ \(op \w+\): float region, not integer"):
         to_integer_only(prog)
     with pytest.raises(UserError, match=r"m.pt2: C export .*integer-only.*node \w+ \(op \w+\): float region"):
-        integer_program(str(pt2), "x86-inductor", None, False, [xn])
+        integer_program(str(pt2), "x86-inductor", None, True, [xn])
     doc, tr, env = explain(prog, [xn])
     assert problems(doc, prog, tr, env) == []
     for s, n in zip(doc.sections, prog.nodes):
@@ -207,7 +207,7 @@ def test_cli_export_refuses_float_regions_by_name(tmp_path):
     pt2, xs = tmp_path / "m.pt2", tmp_path / "x.npy"
     torch.export.save(torch.export.export(gm, (x,)), str(pt2))
     np.save(xs, x.numpy())
-    r = subprocess.run([sys.executable, "-m", "qgolden", "export", str(pt2), "--engine", "x86-inductor", "--input",
+    r = subprocess.run([sys.executable, "-m", "qgolden", "export", str(pt2), "--trust-code", "--engine", "x86-inductor", "--input",
                         str(xs), "--out", str(tmp_path / "c")], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "float region, not integer" in r.stderr and "(op " in r.stderr and str(pt2) in r.stderr

@@ -91,14 +91,14 @@ def test_cli_verify_pt2_xnnpack_contract(tmp_path):
     torch.export.save(torch.export.export(gm, (x,)), str(pt2))
     np.save(xs, x.numpy())
     np.save(bad, x.numpy()[0])  # 3-D: not the model's input
-    r = _qg("verify", str(pt2), "--input", str(xs), "--engine", "xnnpack", "--json")
+    r = _qg("verify", str(pt2), "--trust-code", "--input", str(xs), "--engine", "xnnpack", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     d = json.loads(r.stdout[r.stdout.index("{"):])
     assert d["bit_exact"] and d["engine"] == "xnnpack" and d["layers"]
     assert all(l["mismatches"] == 0 for l in d["layers"]) and d["outputs"][0]["mismatches"] == 0
-    r = _qg("verify", str(pt2), "--input", str(xs), "--engine", "xnnpack")
+    r = _qg("verify", str(pt2), "--trust-code", "--input", str(xs), "--engine", "xnnpack")
     assert r.returncode == 0 and "bit-exact" in r.stdout
-    r = _qg("verify", str(pt2), "--input", str(bad), "--engine", "xnnpack")
+    r = _qg("verify", str(pt2), "--trust-code", "--input", str(bad), "--engine", "xnnpack")
     assert r.returncode == 2 and "input" in r.stderr
 
 

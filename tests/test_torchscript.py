@@ -143,10 +143,10 @@ def test_torchscript_bit_exact(kind, flow, how, saved, tmp_path):
         spec = str(tmp_path / f"{kind}_{flow}_{how}.pt")
         torch.jit.save(sm, spec)
         sm = torch.jit.load(spec)
-    rep = qgolden.verify(spec, x)
+    rep = qgolden.verify(spec, x, trust_code=saved)
     assert rep.bit_exact, [(l.name, l.mismatches) for l in rep.layers if l.mismatches]
     assert rep.layers and all(l.elements for l in rep.layers)
-    prog = qgolden.lower(spec, (x,))
+    prog = qgolden.lower(spec, (x,), trust_code=saved)
     with torch.no_grad():
         ref = sm(x).numpy()
     y = prog.run(x.numpy())
@@ -188,7 +188,7 @@ def test_forum_model_scripted_keeps_fx_layer_names(forum_model, tmp_path):
     x = torch.from_numpy(forum.INPUTS)
     path = tmp_path / "forum.pt"
     torch.jit.save(torch.jit.script(forum_model), str(path))
-    rep = qgolden.verify(str(path), x, engine="x86")
+    rep = qgolden.verify(str(path), x, engine="x86", trust_code=True)
     assert rep.bit_exact
     assert [l.name for l in rep.layers] == ["quantize_per_tensor", "input_layer", "out"]
 
@@ -239,7 +239,7 @@ def test_control_flow_on_input_is_an_import_error(tmp_path):
     path = tmp_path / "branchy.pt"
     torch.jit.save(_branchy(2), str(path))
     with pytest.raises(ImportErrorQ) as e:
-        qgolden.lower(str(path))
+        qgolden.lower(str(path), trust_code=True)
     msg = str(e.value)
     assert str(path) in msg and "prim::If" in msg and "if x.sum() > 0" in msg and "control flow" in msg
 
@@ -259,5 +259,5 @@ def test_truncated_torchscript_file_is_an_import_error(tmp_path):
     bad = tmp_path / "truncated.pt"
     bad.write_bytes(data[: len(data) // 2])
     with pytest.raises(ImportErrorQ) as e:
-        qgolden.verify(str(bad), x)
+        qgolden.verify(str(bad), x, trust_code=True)
     assert str(bad) in str(e.value)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RTable
 from rich.text import Text
 
@@ -11,36 +12,46 @@ from .render_markdown import sparkline
 STYLES = {"clamp": "bold red", "relu": "magenta", "sat": "bold red reverse", "tie": "bold yellow", "": "cyan"}
 
 
+def printable(s) -> str:
+    """Text with control characters (terminal escapes, newlines) shown as spaces."""
+    return "".join(ch if ch.isprintable() else " " for ch in str(s))
+
+
+def markup(s) -> str:
+    """Text for a rich markup string: printable, and its '[' shown as typed, not as markup."""
+    return escape(printable(s))
+
+
 def text_of(line) -> Text:
     t = Text()
     if isinstance(line, str):
-        t.append(line)
+        t.append(printable(line))
         return t
     for p in line:
         if isinstance(p, Val):
-            t.append(p.text, style=STYLES.get(p.style, "cyan"))
+            t.append(printable(p.text), style=STYLES.get(p.style, "cyan"))
         else:
-            t.append(str(p))
+            t.append(printable(p))
     return t
 
 
 def _table(t, console):
     if t.caption:
-        console.print(Text(t.caption, style="italic"))
+        console.print(Text(printable(t.caption), style="italic"))
     rt = RTable(show_lines=False, expand=False)
     for h in t.header:
-        rt.add_column(h, overflow="fold")
+        rt.add_column(text_of(h), overflow="fold")
     for row in t.rows:
         rt.add_row(*[text_of(c) for c in row])
     console.print(rt)
 
 
 def print_section(s, console):
-    console.rule(f"[bold]{s.title}", align="left")
+    console.rule(f"[bold]{markup(s.title)}", align="left")
     if s.what:
-        console.print(s.what, highlight=False)
+        console.print(Text(printable(s.what)), highlight=False)
     for f in s.formula:
-        console.print(Text("    " + f, style="bold"))
+        console.print(Text("    " + printable(f), style="bold"))
     if s.where is not None:
         _table(s.where, console)
     for t in s.tables:
@@ -54,19 +65,19 @@ def print_section(s, console):
     for l in s.engine:
         console.print(Text("• engines: ", style="italic") + text_of(l), highlight=False)
     for h in s.hists:
-        console.print(f"• histogram of {h.label}: {sparkline(h)}", highlight=False)
+        console.print(Text(f"• histogram of {printable(h.label)}: {sparkline(h)}"), highlight=False)
     for e in s.extra:
-        console.print(Text(e.title, style="bold"))
+        console.print(Text(printable(e.title), style="bold"))
         rt = RTable(show_header=False)
         rt.add_column("")
         rt.add_column("")
         for k, v in e.rows:
-            rt.add_row(k, text_of(v))
+            rt.add_row(text_of(k), text_of(v))
         console.print(rt)
 
 
 def print_doc(doc, console: Console):
-    console.print(f"[bold underline]{doc.title}[/]")
+    console.print(f"[bold underline]{markup(doc.title)}[/]")
     for l in doc.intro:
         console.print(text_of(l), highlight=False)
     if doc.glossary is not None:

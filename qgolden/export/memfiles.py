@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import write_atomic
+
 WIDTHS = (8, 16, 32, 64)
 
 
@@ -33,6 +35,13 @@ def to_words(a, width: int) -> list:
     return [format(int(x) & mask, f"0{digits}x") for x in v.tolist()]
 
 
+def header_text(s) -> str:
+    """Text safe in a one-line `//` or `;` header: printable ASCII only (no newline that would start
+    a line of data), at most 200 characters."""
+    t = "".join(ch if " " <= ch <= "~" else "_" for ch in str(s))
+    return t[:200]
+
+
 def write_mem(path, a, width=None, comment="") -> int:
     """$readmemh file with a header comment; returns the width used."""
     width = width or word_width(a)
@@ -41,15 +50,15 @@ def write_mem(path, a, width=None, comment="") -> int:
     head = [f"// width={width} depth={len(words)} signed={int(a.dtype.kind in 'if')} dtype={a.dtype} "
             f"shape={list(a.shape)} layout=row-major two's-complement hex"]
     if comment:
-        head.append("// " + comment)
-    Path(path).write_text("\n".join(head + words) + "\n")
+        head.append("// " + header_text(comment))
+    write_atomic(path, "\n".join(head + words) + "\n")
     return width
 
 
 def write_hex(path, a, width=None) -> int:
     """Plain hex words, one per line (no comment)."""
     width = width or word_width(a)
-    Path(path).write_text("\n".join(to_words(a, width)) + "\n")
+    write_atomic(path, "\n".join(to_words(a, width)) + "\n")
     return width
 
 
@@ -57,7 +66,7 @@ def write_coe(path, a, width=None) -> int:
     """Xilinx .coe (radix 16)."""
     width = width or word_width(a)
     words = to_words(a, width)
-    Path(path).write_text(f"; width={width} depth={len(words)} dtype={np.asarray(a).dtype} "
+    write_atomic(path, f"; width={width} depth={len(words)} dtype={np.asarray(a).dtype} "
                           f"shape={list(np.asarray(a).shape)} row-major two's complement\n"
                           "memory_initialization_radix=16;\nmemory_initialization_vector=\n"
                           + ",\n".join(words) + ";\n")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 
@@ -15,8 +14,17 @@ from . import memfiles as M
 FORMATS = ("npy", "mem", "hex", "coe")
 
 
-def _safe(s: str) -> str:
-    return re.sub(r"[^0-9A-Za-z_.-]", "_", s)
+def file_stem(name: str, taken: set) -> str:
+    """A file name stem for a tensor or node name: [0-9A-Za-z_.-] only, no leading dot, at most
+    80 characters, and distinct (ignoring case, for case-insensitive file systems) from every stem
+    in `taken`, which it joins: 'a/b' and 'a_b' become 'a_b' and 'a_b~2'."""
+    base = re.sub(r"[^0-9A-Za-z_.-]", "_", str(name))[:80].lstrip(".") or "_"
+    stem, k = base, 1
+    while stem.lower() in taken:
+        k += 1
+        stem = f"{base}~{k}"
+    taken.add(stem.lower())
+    return stem
 
 
 def narrow(a) -> np.ndarray:
@@ -42,24 +50,28 @@ def _layout(shape, what):
     return "row-major"
 
 
-def write_vectors(program, inputs, out_dir, fmt="mem") -> dict:
-    """Run the integer program on `inputs`, write tensors/ and consts/ files and manifest.json."""
+def write_vectors(program, inputs, out_dir, fmt="mem", force=False) -> dict:
+    """Run the integer program on `inputs`, write tensors/ and consts/ files and manifest.json.
+
+    out_dir must be empty or new; with `force`, only the files an earlier run wrote there are
+    replaced (files.OutputDir). File names are derived from tensor names and never collide."""
+    from ..files import OutputDir, npy_bytes
+
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    out = Path(out_dir)
-    (out / "tensors").mkdir(parents=True, exist_ok=True)
-    (out / "consts").mkdir(parents=True, exist_ok=True)
+    out = OutputDir(out_dir, force)
     _, env = program.run(*inputs, keep=True)
     files, tensors, layers = [], {}, []
+    pending = []  # (relative file name, array, format) written once every name is known
+    taken = {"tensors": set(), "consts": set()}
 
     def put(rel, a, **info):
         a = narrow(a)
-        np.save(out / (rel + ".npy"), a)
+        pending.append((rel + ".npy", a, "npy"))
         entry = {"npy": rel + ".npy", "shape": list(a.shape), "dtype": str(a.dtype), **info}
         if fmt != "npy":
             width = M.word_width(a)
-            path = out / (rel + "." + fmt)
-            {"mem": M.write_mem, "hex": M.write_hex, "coe": M.write_coe}[fmt](path, a, width)
+            pending.append((rel + "." + fmt, a, fmt))
             entry.update({fmt: rel + "." + fmt, "width": width,
                           "signed": bool(a.dtype.kind in "if")})
         if a.dtype.kind == "f":
@@ -73,7 +85,7 @@ def write_vectors(program, inputs, out_dir, fmt="mem") -> dict:
         v = env.get(name)
         if not isinstance(v, np.ndarray):
             return None
-        e = put(f"tensors/{_safe(name)}", v, tensor=name, kind="activation", layout=_layout(v.shape, "activation"))
+        e = put(f"tensors/{file_stem(name, taken['tensors'])}", v, tensor=name, kind="activation", layout=_layout(v.shape, "activation"))
         tensors[name] = e
         return e["npy"]
 
@@ -95,7 +107,7 @@ def write_vectors(program, inputs, out_dir, fmt="mem") -> dict:
             a = np.asarray(v)
             if a.dtype.kind not in "iub":
                 continue
-            e = put(f"consts/{i:03d}_{_safe(node.name)}_{_safe(k)}", a, node=node.name, const=k,
+            e = put(f"consts/{file_stem(f'{i:03d}_{node.name}_{k}', taken['consts'])}", a, node=node.name, const=k,
                     kind="constant", layout=_layout(a.shape, "constant"))
             consts[k] = e["npy"]
         attrs = {k: v for k, v in node.attrs.items() if isinstance(v, (int, str, bool, list, type(None)))
@@ -108,7 +120,17 @@ def write_vectors(program, inputs, out_dir, fmt="mem") -> dict:
                 "notes": "two's-complement hex words, one per line, row-major; widths in bits; activations "
                          "NCHW (NCL for 1-D) row-major as the program computes them",
                 "layers": layers, "files": files}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, default=_jd))
+    out.plan([rel for rel, _, _ in pending] + ["manifest.json"])
+    writers = {"mem": M.write_mem, "hex": M.write_hex, "coe": M.write_coe}
+    for rel, a, kind in pending:
+        if kind == "npy":
+            out.write(rel, npy_bytes(a))
+        else:
+            (out.path / rel).parent.mkdir(parents=True, exist_ok=True)
+            writers[kind](out.path / rel, a, M.word_width(a))
+            out.written.append(rel)
+    out.write("manifest.json", json.dumps(manifest, indent=1, default=_jd))
+    out.finish()
     return manifest
 
 

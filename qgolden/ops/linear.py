@@ -69,6 +69,10 @@ def linear(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point,
                                out_quant_max=out_quant_max, out_dtype=out_dtype, profile=profile, trace=trace)
     x = np.asarray(x)
     w = np.asarray(weight)
+    if x.ndim < 2:  # PyTorch's quantized linear refuses it too (qlinear.cpp: "larger than or equal to 2")
+        raise ValueError(f"the input of a quantized linear needs at least 2 dims, got shape {tuple(x.shape)}")
+    if x.shape[-1] != w.shape[-1]:
+        raise ValueError(f"the input's last dim is {x.shape[-1]}, the weight takes {w.shape[-1]}")
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1])
     if backend == "onednn" and np.any(np.asarray(weight_zero_point) != 0):
