@@ -3,6 +3,7 @@ line; exit 3 is kept for qgolden's own bugs."""
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -18,8 +19,19 @@ from .files import npy_bytes, npz_bytes, refuse_inputs, write_atomic
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Bit-exact integer programs from quantized PyTorch models.")
-out = Console()
-err = Console(stderr=True)
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console that never breaks a number across lines: on a terminal, its width; redirected
+    (a file, a pipe, CI logs), lines as long as they need and tables up to 240 columns."""
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, soft_wrap=True, width=240)
+
+
+out = console()
+err = console(stderr=True)
 
 
 def _quiet_torch():
