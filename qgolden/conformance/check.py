@@ -182,9 +182,6 @@ def check_case(case: Case, isa: str, num_threads: int, model_cache: dict | None 
     res = CaseResult(case.name, case.kind, case.engine, case.family, "error")
     try:
         arrays = _read_npz(case)
-        if case.kind == "inductor" and case.output_key not in arrays and "y" in arrays:
-            res.status, res.reason = "skipped", f"no '{case.output_key}' output recorded for {case.engine}"
-            return res
         xs = _inputs(case, arrays)
         key = str(case.model)
         model = model_cache.get(key) if model_cache is not None else None

@@ -11,8 +11,8 @@ A record is a folder (docs/conformance.md):
                                  ref (when recorded) torchao's reference representation's
 
 A case of ops/ names its `engine` (x86, fbgemm, qnnpack, onednn) and op family (`op`); an
-inductor/ case is one model checked against two runtimes: x86-inductor (`y`) and, where `ref`
-was recorded, pt2e-reference. Manifests written by `qgolden conformance record` add `machine`,
+inductor/ case is one model checked against each runtime its `runtimes` list names
+(x86-inductor: `y`; pt2e-reference: `ref`); without the list, x86-inductor alone. Manifests written by `qgolden conformance record` add `machine`,
 `capability`, `num_threads` and `qgolden_isa`; records without them still load.
 """
 from __future__ import annotations
@@ -118,10 +118,11 @@ def _cases_of(folder: Path, kind: str, c: dict) -> list:
     if kind == "ops":
         return [Case(name, kind, str(c.get("engine", "")), str(c.get("op", "")), folder / f"{name}.ts.pt",
                      folder / f"{name}.npz", int(c.get("inputs", 1)), dict(c.get("params") or {}))]
-    # one inductor model, one check per runtime whose output the npz holds (decided when it is read)
+    # one inductor model, one check per runtime it was recorded for (older records: x86-inductor only)
+    runtimes = c.get("runtimes") or ["x86-inductor"]
     return [Case(name, kind, engine, "pt2e_model", folder / f"{name}.pt2", folder / f"{name}.npz", 1,
-                 {k: v for k, v in c.items() if k != "name"}, key)
-            for engine, key in INDUCTOR_OUTPUTS.items()]
+                 {k: v for k, v in c.items() if k not in ("name", "runtimes")}, INDUCTOR_OUTPUTS[engine])
+            for engine in runtimes if engine in INDUCTOR_OUTPUTS]
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:
