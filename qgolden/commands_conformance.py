@@ -146,10 +146,10 @@ def record_cmd(out_dir: str = typer.Argument(..., metavar="OUT", help="folder to
 
         try:
             plan = plan_suite(seed, cases_per_op, ops=op, engines=engine, inductor=inductor)
-        except ValueError as e:
+            with progress_bar(len(plan), "recording") as advance:
+                summary = write_record(out_dir, plan, seed, on_case=lambda name: advance(name))
+        except ValueError as e:  # a bad option or a non-empty OUT (each case's own errors are recorded)
             raise UserError(str(e)) from None
-        with progress_bar(len(plan), "recording") as advance:
-            summary = write_record(out_dir, plan, seed, on_case=lambda name: advance(name))
         out.print(f"wrote {out_dir}: {summary['cases']} op cases, {summary['inductor']} PT2E models, "
                   f"{summary['pytorch_errors']} configurations PyTorch refused; CPU class {summary['isa']}",
                   highlight=False)

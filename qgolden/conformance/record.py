@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .records import ENV_VARS, OPS_ENGINES, write_manifest
+from .records import ENV_VARS, OPS_ENGINES, PT2E_FAMILY, write_manifest
 
 # lengths around the 8/16/32/64-lane vector tails of the kernels
 ODD = (1, 3, 7, 15, 17, 31, 33, 63, 65, 127)
@@ -472,17 +472,18 @@ def plan_suite(seed: int, cases_per_op: int, ops=None, engines=None, inductor: b
 
     if cases_per_op < 1:
         raise ValueError("--cases-per-op must be at least 1")
-    unknown = sorted(set(ops or ()) - set(FAMILIES))
+    unknown = sorted(set(ops or ()) - set(FAMILIES) - {PT2E_FAMILY})
     if unknown:
-        raise ValueError(f"unknown op family {', '.join(unknown)}; choose from {', '.join(FAMILIES)}")
+        raise ValueError(f"unknown op family {', '.join(unknown)}; choose from {', '.join(FAMILIES)}, {PT2E_FAMILY}")
     have = [e for e in OPS_ENGINES if e in torch.backends.quantized.supported_engines]
     bad = sorted(set(engines or ()) - set(have))
     if bad:
         raise ValueError(f"engine {', '.join(bad)} is not a quantized engine of this torch ({', '.join(have)})")
-    plan = [("ops", f"{e}_{f}_{seed}_{i}", f, e) for e in (engines or have) for f in (ops or FAMILIES)
+    families = [f for f in (ops or FAMILIES) if f != PT2E_FAMILY]
+    plan = [("ops", f"{e}_{f}_{seed}_{i}", f, e) for e in (engines or have) for f in families
             for i in range(cases_per_op)]
-    if inductor and not ops and _inductor_available():
-        plan += [("inductor", f"inductor_{seed}_{i}", "pt2e_model", "x86-inductor") for i in range(cases_per_op)]
+    if inductor and (not ops or PT2E_FAMILY in ops) and _inductor_available():
+        plan += [("inductor", f"inductor_{seed}_{i}", PT2E_FAMILY, "x86-inductor") for i in range(cases_per_op)]
     return plan
 
 
@@ -521,9 +522,9 @@ def write_record(out, plan: list, seed: int, on_case=None) -> dict:
         if on_case is not None:
             on_case(name)
     if any(k == "ops" for k, *_ in plan):
-        write_manifest(out / "ops", dict(base, cases=cases, pytorch_errors=[e for e in errors if e["op"] != "pt2e_model"]))
+        write_manifest(out / "ops", dict(base, cases=cases, pytorch_errors=[e for e in errors if e["op"] != PT2E_FAMILY]))
     if any(k == "inductor" for k, *_ in plan):
         write_manifest(out / "inductor", dict(base, cases=inductor_cases,
-                                              pytorch_errors=[e for e in errors if e["op"] == "pt2e_model"]))
+                                              pytorch_errors=[e for e in errors if e["op"] == PT2E_FAMILY]))
     return {"cases": len(cases), "inductor": len(inductor_cases), "pytorch_errors": len(errors),
             "isa": base["qgolden_isa"]}

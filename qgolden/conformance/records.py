@@ -25,6 +25,7 @@ FORMAT = "qgolden-conformance-record"
 OPS_ENGINES = ("x86", "fbgemm", "qnnpack", "onednn")
 # npz key of each PT2E runtime's output in an inductor/ case
 INDUCTOR_OUTPUTS = {"x86-inductor": "y", "pt2e-reference": "ref"}
+PT2E_FAMILY = "pt2e_model"  # the op family name of inductor/ cases (whole models)
 ENV_VARS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "FBGEMM_ENABLE_INSTRUCTIONS")
 
 
@@ -120,7 +121,7 @@ def _cases_of(folder: Path, kind: str, c: dict) -> list:
                      folder / f"{name}.npz", int(c.get("inputs", 1)), dict(c.get("params") or {}))]
     # one inductor model, one check per runtime it was recorded for (older records: x86-inductor only)
     runtimes = c.get("runtimes") or ["x86-inductor"]
-    return [Case(name, kind, engine, "pt2e_model", folder / f"{name}.pt2", folder / f"{name}.npz", 1,
+    return [Case(name, kind, engine, PT2E_FAMILY, folder / f"{name}.pt2", folder / f"{name}.npz", 1,
                  {k: v for k, v in c.items() if k not in ("name", "runtimes")}, INDUCTOR_OUTPUTS[engine])
             for engine in runtimes if engine in INDUCTOR_OUTPUTS]
 
