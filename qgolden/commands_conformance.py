@@ -7,6 +7,7 @@ import sys
 from typing import Optional
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from .cli import UserError, app, err, out
@@ -51,7 +52,6 @@ def progress_bar(total: int, what: str):
     if not sys.stderr.isatty() or total == 0:
         yield lambda label="": None
         return
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -62,13 +62,15 @@ def progress_bar(total: int, what: str):
 
 def print_check(rep, console=None) -> None:
     """The per-family/engine table, the unsupported families by name, the unreadable cases, a verdict."""
-    console = console or out
+    if console is None:
+        # piped output (make conformance, CI logs): wide enough that no family name is cut
+        console = out if out.is_terminal else Console(width=max(out.width, 110))
     t = Table(title=f"qgolden conformance check: {rep.root} (isa {rep.isa}, {rep.num_threads} threads)",
               title_justify="left")
     cols = ("op family", "engine", "cases", "elements", "mismatching cases", "mismatching elements",
             "unsupported", "other")
     for c in cols:
-        t.add_column(c, justify="left" if c in ("op family", "engine") else "right")
+        t.add_column(c, justify="left" if c in ("op family", "engine") else "right", no_wrap=c == "op family")
     for r in rep.table():
         other = r["unreadable"] + r["errors"] + r["skipped"]
         style = "red" if (r["mismatching_cases"] or r["unreadable"] or r["errors"]) else \
