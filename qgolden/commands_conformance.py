@@ -67,7 +67,7 @@ def print_check(rep, console=None) -> None:
         console = out if out.is_terminal else Console(width=max(out.width, 110))
     t = Table(title=f"qgolden conformance check: {rep.root} (isa {rep.isa}, {rep.num_threads} threads)",
               title_justify="left")
-    cols = ("op family", "engine", "cases", "elements", "mismatching cases", "mismatching elements",
+    cols = ("op family", "engine", "cases", "elements", "mismatching\ncases", "mismatching\nelements",
             "unsupported", "other")
     for c in cols:
         t.add_column(c, justify="left" if c in ("op family", "engine") else "right", no_wrap=c == "op family")
