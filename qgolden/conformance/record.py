@@ -523,7 +523,8 @@ def write_record(out, plan: list, seed: int, on_case=None) -> dict:
         if on_case is not None:
             on_case(name)
     if any(k == "ops" for k, *_ in plan):
-        write_manifest(out / "ops", dict(base, cases=cases, pytorch_errors=[e for e in errors if e["op"] != PT2E_FAMILY]))
+        write_manifest(out / "ops", dict(base, cases=cases,
+                                         pytorch_errors=[e for e in errors if e["op"] != PT2E_FAMILY]))
     if any(k == "inductor" for k, *_ in plan):
         write_manifest(out / "inductor", dict(base, cases=inductor_cases,
                                               pytorch_errors=[e for e in errors if e["op"] == PT2E_FAMILY]))

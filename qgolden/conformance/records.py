@@ -12,8 +12,9 @@ A record is a folder (docs/conformance.md):
 
 A case of ops/ names its `engine` (x86, fbgemm, qnnpack, onednn) and op family (`op`); an
 inductor/ case is one model checked against each runtime its `runtimes` list names
-(x86-inductor: `y`; pt2e-reference: `ref`); without the list, x86-inductor alone. Manifests written by `qgolden conformance record` add `machine`,
-`capability`, `num_threads` and `qgolden_isa`; records without them still load.
+(x86-inductor: `y`; pt2e-reference: `ref`); without the list, x86-inductor alone. Manifests
+written by `qgolden conformance record` add `machine`, `capability`, `num_threads`, `qgolden_isa`
+and `format`; records without them still load.
 """
 from __future__ import annotations
 
