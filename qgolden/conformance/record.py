@@ -492,6 +492,7 @@ def _inductor_available() -> bool:
     """torch.compile's CPU backend with X86InductorQuantizer needs an x86 host and torchao."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return False
+    os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")  # its CUDA kernels: not needed, noisy
     try:
         import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
     except Exception:
