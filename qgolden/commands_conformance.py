@@ -28,17 +28,12 @@ def guarded(fn):
     warnings.filterwarnings("ignore")  # torch's deprecation chatter is not the user's problem
     try:
         return fn()
-    except (UserError, RecordError) as e:
-        err.print(f"[bold red]qgolden: error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
-    except ValueError as e:  # an unknown --isa
-        if "isa" not in str(e):
-            raise
-        err.print(f"[bold red]qgolden: error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
     except (typer.Exit, KeyboardInterrupt):
         raise
     except Exception as e:
+        if isinstance(e, (UserError, RecordError)) or (isinstance(e, ValueError) and "unknown isa" in str(e)):
+            err.print(f"[bold red]qgolden: error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2)
         if os.environ.get("QGOLDEN_DEBUG"):
             raise
         err.print(f"[bold red]qgolden: internal error:[/] {type(e).__name__}: {e} (set QGOLDEN_DEBUG=1 for the "
