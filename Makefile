@@ -1,4 +1,5 @@
 # Two commands: `make demo` and `make test`. Both create .venv if it is missing.
+# `make conformance [RECORDS=DIR]` checks every CPU record under DIR (docs/conformance.md).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -19,7 +20,7 @@ endif
 
 comma := ,
 
-.PHONY: demo test test-xnnpack fuzz fuzz-pt2e fuzz-qgp bench install install-xnnpack clean
+.PHONY: demo test test-xnnpack fuzz fuzz-pt2e fuzz-qgp bench conformance install install-xnnpack clean
 
 # $(call venv_with,VENV_DIR,EXTRAS): torch first, pinned: the CPU build 2.13.0 (a looser pin can pull a
 # multi-GB CUDA build); then qgolden with EXTRAS; then check that nothing replaced torch
@@ -62,6 +63,19 @@ fuzz-pt2e: $(FUZZ_PT2E_DEP)
 # corrupted .qgp files (bit flips): every one must exit 2 with one line or run, never exit 3 or hang
 fuzz-qgp: $(STAMP)
 	$(PY) -m qgolden.fuzz_qgp --cases $(or $(CASES),1000)
+
+# every record folder under RECORDS (or RECORDS itself when it is one), each with its own CPU class;
+# exits non-zero when any record differs or cannot be checked
+RECORDS ?= tests/data/cpu-records
+conformance: $(STAMP)
+	@status=0; found=0; \
+	for d in $(RECORDS) $(RECORDS)/*; do \
+	  if [ -f "$$d/ops/manifest.json" ] || [ -f "$$d/inductor/manifest.json" ]; then \
+	    found=1; $(PY) -m qgolden.cli conformance check "$$d" || status=1; \
+	  fi; \
+	done; \
+	if [ $$found = 0 ]; then echo "no conformance record under $(RECORDS)"; exit 2; fi; \
+	exit $$status
 
 bench: $(STAMP)
 	$(PY) bench/bench_run.py

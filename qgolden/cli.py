@@ -292,7 +292,7 @@ def check(program: str = typer.Argument(..., help="a .qgp program file")):
 
 
 # further commands live beside the code they drive; importing them registers them on `app`
-from . import commands_certify, commands_explain, commands_export  # noqa: E402,F401
+from . import commands_certify, commands_conformance, commands_explain, commands_export  # noqa: E402,F401
 
 
 def main():

@@ -48,17 +48,22 @@ _ONEDNN_CAPS = {"AVX2": "avx2", "AVX2_VNNI": "avx2", "AVX512_CORE": "avx512", "A
 
 
 def detect_from_flags(flags, machine: str = "x86_64", onednn_max: str = "") -> str:
-    """The class of a CPU with these cpuinfo flags, oneDNN capped by ONEDNN_MAX_CPU_ISA."""
-    if machine in ("aarch64", "arm64"):
+    """The class of a CPU with these cpuinfo flags, oneDNN capped by ONEDNN_MAX_CPU_ISA.
+
+    Flags may be a subset of cpuinfo (a record keeps the relevant ones): arm64 is also told by its
+    'asimd' feature; avx512_vnni implies F/BW/VL (every CPU with it has them) and amx_int8 implies
+    amx_tile (oneDNN's cpu_isa_traits require both; no CPU has one without the other)."""
+    flags = set(flags)
+    if machine in ("aarch64", "arm64") or "asimd" in flags:
         return "arm64"
-    if "avx512f" in flags and "avx512bw" in flags:
+    if "avx512_vnni" in flags or ("avx512f" in flags and "avx512bw" in flags):
         if "avx512_vnni" in flags:
-            tag = "avx512_amx" if {"amx_int8", "amx_tile"} <= set(flags) else "avx512_vnni"
+            tag = "avx512_amx" if "amx_int8" in flags else "avx512_vnni"
         else:
             tag = "avx512"
     else:
         tag = "avx2"
-    cap = _ONEDNN_CAPS.get(onednn_max.upper())
+    cap = _ONEDNN_CAPS.get((onednn_max or "").strip().upper())
     order = [c.tag for c in x86.CLASSES]
     if cap and tag in order and order.index(cap) < order.index(tag) and tag in ("avx512_amx",):
         # only oneDNN's kernels follow the cap; FBGEMM and the x86 routing keep the real CPU, so a
