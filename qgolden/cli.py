@@ -48,8 +48,9 @@ def save_outputs(path: str, y) -> None:
         np.save(path, np.asarray(y))
 
 
-def get_program(model: str, engine: Optional[str], isa: Optional[str], trust_pickle: bool, inputs=None):
-    """A .qgp is loaded with NumPy only; anything else is lowered from torch."""
+def get_program(model: str, engine: Optional[str], isa: Optional[str], trust_pickle: bool, inputs=None,
+                ort_opt_level: str = "all"):
+    """A .qgp is loaded with NumPy only; anything else is lowered from torch (or ONNX)."""
     from .ir import load
 
     if model.endswith(".qgp"):
@@ -57,7 +58,8 @@ def get_program(model: str, engine: Optional[str], isa: Optional[str], trust_pic
     _quiet_torch()
     from .api import lower
 
-    return lower(model, example_inputs=inputs, engine=engine, isa=isa, trust_pickle=trust_pickle)
+    return lower(model, example_inputs=inputs, engine=engine, isa=isa, trust_pickle=trust_pickle,
+                 ort_opt_level=ort_opt_level)
 
 
 def _run_guarded(fn):
@@ -71,7 +73,7 @@ def _run_guarded(fn):
         err.print(f"[bold red]qgolden: error:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     except ValueError as e:  # bad --engine / --isa
-        if any(w in str(e) for w in ("engine", "isa", "accumulate")):
+        if any(w in str(e) for w in ("engine", "isa", "accumulate", "opt-level")):
             err.print(f"[bold red]qgolden: error:[/] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
         _internal(e)
@@ -93,9 +95,11 @@ def _internal(e):
 
 
 EngineOpt = typer.Option(None, "--engine", help="x86 | fbgemm | qnnpack | onednn (default: torch's current); "
-                         "PT2E models: pt2e-reference | x86-inductor | xnnpack")
+                         "PT2E models: pt2e-reference | x86-inductor | xnnpack; ONNX models: onnxruntime | "
+                         "onnx-reference")
 IsaOpt = typer.Option(None, "--isa", help="target CPU: avx2 | avx512 | avx512_vnni (default: this machine)")
 TrustOpt = typer.Option(False, "--trust-pickle", help="allow loading a torch.save pickle (runs its code)")
+OrtOpt = typer.Option("all", "--ort-opt-level", help="ONNX models on onnxruntime: disable | basic | extended | all")
 
 
 @app.command()
@@ -103,6 +107,7 @@ def lower(model: str = typer.Argument(..., help="model: TorchScript file, file.p
           output: str = typer.Option(..., "-o", "--output", help="program file to write (.qgp)"),
           engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt,
           input: Optional[str] = typer.Option(None, "--input", help="example input (.npy/.npz) to record shapes"),
+          ort_opt_level: str = OrtOpt,
           integer_only: bool = typer.Option(False, "--integer-only", help="no float operation anywhere (certified)"),
           multiplier_bits: int = typer.Option(32, "--multiplier-bits", help="with --integer-only: multiplier width"),
           rounding: str = typer.Option("half_up", "--rounding", help="with --integer-only: half_up | half_even | "
@@ -110,7 +115,7 @@ def lower(model: str = typer.Argument(..., help="model: TorchScript file, file.p
     """Lower a quantized model to an integer program file."""
     def go():
         inputs = load_inputs(input) if input else None
-        prog = get_program(model, engine, isa, trust_pickle, inputs)
+        prog = get_program(model, engine, isa, trust_pickle, inputs, ort_opt_level)
         if integer_only:
             from .integer import to_integer_only
 
@@ -128,6 +133,7 @@ def run(model: str = typer.Argument(..., help="a .qgp program, or a model to low
         input: str = typer.Option(..., "--input", help="X.npy, or X.npz with several inputs in order"),
         output: str = typer.Option(..., "--output", help="where to write Y.npy (Y.npz for several outputs)"),
         engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt,
+        ort_opt_level: str = OrtOpt,
         accumulate: str = typer.Option("auto", "--accumulate",
                                        help="auto | numpy | torch: who computes the exact linear/conv sums "
                                             "(same integers; auto = torch when a model is given, NumPy for a "
@@ -137,7 +143,7 @@ def run(model: str = typer.Argument(..., help="a .qgp program, or a model to low
         if accumulate not in ("auto", "numpy", "torch"):
             raise UserError(f"--accumulate {accumulate!r}: choose auto, numpy or torch")
         xs = load_inputs(input)
-        prog = get_program(model, engine, isa, trust_pickle)
+        prog = get_program(model, engine, isa, trust_pickle, ort_opt_level=ort_opt_level)
         how = accumulate if accumulate != "auto" else ("numpy" if model.endswith(".qgp") else "torch")
         y = prog.run(*xs, accumulate=how)
         save_outputs(output, y)
@@ -150,6 +156,7 @@ def run(model: str = typer.Argument(..., help="a .qgp program, or a model to low
 def verify(model: str = typer.Argument(..., help="model to check against PyTorch"),
            input: str = typer.Option(..., "--input", help="X.npy, or X.npz with several inputs"),
            engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt,
+           ort_opt_level: str = OrtOpt,
            as_json: bool = typer.Option(False, "--json", help="print the report as JSON")):
     """Compare every quantized intermediate and every output with PyTorch; exit 1 on any difference."""
     def go():
@@ -159,7 +166,7 @@ def verify(model: str = typer.Argument(..., help="model to check against PyTorch
         from .api import verify as api_verify
 
         xs = load_inputs(input)
-        rep = api_verify(model, *xs, engine=engine, isa=isa, trust_pickle=trust_pickle)
+        rep = api_verify(model, *xs, engine=engine, isa=isa, trust_pickle=trust_pickle, ort_opt_level=ort_opt_level)
         if as_json:
             print(json.dumps(rep.to_json()))
         else:
@@ -187,7 +194,8 @@ def print_report(rep, console=None):
         for note in getattr(rep, "notes", []):
             console.print(f"  note: {note}")
     if rep.bit_exact:
-        console.print("[bold green]bit-exact:[/] every quantized tensor equals PyTorch's int_repr()")
+        whose = "the ONNX runtime's" if rep.engine in ("onnxruntime", "onnx-reference") else "PyTorch's int_repr()"
+        console.print(f"[bold green]bit-exact:[/] every quantized tensor equals {whose}")
     else:
         first = rep.first_mismatch
         where = f" (first: layer {first.name})" if first else ""

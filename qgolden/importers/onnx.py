@@ -154,11 +154,18 @@ class _Builder:
             shape = [d.dim_value if d.HasField("dim_value") else 1 for d in vi.type.tensor_type.shape.dim]
             self.tensors[vi.name] = TensorInfo(vi.name, dt if dt in ("uint8", "int8") else "float32", shape=shape)
             inputs.append(vi.name)
+        failed: set = set()
         for onode in g.node:
+            if any(i in failed for i in onode.input):
+                failed.update(onode.output)  # reads a node already reported: listed only if unsupported itself
+                if not self.knows(onode):
+                    self.unsupported.append(f"node {onode.name or '?'} ({_optype(onode)}): {self.why_not(onode)}")
+                continue
             try:
                 self.visit(onode)
             except _Unsupported as e:
                 self.unsupported.append(f"node {onode.name or '?'} ({_optype(onode)}): {e}")
+                failed.update(onode.output)
         if self.unsupported:
             raise ImportErrorQ(f"{self.where}: {len(self.unsupported)} node(s) qgolden cannot lower for engine "
                                f"{self.profile['engine']}:\n  " + "\n  ".join(self.unsupported))
@@ -181,10 +188,25 @@ class _Builder:
                                                                      "Reshape", "Transpose", "Unsqueeze", "Squeeze"):
             self.consts[out] = _fold(op, ins, attrs, self.consts)
             return
-        handler = getattr(self, f"op_{op}", None)
-        if handler is None or (dom not in ("", "ai.onnx") and op not in MS_OPS) or (dom == MS and op not in MS_OPS):
-            raise _Unsupported("qgolden has no integer form of this op")
-        handler(n, ins, out, attrs)
+        if not self.knows(n):
+            raise _Unsupported(self.why_not(n))
+        getattr(self, f"op_{op}")(n, ins, out, attrs)
+
+    def knows(self, n) -> bool:
+        dom = n.domain or ""
+        if n.op_type == "Constant":
+            return True
+        if dom == MS:
+            return n.op_type in MS_OPS
+        return dom in ("", "ai.onnx") and hasattr(self, f"op_{n.op_type}")
+
+    def why_not(self, n) -> str:
+        if n.op_type in FLOAT_KERNELS and (n.domain or "") in ("", "ai.onnx"):
+            return ("a float32 op between DequantizeLinear and QuantizeLinear"
+                    + (" that ONNX Runtime did not fuse into an integer kernel at this optimization level"
+                       if self.runtime == "mlas" else "")
+                    + "; qgolden does not model float32 kernels of ONNX runtimes")
+        return "qgolden has no integer form of this op"
 
     # -- Q / DQ --------------------------------------------------------------------------------
     def op_QuantizeLinear(self, n, ins, out, attrs):
@@ -375,6 +397,12 @@ MS_OPS = frozenset({"QLinearConv", "QGemm", "QLinearAdd", "QLinearMul", "QLinear
                     "QLinearGlobalAveragePool", "NhwcMaxPool"})
 
 
+# float ops QDQ graphs leave between DequantizeLinear and QuantizeLinear
+FLOAT_KERNELS = frozenset({"Conv", "Gemm", "MatMul", "Add", "Mul", "Sub", "Div", "Sigmoid", "Relu", "Clip",
+                           "LeakyRelu", "AveragePool", "GlobalAveragePool", "Softmax", "Tanh", "HardSigmoid",
+                           "HardSwish", "Resize", "ConvTranspose"})
+
+
 class _Unsupported(Exception):
     pass
 
@@ -446,7 +474,14 @@ def lower_onnx(path, engine: str | None = None, isa: str | None = None, ort_opt_
     engine = engine or "onnxruntime"
     if engine not in ONNX_ENGINES:
         raise ValueError(f"engine {engine!r} does not run ONNX models; choose one of {', '.join(ONNX_ENGINES)}")
-    model = load_checked(path)
+    if is_onnx(path) and not isinstance(path, (str, os.PathLike)):
+        model, path = path, "<ModelProto>"
+        try:
+            require_onnx().checker.check_model(model)
+        except Exception as e:
+            raise ImportErrorQ(f"{path}: onnx.checker rejects the model: {str(e).splitlines()[0]}") from None
+    else:
+        model = load_checked(path)
     profile = make_profile(engine, isa, num_threads=1)
     if engine == "onnxruntime":
         graph_model = ort_optimized(model, ort_opt_level)
@@ -461,5 +496,8 @@ def lower_onnx(path, engine: str | None = None, isa: str | None = None, ort_opt_
     return prog
 
 
-def is_onnx_file(path) -> bool:
-    return str(path).endswith(".onnx")
+def is_onnx(obj) -> bool:
+    """A path ending in .onnx, or an onnx.ModelProto."""
+    if isinstance(obj, (str, os.PathLike)):
+        return str(obj).endswith(".onnx")
+    return type(obj).__name__ == "ModelProto" and hasattr(obj, "graph")
