@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import ImportErrorQ
+
+
+class RuntimeRefused(ImportErrorQ):
+    """The ONNX runtime itself cannot run the model on this input (so there is nothing to match)."""
+
 
 def _with_outputs(model, names):
     """A copy of `model` whose graph also outputs `names` (types left to the runtime)."""
@@ -63,7 +69,13 @@ def verify_onnx(program, inputs):
     names = [n.output for n in program.nodes
              if n.op != "onnx_constant" and program.tensors.get(n.output) is not None
              and program.tensors[n.output].quantized]
-    seen, finals = run_runtime(program, inputs, names)
+    try:
+        seen, finals = run_runtime(program, inputs, names)
+    except ImportErrorQ:
+        raise
+    except Exception as e:  # the runtime refuses the model or the input: nothing to compare with
+        raise RuntimeRefused(f"{program.profile['engine']} itself failed to run the model: "
+                             f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}") from None
     out_q, env = program.run(*inputs, keep=True, accumulate="numpy")
     layers = []
     for node in program.nodes:
