@@ -215,6 +215,7 @@ def _forum_float():
 
 @pytest.mark.parametrize("which", ["cnn", "mlp", "forum"])
 @pytest.mark.parametrize("fmt,act,weight,per_channel", [("qdq", "u8", "s8", True), ("qdq", "u8", "u8", False),
+                                                         ("qdq", "s8", "s8", True),
                                                          ("qop", "u8", "s8", False), ("qop", "s8", "s8", True)])
 def test_quantize_static_models(tmp_path, which, fmt, act, weight, per_channel):
     pytest.importorskip("torch")

@@ -68,6 +68,12 @@ class CpuClass:
         kernels, which sum exactly, where cpuid reports them). u8*u8 widens to int16 first: exact."""
         return self.arch == "x86_64" and not self.fbgemm_vnni
 
+    @property
+    def mlas_fixed_point(self) -> bool:
+        """MLAS's NEON kernels compute QLinearAdd and QLinearGlobalAveragePool in fixed point
+        (mlas/lib/qladd.cpp, qlgavgpool.cpp, MLAS_NEON_INTRINSICS); x86 uses float32 (AVX2 FMA, SSE2)."""
+        return self.arch == "arm64"
+
     # --- oneDNN -------------------------------------------------------------------------
     @property
     def onednn_pairs_saturate(self) -> bool:

@@ -125,6 +125,44 @@ def qlinear_add_x86(a, a_scale, a_zp, b, b_scale, b_zp, c_scale, c_zp, dtype: st
     return np.clip(rne_int(c), lo, hi).astype(dtype)
 
 
+def qlinear_add_neon(a, a_scale, a_zp, b, b_scale, b_zp, c_scale, c_zp, dtype: str) -> np.ndarray:
+    """MlasQLinearAddKernelHelper, NEON (mlas/lib/qladd.cpp), arm64: fixed point when
+    MlasCalcQLinearAddParameters accepts the ratios rA = sA/sC, rB = sB/sC (float32):
+        both in [2**-14, 256); E = exponent of max(rA, rB); S = 21 - E in [13, 31];
+        MA = lrintf(rA * 2**S), MB = lrintf(rB * 2**S); both < 2**22 and one >= 2**21
+        acc = (a - zA) * MA + (b - zB) * MB                      (int32)
+        acc += acc >> 31; acc = (acc + 2**(S-1)) >> S            (vsraq, vrshlq)
+        y = sat8(sat16(sat16(acc) + zC))                         (vqmovn, vqaddq, vqmovun/vqmovn)
+    otherwise MlasQLinearAddKernelRawHelper:
+        v = (sA * (a - zA) + sB * (b - zB)) / sC; v = clamp(v, qmin - zC, qmax - zC)
+        y = nearbyintf(v + zC)                                  (all float32)"""
+    lo, hi = QRANGE[dtype]
+    ra = np.float32(a_scale) / np.float32(c_scale)
+    rb = np.float32(b_scale) / np.float32(c_scale)
+    da = np.asarray(a).astype(np.int64) - int(a_zp)
+    db = np.asarray(b).astype(np.int64) - int(b_zp)
+    lo_r, hi_r = np.float32(2.0**-14), np.float32(256.0)
+    ok = lo_r <= ra < hi_r and lo_r <= rb < hi_r
+    if ok:
+        e = int(np.asarray(max(ra, rb), np.float32).view(np.uint32) >> 23) - 127
+        shift = 21 - e
+        ok = 13 <= shift <= 31
+    if ok:
+        m = np.float32(2.0 ** shift)
+        ma, mb = int(np.rint(ra * m)), int(np.rint(rb * m))
+        ok = ma < 0x400000 and mb < 0x400000 and (ma >= 0x200000 or mb >= 0x200000)
+    if ok:
+        acc = (da * ma + db * mb).astype(np.int64)
+        acc = ((acc + (acc >> 31)) + (1 << (shift - 1))) >> shift
+        v = np.clip(np.clip(acc, -32768, 32767) + int(c_zp), -32768, 32767)
+        return np.clip(v, lo, hi).astype(dtype)
+    va = np.float32(a_scale) * da.astype(np.float32)
+    vb = np.float32(b_scale) * db.astype(np.float32)
+    v = (va + vb) / np.float32(c_scale)
+    v = np.minimum(np.maximum(v, np.float32(lo - int(c_zp))), np.float32(hi - int(c_zp)))
+    return np.clip(rne_int(v + np.float32(c_zp)), lo, hi).astype(dtype)
+
+
 def qlinear_mul(a, a_scale, a_zp, b, b_scale, b_zp, c_scale, c_zp, dtype: str) -> np.ndarray:
     """MlasQLinearMulKernel (mlas/lib/qlmul.cpp, SSE2 and NEON paths):
         p = (a - zA) * (b - zB)                    (exact int32)

@@ -148,10 +148,14 @@ def onnx_integer_matmul(a, *, b, b_zero_point, a_zero_point, profile=None, trace
 def onnx_qlinear_add(a, b, *, a_scale, a_zero_point, b_scale, b_zero_point, y_scale, y_zero_point, dtype,
                      runtime="mlas", profile=None, trace=None):
     """QLinearAdd (contrib_ops/cpu/quantization/qlinear_binary_op.cc -> MlasQLinearAdd): the x86
-    kernel's fused float formula (mlas.qlinear_add_x86). ORT loops over broadcast spans: a
-    broadcast operand that is a single value per span takes the scalar branch."""
+    kernel's fused float formula (mlas.qlinear_add_x86), or arm64's fixed point (mlas.qlinear_add_neon,
+    elementwise, so broadcasting does not change it). ORT loops over broadcast spans: a
+    broadcast operand that is a single value per span takes the x86 kernel's scalar branch."""
     a = np.asarray(a)
     b = np.asarray(b)
+    if profile is not None and cpu_class(profile).mlas_fixed_point:
+        a, b = np.broadcast_arrays(a, b)
+        return mlas.qlinear_add_neon(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, dtype)
     if a.size == 1 or b.size == 1:
         return mlas.qlinear_add_x86(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point,
                                     dtype).reshape(np.broadcast_shapes(a.shape, b.shape))
@@ -191,7 +195,7 @@ def onnx_qlinear_global_average_pool(x, *, x_scale, x_zero_point, y_scale, y_zer
     axes = tuple(range(1, x.ndim - 1)) if channels_last else tuple(range(2, x.ndim))
     size = int(np.prod([x.shape[i] for i in axes]))
     sums = x.astype(np.int64).sum(axis=axes, keepdims=True)
-    fixed = cpu_class(profile).arch == "arm64" if profile is not None else False
+    fixed = cpu_class(profile).mlas_fixed_point if profile is not None else False
     return mlas.global_average_pool(sums, size, x_scale, x_zero_point, y_scale, y_zero_point, dtype, fixed)
 
 
