@@ -218,9 +218,8 @@ class _Builder:
             raise _Unsupported(f"quantizes to {dtype}; qgolden supports uint8 and int8")
         if np.size(scale) != 1:
             raise _Unsupported("per-axis quantization of an activation")
-        self.emit(n, "onnx_quantize", [x], out, dtype, float(np.asarray(scale).reshape(-1)[0]), int(np.asarray(zp).reshape(-1)[0]),
-                  {"dtype": dtype}, {"scale": np.float32(np.asarray(scale).reshape(-1)[0]),
-                                     "zero_point": np.asarray(zp).reshape(-1)[0].astype(np.int64)})
+        s0, z0 = float(np.float32(np.asarray(scale).reshape(-1)[0])), int(np.asarray(zp).reshape(-1)[0])
+        self.emit(n, "onnx_quantize", [x], out, dtype, s0, z0, {"scale": s0, "zero_point": z0, "dtype": dtype})
 
     def op_DequantizeLinear(self, n, ins, out, attrs):
         t = self.qinfo(ins[0])
@@ -228,8 +227,8 @@ class _Builder:
         zp = self.const(ins[2], "x_zero_point") if len(ins) > 2 and ins[2] else np.array(0, np.int64)
         if np.size(scale) != 1:
             raise _Unsupported("per-axis dequantization of an activation")
-        self.emit(n, "onnx_dequantize", [t.name], out, "float32", consts={
-            "scale": np.float32(np.asarray(scale).reshape(-1)[0]), "zero_point": np.int64(np.asarray(zp).reshape(-1)[0])})
+        self.emit(n, "onnx_dequantize", [t.name], out, "float32", attrs={
+            "scale": float(np.float32(np.asarray(scale).reshape(-1)[0])), "zero_point": int(np.asarray(zp).reshape(-1)[0])})
 
     # -- QOperator conv / gemm ------------------------------------------------------------------
     def op_QLinearConv(self, n, ins, out, attrs):
