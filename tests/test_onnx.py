@@ -265,3 +265,50 @@ def test_not_an_onnx_file(tmp_path):
     bad.write_bytes(b"not a protobuf at all \x00\xff")
     r = _cli("lower", str(bad), "-o", str(tmp_path / "p.qgp"))
     assert r.returncode == 2 and "bad.onnx" in r.stderr
+
+
+# -- CPU classes other than this host's ----------------------------------------------------------
+def _pairs_brute(a_u8, b_s8, za, zb):
+    """Σ_j sat16(a[2j]b[2j] + a[2j+1]b[2j+1]) over raw bytes, minus the exact zero-point terms,
+    by loops (the definition mlas_u8s8_saturates states)."""
+    m, k = a_u8.shape
+    n = b_s8.shape[1]
+    out = np.zeros((m, n), np.int64)
+    for i in range(m):
+        for j in range(n):
+            s = 0
+            for p in range(0, k, 2):
+                v = int(a_u8[i, p]) * int(b_s8[p, j]) + (int(a_u8[i, p + 1]) * int(b_s8[p + 1, j]) if p + 1 < k else 0)
+                s += min(max(v, -32768), 32767)
+            out[i, j] = s - za * int(b_s8[:, j].astype(np.int64).sum()) - zb[j] * int(a_u8[i].astype(np.int64).sum()) \
+                + k * za * zb[j]
+    return out
+
+
+@pytest.mark.parametrize("a_dtype", ["uint8", "int8"])
+def test_pair_saturation_of_non_vnni_classes(a_dtype):
+    """avx2 / avx512 programs pair u8*s8 products in saturating int16 (int8 A biased by 128);
+    avx512_vnni / avx512_amx programs sum exactly. Large same-sign products make pairs saturate."""
+    from qgolden.numerics.profile import make_profile
+    from qgolden.ops.onnx_qlinear import gemm_acc, onnx_qgemm
+
+    rng = np.random.default_rng(7)
+    lo, hi = mlas.QRANGE[a_dtype]
+    a = rng.integers(lo, hi + 1, size=(6, 37)).astype(a_dtype)
+    a[:, :8] = hi
+    b = rng.integers(-128, 128, size=(37, 5)).astype(np.int8)
+    b[:8, :2] = -128
+    za = 3 if a_dtype == "uint8" else -5
+    zb = np.array([0, 0, 0, 0, 0])
+    a_u8 = (a.astype(np.int16) + (128 if a_dtype == "int8" else 0)).astype(np.uint8)
+    za_u = za + (128 if a_dtype == "int8" else 0)
+    sat = gemm_acc(a, b, za, zb, True)
+    assert np.array_equal(sat, _pairs_brute(a_u8, b, za_u, zb))
+    exact = gemm_acc(a, b, za, zb, False)
+    assert (sat != exact).any()
+    kw = dict(b=b, b_zero_point=zb, bias=None, scale=np.float32([0.01] * 5), a_zero_point=za, y_zero_point=0,
+              dtype="int8")
+    y_avx2 = onnx_qgemm(a, **kw, profile=make_profile("onnxruntime", "avx2", 1))
+    y_amx = onnx_qgemm(a, **kw, profile=make_profile("onnxruntime", "avx512_amx", 1))
+    assert np.array_equal(y_avx2, mlas.requantize_output(sat, np.float32(0.01), 0, "int8"))
+    assert np.array_equal(y_amx, mlas.requantize_output(exact, np.float32(0.01), 0, "int8"))
