@@ -220,6 +220,14 @@ def make_model(rng, form=None):
             t = g.unary(kind, t)
         elif kind == "maxpool" and min(shape[2:]) >= 3:
             t, shape = g.maxpool(t, shape)
+        elif kind == "concat" and form == "qop" and not std:
+            other, _ = g.conv(t, shape, shape[1], 1, 1, 0, 1, 1)
+            ys, yz = (t["scale"], t["zp"]) if rng.random() < 0.3 else (_scale(rng), _zp(rng, act))
+            cat = g.node("QLinearConcat", [*g.qp(ys, yz, act), t["name"], *g.qp(t["scale"], t["zp"], act),
+                                           other["name"], *g.qp(other["scale"], other["zp"], act)],
+                         domain="com.microsoft", axis=1)
+            t = {"name": cat, "scale": ys, "zp": yz, "dtype": act}
+            shape = [shape[0], shape[1] * 2] + shape[2:]
         elif kind == "concat":
             other, _ = g.conv(t, shape, shape[1], 1, 1, 0, 1, 1)
             # Concat of equal qparams: the branch is requantized onto t's (DQ -> Q)

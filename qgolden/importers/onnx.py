@@ -384,6 +384,25 @@ class _Builder:
     def op_Identity(self, n, ins, out, attrs):
         self._passthrough(n, "onnx_identity", ins[0], {})
 
+    def op_QLinearConcat(self, n, ins, out, attrs):
+        ys, yz = self.const(ins[0], "Y_scale"), self.const(ins[1], "Y_zero_point")
+        dtype = np.asarray(yz).dtype.name
+        y_s, y_z = np.float32(np.asarray(ys).reshape(-1)[0]), int(np.asarray(yz).reshape(-1)[0])
+        names, tables = [], []
+        for i in range(2, len(ins), 3):
+            t = self.qinfo(self.input_of(ins[i]))
+            xs, xz = self.const(ins[i + 1], "X_scale"), self.const(ins[i + 2], "X_zero_point")
+            x_s, x_z = np.float32(np.asarray(xs).reshape(-1)[0]), int(np.asarray(xz).reshape(-1)[0])
+            names.append(t.name)
+            if x_s == y_s and x_z == y_z:  # qlinear_concat.cc: LOOKUP_TABLE_IS_COPY
+                tables.append(np.arange(256, dtype=np.uint8).view(dtype))
+            else:
+                tables.append(mlas.lookup_table("identity", x_s, x_z, y_s, y_z, dtype))
+        self.nodes.append(Node(n.name or f"QLinearConcat_{len(self.nodes)}", "onnx_qlinear_concat", [names], out,
+                               {"axis": int(attrs["axis"])}, {"tables": np.stack(tables)}, source=n.name,
+                               torch_op=_optype(n)))
+        self.tensors[out] = TensorInfo(out, dtype, float(y_s), y_z, self.shapes.get(out))
+
     def op_Concat(self, n, ins, out, attrs):
         ts = [self.qinfo(i) for i in ins]
         if len({(t.dtype, t.scale, t.zero_point) for t in ts}) != 1:
@@ -395,7 +414,7 @@ class _Builder:
 
 
 # ops of the com.microsoft domain this importer reads
-MS_OPS = frozenset({"QLinearConv", "QGemm", "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu",
+MS_OPS = frozenset({"QLinearConcat", "QLinearConv", "QGemm", "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu",
                     "QLinearGlobalAveragePool", "NhwcMaxPool"})
 
 

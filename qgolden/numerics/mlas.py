@@ -246,7 +246,7 @@ def lookup_table(fn: str, x_scale, x_zp: int, y_scale, y_zp: int, dtype: str, al
     """QlinearBuildLookupTable (contrib_ops/cpu/quantization/qlinear_lookup_table.cc): for each of
     the 256 byte values b (read as `dtype`):
         d = X_scale * (int(b) - zX)             (float32)
-        e = sigmoid: MlasComputeLogistic(d);   leaky_relu: d >= 0 ? d : alpha * d
+        e = sigmoid: MlasComputeLogistic(d);   leaky_relu: d >= 0 ? d : alpha * d;   identity: d
         table[b] = MlasQuantizeLinear(e, Y_scale, zY)
     Indexed by the input's byte (uint8 view)."""
     b = np.arange(256, dtype=np.uint8).view(np.dtype(dtype)).astype(np.int64)
@@ -255,6 +255,8 @@ def lookup_table(fn: str, x_scale, x_zp: int, y_scale, y_zp: int, dtype: str, al
         e = mlas_logistic(d, fused)
     elif fn == "leaky_relu":
         e = np.where(d >= 0, d, np.float32(alpha) * d).astype(np.float32)
+    elif fn == "identity":  # QLinearConcat's requantization of an input with other qparams (qlinear_concat.cc)
+        e = d
     else:
         raise ValueError(f"no lookup table for {fn!r}")
     return quantize_linear(e, y_scale, y_zp, dtype)

@@ -241,6 +241,14 @@ def onnx_max_pool(x, *, kernel_shape, strides, pads, dilations, ceil_mode=0, cha
     return np.ascontiguousarray(np.moveaxis(y, 1, -1) if channels_last else y)
 
 
+def onnx_qlinear_concat(xs, *, tables, axis, profile=None, trace=None):
+    """QLinearConcat (contrib_ops/cpu/quantization/qlinear_concat.cc): each input goes through its
+    table (QlinearBuildLookupTable with the identity: requantized onto the output's qparams; an
+    input with the output's own qparams is copied, which its identity table does), then Concat."""
+    t = np.asarray(tables)
+    return np.concatenate([t[i][np.asarray(x).view(np.uint8)] for i, x in enumerate(xs)], axis=axis)
+
+
 def onnx_constant(*, value, profile=None, trace=None):
     """An initializer the graph reads as a tensor (e.g. a constant QLinearAdd operand)."""
     return np.asarray(value)
@@ -298,6 +306,9 @@ SPECS = [
            formula=("y = table[x]",)),
     OpSpec("onnx_max_pool", "onnx_max_pool", integer="keep", passes_range=True,
            summary="MaxPool on the integers", formula=("y = max over the window of x",)),
+    OpSpec("onnx_qlinear_concat", "onnx_qlinear_concat", integer="float",
+           summary="QLinearConcat: each input through its 256-entry requantization table, then Concat",
+           formula=("y = concat(table_i[x_i])",)),
     OpSpec("onnx_constant", "onnx_constant", integer="keep", summary="a constant tensor of the model"),
     OpSpec("onnx_identity", "onnx_identity", integer="keep", passes_range=True, moves_data=True, summary="Identity"),
     OpSpec("onnx_transpose", "onnx_transpose", integer="keep", passes_range=True, moves_data=True,
