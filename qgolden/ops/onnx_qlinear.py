@@ -98,10 +98,17 @@ def onnx_qlinear_conv(x, *, weight, w_zero_point, bias, scale, x_zero_point, y_z
     zw = np.broadcast_to(np.asarray(w_zero_point, dtype=np.int64).reshape(-1), (o,))
     sat = _saturating(profile, str(x.dtype), str(w.dtype), runtime)
     acc = np.empty((n * oh * ow, o), dtype=np.int64)
+    # MLAS's symmetric conv kernels (int8 weights, all zero points 0: qlinearconv.cc TryConvSymPrepack,
+    # convsym.cpp) pack each tap's channels in groups of 4, zero-padded: pairs never straddle taps
+    pad_c = 1 if sat and cg % 2 and cg > 1 and not zw.any() and w.dtype == np.int8 else 0
     for g in range(group):
         cols = np.ascontiguousarray(patches[:, :, :, g * cg:(g + 1) * cg].transpose(0, 1, 2, 4, 5, 3))
-        cols = cols.reshape(n * oh * ow, kh * kw * cg)
-        wg = w[g * og:(g + 1) * og].transpose(2, 3, 1, 0).reshape(kh * kw * cg, og)
+        wg = w[g * og:(g + 1) * og].transpose(2, 3, 1, 0)
+        if pad_c:
+            cols = np.concatenate([cols, np.full(cols.shape[:-1] + (1,), x_zero_point, cols.dtype)], axis=-1)
+            wg = np.concatenate([wg, np.zeros(wg.shape[:2] + (1, og), wg.dtype)], axis=2)
+        cols = cols.reshape(n * oh * ow, kh * kw * (cg + pad_c))
+        wg = wg.reshape(kh * kw * (cg + pad_c), og)
         acc[:, g * og:(g + 1) * og] = gemm_acc(cols, wg, x_zero_point, zw[g * og:(g + 1) * og], sat)
     if bias is not None:
         acc = acc + np.asarray(bias, dtype=np.int64)[None, :]
