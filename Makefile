@@ -20,7 +20,7 @@ endif
 
 comma := ,
 
-.PHONY: demo test test-xnnpack fuzz fuzz-pt2e fuzz-qgp bench conformance install install-xnnpack clean
+.PHONY: demo test test-xnnpack fuzz fuzz-pt2e fuzz-onnx fuzz-qgp bench conformance install install-xnnpack clean
 
 # $(call venv_with,VENV_DIR,EXTRAS): torch first, pinned: the CPU build 2.13.0 (a looser pin can pull a
 # multi-GB CUDA build); then qgolden with EXTRAS; then check that nothing replaced torch
@@ -51,6 +51,10 @@ test: $(STAMP)
 
 fuzz: $(STAMP)
 	$(PY) -m qgolden.fuzz --models $(N) $(if $(ACCUMULATE),--accumulate $(ACCUMULATE))
+
+# make fuzz-onnx N=300: random QOperator / QDQ ONNX models against ONNX Runtime and the reference evaluator
+fuzz-onnx: $(STAMP)
+	$(PY) -m qgolden.fuzz_onnx --models $(N)
 
 # the tests that run ExecuTorch's .pte (they skip in .venv, which has no executorch)
 test-xnnpack: $(XSTAMP)

@@ -34,16 +34,22 @@ def _graph_module(module, where, example_inputs=None):
 
 
 def lower(model_or_path, example_inputs=None, engine: str | None = None, isa: str | None = None,
-          trust_pickle: bool = False, trust_code: bool = False) -> Program:
-    """Lower a quantized PyTorch model (or a path: file.py:function, a program file, and with
+          trust_pickle: bool = False, trust_code: bool = False, ort_opt_level: str = "all") -> Program:
+    """Lower a quantized model (or a path: file.py:function, a program file, an .onnx file, and with
     trust_code=True a TorchScript file, .pt2 archive or pickle) to a Program.
 
     trust_code (old name trust_pickle; or QGOLDEN_TRUST_CODE=1): allow loading files that run code.
 
     engine: the torch.backends.quantized.engine the model runs under (default: the current one).
-    isa: the target CPU (avx2, avx512, avx512_vnni; default: this machine).
+    isa: the target CPU class (qgolden.cpu: avx2, avx512, avx512_vnni, avx512_amx, arm64; default: this machine).
     example_inputs: a tuple of inputs; records shapes and quantized input dtypes.
+    An ONNX model (.onnx path or onnx.ModelProto) lowers for engine onnxruntime (default; at
+    ORT graph optimization level `ort_opt_level`) or onnx-reference, without torch.
     """
+    from .importers.onnx import is_onnx, lower_onnx
+
+    if is_onnx(model_or_path):
+        return lower_onnx(model_or_path, engine, isa, ort_opt_level)
     import torch
 
     from .importers.fx import lower_graph_module
@@ -225,8 +231,17 @@ def _compare(a, b):
 
 
 def verify(model, *inputs, engine: str | None = None, isa: str | None = None, program: Program | None = None,
-           trust_pickle: bool = False, trust_code: bool = False) -> Report:
-    """Run PyTorch and the program on the same inputs; compare every quantized tensor and every output."""
+           trust_pickle: bool = False, trust_code: bool = False, ort_opt_level: str = "all") -> Report:
+    """Run PyTorch (or the ONNX runtime) and the program on the same inputs; compare every
+    quantized tensor and every output."""
+    from .importers.onnx import is_onnx
+
+    if is_onnx(model) or (program is not None and program.meta.get("format") == "onnx"):
+        from .importers.onnx_verify import verify_onnx
+
+        if program is None:
+            program = lower(model, engine=engine, isa=isa, ort_opt_level=ort_opt_level)
+        return verify_onnx(program, inputs)
     import torch
 
     from .torch_side import engine as engine_ctx

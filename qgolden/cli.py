@@ -77,9 +77,10 @@ def is_program(model: str) -> bool:
     return model.lower().endswith(".qgp") or (Path(model).is_file() and is_program_file(model))
 
 
-def get_program(model: str, engine: Optional[str], isa: Optional[str], trust_pickle: bool, inputs=None):
-    """A program file is loaded with NumPy only (and verified); anything else is lowered from torch.
-    `trust_pickle` carries --trust-code (alias --trust-pickle)."""
+def get_program(model: str, engine: Optional[str], isa: Optional[str], trust_pickle: bool, inputs=None,
+                ort_opt_level: str = "all"):
+    """A program file is loaded with NumPy only (and verified); anything else is lowered from torch
+    (or ONNX). `trust_pickle` carries --trust-code (alias --trust-pickle)."""
     from .ir import load
 
     if is_program(model):
@@ -91,7 +92,8 @@ def get_program(model: str, engine: Optional[str], isa: Optional[str], trust_pic
     _quiet_torch()
     from .api import lower
 
-    return lower(model, example_inputs=inputs, engine=engine, isa=isa, trust_code=trust_pickle)
+    return lower(model, example_inputs=inputs, engine=engine, isa=isa, trust_code=trust_pickle,
+                 ort_opt_level=ort_opt_level)
 
 
 def _run_guarded(fn):
@@ -104,7 +106,7 @@ def _run_guarded(fn):
     except (UserError, ImportErrorQ, ProgramError, RunError) as e:
         user_error(str(e))
     except ValueError as e:  # bad --engine / --isa
-        if any(w in str(e) for w in ("engine", "isa", "accumulate")):
+        if any(w in str(e) for w in ("engine", "isa", "accumulate", "opt-level")):
             user_error(str(e))
         _internal(e)
     except SystemExit as e:  # code the user handed us (a builder, a model's own code) called sys.exit
@@ -140,12 +142,14 @@ def _internal(e):
 
 
 EngineOpt = typer.Option(None, "--engine", help="x86 | fbgemm | qnnpack | onednn (default: torch's current); "
-                         "PT2E models: pt2e-reference | x86-inductor | xnnpack")
+                         "PT2E models: pt2e-reference | x86-inductor | xnnpack; ONNX models: onnxruntime | "
+                         "onnx-reference")
 IsaOpt = typer.Option(None, "--isa", help="target CPU: avx2 | avx512 | avx512_vnni | avx512_amx | arm64 "
                       "(default: this machine)")
 TrustOpt = typer.Option(False, "--trust-code", "--trust-pickle",
                         help="allow loading files that run code when loaded: TorchScript, .pt2, torch.save "
                              "pickles (also QGOLDEN_TRUST_CODE=1); only for files you trust")
+OrtOpt = typer.Option("all", "--ort-opt-level", help="ONNX models on onnxruntime: disable | basic | extended | all")
 
 
 @app.command()
@@ -154,6 +158,7 @@ def lower(model: str = typer.Argument(..., help="model: file.py:function, or wit
           output: str = typer.Option(..., "-o", "--output", help="program file to write (.qgp)"),
           engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt,
           input: Optional[str] = typer.Option(None, "--input", help="example input (.npy/.npz) to record shapes"),
+          ort_opt_level: str = OrtOpt,
           integer_only: bool = typer.Option(False, "--integer-only", help="no float operation anywhere (certified)"),
           multiplier_bits: int = typer.Option(32, "--multiplier-bits", help="with --integer-only: multiplier width"),
           rounding: str = typer.Option("half_up", "--rounding", help="with --integer-only: half_up | half_even | "
@@ -162,7 +167,7 @@ def lower(model: str = typer.Argument(..., help="model: file.py:function, or wit
     def go():
         refuse_inputs(output, [model, input], "--output")
         inputs = load_inputs(input) if input else None
-        prog = get_program(model, engine, isa, trust_pickle, inputs)
+        prog = get_program(model, engine, isa, trust_pickle, inputs, ort_opt_level)
         if integer_only:
             from .integer import to_integer_only
 
@@ -180,6 +185,7 @@ def run(model: str = typer.Argument(..., help="a .qgp program, or a model to low
         input: str = typer.Option(..., "--input", help="X.npy, or X.npz with several inputs in order"),
         output: str = typer.Option(..., "--output", help="where to write Y.npy (Y.npz for several outputs)"),
         engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt,
+        ort_opt_level: str = OrtOpt,
         accumulate: str = typer.Option("auto", "--accumulate",
                                        help="auto | numpy | torch: who computes the exact linear/conv sums "
                                             "(same integers; auto = torch when a model is given, NumPy for a "
@@ -190,7 +196,7 @@ def run(model: str = typer.Argument(..., help="a .qgp program, or a model to low
             raise UserError(f"--accumulate {accumulate!r}: choose auto, numpy or torch")
         refuse_inputs(output, [model, input], "--output")
         xs = load_inputs(input)
-        prog = get_program(model, engine, isa, trust_pickle)
+        prog = get_program(model, engine, isa, trust_pickle, ort_opt_level=ort_opt_level)
         how = accumulate if accumulate != "auto" else ("numpy" if getattr(prog, "origin", None) else "torch")
         y = prog.run(*xs, accumulate=how)
         save_outputs(output, y)
@@ -203,6 +209,7 @@ def run(model: str = typer.Argument(..., help="a .qgp program, or a model to low
 def verify(model: str = typer.Argument(..., help="model to check against PyTorch"),
            input: str = typer.Option(..., "--input", help="X.npy, or X.npz with several inputs"),
            engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt,
+           ort_opt_level: str = OrtOpt,
            as_json: bool = typer.Option(False, "--json", help="print the report as JSON")):
     """Compare every quantized intermediate and every output with PyTorch; exit 1 on any difference."""
     def go():
@@ -212,7 +219,7 @@ def verify(model: str = typer.Argument(..., help="model to check against PyTorch
         from .api import verify as api_verify
 
         xs = load_inputs(input)
-        rep = api_verify(model, *xs, engine=engine, isa=isa, trust_pickle=trust_pickle)
+        rep = api_verify(model, *xs, engine=engine, isa=isa, trust_pickle=trust_pickle, ort_opt_level=ort_opt_level)
         if as_json:
             print(json.dumps(rep.to_json()))
         else:
@@ -240,7 +247,8 @@ def print_report(rep, console=None):
         for note in getattr(rep, "notes", []):
             console.print(f"  note: {note}")
     if rep.bit_exact:
-        console.print("[bold green]bit-exact:[/] every quantized tensor equals PyTorch's int_repr()")
+        whose = "the ONNX runtime's" if rep.engine in ("onnxruntime", "onnx-reference") else "PyTorch's int_repr()"
+        console.print(f"[bold green]bit-exact:[/] every quantized tensor equals {whose}")
     else:
         first = rep.first_mismatch
         where = f" (first: layer {first.name})" if first else ""

@@ -66,6 +66,21 @@ class CpuClass:
         ONEDNN_MAX_CPU_ISA does not change the routing."""
         return self.fbgemm_vnni and self.arch == "x86_64"
 
+    # --- ONNX Runtime (MLAS) ----------------------------------------------------------------
+    @property
+    def mlas_u8s8_saturates(self) -> bool:
+        """MLAS's u8*s8 int8 GEMM / conv kernels sum adjacent byte products in saturating int16
+        (vpmaddubsw) on x86 without VNNI: AVX2 and AVX-512 core (onnxruntime/core/mlas/lib/
+        qgemm_kernel_avx2.cpp, qgemm_kernel_avx512core.cpp; platform.cpp selects the VNNI / AMX
+        kernels, which sum exactly, where cpuid reports them). u8*u8 widens to int16 first: exact."""
+        return self.arch == "x86_64" and not self.fbgemm_vnni
+
+    @property
+    def mlas_fixed_point(self) -> bool:
+        """MLAS's NEON kernels compute QLinearAdd and QLinearGlobalAveragePool in fixed point
+        (mlas/lib/qladd.cpp, qlgavgpool.cpp, MLAS_NEON_INTRINSICS); x86 uses float32 (AVX2 FMA, SSE2)."""
+        return self.arch == "arm64"
+
     # --- oneDNN -------------------------------------------------------------------------
     @property
     def onednn_pairs_saturate(self) -> bool:

@@ -101,6 +101,8 @@ def pt2e_text(node, program):
     from ..integer.transform import FLOAT_OPS, float_why
     from ..numerics.profile import PT2E_BACKENDS
 
+    if program.meta.get("format") == "onnx":
+        return None  # ONNX ops: their OpSpec summary and formula (ops/onnx_qlinear.py)
     backend = PT2E_BACKENDS.get(program.profile.get("engine"))
     a = node.attrs
     if node.op == "qdq_quantize":

@@ -48,6 +48,8 @@ def load_module(spec, trust_pickle: bool = False, trust_code: bool = False):
     path = Path(spec)
     if not path.exists():
         raise ImportErrorQ(f"{spec}: no such file")
+    if path.suffix == ".onnx":  # ONNX models are lowered by importers/onnx.py, never loaded as torch modules
+        raise ImportErrorQ(f"{spec}: an ONNX model; lower it with --engine onnxruntime or onnx-reference")
     if path.is_dir():
         raise ImportErrorQ(f"{spec}: is a directory, not a model file")
     if path.stat().st_size == 0:

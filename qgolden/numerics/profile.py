@@ -24,6 +24,8 @@ from ..cpu import TAGS, cpu_class, cpu_flags, detect
 ENGINES = ("x86", "fbgemm", "qnnpack", "onednn")
 # runtimes of PT2E / torchao Q/DQ graphs (importers/pt2e.py), and the kernel family each uses
 PT2E_BACKENDS = {"pt2e-reference": "pt2e_reference", "x86-inductor": "onednn_inductor", "xnnpack": "xnnpack"}
+# runtimes of ONNX models (importers/onnx.py), and the kernel family each uses
+ONNX_RUNTIMES = {"onnxruntime": "mlas", "onnx-reference": "onnx_reference"}
 ISAS = TAGS
 
 
@@ -57,8 +59,9 @@ def make_profile(engine: str | None = None, isa: str | None = None, num_threads:
     """
     if engine is None:
         engine = "x86"
-    if engine not in ENGINES and engine not in PT2E_BACKENDS:
-        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES + tuple(PT2E_BACKENDS))}")
+    if engine not in ENGINES and engine not in PT2E_BACKENDS and engine not in ONNX_RUNTIMES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of "
+                         f"{', '.join(ENGINES + tuple(PT2E_BACKENDS) + tuple(ONNX_RUNTIMES))}")
     if isa is None:
         isa = detect_isa()
         width = detect_vector_width()
@@ -86,6 +89,8 @@ def linear_backend(p: dict) -> str:
     (onednn::qlinear_pointwise), xnnpack (ExecuTorch XNNPACK delegate)."""
     if p["engine"] in PT2E_BACKENDS:
         return PT2E_BACKENDS[p["engine"]]
+    if p["engine"] in ONNX_RUNTIMES:
+        return ONNX_RUNTIMES[p["engine"]]
     return {"x86": "fbgemm", "fbgemm": "fbgemm", "qnnpack": "qnnpack", "onednn": "onednn"}[p["engine"]]
 
 
@@ -95,6 +100,8 @@ def conv_backend(p: dict, groups: int = 1, symmetric_weights: bool = True) -> st
     e = p["engine"]
     if e in PT2E_BACKENDS:
         return PT2E_BACKENDS[e]
+    if e in ONNX_RUNTIMES:
+        return ONNX_RUNTIMES[e]
     if e == "x86":
         if cpu_class(p).x86_conv_to_onednn and groups <= 100 and symmetric_weights:
             return "onednn"
