@@ -2,7 +2,7 @@
 
 `ir.load` runs it on every load and `qgolden check F.qgp` runs it alone. It guarantees:
   - schema: the keys and JSON types of program.json, format and version (ir.FORMAT, ir.VERSION);
-  - a known profile: engine (numerics.profile.ENGINES / PT2E_BACKENDS), CPU class (cpu.TAGS);
+  - a known profile: engine (numerics.profile.ALL_ENGINES), CPU class (cpu.TAGS);
   - known ops whose attributes and constants match the op's signature: every op in qgolden/ops is
     a function `op(*inputs, **attrs, **consts, profile, trace)`, so its parameters are its schema
     (the count of inputs, the names allowed, the names required);
@@ -11,7 +11,7 @@
   - constants of the dtype, range and shape their op needs: int8 weights (integral, in
     [-128, 127]), scales finite and > 0, zero points integers in their tensor's dtype range,
     every float finite, geometry (kernel, stride, padding, dilation, groups, sizes) in bounds;
-  - names (nodes, tensors) from [A-Za-z0-9_.:-], descriptive text printable ASCII without
+  - names (nodes, tensors) from [A-Za-z0-9_.:/-], descriptive text printable ASCII without
     quotes, backslashes, backticks, '$' or '<';
   - sizes within ir.LIMITS (checked while reading, ir.read_program_file).
 Each failure is a ProgramError of one line: the file, the node and op when it is about one, what is wrong.
@@ -27,9 +27,9 @@ import numpy as np
 from . import ops
 from .cpu import TAGS
 from .ir import FORMAT, VERSION, ProgramError
-from .numerics.profile import ENGINES, PT2E_BACKENDS
+from .numerics.profile import ALL_ENGINES
 
-NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,200}")
+NAME = re.compile(r"[A-Za-z0-9_.:/\-]{1,200}")  # "/" for ONNX names (/conv1/Conv_output_0)
 TEXT = re.compile(r"[ !#%&()*+,\-./0-9:;=>?@A-Z\[\]^_a-z{|}~]{0,400}")
 TENSOR_DTYPES = ("uint8", "int8", "int32", "int64", "float32", "int", "list", "bool")
 DTYPE_RANGE = {"uint8": (0, 255), "int8": (-128, 127), "int32": (-(1 << 31), (1 << 31) - 1)}
@@ -76,7 +76,7 @@ def check_document(doc: dict, arrays: dict, where: str) -> None:
     defined = set()
     for i, x in enumerate(doc["inputs"]):
         if not isinstance(x, str) or not NAME.fullmatch(x):
-            _fail(where, f"program input #{i}: not a name of [A-Za-z0-9_.:-]")
+            _fail(where, f"program input #{i}: not a name of [A-Za-z0-9_.:/-]")
         if x in defined:
             _fail(where, f"program input {x} is listed twice")
         if x not in doc["tensors"]:
@@ -106,7 +106,7 @@ def check_profile(profile: dict, where: str) -> None:
     if not isinstance(profile, dict):
         _fail(where, "profile is not an object")
     engine, isa = profile.get("engine"), profile.get("isa")
-    if engine not in ENGINES and engine not in PT2E_BACKENDS:
+    if engine not in ALL_ENGINES:
         _fail(where, f"profile: unknown engine {str(engine)[:40]!r}")
     if isa not in TAGS:
         _fail(where, f"profile: unknown CPU class {str(isa)[:40]!r}")
@@ -130,7 +130,7 @@ def _check_meta(meta: dict, where: str) -> None:
 
 def _check_tensor(name, t, where):
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        _fail(where, "a tensor name outside [A-Za-z0-9_.:-] (or longer than 200)")
+        _fail(where, "a tensor name outside [A-Za-z0-9_.:/-] (or longer than 200)")
     if not isinstance(t, dict) or set(t) - TENSOR_KEYS or t.get("name") != name:
         _fail(where, f"tensor {name}: malformed entry")
     dt = t.get("dtype")
@@ -166,17 +166,17 @@ def _check_node_doc(i, nd, arrays, where):
         _fail(where, f"node #{i}: malformed entry")
     name, op = nd["name"], nd["op"]
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        _fail(where, f"node #{i}: name outside [A-Za-z0-9_.:-] (or longer than 200)")
+        _fail(where, f"node #{i}: name outside [A-Za-z0-9_.:/-] (or longer than 200)")
     if not isinstance(op, str) or op not in ops.names():
         _fail(where, f"node {name}: unknown op {str(op)[:40]!r}")
     label = f"node {name} (op {op})"
     if not isinstance(nd["output"], str) or not NAME.fullmatch(nd["output"]):
-        _fail(where, f"{label}: output name outside [A-Za-z0-9_.:-]")
+        _fail(where, f"{label}: output name outside [A-Za-z0-9_.:/-]")
     if not isinstance(nd["inputs"], list):
         _fail(where, f"{label}: inputs is not a list")
     for x in _leaves(nd["inputs"], depth_limit=3, where=f"{where}: {label}"):
         if isinstance(x, str) and not NAME.fullmatch(x):
-            _fail(where, f"{label}: an input name outside [A-Za-z0-9_.:-]")
+            _fail(where, f"{label}: an input name outside [A-Za-z0-9_.:/-]")
         if isinstance(x, float) and not math.isfinite(x):
             _fail(where, f"{label}: an input literal that is not finite")
         if isinstance(x, dict):
@@ -328,7 +328,7 @@ def _zero_point_range(prog, node, k) -> tuple:
 def check_request(prog, engine, isa, where: str) -> None:
     """`--engine` / `--isa` given with a program file must be the program's own (a .qgp replays the
     arithmetic it was built for; it cannot be re-targeted)."""
-    for what, asked, have, known in (("engine", engine, prog.profile.get("engine"), ENGINES + tuple(PT2E_BACKENDS)),
+    for what, asked, have, known in (("engine", engine, prog.profile.get("engine"), ALL_ENGINES),
                                      ("isa", isa, prog.profile.get("isa"), TAGS)):
         if asked is None:
             continue

@@ -365,7 +365,7 @@ class _Builder:
         self._passthrough(n, "onnx_max_pool", ins[0], {
             "kernel_shape": k, "strides": list(attrs.get("strides", [1] * len(k))),
             "pads": list(attrs.get("pads", [0] * 2 * len(k))), "dilations": list(attrs.get("dilations", [1] * len(k))),
-            "ceil_mode": int(attrs.get("ceil_mode", 0)), "channels_last": n.op_type == "NhwcMaxPool"})
+            "ceil_mode": bool(attrs.get("ceil_mode", 0)), "channels_last": n.op_type == "NhwcMaxPool"})
 
     op_NhwcMaxPool = op_MaxPool
 

@@ -26,6 +26,8 @@ ENGINES = ("x86", "fbgemm", "qnnpack", "onednn")
 PT2E_BACKENDS = {"pt2e-reference": "pt2e_reference", "x86-inductor": "onednn_inductor", "xnnpack": "xnnpack"}
 # runtimes of ONNX models (importers/onnx.py), and the kernel family each uses
 ONNX_RUNTIMES = {"onnxruntime": "mlas", "onnx-reference": "onnx_reference"}
+# every engine a profile can name
+ALL_ENGINES = ENGINES + tuple(PT2E_BACKENDS) + tuple(ONNX_RUNTIMES)
 ISAS = TAGS
 
 
@@ -59,9 +61,9 @@ def make_profile(engine: str | None = None, isa: str | None = None, num_threads:
     """
     if engine is None:
         engine = "x86"
-    if engine not in ENGINES and engine not in PT2E_BACKENDS and engine not in ONNX_RUNTIMES:
+    if engine not in ALL_ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of "
-                         f"{', '.join(ENGINES + tuple(PT2E_BACKENDS) + tuple(ONNX_RUNTIMES))}")
+                         f"{', '.join(ALL_ENGINES)}")
     if isa is None:
         isa = detect_isa()
         width = detect_vector_width()

@@ -213,7 +213,7 @@ def onnx_lookup(x, *, table, profile=None, trace=None):
     return t[x.view(np.uint8)]
 
 
-def onnx_max_pool(x, *, kernel_shape, strides, pads, dilations, ceil_mode=0, channels_last=False, profile=None,
+def onnx_max_pool(x, *, kernel_shape, strides, pads, dilations, ceil_mode=False, channels_last=False, profile=None,
                   trace=None):
     """MaxPool on uint8 / int8 (providers/cpu/nn/pool.cc, MaxPool8; NhwcMaxPool): the integer
     maximum over the window taps inside the input (padding never wins); output size
