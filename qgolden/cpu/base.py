@@ -22,6 +22,8 @@ class CpuClass:
     onednn_isa          the oneDNN ISA its jit kernels are generated for: 'avx2', 'avx512_core',
                         'avx512_core_vnni' or 'avx512_core_amx' (None: no x86 oneDNN kernels)
     inductor_lanes      float32 lanes of torch.compile's C++ vector code (VecAVX2 8, VecAVX512 16)
+    onednn_l1_bytes     L1 data cache per core that oneDNN's brgemm heuristics read (brg_blocking_t::L1;
+                        48 KiB on Sapphire Rapids and later Xeons)
     """
 
     tag: str
@@ -31,6 +33,7 @@ class CpuClass:
     fbgemm_vnni: bool = False
     onednn_isa: str | None = "avx2"
     inductor_lanes: int = 8
+    onednn_l1_bytes: int = 48 * 1024
 
     # --- ATen ---------------------------------------------------------------------------
     # Stubs registered with ALSO_REGISTER_AVX512_DISPATCH get a real AVX512 kernel; every other
@@ -80,6 +83,76 @@ class CpuClass:
             return [0]
         kp = (k + 1) // 2 if k < 2 * bk else bk
         return list(range(0, k, kp))
+
+    # Output stages of oneDNN's int8 kernels (requantize_onednn), read from oneDNN 3.12:
+    #   combined    f32(acc * f32(src*wei)), + bias, * 1/dst: jit_uni_x8s8s32x (AVX2 jit conv), the AMX
+    #               brgemm micro-kernel (brgemm/jit_brgemm_amx_uker.cpp multiplies the two scales first),
+    #               the AVX2 gemm matmul
+    #   sequential  f32(f32(acc * src) * wei), + bias, * 1/dst: brgemm/jit_brgemm_kernel.cpp (every non-uker
+    #               brgemm: VNNI brgemm conv / 1x1 / matmul, AMX 1x1 without the uker), brgemm/jit_brdgmm_kernel.cpp
+    #               (depthwise), jit_avx512_core_x8s8s32x_conv_kernel.cpp, jit_avx512_core_amx_conv_kernel.cpp
+    #   ref         one scale after the other, then a division by dst: ref:any (AVX2 grouped convs)
+    ONEDNN_OUTPUT_STAGES = {"jit": "combined", "jit_dw": "combined", "ref": "ref", "gemm": "combined",
+                            "brdgmm_dw": "sequential", "brgemm": "sequential", "brgconv_1x1_amx_nouker": "sequential",
+                            "brgconv_1x1_amx": "combined", "brg_conv_fwd_amx": "combined",
+                            "brg_matmul": "sequential", "brg_matmul_amx": "combined"}
+
+    def onednn_output_stage(self, kernel: str) -> str:
+        """'combined', 'sequential' or 'ref': how oneDNN kernel family `kernel` (onednn_conv_kernel,
+        onednn_matmul_kernel) scales its int32 sums (see ONEDNN_OUTPUT_STAGES for the sources)."""
+        return self.ONEDNN_OUTPUT_STAGES[kernel]
+
+    def onednn_conv_kernel(self, c_per_g: int, k_per_g: int, groups: int, kernel=(1, 1), stride=(1, 1),
+                           padding=(0, 0), batch: int = 1, out_hw=(1, 1), num_threads: int = 1) -> str:
+        """The oneDNN u8s8u8 conv family this class runs (src/cpu/cpu_convolution_list.cpp order, first
+        implementation whose init_conf accepts the shape):
+
+        avx2           jit_dw / jit / ref (jit_uni_x8s8s32x_fwd_kernel::init_conf; ONEDNN_VERBOSE)
+        avx512_core(_vnni)  depthwise (G > 1, IC/G = OC/G = 1): brdgmm_dw; else the brgemm kernels
+        avx512_core_amx depthwise: brdgmm_dw (no AMX). Shapes of at most 4 output pixels whose
+                        mb*G*IC*OC fits L1 (L1/2 for 1x1): the VNNI brgemm ("dispatch small shapes to
+                        VNNI", jit_brgemm_conv_utils.cpp init_conf). 1x1 without padding: brgemm_1x1 on
+                        AMX when IC/G is a multiple of 4, or strided with IC/G <= 64 (its blocking
+                        fails otherwise, measured with ONEDNN_VERBOSE: jit_avx512_core_amx or VNNI
+                        brgemm, both sequential); without its unrolled kernel (uker) when
+                        nthr > 1, mb == 1, IC*OH <= 28K and OC*OH <= 14K (init_1x1_conf). Other
+                        convs: brgemm on AMX (uker). Measured on a Sapphire Rapids Xeon, oneDNN 3.12:
+                        1229 of 1233 random shapes (the others: IC/G <= 4 on 5x5 inputs, VNNI).
+        """
+        depthwise = groups > 1 and c_per_g == 1 and k_per_g == 1
+        if self.onednn_isa == "avx2":
+            if depthwise:
+                return "jit_dw"
+            return "jit" if groups == 1 or (c_per_g % 4 == 0 and k_per_g % 4 == 0) else "ref"
+        if depthwise:
+            return "brdgmm_dw"
+        if not self.onednn_amx:
+            return "brgemm"
+        c4 = -(-c_per_g // 4) * 4  # IC zero-padded to the VNNI block of 4
+        one_by_one = tuple(kernel) == (1, 1) and not any(padding)
+        pixels = int(out_hw[0]) * int(out_hw[1])
+        limit = self.onednn_l1_bytes // 2 if one_by_one else self.onednn_l1_bytes
+        if pixels <= 4 and c4 <= 512 and batch * groups * c4 * k_per_g <= limit:
+            return "brgemm"
+        if one_by_one:
+            if not (c_per_g % 4 == 0 or (max(stride) > 1 and c_per_g <= 64)):
+                return "brgemm"
+            oh = int(out_hw[0])
+            if num_threads > 1 and batch == 1 and c4 * oh <= 28 * 1024 and k_per_g * oh <= 14 * 1024:
+                return "brgconv_1x1_amx_nouker"
+            return "brgconv_1x1_amx"
+        return "brg_conv_fwd_amx"
+
+    def onednn_matmul_kernel(self, m: int, k: int, n: int) -> str:
+        """The oneDNN u8s8 matmul family of quantized::linear (onednn engine) for [M, K] x [K, N]:
+        avx2 'gemm'; AVX-512 'brg_matmul'; AMX 'brg_matmul_amx' except the small shapes that
+        brgemm_matmul_utils.cpp init_brgemm_matmul_conf sends to VNNI (int8, 2-D:
+        M == 1 and K == 256, or M <= 32 and M*N <= 256, or K <= 16)."""
+        if self.onednn_isa == "avx2":
+            return "gemm"
+        if self.onednn_amx and not ((m == 1 and k == 256) or (m <= 32 and m * n <= 256) or k <= 16):
+            return "brg_matmul_amx"
+        return "brg_matmul"
 
     # --- Inductor -----------------------------------------------------------------------
     @property
