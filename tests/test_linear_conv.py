@@ -206,8 +206,10 @@ def test_linear_large_and_odd_k(engine):
 def test_linear_saturation_is_real_here():
     """On a non-VNNI CPU FBGEMM and oneDNN saturate int16 pairs: the exact-int32 profile
     (avx512_vnni) must then disagree with torch on adversarial data."""
-    if detect_isa() == "avx512_vnni":
-        pytest.skip("VNNI host: no saturation")
+    from qgolden.cpu import cpu_class
+
+    if not cpu_class(detect_isa()).fbgemm_pairs_saturate:
+        pytest.skip("VNNI / AMX host: no saturation")
     rng = np.random.default_rng(3)
     for engine in ("fbgemm", "onednn"):
         c = linear_case(rng, engine, pc=False, relu=False, bias=False, adv=True, m=4, k=64, n=16)
