@@ -3,7 +3,6 @@ source, on shapes whose answer was measured with ONEDNN_VERBOSE on an AMX Xeon."
 import pytest
 
 from qgolden.cpu import cpu_class
-from qgolden.cpu.base import onednn_amx_matmul
 
 
 def conv(nb, c_in, c_out, k, groups, stride, pad, hw):
@@ -16,7 +15,7 @@ def conv(nb, c_in, c_out, k, groups, stride, pad, hw):
                                        (256, 1, 16, False), (200, 16, 2, False), (8, 128, 64, True), (1, 255, 300, True),
                                        (33, 4096, 16, True), (500, 64, 3, True)])
 def test_amx_matmul_small_shapes_go_to_vnni(m, k, n, amx):
-    assert onednn_amx_matmul(m, k, n) is amx
+    assert (cpu_class("avx512_amx").onednn_matmul_kernel(m, k, n) == "brg_matmul_amx") is amx
     assert cpu_class("avx512_amx").onednn_int8_combined_scale("linear", {"m": m, "k": k, "n": n}) is amx
 
 

@@ -53,8 +53,18 @@ def _torch_out(q, xs, eng):
         return q(*[torch.from_numpy(x) for x in xs]).numpy()
 
 
+# PyTorch's output integers for the forum inputs with FBGEMM's AVX2 kernels (x86 engine, recorded with
+# FBGEMM_ENABLE_INSTRUCTIONS=AVX2): 255*-56 + 255*-128 saturates FBGEMM's int16 pair sum in the first row
+AVX2_OUT = [[249, 242, 250, 230, 249, 247, 236], [100, 246, 213, 241, 241, 244, 244],
+            [248, 242, 250, 230, 249, 247, 236], [0, 249, 186, 250, 235, 241, 250],
+            [221, 243, 243, 232, 247, 247, 238], [182, 244, 233, 235, 245, 246, 240],
+            [52, 247, 201, 245, 238, 243, 247]]
+
+
 def test_forum_c_bit_exact_nofloat_sanitized(tmp_path, forum_model):
-    """The forum model on this CPU's arithmetic (AVX2: the int16 pair saturation of its first input)."""
+    """The forum model on the AVX2 profile (the int16 pair saturation of its first input): the C gives
+    the integer program's floats and PyTorch's recorded AVX2 integers, builds without floating point
+    and runs clean under ASan/UBSan."""
     from qgolden.examples import forum
     from qgolden.export.binding import compile_and_load
 
@@ -72,13 +82,27 @@ def test_forum_c_bit_exact_nofloat_sanitized(tmp_path, forum_model):
                                                       "-fno-sanitize-recover=all"])
     assert rc == 0, out
     m = compile_and_load(tmp_path)
-    want = _torch_out(forum_model, xs, "x86")
     got = m(forum.INPUTS)
+    want = ip.run(forum.INPUTS)
     assert got.dtype == np.float32 and np.array_equal(got.view(np.int32), want.view(np.int32))
+    out_q = np.rint(got.astype(np.float64) / forum.OUT_SCALE + forum.OUT_ZERO_POINT).astype(int)
+    assert out_q.tolist() == AVX2_OUT
     assert list(np.argmax(got, axis=1)) == [2, 1, 2, 3, 4, 5, 1]  # the thread's saturated first row
     _, env = ip.run(forum.INPUTS, keep=True)
     for name, v in m.layers(env[r.plan.int_inputs[0]]).items():
         assert np.array_equal(v, env[[s.output for s in r.plan.steps if s.name == name][0]]), name
+
+
+def test_forum_c_equals_pytorch_on_this_machine(tmp_path, forum_model):
+    """The C exported for this machine's profile gives PyTorch's own floats, bit for bit."""
+    from qgolden.examples import forum
+    from qgolden.export.binding import compile_and_load
+
+    xs = [forum.INPUTS]
+    _export(forum_model, xs, "x86", tmp_path, "forum")
+    got = compile_and_load(tmp_path)(forum.INPUTS)
+    want = _torch_out(forum_model, xs, "x86")
+    assert got.dtype == np.float32 and np.array_equal(got.view(np.int32), want.view(np.int32))
 
 
 def test_forum_vnni_golden_model(tmp_path, forum_model):

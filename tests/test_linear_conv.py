@@ -391,3 +391,91 @@ def test_conv_trace_and_paths():
         assert tr["path"] == path
         for key in ("acc", "bias_term", "multiplier", "pre_round", "rounded", "out"):
             assert key in tr
+
+
+def _tie_layer(rng, kind):
+    """A random linear / conv layer whose output scale puts requantization on exact ties
+    (s_y = c * s_x * s_w), and bias on the accumulator grid: there the order in which a kernel
+    applies s_x, s_w and 1/s_y decides the rounding."""
+    perch = bool(rng.random() < 0.5)
+    g, k, st, pad = 1, 1, 1, 0
+    if kind == "linear":
+        cin, cout = int(rng.integers(1, 300)), int(rng.integers(1, 160))
+    elif kind == "1x1":
+        cin, cout, st = 4 * int(rng.integers(1, 20)), int(rng.integers(1, 80)), int(rng.choice([1, 2]))
+    elif kind == "3x3":
+        cin, cout, k, st, pad = int(rng.integers(1, 40)), int(rng.integers(1, 40)), 3, int(rng.choice([1, 2])), 1
+    else:  # depthwise
+        cin = int(rng.integers(2, 40))
+        cout, g, k, st, pad = cin, cin, int(rng.choice([3, 5])), 1, 0
+    sx = float(rng.uniform(0.005, 0.05))
+    sw = np.float32(rng.uniform(0.001, 0.02)) * (rng.choice([1, 2, 0.5, 3], cout) if perch else np.ones(cout))
+    sw = sw.astype(np.float32).astype(np.float64)
+    so = float(sx * sw[0] * float(rng.choice([2, 4, 6, 2.5])))
+    bias = (rng.integers(-500, 500, cout) * sx * sw).astype(np.float32) if rng.random() < 0.7 else None
+    return dict(kind=kind, perch=perch, cin=cin, cout=cout, g=g, k=k, st=st, pad=pad, sx=sx, sw=sw, so=so,
+                bias=bias, zx=int(rng.integers(0, 256)), zo=int(rng.integers(0, 256)), relu=bool(rng.random() < 0.3),
+                batch=int(rng.choice([1, 2])), hw=int(rng.integers(4, 14)))
+
+
+@pytest.mark.parametrize("engine", ["onednn", "x86"])
+def test_requantization_ties_per_kernel_family(engine):
+    """Tie-placed layers of each oneDNN kernel family (matmul, 1x1, 3x3, depthwise, batch 1 and 2)
+    against PyTorch on this machine: the output stage CpuClass names for the host's kernel is the one
+    PyTorch runs (here x86 conv is oneDNN on VNNI / AMX hosts, FBGEMM elsewhere)."""
+    rng = np.random.default_rng(1 if engine == "onednn" else 2)
+    prof = make_profile(engine)
+    old = torch.backends.quantized.engine
+    torch.backends.quantized.engine = engine
+    try:
+        for i in range(48):
+            c = _tie_layer(rng, ("linear", "1x1", "3x3", "dw")[i % 4])
+            cout = c["cout"]
+            sws = torch.from_numpy(c["sw"])
+            shape = (cout, c["cin"]) if c["kind"] == "linear" else (cout, c["cin"] // c["g"], c["k"], c["k"])
+            wq = rng.integers(-127, 128, shape).astype(np.int8)
+            wt = (torch._make_per_channel_quantized_tensor(torch.from_numpy(wq), sws, torch.zeros(cout, dtype=torch.long), 0)
+                  if c["perch"] else torch._make_per_tensor_quantized_tensor(torch.from_numpy(wq), float(c["sw"][0]), 0))
+            tb = None if c["bias"] is None else torch.from_numpy(c["bias"])
+            kw = dict(x_scale=c["sx"], x_zero_point=c["zx"], weight=wq, weight_scale=c["sw"] if c["perch"] else c["sw"][:1],
+                      weight_zero_point=np.zeros(cout if c["perch"] else 1, np.int64), bias=c["bias"], out_scale=c["so"],
+                      out_zero_point=c["zo"], relu=c["relu"], per_channel=c["perch"], profile=prof)
+            if c["kind"] == "linear":
+                xq = rng.integers(0, 256, (int(rng.integers(1, 100)), c["cin"])).astype(np.uint8)
+                xt = torch._make_per_tensor_quantized_tensor(torch.from_numpy(xq), c["sx"], c["zx"])
+                op = torch.ops.quantized.linear_relu if c["relu"] else torch.ops.quantized.linear
+                ref = op(xt, torch.ops.quantized.linear_prepack(wt, tb), c["so"], c["zo"]).int_repr().numpy()
+                got = linear(xq, **kw)
+            else:
+                xq = rng.integers(0, 256, (c["batch"], c["cin"], c["hw"], c["hw"])).astype(np.uint8)
+                xt = torch._make_per_tensor_quantized_tensor(torch.from_numpy(xq), c["sx"], c["zx"]).contiguous(
+                    memory_format=torch.channels_last)
+                geo = ([c["st"]] * 2, [c["pad"]] * 2, [1, 1], c["g"])
+                op = torch.ops.quantized.conv2d_relu if c["relu"] else torch.ops.quantized.conv2d
+                ref = op(xt, torch.ops.quantized.conv2d_prepack(wt, tb, *geo), c["so"], c["zo"]).int_repr().numpy()
+                got = conv(xq, stride=c["st"], padding=c["pad"], dilation=1, groups=c["g"], **kw)
+            _assert_equal(ref, got, (engine, i, c["kind"], c["perch"], c["batch"]))
+    finally:
+        torch.backends.quantized.engine = old
+
+
+def test_onednn_kernel_families_by_cpu_class():
+    """The kernel families (and so output stages) each class's oneDNN picks, for a few shapes read
+    off ONEDNN_VERBOSE on an AMX Xeon (and its AVX512_CORE_VNNI cap)."""
+    from qgolden.cpu import cpu_class
+
+    amx, vnni, avx2 = cpu_class("avx512_amx"), cpu_class("avx512_vnni"), cpu_class("avx2")
+    assert amx.onednn_conv_kernel(1, 1, 32, (3, 3), (1, 1), (1, 1), 2, (14, 14), 2) == "brdgmm_dw"
+    assert amx.onednn_conv_kernel(64, 256, 1, (1, 1), (1, 1), (0, 0), 2, (14, 14), 2) == "brgconv_1x1_amx"
+    assert amx.onednn_conv_kernel(64, 256, 1, (1, 1), (1, 1), (0, 0), 1, (14, 14), 2) == "brgconv_1x1_amx_nouker"
+    assert amx.onednn_conv_kernel(37, 17, 1, (1, 1), (1, 1), (0, 0), 2, (9, 9), 2) == "brgemm"
+    assert amx.onednn_conv_kernel(16, 16, 1, (3, 3), (1, 1), (1, 1), 2, (14, 14), 2) == "brg_conv_fwd_amx"
+    assert amx.onednn_conv_kernel(20, 16, 1, (3, 3), (1, 1), (0, 0), 4, (1, 1), 2) == "brgemm"  # 1 output pixel
+    assert vnni.onednn_conv_kernel(16, 16, 1, (3, 3), (1, 1), (1, 1), 2, (14, 14), 2) == "brgemm"
+    assert avx2.onednn_conv_kernel(3, 3, 2, (3, 3), (1, 1), (1, 1), 2, (14, 14), 2) == "ref"
+    assert [amx.onednn_matmul_kernel(*s) for s in ((8, 1024, 32), (256, 8, 256), (64, 128, 64))] == [
+        "brg_matmul", "brg_matmul", "brg_matmul_amx"]
+    assert vnni.onednn_matmul_kernel(64, 128, 64) == "brg_matmul"
+    assert [amx.onednn_output_stage(k) for k in ("brgconv_1x1_amx", "brgconv_1x1_amx_nouker", "brdgmm_dw")] == [
+        "combined", "sequential", "sequential"]
+    assert avx2.onednn_output_stage("jit") == "combined" and avx2.onednn_output_stage("ref") == "ref"

@@ -22,11 +22,11 @@ class CpuClass:
     onednn_isa          the oneDNN ISA its jit kernels are generated for: 'avx2', 'avx512_core',
                         'avx512_core_vnni' or 'avx512_core_amx' (None: no x86 oneDNN kernels)
     inductor_lanes      float32 lanes of torch.compile's C++ vector code (VecAVX2 8, VecAVX512 16)
-    onednn_int8_scales  how oneDNN's int8 conv/matmul kernels scale the int32 sum to float
-                        (onednn_int8_combined_scale): 'combined', 'sequential' or 'amx'
     onednn_f32_conv_bias_first  oneDNN's f32 direct conv starts each sum at the bias (AVX2
                         jit_avx2_conv_fwd_kernel_f32) rather than adding it after the taps
                         (jit_avx512_common_conv_fwd_kernel_f32)
+    onednn_l1_bytes     L1 data cache per core that oneDNN's brgemm heuristics read (brg_blocking_t::L1;
+                        48 KiB on Sapphire Rapids and later Xeons)
     """
 
     tag: str
@@ -36,8 +36,8 @@ class CpuClass:
     fbgemm_vnni: bool = False
     onednn_isa: str | None = "avx2"
     inductor_lanes: int = 8
-    onednn_int8_scales: str = "combined"
     onednn_f32_conv_bias_first: bool = True
+    onednn_l1_bytes: int = 48 * 1024
 
     # --- ATen ---------------------------------------------------------------------------
     # Stubs registered with ALSO_REGISTER_AVX512_DISPATCH get a real AVX512 kernel; every other
@@ -103,22 +103,91 @@ class CpuClass:
         kp = (k + 1) // 2 if k < 2 * bk else bk
         return list(range(0, k, kp))
 
-    # oneDNN int8 kernels with a float32 output stage (onednn::qconv_pointwise / qlinear_pointwise).
-    # Their store multiplies the int32 sum by the src and weight scales either at once or in turn
-    # (src/cpu/x64/brgemm/jit_brgemm_amx_uker.cpp: scale = f32(wei * src), then acc * scale;
-    # jit_brgemm_kernel.cpp store_accumulators_apply_post_ops and jit_brdgmm_kernel.cpp: acc * src,
-    # then * wei; jit_uni_x8s8s32x_conv_kernel.cpp and gemm_x8s8s32x_matmul (precompute_scales):
-    # one combined scale).
-    AMX_L1_BYTES = 48 * 1024  # brg_blocking_t::L1, the per-core L1d of the AMX Xeons (48 KiB)
+    # Output stages of oneDNN's int8 kernels (requantize_onednn), read from oneDNN 3.12:
+    #   combined    f32(acc * f32(src*wei)), + bias, * 1/dst: jit_uni_x8s8s32x (AVX2 jit conv), the AMX
+    #               brgemm micro-kernel (brgemm/jit_brgemm_amx_uker.cpp multiplies the two scales first),
+    #               the AVX2 gemm matmul
+    #   sequential  f32(f32(acc * src) * wei), + bias, * 1/dst: brgemm/jit_brgemm_kernel.cpp (every non-uker
+    #               brgemm: VNNI brgemm conv / 1x1 / matmul, AMX 1x1 without the uker), brgemm/jit_brdgmm_kernel.cpp
+    #               (depthwise), jit_avx512_core_x8s8s32x_conv_kernel.cpp, jit_avx512_core_amx_conv_kernel.cpp
+    #   ref         one scale after the other, then a division by dst: ref:any (AVX2 grouped convs)
+    ONEDNN_OUTPUT_STAGES = {"jit": "combined", "jit_dw": "combined", "ref": "ref", "gemm": "combined",
+                            "brdgmm_dw": "sequential", "brgemm": "sequential", "brgconv_1x1_amx_nouker": "sequential",
+                            "brgconv_1x1_amx": "combined", "brg_conv_fwd_amx": "combined",
+                            "brg_conv_fwd_amx_nouker": "sequential",
+                            "brg_matmul": "sequential", "brg_matmul_amx": "combined"}
+
+    def onednn_output_stage(self, kernel: str) -> str:
+        """'combined', 'sequential' or 'ref': how oneDNN kernel family `kernel` (onednn_conv_kernel,
+        onednn_matmul_kernel) scales its int32 sums (see ONEDNN_OUTPUT_STAGES for the sources)."""
+        return self.ONEDNN_OUTPUT_STAGES[kernel]
+
+    def onednn_conv_kernel(self, c_per_g: int, k_per_g: int, groups: int, kernel=(1, 1), stride=(1, 1),
+                           padding=(0, 0), batch: int = 1, out_hw=(1, 1), num_threads: int = 1) -> str:
+        """The oneDNN u8s8u8 conv family this class runs (src/cpu/cpu_convolution_list.cpp order, first
+        implementation whose init_conf accepts the shape):
+
+        avx2           jit_dw / jit / ref (jit_uni_x8s8s32x_fwd_kernel::init_conf; ONEDNN_VERBOSE)
+        avx512_core(_vnni)  depthwise (G > 1, IC/G = OC/G = 1): brdgmm_dw; else the brgemm kernels
+        avx512_core_amx depthwise: brdgmm_dw (no AMX). Shapes of at most 4 output pixels whose
+                        mb*G*IC*OC fits L1 (L1/2 for 1x1): the VNNI brgemm ("dispatch small shapes to
+                        VNNI", jit_brgemm_conv_utils.cpp init_conf). 1x1 without padding: brgemm_1x1 on
+                        AMX when IC/G is a multiple of 4, or strided with IC/G <= 64 (its blocking
+                        fails otherwise, measured with ONEDNN_VERBOSE: jit_avx512_core_amx or VNNI
+                        brgemm, both sequential); without its unrolled kernel (uker) when
+                        nthr > 1, mb == 1, IC*OH <= 28K and OC*OH <= 14K (init_1x1_conf). Other
+                        convs: brgemm on AMX (uker). Measured on a Sapphire Rapids Xeon, oneDNN 3.12:
+                        1229 of 1233 random shapes (the others: IC/G <= 4 on 5x5 inputs, VNNI).
+        """
+        depthwise = groups > 1 and c_per_g == 1 and k_per_g == 1
+        if self.onednn_isa == "avx2":
+            if depthwise:
+                return "jit_dw"
+            return "jit" if groups == 1 or (c_per_g % 4 == 0 and k_per_g % 4 == 0) else "ref"
+        if depthwise:
+            return "brdgmm_dw"
+        if not self.onednn_amx:
+            return "brgemm"
+        c4 = -(-c_per_g // 4) * 4  # IC zero-padded to the VNNI block of 4
+        one_by_one = tuple(kernel) == (1, 1) and not any(padding)
+        pixels = int(out_hw[0]) * int(out_hw[1])
+        limit = self.onednn_l1_bytes // 2 if one_by_one else self.onednn_l1_bytes
+        if pixels <= 4 and c4 <= 512 and batch * groups * c4 * k_per_g <= limit:
+            return "brgemm"
+        if one_by_one:
+            if not (c_per_g % 4 == 0 or (max(stride) > 1 and c_per_g <= 64)):
+                return "brgemm"
+            oh = int(out_hw[0])
+            if num_threads > 1 and batch == 1 and c4 * oh <= 28 * 1024 and k_per_g * oh <= 14 * 1024:
+                return "brgconv_1x1_amx_nouker"
+            return "brgconv_1x1_amx"
+        if int(out_hw[1]) >= 256:
+            return "brg_conv_fwd_amx_nouker"  # init_conf: use_uker only for out_w < 256
+        return "brg_conv_fwd_amx"
 
     def onednn_int8_combined_scale(self, op: str, shape: dict, threads: int = 1) -> bool:
-        """Whether oneDNN's int8 kernel for this op scales by one f32(sx * sw[n]) (True) or by sx,
-        then sw[n] (False). op 'linear': shape {m, k, n}; op 'conv': shape {nb, c_in, c_out, kernel,
-        stride, padding, groups, in_hw, out_hw}. Only the 'amx' class depends on the shape
-        (onednn_amx_unrolled_kernel)."""
-        if self.onednn_int8_scales != "amx":
-            return self.onednn_int8_scales == "combined"
-        return onednn_amx_unrolled_kernel(op, shape, threads, self.AMX_L1_BYTES)
+        """Whether oneDNN's int8 kernel for this op scales its int32 sums by one f32(sx * sw[n])
+        (True) or by sx, then sw[n] (False): the output stage of its kernel family. op 'linear':
+        shape {m, k, n}; op 'conv': shape {nb, c_in, c_out, kernel, stride, padding, groups, out_hw}."""
+        if op == "linear":
+            family = self.onednn_matmul_kernel(int(shape["m"]), int(shape["k"]), int(shape["n"]))
+        else:
+            groups = int(shape["groups"])
+            family = self.onednn_conv_kernel(int(shape["c_in"]) // groups, int(shape["c_out"]) // groups, groups,
+                                             tuple(shape["kernel"]), tuple(shape["stride"]), tuple(shape["padding"]),
+                                             int(shape["nb"]), tuple(shape["out_hw"]), threads)
+        return self.onednn_output_stage(family) == "combined"
+
+    def onednn_matmul_kernel(self, m: int, k: int, n: int) -> str:
+        """The oneDNN u8s8 matmul family of quantized::linear (onednn engine) for [M, K] x [K, N]:
+        avx2 'gemm'; AVX-512 'brg_matmul'; AMX 'brg_matmul_amx' except the small shapes that
+        brgemm_matmul_utils.cpp init_brgemm_matmul_conf sends to VNNI (int8, 2-D:
+        M == 1 and K == 256, or M <= 32 and M*N <= 256, or K <= 16)."""
+        if self.onednn_isa == "avx2":
+            return "gemm"
+        if self.onednn_amx and not ((m == 1 and k == 256) or (m <= 32 and m * n <= 256) or k <= 16):
+            return "brg_matmul_amx"
+        return "brg_matmul"
 
     # --- Inductor -----------------------------------------------------------------------
     @property
@@ -128,46 +197,3 @@ class CpuClass:
     def describe(self) -> str:
         return f"{self.tag}: {self.summary}"
 
-
-def onednn_amx_matmul(m: int, k: int, n: int) -> bool:
-    """Whether oneDNN's brgemm matmul runs an int8 (m x k) @ (k x n) on AMX: init_brgemm_matmul_conf
-    (src/cpu/x64/matmul/brgemm_matmul_utils.cpp) sends 2-D 'small shapes' to the VNNI kernel:
-    (m == 1 and k == 256) or (m <= 32 and m * n <= 256) or k <= 16. PyTorch creates the primitive
-    with static shapes, so no runtime-M tail kernel (brgemm_matmul.cpp backup_isa) is involved."""
-    small = (m == 1 and k == 256) or (m <= 32 and m * n <= 256) or k <= 16
-    return not small
-
-
-def onednn_amx_unrolled_kernel(op: str, shape: dict, threads: int, l1_bytes: int) -> bool:
-    """Whether oneDNN on an AMX CPU runs this int8 op with the unrolled AMX kernel
-    (jit_brgemm_amx_uker, one combined scale); otherwise a VNNI brgemm/brdgmm kernel or the AMX
-    kernel that is not unrolled (jit_brgemm_kernel), both of which scale in turn.
-
-    linear: onednn_amx_matmul (every AMX matmul kernel is unrolled: brgemm_matmul.cpp use_uker).
-    conv (src/cpu/x64/jit_brgemm_conv_utils.cpp, checked on 450 random shapes x 1 and 2 threads):
-      depthwise (groups == c_in == c_out): brdgmm_dw, never AMX;
-      small shapes go to VNNI: out_h*out_w <= 4 and c_in/g <= 512 and nb*c_in*c_out/g
-        <= L1 (L1/2 for 1x1) (init_jcp is_small_shape);
-      1x1 (kernel 1, padding 0) with stride 1 and c_in/g not a multiple of 4 (AMX would zero-pad
-        the channels and copy the input: not taken) goes to VNNI;
-      AMX 1x1 is unrolled unless oneDNN runs it as a 'small mb' problem (init_1x1_conf):
-        threads > 1 and nb == 1 and c_in*out_h <= 28K and c_out*out_h <= 14K;
-      other AMX convs are unrolled (init_conf: use_uker for out_w < 256)."""
-    if op == "linear":
-        return onednn_amx_matmul(int(shape["m"]), int(shape["k"]), int(shape["n"]))
-    nb, c_in, c_out, groups = (int(shape[k]) for k in ("nb", "c_in", "c_out", "groups"))
-    kh, kw = (int(v) for v in shape["kernel"])
-    oh, ow = (int(v) for v in shape["out_hw"])
-    if groups == c_in == c_out and groups > 1:
-        return False
-    cpg = c_in // groups
-    is_1x1 = (kh, kw) == (1, 1) and all(int(p) == 0 for p in shape["padding"])
-    limit = l1_bytes // 2 if is_1x1 else l1_bytes
-    if oh * ow <= 4 and cpg <= 512 and nb * c_in * (c_out // groups) <= limit:
-        return False
-    if is_1x1:
-        if all(int(s) == 1 for s in shape["stride"]) and cpg % 4:
-            return False
-        small_mb = threads > 1 and nb == 1 and cpg * oh <= 28 * 1024 and (c_out // groups) * oh <= 14 * 1024
-        return not small_mb
-    return ow < 256

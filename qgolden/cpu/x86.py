@@ -14,14 +14,14 @@ AVX512 = CpuClass(
     summary="AVX-512 F/BW/VL without VNNI (Skylake-SP): still int16 pair saturation; ATen's "
             "AVX512 stubs (avg pool NHWC) and Inductor use 64-byte vectors",
     aten_capability="avx512", fbgemm_vnni=False, onednn_isa="avx512_core", inductor_lanes=16,
-    onednn_int8_scales="sequential", onednn_f32_conv_bias_first=False)
+    onednn_f32_conv_bias_first=False)
 
 AVX512_VNNI = CpuClass(
     tag="avx512_vnni",
     summary="AVX-512 VNNI without AMX (Cascade Lake, Ice Lake, AMD Zen 4/5): exact int32 sums; "
             "the x86 engine's conv runs on oneDNN's VNNI brgemm kernels",
     aten_capability="avx512", fbgemm_vnni=True, onednn_isa="avx512_core_vnni", inductor_lanes=16,
-    onednn_int8_scales="sequential", onednn_f32_conv_bias_first=False)
+    onednn_f32_conv_bias_first=False)
 
 AVX512_AMX = CpuClass(
     tag="avx512_amx",
@@ -29,6 +29,6 @@ AVX512_AMX = CpuClass(
             "conv and larger matmuls on AMX tiles, whose float output stage multiplies by one "
             "combined scale",
     aten_capability="avx512", fbgemm_vnni=True, onednn_isa="avx512_core_amx", inductor_lanes=16,
-    onednn_int8_scales="amx", onednn_f32_conv_bias_first=False)
+    onednn_f32_conv_bias_first=False)
 
 CLASSES = (AVX2, AVX512, AVX512_VNNI, AVX512_AMX)

@@ -201,15 +201,15 @@ def backend_of(program, node) -> str:
     return conv_backend(program.profile, int(node.attrs.get("groups", 1)), not np.any(zw != 0))
 
 
-def onednn_kernel_of(node) -> str:
-    """The oneDNN output stage of a linear or conv node (requantize_onednn): 'jit' or 'ref'."""
-    if node.op != "conv":
-        return "jit"
-    from ..ops.conv import onednn_conv_impl, onednn_requant_kernel
+def onednn_kernel_of(node, program=None) -> str:
+    """The oneDNN output stage of a linear or conv node (requantize_onednn): 'combined',
+    'sequential' or 'ref', for the profile and input shape of `program` (onednn_node_output_stage)."""
+    from ..integer.transform import onednn_node_output_stage
+    from ..numerics.profile import make_profile
 
-    w = np.asarray(node.consts["weight"])
-    g = int(node.attrs.get("groups", 1))
-    return onednn_requant_kernel(onednn_conv_impl(w.shape[1], w.shape[0] // g, g))
+    profile = program.profile if program is not None else make_profile("onednn")
+    xt = program.tensors.get(node.inputs[0]) if program is not None else None
+    return onednn_node_output_stage(node, profile, getattr(xt, "shape", None))
 
 
 def can_saturate(program, node, path) -> bool:
@@ -314,7 +314,7 @@ def gemm_section(ctx, node, number) -> Section:
                 f"({'kernel path ' + path + ', ' if node.op == 'conv' else ''}"
                 f"{'int16 pair saturation possible on this CPU' if sat_possible else 'exact int32 products'}): "
                 f"integer sum of products, bias, one multiplier, round, add the output zero point, clamp.")
-    sec.formula = texts.gemm_formula(node.op, backend, has_bias, relu, sat_possible, per_channel, onednn_kernel_of(node))
+    sec.formula = texts.gemm_formula(node.op, backend, has_bias, relu, sat_possible, per_channel, onednn_kernel_of(node, program))
     zy = Val(a["out_zero_point"], ("attr", node.name, "out_zero_point"))
     rows = [
         ["x_q", f"{xin} (output of {getattr(ctx.producers.get(xin), 'name', 'the model input')})",
@@ -375,7 +375,7 @@ def gemm_section(ctx, node, number) -> Section:
     bias_label = {"fbgemm": "bias term b' (float, accumulator units)", "qnnpack": "bias term b_q (int32)",
                   "onednn": "bias (float, added after scaling)"}[backend]
     mult_label = {"fbgemm": "multiplier M = s_x·s_w/s_y", "qnnpack": "multiplier M = s_x·s_w/s_y",
-                  "onednn": "weight scale s_w (after s_x')" if onednn_kernel_of(node) == "ref"
+                  "onednn": "weight scale s_w (after s_x')" if onednn_kernel_of(node, program) in ("ref", "sequential")
                   else "multiplier M = s_x'·s_w"}[backend]
     table = Table(["quantity"] + [label(i) for i in shown], [])
     table.rows.append(["acc (int32, as the kernel sums)"] + [[tv("acc", i, "sat" if "sat" in marks[i] else "")] for i in shown])
@@ -402,7 +402,7 @@ def gemm_section(ctx, node, number) -> Section:
 
     # the formula with this input's numbers
     for i in shown if len(shown) <= MAX_SHOWN and n_all <= MAX_SHOWN else shown[:3]:
-        sec.numbers.append(_gemm_numbers(node, backend, has_bias, relu, i, tv, zy, marks[i]))
+        sec.numbers.append(_gemm_numbers(node, backend, has_bias, relu, i, tv, zy, marks[i], program))
 
     # marks over the whole sample
     all_idx = ctx.sample_indices(out_shape)
@@ -465,12 +465,14 @@ def _style(m):
     return ""
 
 
-def _gemm_numbers(node, backend, has_bias, relu, i, tv, zy, m):
+def _gemm_numbers(node, backend, has_bias, relu, i, tv, zy, m, program=None):
     line = [f"{label(i)}: "]
     if backend == "onednn":
         bias = [" + ", tv("bias_term", i)] if has_bias else []
-        if onednn_kernel_of(node) == "ref":
-            line += ["((", tv("acc", i), " · s_x') · ", tv("multiplier", i)] + bias + [") / s_y'"]
+        stage = onednn_kernel_of(node, program)
+        if stage in ("ref", "sequential"):
+            line += ["((", tv("acc", i), " · s_x') · ", tv("multiplier", i)] + bias
+            line += [") / s_y'"] if stage == "ref" else [") · 1/s_y'"]
         else:
             line += ["(", tv("acc", i), " · ", tv("multiplier", i)] + bias + [") · 1/s_y'"]
         line += [(" → ReLU" if relu else ""), " + z_y = ", tv("pre_round", i), " → round ",

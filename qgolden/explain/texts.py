@@ -4,7 +4,7 @@ from __future__ import annotations
 from .. import ops
 
 
-def gemm_formula(op, backend, has_bias, relu, sat_possible, per_channel, onednn_kernel="jit"):
+def gemm_formula(op, backend, has_bias, relu, sat_possible, per_channel, onednn_kernel="combined"):
     k = "k" if op == "linear" else "c,r,s"
     xk = "x_q[k]" if op == "linear" else "x_q[c, h·stride+r·dil−pad, w·stride+s·dil−pad]"
     wk = "w_q[n,k]" if op == "linear" else "w_q[n,c,r,s]"
@@ -19,6 +19,9 @@ def gemm_formula(op, backend, has_bias, relu, sat_possible, per_channel, onednn_
         if onednn_kernel == "ref":
             lines.append(f"v[n]   = f32(f32(f32(f32(acc[n]·s_x')·{sw}){b}) / s_y')   (ref kernel: one scale after "
                          "the other, then a division)" + ("; v = max(v, 0)" if relu else ""))
+        elif onednn_kernel == "sequential":
+            lines.append(f"v[n]   = f32(f32(f32(f32(acc[n]·s_x')·{sw}){b}) · f32(1/s_y'))   (this kernel: one scale "
+                         "after the other)" + ("; v = max(v, 0)" if relu else ""))
         else:
             lines += [f"M[n]   = f32(s_x'·{sw})",
                       f"v[n]   = f32(f32(f32(acc[n]·M[n]){b}) · f32(1/s_y'))" + ("; v = max(v, 0)" if relu else "")]

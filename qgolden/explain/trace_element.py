@@ -180,7 +180,7 @@ def _gemm_element(ctx, program, node, t, idx, sec):
     path = t.get("path", backend)
     sat_possible = can_saturate(program, node, path)
     per_channel = bool(a.get("per_channel")) or np.asarray(node.consts["weight_scale"]).size > 1
-    sec.formula = texts.gemm_formula(node.op, backend, has_bias, relu, sat_possible, per_channel, onednn_kernel_of(node))
+    sec.formula = texts.gemm_formula(node.op, backend, has_bias, relu, sat_possible, per_channel, onednn_kernel_of(node, program))
     zx = int(a["x_zero_point"])
     zw_all = np.asarray(node.consts["weight_zero_point"]).reshape(-1)
     ch = idx[-1] if node.op == "linear" else idx[1]
@@ -232,7 +232,7 @@ def _gemm_element(ctx, program, node, t, idx, sec):
     sec.numbers.append(["multiplier: ", tv("multiplier")])
     m = gemm_marks(ctx, node, [idx])[idx]
     zy = Val(a["out_zero_point"], ("attr", node.name, "out_zero_point"))
-    sec.numbers.append(_gemm_numbers(node, backend, has_bias, relu, idx, tv_idx(tv), zy, m))
+    sec.numbers.append(_gemm_numbers(node, backend, has_bias, relu, idx, tv_idx(tv), zy, m, program))
     pre = float(_item(np.asarray(t["pre_round"])[trace_index(node, t["pre_round"], idx, out_shape, key="pre_round")]))
     fl = np.floor(pre)
     if np.isfinite(pre):

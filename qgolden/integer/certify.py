@@ -161,7 +161,7 @@ def recheck(program, integer_program, enumerate_budget=1 << 22):
         xi = program.tensors.get(node.inputs[0])
         rep = ACC.analyse(kn, kp, *QRANGE[xi.dtype if xi is not None and xi.quantized else "uint8"])
         lo, hi = rep["lo"], rep["hi"]
-        ref, mono, _ = _engine_requant(kn, kp)
+        ref, mono, _ = _engine_requant(kn, kp, getattr(xi, "shape", None))
         a, k = n.attrs, n.consts
         plan = LayerPlan(**{key: np.asarray(k[key]) for key in ("multiplier", "shift", "bias", "frac", "use_table",
                                                                "thresholds")},

@@ -120,7 +120,25 @@ def _xnnpack_requant(node):
     return ref, monotone_ok, "xnnpack"
 
 
-def _engine_requant(node, profile):
+def onednn_node_output_stage(node, profile, x_shape=None) -> str:
+    """The oneDNN output stage of a linear / conv node for input shape x_shape (the shape seen when
+    the program was built; without one, a batch of 1 and a 1x1 output)."""
+    w = np.asarray(node.consts["weight"])
+    if node.op == "linear":
+        from ..ops.linear import onednn_linear_output_stage
+
+        m = int(np.prod(x_shape[:-1])) if x_shape else 1
+        return onednn_linear_output_stage(profile, m, w.shape[1], w.shape[0])
+    from ..ops.conv import onednn_output_stage
+
+    a = node.attrs
+    if not x_shape:
+        x_shape = (1, w.shape[1] * int(a["groups"])) + tuple(w.shape[2:])
+    return onednn_output_stage(profile, x_shape, w.shape, int(a["groups"]), a["stride"], a["padding"],
+                               a.get("dilation", 1))
+
+
+def _engine_requant(node, profile, x_shape=None):
     a, k = node.attrs, node.consts
     if PT2E_BACKENDS.get(profile.get("engine")) == "pt2e_reference" and node.op == "linear":
         return _reference_requant(node)
@@ -138,12 +156,10 @@ def _engine_requant(node, profile):
     kw = dict(x_scale=a["x_scale"], weight_scale=k["weight_scale"], out_scale=a["out_scale"],
               out_zero_point=a["out_zero_point"], bias=k.get("bias"), per_channel=a.get("per_channel", False),
               relu=a["relu"])
-    if backend == "onednn" and node.op == "conv":  # ref:any convs scale in another order
-        from ..ops.conv import onednn_conv_impl, onednn_requant_kernel
-
-        g = int(a["groups"])
-        w = np.asarray(k["weight"])
-        kw["kernel"] = onednn_requant_kernel(onednn_conv_impl(w.shape[1], w.shape[0] // g, g))
+    if backend == "onednn":  # the kernel's output stage, for the input shape the program was built with
+        kw["kernel"] = onednn_node_output_stage(node, profile, x_shape)
+        if node.op == "linear":
+            kw["weight_scales"] = "reciprocal"
 
     def ref(acc, trace=None):
         return req(np.asarray(acc, dtype=np.int64), trace=trace, **kw).astype(np.int64)
@@ -268,7 +284,9 @@ def _linear_conv(ctx, node):
     xlo, xhi = ctx.rng(x, _dtype(ctx.p, x))
     rep = ACC.analyse(kn, kp, xlo, xhi, ctx.observed.get(node.name))
     lo, hi = rep["lo"], rep["hi"]
-    ref, mono, backend = _float_out_requant(kn, kp) if "_then" in node.attrs else _engine_requant(kn, kp)
+    xt = ctx.p.tensors.get(x) if hasattr(ctx.p, "tensors") else None
+    ref, mono, backend = (_float_out_requant(kn, kp) if "_then" in node.attrs
+                          else _engine_requant(kn, kp, getattr(xt, "shape", None)))
     zo = int(node.attrs["out_zero_point"])
     dtype, out_min, out_max = out_range(node)
     plan = plan_layer(ref, lo, hi, zo=zo, out_min=out_min, out_max=out_max, slope=_slope(node), bits=ctx.bits,

@@ -201,30 +201,47 @@ def requantize_qnnpack(acc, *, x_scale, weight_scale, out_scale, out_zero_point,
     return out
 
 
-def onednn_v3_scales(x_scale, weight_scale, out_scale, n):
+def onednn_v3_scales(x_scale, weight_scale, out_scale, n, weight_scales="direct"):
     """The scales oneDNN 3 receives from PyTorch through ideep: PyTorch passes reciprocals in
-    float (isx = f32(1/sx), iso = f32(1/so)), ideep hands oneDNN their float reciprocals, and
-    the weight scales as they are:
+    float (isx = f32(1/sx), iso = f32(1/so)), ideep hands oneDNN their float reciprocals:
 
-        src = f32(1/isx)   wei[n] = f32(sw[n])   dst = f32(1/iso)
+        src = f32(1/isx)   dst = f32(1/iso)
+        wei[n] = f32(sw[n])              weight_scales 'direct': conv (qconv_prepack.cpp hands
+                                         ideep q_scale / q_per_channel_scales as they are)
+        wei[n] = f32(1/f32(1/sw[n]))     'reciprocal': linear (qlinear_prepack.cpp stores
+                                         1.0/q_scale, per channel 1.0f/float(scale); ideep's
+                                         matmul inverts it back)
     Returns (src, wei, dst) as float32."""
     isx = np.float32(1.0 / float(x_scale))
     iso = np.float32(1.0 / float(out_scale))
-    return np.float32(1.0) / isx, f32(_per_channel(weight_scale, n)), np.float32(1.0) / iso
+    sw = _per_channel(weight_scale, n)
+    if weight_scales == "reciprocal":
+        # per tensor: 1.0/double; per channel: 1.0f/float (same value as f32(1/f32(sw)) when sw is a float)
+        inv = (1.0 / sw).astype(np.float32) if np.size(weight_scale) == 1 else np.float32(1) / f32(sw)
+        wei = f32(1.0 / inv.astype(np.float64))
+    else:
+        wei = f32(sw)
+    return np.float32(1.0) / isx, wei, np.float32(1.0) / iso
 
 
 def requantize_onednn(acc, *, x_scale, weight_scale, out_scale, out_zero_point, bias,
-                      per_channel, relu, trace=None, kernel="jit"):
+                      per_channel, relu, trace=None, kernel="combined", weight_scales="direct"):
     """oneDNN int8 matmul / conv output stage as driven by PyTorch through ideep
     (PackedLinearWeightsOnednn / PackedConvWeightsOnednn::apply_impl), with the scales of
-    onednn_v3_scales:
+    onednn_v3_scales. `kernel` is the output stage of the kernel that runs
+    (CpuClass.onednn_output_stage):
 
-    kernel 'jit' (jit conv, jit depthwise conv, gemm matmul): one combined scale, and the dst
+    'combined' (AVX2 jit conv and gemm, AMX brgemm micro-kernel): one combined scale, the dst
     scale applied as a multiplication by its float reciprocal
         f = f32(f32(acc) * f32(src * wei[n]))
         f = f32(f + bias[n])                     # float bias after scaling, if any
         f = f32(f * f32(1 / dst))
-    kernel 'ref' (ref:any conv, e.g. 2 or 3 channels per group): the scales one after the
+    'sequential' (brgemm / brdgmm kernels without the AMX micro-kernel): the scales one after
+    the other, then the dst reciprocal
+        f = f32(f32(f32(acc) * src) * wei[n])
+        f = f32(f + bias[n])
+        f = f32(f * f32(1 / dst))
+    'ref' (ref:any conv, e.g. 2 or 3 channels per group on AVX2): the scales one after the
     other, and a division by the dst scale
         f = f32(f32(f32(acc) * src) * wei[n])
         f = f32(f + bias[n])
@@ -233,16 +250,17 @@ def requantize_onednn(acc, *, x_scale, weight_scale, out_scale, out_zero_point, 
         f   = max(f, 0) if relu
         out = clamp(rne(f32(f + zo)), 0, 255)    # saturates in float: huge -> 255
 
-    Measured: a sweep of random scales (1x1 and 3x3 jit conv, jit depthwise, ref:any with 1
-    and 3 input channels per group, with and without bias) against PyTorch's onednn engine,
-    where each other candidate (f32(sx)*f32(sw); one multiplier iso/(isx*isw); the bias folded
-    into the int domain) missed near ties; plus the exact ties of random seeds 61, 9137, 16103.
+    Measured: sweeps of random scales placed on exact requantization ties (so = c * sx * sw)
+    against PyTorch's onednn engine on an AMX Xeon, per kernel family (ONEDNN_VERBOSE), where
+    only the stage named above matched each family; earlier, on AVX2, the same for jit / ref.
     """
+    if kernel == "jit":
+        kernel = "combined"
     acc = np.asarray(acc, dtype=np.int64)
     n = acc.shape[-1]
     fa = f32(acc.astype(np.float64)).astype(np.float64)
-    src, wei, dst = onednn_v3_scales(x_scale, weight_scale, out_scale, n)
-    if kernel == "ref":
+    src, wei, dst = onednn_v3_scales(x_scale, weight_scale, out_scale, n, weight_scales)
+    if kernel in ("ref", "sequential"):
         mult = wei
         f = f32(f32(fa * np.float64(src)).astype(np.float64) * wei.astype(np.float64))
     else:
@@ -263,5 +281,5 @@ def requantize_onednn(acc, *, x_scale, weight_scale, out_scale, out_zero_point, 
     with np.errstate(invalid="ignore"):
         out = np.clip(np.nan_to_num(rounded, nan=0.0), 0, 255).astype(np.uint8)
     if trace is not None:
-        trace.update(bias_term=bterm, multiplier=mult, pre_round=pre, rounded=rounded)
+        trace.update(bias_term=bterm, multiplier=mult, pre_round=pre, rounded=rounded, output_stage=kernel)
     return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import accumulate as A
+from ..cpu import cpu_class
 from ..numerics.profile import conv_backend, detect_isa_cpu_only, gemm_saturates
 from ..numerics.quantize import dequantize_per_tensor
 from ..numerics.requantize import requantize_fbgemm, requantize_onednn, requantize_qnnpack
@@ -146,8 +147,8 @@ def _onednn_host_acc(x4, w4, zx, stride, padding, dilation, groups, cpg, kpg, ke
     if mode is None:
         return None
     can_saturate = A.pairs_can_saturate(x4, w4, x_range)
-    if mode == "saturate" and can_saturate and detect_isa_cpu_only() != "avx2":
-        return None  # the host pairing model (onednn_conv_acc) was measured on AVX2 only
+    if mode == "saturate" and can_saturate and not _host_pairing_measured():
+        return None
     host_sat = mode == "saturate" and onednn_conv_impl(cpg, kpg, groups) == "jit"
     if backend == "qnnpack":  # exact int32 sums
         target_layout, target_sat, same_pairs = "onednn", False, True
@@ -167,12 +168,19 @@ def _onednn_host_acc(x4, w4, zx, stride, padding, dilation, groups, cpg, kpg, ke
     return _corrected(acc, add, sub)
 
 
+def _host_pairing_measured() -> bool:
+    """Whether this machine's oneDNN pairing of saturating u8*s8 sums is the one onednn_conv_acc models:
+    measured on AVX2 hosts only (oneDNN's AVX2 jit kernels); VNNI and AMX hosts sum exactly
+    (onednn_host_conv_mode 'exact'), so this only matters on AVX-512 hosts without VNNI."""
+    return cpu_class(detect_isa_cpu_only()).onednn_isa == "avx2"
+
+
 def _host_conv_is_exact(cpg, kpg, groups):
-    """Whether this machine's oneDNN int8 conv sums exactly for this grouping: its jit_dw and
-    ref kernels always do (onednn_conv_impl), the pairing jit kernel only without int16
-    saturation (VNNI); measured on AVX2 and VNNI hosts only."""
+    """Whether this machine's oneDNN int8 conv sums exactly for this grouping: every kernel of a
+    VNNI or AMX host does (onednn_host_conv_mode 'exact'); on an AVX2 host its jit_dw and ref
+    kernels do (onednn_conv_impl), the pairing jit kernel does not."""
     mode = A.onednn_host_conv_mode()
-    if mode is None or (mode == "saturate" and detect_isa_cpu_only() != "avx2"):
+    if mode is None or (mode == "saturate" and not _host_pairing_measured()):
         return False
     return mode == "exact" or onednn_conv_impl(cpg, kpg, groups) != "jit"
 
@@ -197,10 +205,25 @@ def _corrected(acc, add=None, sub=None):
     return acc
 
 
-def onednn_requant_kernel(impl):
-    """Which oneDNN output stage a conv kernel runs (requantize_onednn): 'ref' for ref:any,
-    'jit' for the jit and jit depthwise kernels."""
-    return "ref" if impl == "ref" else "jit"
+def onednn_output_stage(profile, x_shape, w_shape, groups, stride, padding, dilation=(1, 1)) -> str:
+    """The output stage (requantize_onednn) of the oneDNN conv kernel that runs for input
+    [N, C, H, W] (conv1d: [N, C, L]) and weight [O, C/G, KH, KW] ([O, C/G, K]) on the
+    profile's CPU class: CpuClass.onednn_conv_kernel, then onednn_output_stage."""
+    conv1d = len(w_shape) == 3
+    if conv1d:
+        kernel, stride, padding, dilation = (1, w_shape[2]), (1, _pair(stride, 1)[0]), (0, _pair(padding, 1)[0]), \
+            (1, _pair(dilation, 1)[0])
+        h, wd = 1, x_shape[2]
+    else:
+        kernel, stride, padding, dilation = tuple(w_shape[2:]), _pair(stride), _pair(padding), _pair(dilation)
+        h, wd = x_shape[2], x_shape[3]
+    out_hw = tuple(max(0, (n + 2 * p - d * (k - 1) - 1) // s + 1)
+                   for n, p, d, k, s in zip((h, wd), padding, dilation, kernel, stride))
+    g = int(groups)
+    cls = cpu_class(profile)
+    fam = cls.onednn_conv_kernel(int(w_shape[1]), int(w_shape[0]) // g, g, kernel, stride, padding,
+                                 int(x_shape[0]), out_hw, int(profile.get("num_threads", 1)))
+    return cls.onednn_output_stage(fam)
 
 
 def _gconv_groups_together(c_per_g):
@@ -235,7 +258,8 @@ def conv(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, b
     req = {"fbgemm": requantize_fbgemm, "qnnpack": requantize_qnnpack,
            "onednn": requantize_onednn}[backend]
     t = {} if trace is not None else None
-    extra = {"kernel": onednn_requant_kernel(path)} if backend == "onednn" else {}
+    extra = {"kernel": onednn_output_stage(profile, x4.shape, w4.shape, g, stride, padding, dilation)} \
+        if backend == "onednn" else {}
     out = req(acc, x_scale=x_scale, weight_scale=weight_scale, out_scale=out_scale,
               out_zero_point=out_zero_point, bias=bias, per_channel=per_channel, relu=relu, trace=t, **extra)
     # an NCHW view of the NHWC result: the next conv and elementwise ops read this memory order

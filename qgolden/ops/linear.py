@@ -11,6 +11,7 @@ import numpy as np
 
 from ..numerics.accumulate import (_cached_weight, even_odd_pairs, matmul_exact, matmul_pair_saturated,
                                    matmul_pair_saturated_blocked, matmul_weight_exact, onednn_gemm_k_blocks)
+from ..cpu import cpu_class
 from ..numerics.profile import gemm_saturates, linear_backend
 from ..numerics.quantize import dequantize_per_tensor
 from ..numerics.requantize import requantize_fbgemm, requantize_onednn, requantize_qnnpack
@@ -49,6 +50,13 @@ def accumulate_linear(x2, w, x_zero_point, w_zero_point, backend, saturates, isa
     return matmul_exact(xs, ws.T)
 
 
+def onednn_linear_output_stage(profile, m: int, k: int, n: int) -> str:
+    """The output stage (requantize_onednn) of oneDNN's matmul for x [M, K] and weight [N, K] on the
+    profile's CPU class (CpuClass.onednn_matmul_kernel, then onednn_output_stage)."""
+    cls = cpu_class(profile)
+    return cls.onednn_output_stage(cls.onednn_matmul_kernel(int(m), int(k), int(n)))
+
+
 def linear(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, bias,
            out_scale, out_zero_point, relu, per_channel=False, profile, trace=None,
            out_quant_min=None, out_quant_max=None, out_dtype=None):
@@ -82,9 +90,11 @@ def linear(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point,
     req = {"fbgemm": requantize_fbgemm, "qnnpack": requantize_qnnpack,
            "onednn": requantize_onednn}[backend]
     t = {} if trace is not None else None
+    extra = {"kernel": onednn_linear_output_stage(profile, *x2.shape, w.shape[0]), "weight_scales": "reciprocal"} \
+        if backend == "onednn" else {}
     out = req(acc, x_scale=x_scale, weight_scale=weight_scale, out_scale=out_scale,
               out_zero_point=out_zero_point, bias=bias, per_channel=per_channel, relu=relu,
-              trace=t)
+              trace=t, **extra)
     out = out.reshape(lead + (w.shape[0],))
     if trace is not None:
         trace["acc"] = acc.reshape(lead + (w.shape[0],))
