@@ -464,7 +464,13 @@ def _cat(ctx, node):
 
 def _batch_norm(ctx, node):
     dt = node.attrs.get("dtype", "uint8")
-    C = np.asarray(node.consts["running_var"]).shape[0]
+    if "running_var" in node.consts:
+        C = np.asarray(node.consts["running_var"]).shape[0]
+    else:  # another per-channel unary op (prelu): its input's channel count
+        info = ctx.p.tensors.get(node.inputs[0])
+        if info is None or info.shape is None or len(info.shape) < 2:
+            raise Unsupported("input shape unknown (lower with an example input)")
+        C = int(info.shape[1])
     tab = L.channel_table(node, ctx.profile, dt, C)
     qmin = QRANGE[dt][0]
     nn = Node(node.name, "lut_channel", list(node.inputs), node.output, {"in_min": qmin, "axis": 1, "dtype": dt},
