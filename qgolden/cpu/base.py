@@ -22,6 +22,9 @@ class CpuClass:
     onednn_isa          the oneDNN ISA its jit kernels are generated for: 'avx2', 'avx512_core',
                         'avx512_core_vnni' or 'avx512_core_amx' (None: no x86 oneDNN kernels)
     inductor_lanes      float32 lanes of torch.compile's C++ vector code (VecAVX2 8, VecAVX512 16)
+    baseline_fma        ATen code compiled once for the architecture's baseline (e.g.
+                        quantized/cpu/UpSampleBilinear2d.cpp) has its float `a*b + c` contracted into
+                        one FMA by GCC (-ffp-contract=fast): arm64's baseline has FMA, x86-64's (SSE2) not
     """
 
     tag: str
@@ -31,6 +34,14 @@ class CpuClass:
     fbgemm_vnni: bool = False
     onednn_isa: str | None = "avx2"
     inductor_lanes: int = 8
+    baseline_fma: bool = False
+
+    @property
+    def kernel_fma(self) -> bool:
+        """ATen's per-capability kernel files (native/cpu/, quantized/cpu/kernels/) are compiled with
+        FMA on every class (AVX2/AVX512 builds use -mfma; arm64 has it in its baseline), so GCC
+        contracts their scalar float `a*b + c` into one FMA."""
+        return True
 
     # --- ATen ---------------------------------------------------------------------------
     # Stubs registered with ALSO_REGISTER_AVX512_DISPATCH get a real AVX512 kernel; every other

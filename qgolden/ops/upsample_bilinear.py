@@ -10,6 +10,9 @@ AVX2 vector blocks of 8 channels compute the same float32 expression). Per axis
                    src = max(f32(f32(r · f32(dst + 0.5)) - 0.5), 0)
     i0 = trunc(src); i1 = i0 + (i0 < in - 1); l1 = f32(src - i0); l0 = f32(1 - l1)
     y = f32(f32(h0·f32(f32(w0·p00) + f32(w1·p01))) + f32(h1·f32(f32(w0·p10) + f32(w1·p11)))) - zx
+        where the code is compiled with FMA (the NHWC kernel; everything on arm64) GCC contracts each
+        a*b + c*d into fma(a, b, c*d), and the NHWC kernel's AVX2 blocks of 8 channels into fma(c, d, a*b)
+        (CpuClass.kernel_fma / baseline_fma)
     y_q = clamp(rne(f32(y + zx)))              (quantize_val with scale 1, zero point zx)
 Output size: `size`, or trunc(in · scale_factor) (double). Equal sizes: a plain copy.
 """
@@ -17,8 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..cpu import cpu_class
 from ..numerics import elementwise as E
-from ..numerics.floatops import f32
+from ..numerics.floatops import f32, fma32
+from ..numerics.profile import aten_vector_width
 from .spec import OpSpec
 
 
@@ -50,6 +55,17 @@ def source_weights(n_in: int, n_out: int, align_corners: bool, scale=None):
     return i0, step, l0, l1
 
 
+def _interpolate(p00, p01, p10, p11, W0, W1, H0, H1, fused):
+    """h0·(w0·p00 + w1·p01) + h1·(w0·p10 + w1·p11) in float32. GCC contracts each `a*b + c*d` into
+    one FMA: fma(a, b, c*d) in scalar code ('first'), fma(c, d, a*b) from the Vectorized operators
+    of the NHWC kernel ('second'); 'none': every product and sum rounded."""
+    if fused == "first":
+        return fma32(H0, fma32(W0, p00, _m(W1, p01)), _m(H1, fma32(W0, p10, _m(W1, p11))))
+    if fused == "second":
+        return fma32(H1, fma32(W1, p11, _m(W0, p10)), _m(H0, fma32(W1, p01, _m(W0, p00))))
+    return _a(_m(H0, _a(_m(W0, p00), _m(W1, p01))), _m(H1, _a(_m(W0, p10), _m(W1, p11))))
+
+
 def output_size(h, w, size, scale_factor):
     if size is not None:
         return int(size[0]), int(size[1])
@@ -74,10 +90,19 @@ def upsample_bilinear(x, *, x_scale, x_zero_point, size=None, scale_factor=None,
     p10, p11 = r1[..., w0i], r1[..., w0i + ws]
     W0, W1 = wl0[None, None, None, :], wl1[None, None, None, :]
     H0, H1 = hl0[None, None, :, None], hl1[None, None, :, None]
-    top = _a(_m(W0, p00), _m(W1, p01))
-    bot = _a(_m(W0, p10), _m(W1, p11))
+    cls = cpu_class(profile) if profile else None
+    if channels_last:  # kernels/QuantizedOpKernels.cpp: compiled with FMA
+        fused = "first" if cls is None or cls.kernel_fma else "none"
+        vw = aten_vector_width(profile, "qupsample_bilinear2d_nhwc") // 4 if cls and cls.arch == "x86_64" else 0
+        vector = (np.arange(c) < (c // vw) * vw) if vw else np.zeros(c, bool)
+    else:  # UpSampleBilinear2d.cpp: the architecture's baseline flags
+        fused = "first" if cls is not None and cls.baseline_fma else "none"
+        vector = np.zeros(c, bool)
     zx = np.float32(int(x_zero_point))
-    y = _a(_a(_m(H0, top), _m(H1, bot)), -zx)
+    y = _a(_interpolate(p00, p01, p10, p11, W0, W1, H0, H1, fused), -zx)
+    if vector.any():  # AVX2 blocks of 8 channels: Vectorized operators, contracted the other way
+        yv = _a(_interpolate(p00, p01, p10, p11, W0, W1, H0, H1, "second"), -zx)
+        y = np.where(vector[None, :, None, None], yv, y)
     lo, hi = E.qrange(dtype)
     out = np.clip(np.rint(_a(y, zx).astype(np.float64)), lo, hi)
     if trace is not None:
