@@ -459,7 +459,7 @@ def c_add_scalar(op):
 def c_float_binary(fn):
     def rule(L, n, name, a, b, *rest, **kw):
         ia, ib = L.info(a), L.info(b)
-        if ia is None and ib is None:  # int arithmetic on shapes
+        if all(i is None or i.dtype in ("int", "list") for i in (ia, ib)):  # int arithmetic on shapes
             return _int_arith(L, n, name, fn, a, b)
         if (ia is not None and ia.quantized) or (ib is not None and ib.quantized):
             L.fail(n, name, "float arithmetic on a quantized tensor (use FloatFunctional/QFunctional)")
@@ -818,6 +818,9 @@ CALLS = {
     "torch.clip": c_clamp,
     "F.hardsigmoid": c_hardsigmoid,
     "F.gelu": c_gelu,
+    "torch.gelu": c_gelu,
+    "torch.hardsigmoid": c_hardsigmoid,
+    "torch.upsample_bilinear2d": None,
     "F.softmax": c_softmax,
     "torch.softmax": c_softmax,
     "method.softmax": c_softmax,
@@ -872,6 +875,18 @@ SUPPORTED = ("Supported: Quantize/DeQuantize, quantize_per_tensor, dequantize, L
              "Sigmoid, Tanh, add/add_relu/mul/mul_relu (QFunctional, quantized::add...), add_scalar, mul_scalar, "
              "cat, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, interpolate/Upsample nearest, mean, "
              "flatten, reshape, view, squeeze, unsqueeze, permute, transpose, contiguous, getitem, "
-             "Dropout, Identity, and exact float ops (relu, hardtanh, add, sub, mul) between dequantize and quantize.")
+             "Dropout, Identity, clamp, chunk, split, channel_shuffle, pixel_shuffle, pixel_unshuffle, "
+             "and exact float ops (relu, hardtanh, add, sub, mul) between dequantize and quantize.")
+
+
+def _with_table(text: str) -> str:
+    """SUPPORTED, plus the PyTorch spellings the op table declares (OpSpec.torch)."""
+    from ..ops import table
+
+    spellings = [t for spec in table().values() for t in spec.torch]
+    return text[:-1] + "; " + ", ".join(spellings) + "." if spellings else text
+
+
+SUPPORTED = _with_table(SUPPORTED)
 
 from . import ts_ops  # noqa: E402,F401  TorchScript (torch.ops) targets, added to CALLS
