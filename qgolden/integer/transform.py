@@ -476,7 +476,7 @@ def _batch_norm(ctx, node):
     nn = Node(node.name, "lut_channel", list(node.inputs), node.output, {"in_min": qmin, "axis": 1, "dtype": dt},
               {"table": tab}, node.source, node.torch_op)
     v = np.broadcast_to(np.arange(qmin, QRANGE[dt][1] + 1), (1, C, tab.shape[1])).astype(dt)
-    ref = np.asarray(ops.get("batch_norm")(np.ascontiguousarray(v), **node.attrs, **node.consts,
+    ref = np.asarray(ops.get(node.op)(np.ascontiguousarray(v), **node.attrs, **node.consts,
                                            profile=ctx.profile)).astype(np.int64)
     mine = ops.get("lut_channel")(v, table=tab, in_min=qmin, axis=1, dtype=dt).astype(np.int64)
     return [nn], OpCert(node.name, node.op, "lut per channel", int(v.size), int((ref != mine).sum()))

@@ -163,12 +163,12 @@ def _nhwc_float_sums(q, profile):
 
 SPECS = [
     OpSpec("layer_norm", "layer_norm", integer="float",
-           summary="layer norm through floats (float32 statistics from integer sums)",
+           summary="layer norm through floats (no integer-only form: each output depends on float32 statistics of its whole row)",
            formula=("mu = Σx_q/N − z_x;  r = s_x/√(var·s_x² + eps);  y = ((x_q − z_x) − mu)·r·γ + β;",
                     "y_q = clamp(rne(y/s_y) + z_y)"),
            torch=("nnq.LayerNorm", "quantized::layer_norm")),
     OpSpec("group_norm", "group_norm", integer="float",
-           summary="group / instance norm through floats (float32 statistics from integer sums)",
+           summary="group / instance norm through floats (no integer-only form: each output depends on float32 statistics of its whole group)",
            formula=("per group: mu = Σx_q/N − z_x;  r = s_x/√(var·s_x² + eps);  y = ((x_q − z_x) − mu)·(r·γ_c) + β_c;",
                     "y_q = clamp(rne(y/s_y) + z_y)"),
            torch=("nnq.GroupNorm", "nnq.InstanceNorm1d/2d/3d", "quantized::group_norm", "quantized::instance_norm")),
