@@ -7,7 +7,7 @@ AVX2 vector blocks of 8 channels compute the same float32 expression). Per axis
 (area_pixel_compute_scale / area_pixel_compute_source_index, ATen/native/UpSample.h):
     align_corners: r = f32(f32(in - 1) / f32(out - 1)) (0 if out == 1);  src = f32(r · dst)
     otherwise:     r = f32(1.0 / scale) if a scale factor is given, else f32(f32(in) / f32(out));
-                   src = max(f32(f32(r · f32(dst + 0.5)) - 0.5), 0)
+                   src = max(f32(f32(r · f32(dst + 0.5)) - 0.5), 0)   (one fma where compiled with FMA)
     i0 = trunc(src); i1 = i0 + (i0 < in - 1); l1 = f32(src - i0); l0 = f32(1 - l1)
     y = f32(f32(h0·f32(f32(w0·p00) + f32(w1·p01))) + f32(h1·f32(f32(w0·p10) + f32(w1·p11)))) - zx
         where the code is compiled with FMA (the NHWC kernel; everything on arm64) GCC contracts each
@@ -24,6 +24,7 @@ from ..cpu import cpu_class
 from ..numerics import elementwise as E
 from ..numerics.floatops import f32, fma32
 from ..numerics.profile import aten_vector_width
+from .max_pool import nhwc_written_as_nchw
 from .spec import OpSpec
 
 
@@ -35,8 +36,9 @@ def _a(a, b):
     return f32(np.asarray(a, np.float32).astype(np.float64) + np.asarray(b, np.float32).astype(np.float64))
 
 
-def source_weights(n_in: int, n_out: int, align_corners: bool, scale=None):
-    """(i0, step to i1, l0, l1) per output index along one axis."""
+def source_weights(n_in: int, n_out: int, align_corners: bool, scale=None, fma=False):
+    """(i0, step to i1, l0, l1) per output index along one axis; fma: the code computing
+    r·(dst + 0.5) - 0.5 is compiled with FMA contraction (one rounding)."""
     dst = np.arange(n_out)
     if align_corners:
         r = np.float32(np.float32(n_in - 1) / np.float32(n_out - 1)) if n_out > 1 else np.float32(0)
@@ -46,7 +48,8 @@ def source_weights(n_in: int, n_out: int, align_corners: bool, scale=None):
             r = np.float32(1.0 / float(scale))
         else:
             r = np.float32(np.float32(n_in) / np.float32(n_out))
-        src = _a(_m(r, _a(dst.astype(np.float32), np.float32(0.5))), np.float32(-0.5))
+        half = _a(dst.astype(np.float32), np.float32(0.5))
+        src = fma32(r, half, np.float32(-0.5)) if fma else _a(_m(r, half), np.float32(-0.5))
         src = np.where(src < 0, np.float32(0), src)
     i0 = src.astype(np.int64)  # truncation toward zero (src >= 0)
     step = (i0 < n_in - 1).astype(np.int64)
@@ -79,18 +82,23 @@ def upsample_bilinear(x, *, x_scale, x_zero_point, size=None, scale_factor=None,
         raise ValueError("quantized upsample_bilinear2d supports 4-D (NCHW) input only")
     n, c, h, w = x.shape
     oh, ow = output_size(h, w, size, scale_factor)
+    # torch picks the NHWC kernel when the input is ChannelsLast-contiguous, as every C == 1 or
+    # H·W == 1 tensor is; for H·W == 1 it then writes NHWC order into an output that
+    # suggest_memory_format() makes NCHW, whatever the input's strides
+    channels_last = channels_last or c == 1 or h * w == 1
     if oh == h and ow == w and not channels_last:
         return x.copy()
     sf = scale_factor if (scale_factor is not None and size is None) else (None, None)
-    h0i, hs, hl0, hl1 = source_weights(h, oh, align_corners, sf[0])
-    w0i, ws, wl0, wl1 = source_weights(w, ow, align_corners, sf[1])
+    cls = cpu_class(profile) if profile else None
+    fma = (cls is None or cls.kernel_fma) if channels_last else (cls is not None and cls.baseline_fma)
+    h0i, hs, hl0, hl1 = source_weights(h, oh, align_corners, sf[0], fma)
+    w0i, ws, wl0, wl1 = source_weights(w, ow, align_corners, sf[1], fma)
     p = x.astype(np.float32)
     r0, r1 = p[:, :, h0i, :], p[:, :, h0i + hs, :]
     p00, p01 = r0[..., w0i], r0[..., w0i + ws]
     p10, p11 = r1[..., w0i], r1[..., w0i + ws]
     W0, W1 = wl0[None, None, None, :], wl1[None, None, None, :]
     H0, H1 = hl0[None, None, :, None], hl1[None, None, :, None]
-    cls = cpu_class(profile) if profile else None
     if channels_last:  # kernels/QuantizedOpKernels.cpp: compiled with FMA
         fused = "first" if cls is None or cls.kernel_fma else "none"
         vw = aten_vector_width(profile, "qupsample_bilinear2d_nhwc") // 4 if cls and cls.arch == "x86_64" else 0
@@ -105,6 +113,8 @@ def upsample_bilinear(x, *, x_scale, x_zero_point, size=None, scale_factor=None,
         y = np.where(vector[None, :, None, None], yv, y)
     lo, hi = E.qrange(dtype)
     out = np.clip(np.rint(_a(y, zx).astype(np.float64)), lo, hi)
+    if channels_last:
+        out = nhwc_written_as_nchw(out, h, w)
     if trace is not None:
         trace.update(kernel="aten_upsample_bilinear2d" + ("_nhwc" if channels_last else ""), output_size=(oh, ow),
                      src_h=h0i, src_w=w0i, lambda_h=hl1, lambda_w=wl1, pre_round=y)
