@@ -9,7 +9,8 @@ group norm: C/G channels of one sample). Per group, from the stored values q (ex
 
     m  = f32(f32(Σq) / N)                       mean of the stored values
     mu = f32(m - zx)                            mean / s_x
-    v  = max(f32(f32(f32(Σq²) / N) - f32(m·m)), 0)
+    v  = max(fma(-m, m, f32(f32(Σq²) / N)), 0)       (GCC contracts `a/N - m*m` into one FMA:
+                                                the kernel file is compiled with FMA, CpuClass.kernel_fma)
     r  = (float)(s_x / sqrt((double)f32(f32(v·s_x)·s_x) + eps))     s_x / std, in double
 
 layer norm (gamma, beta per element):
@@ -30,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import elementwise as E
-from ..numerics.floatops import f32
+from ..numerics.floatops import f32, fma32
 from ..numerics.profile import aten_vector_width
 from .spec import OpSpec
 
@@ -50,7 +51,7 @@ def group_stats(s, s2, n, x_scale, x_zero_point, eps):
     nf = np.float32(n)
     m = f32(f32(s).astype(np.float64) / np.float64(nf))
     mu = f32(m.astype(np.float64) - float(np.float32(x_zero_point)))
-    v = np.maximum(_add(f32(f32(s2).astype(np.float64) / np.float64(nf)), -_mul(m, m)), np.float32(0))
+    v = np.maximum(fma32(-m, m, f32(f32(s2).astype(np.float64) / np.float64(nf))), np.float32(0))
     xs = np.float32(x_scale)
     var_d = _mul(_mul(v, xs), xs).astype(np.float64) + float(eps)
     r = f32(np.float64(xs) / np.sqrt(var_d))
