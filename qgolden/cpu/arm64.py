@@ -8,6 +8,7 @@ ARM64 = CpuClass(
     tag="arm64",
     summary="arm64 NEON (Apple silicon, Graviton, Ampere): qnnpack's NEON kernels, exact int32 sums; "
             "no FBGEMM, no x86 oneDNN kernels",
-    arch="arm64", aten_capability="default", fbgemm_vnni=False, onednn_isa=None, inductor_lanes=4)
+    arch="arm64", aten_capability="default", fbgemm_vnni=False, onednn_isa=None, inductor_lanes=4,
+    baseline_fma=True)
 
 CLASSES = (ARM64,)

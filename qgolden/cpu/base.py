@@ -27,6 +27,9 @@ class CpuClass:
                         (jit_avx512_common_conv_fwd_kernel_f32)
     onednn_l1_bytes     L1 data cache per core that oneDNN's brgemm heuristics read (brg_blocking_t::L1;
                         48 KiB on Sapphire Rapids and later Xeons)
+    baseline_fma        ATen code compiled once for the architecture's baseline (e.g.
+                        quantized/cpu/UpSampleBilinear2d.cpp) has its float `a*b + c` contracted into
+                        one FMA by GCC (-ffp-contract=fast): arm64's baseline has FMA, x86-64's (SSE2) not
     """
 
     tag: str
@@ -38,6 +41,14 @@ class CpuClass:
     inductor_lanes: int = 8
     onednn_f32_conv_bias_first: bool = True
     onednn_l1_bytes: int = 48 * 1024
+    baseline_fma: bool = False
+
+    @property
+    def kernel_fma(self) -> bool:
+        """ATen's per-capability kernel files (native/cpu/, quantized/cpu/kernels/) are compiled with
+        FMA on every class (AVX2/AVX512 builds use -mfma; arm64 has it in its baseline), so GCC
+        contracts their scalar float `a*b + c` into one FMA."""
+        return True
 
     # --- ATen ---------------------------------------------------------------------------
     # Stubs registered with ALSO_REGISTER_AVX512_DISPATCH get a real AVX512 kernel; every other

@@ -123,6 +123,6 @@ def pt2e_text(node, program):
         return PT2E_GEMM.get(backend)
     if node.op == "add_reference":
         return PT2E_OPS["add_reference_relu" if a.get("relu") else "add_reference"]
-    if node.op in FLOAT_OPS:
+    if node.op in FLOAT_OPS and node.op in PT2E_OPS:
         return float_why(program, node), PT2E_OPS[node.op][1]
     return PT2E_OPS.get(node.op)

@@ -51,6 +51,30 @@ def lower_module(L, n, mod):
     if isinstance(mod, nnq.Sigmoid) if hasattr(nnq, "Sigmoid") else False:
         return _unary(L, n, x, "sigmoid", src, "quantized::sigmoid",
                       out=(float(mod.output_scale), int(mod.output_zero_point)))
+    if isinstance(mod, nnq.LayerNorm):
+        return _layer_norm(L, n, x, list(mod.normalized_shape), mod.weight, mod.bias, mod.eps,
+                           float(mod.scale), int(mod.zero_point), src)
+    if isinstance(mod, nnq.GroupNorm):
+        return _group_norm(L, n, x, int(mod.num_groups), mod.weight, mod.bias, mod.eps,
+                           float(mod.scale), int(mod.zero_point), src, "quantized::group_norm")
+    if isinstance(mod, (nnq.InstanceNorm1d, nnq.InstanceNorm2d, nnq.InstanceNorm3d)):
+        return _group_norm(L, n, x, None, mod.weight, mod.bias, mod.eps, float(mod.scale),
+                           int(mod.zero_point), src, "quantized::instance_norm")
+    if isinstance(mod, nnq.PReLU):
+        return _prelu(L, n, x, mod.weight, float(mod.scale), int(mod.zero_point), src)
+    if isinstance(mod, nn.Hardsigmoid):
+        return _fixed_qparams_unary(L, n, x, "hardsigmoid", src)
+    if isinstance(mod, nn.GELU):
+        return _unary(L, n, x, "gelu", src, "gelu", attrs={"approximate": str(mod.approximate)},
+                      out=_gelu_out(L, x))
+    if isinstance(mod, nn.Softmax):
+        return _softmax(L, n, x, mod.dim, None, None, src)
+    if isinstance(mod, nn.ChannelShuffle):
+        return _channel_shuffle(L, n, x, int(mod.groups), src)
+    if isinstance(mod, nn.PixelShuffle):
+        return _pixel_shuffle(L, n, x, int(mod.upscale_factor), False, src)
+    if isinstance(mod, nn.PixelUnshuffle):
+        return _pixel_shuffle(L, n, x, int(mod.downscale_factor), True, src)
     if isinstance(mod, (nn.Dropout, nn.Identity)) or type(mod).__name__ in ("Identity", "Dropout"):
         return _passthrough(L, n, x, "identity", src, type(mod).__name__)
     if isinstance(mod, nn.ReLU):
@@ -82,9 +106,11 @@ def lower_module(L, n, mod):
     if isinstance(mod, nn.Flatten):
         return _passthrough(L, n, x, "flatten", src, "flatten",
                             attrs={"start_dim": int(mod.start_dim), "end_dim": int(mod.end_dim)})
-    if isinstance(mod, (nn.Upsample, nn.UpsamplingNearest2d)):
+    if isinstance(mod, (nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d)):
+        if mod.mode == "bilinear":
+            return _upsample_bilinear(L, n, x, mod.size, mod.scale_factor, bool(mod.align_corners), src)
         if mod.mode != "nearest":
-            L.fail(n, f"module {src}: {tname}", f"upsample mode {mod.mode!r} is not supported (nearest only)")
+            L.fail(n, f"module {src}: {tname}", f"upsample mode {mod.mode!r} is not supported (nearest, bilinear)")
         return _upsample(L, n, x, mod.size, mod.scale_factor, src)
     if ".reference." in tname:
         L.fail(n, f"module {src}: {tname}", "a reference module left in float by convert_fx (its float "
@@ -205,7 +231,8 @@ def _fixed_qparams_unary(L, n, x, op, src):
         return _float_or_fail(L, n, x, op, src, op, None)
     qd = torch.quint8 if i.dtype == "uint8" else torch.qint8
     probe = torch._empty_affine_quantized([1], scale=i.scale, zero_point=i.zero_point, dtype=qd)
-    y = getattr(torch, op)(probe)
+    fn = getattr(torch, op, None) or getattr(torch.nn.functional, op)
+    y = fn(probe)
     return _unary(L, n, x, op, src, op, out=(y.q_scale(), y.q_zero_point()))
 
 
@@ -290,6 +317,92 @@ def _upsample(L, n, x, size, scale_factor, src):
     return _passthrough(L, n, x, "upsample_nearest", src, "upsample_nearest", attrs)
 
 
+def _fparam(t):
+    """A float parameter tensor (norm weight/bias) as float32 NumPy, or None."""
+    return None if t is None else fbias(t)
+
+
+def _layer_norm(L, n, x, normalized_shape, weight, bias, eps, scale, zp, src):
+    q = L.qin(n, x, "quantized::layer_norm")
+    i = L.info(x)
+    attrs = dict(q, out_scale=scale, out_zero_point=zp, normalized_ndim=len(normalized_shape), eps=float(eps),
+                 dtype=i.dtype)
+    return L.emit(n, "layer_norm", [x], dtype=i.dtype, scale=scale, zero_point=zp, attrs=attrs,
+                  consts={"weight": _fparam(weight), "bias": _fparam(bias)}, torch_op="quantized::layer_norm",
+                  source=src)
+
+
+def _group_norm(L, n, x, num_groups, weight, bias, eps, scale, zp, src, torch_op):
+    """group norm, and instance norm (num_groups None: one group per channel)."""
+    q = L.qin(n, x, torch_op)
+    i = L.info(x)
+    if num_groups is None:
+        if i.shape is None:
+            L.fail(n, torch_op, "instance norm needs the input's channel count (lower with an example input)")
+        num_groups = int(i.shape[1])
+    attrs = dict(q, out_scale=scale, out_zero_point=zp, num_groups=int(num_groups), eps=float(eps),
+                 channels_last=_channels_last(L, x), dtype=i.dtype)
+    return L.emit(n, "group_norm", [x], dtype=i.dtype, scale=scale, zero_point=zp, attrs=attrs,
+                  consts={"weight": _fparam(weight), "bias": _fparam(bias)}, torch_op=torch_op, source=src)
+
+
+def _prelu(L, n, x, weight, scale, zp, src):
+    q = L.qin(n, x, "quantized::prelu")
+    i = L.info(x)
+    if not getattr(weight, "is_quantized", False):
+        L.fail(n, "quantized::prelu", "the slope is not a quantized tensor")
+    attrs = dict(q, w_scale=float(weight.q_scale()), w_zero_point=int(weight.q_zero_point()), out_scale=scale,
+                 out_zero_point=zp, dtype=i.dtype)
+    return L.emit(n, "prelu", [x], dtype=i.dtype, scale=scale, zero_point=zp, attrs=attrs,
+                  consts={"weight": weight.int_repr().numpy()}, torch_op="quantized::prelu", source=src)
+
+
+def _gelu_out(L, x):
+    from ..ops.gelu import out_qparams
+
+    i = L.info(x)
+    return out_qparams(i.scale, i.zero_point) if i is not None and i.quantized else None
+
+
+def _softmax(L, n, x, dim, out_scale, out_zero_point, src):
+    """F.softmax on a quantized tensor is not a quantized kernel; quantized::softmax is."""
+    i = L.info(x)
+    if i is None or not i.quantized:
+        L.fail(n, "softmax", "softmax of a float tensor is not reproducible bit for bit")
+    if out_scale is None:
+        L.fail(n, "softmax", "softmax on a quantized tensor needs output qparams (quantized::softmax)")
+    attrs = {"x_scale": i.scale, "x_zero_point": i.zero_point, "dim": int(dim), "out_scale": float(out_scale),
+             "out_zero_point": int(out_zero_point), "dtype": i.dtype}
+    return L.emit(n, "softmax", [x], dtype=i.dtype, scale=out_scale, zero_point=out_zero_point, attrs=attrs,
+                  torch_op="quantized::softmax", source=src)
+
+
+def _channel_shuffle(L, n, x, groups, src):
+    return _passthrough(L, n, x, "channel_shuffle", src, "channel_shuffle", {"groups": int(groups)})
+
+
+def _pixel_shuffle(L, n, x, factor, unshuffle, src):
+    op = "pixel_unshuffle" if unshuffle else "pixel_shuffle"
+    return _passthrough(L, n, x, op, src, op, {"factor": int(factor)})
+
+
+def _upsample_bilinear(L, n, x, size, scale_factor, align_corners, src):
+    i = L.info(x)
+    if i is None or not i.quantized:
+        L.fail(n, "upsample_bilinear2d", "bilinear upsampling of a float tensor is not reproducible bit for bit")
+
+    def norm(v):
+        if v is None:
+            return None
+        return [float(t) for t in v] if isinstance(v, (list, tuple)) else [float(v)] * 2
+
+    if size is not None:
+        size = [int(t) for t in size] if isinstance(size, (list, tuple)) else [int(size)] * 2
+    attrs = {"x_scale": i.scale, "x_zero_point": i.zero_point, "size": size, "scale_factor": norm(scale_factor),
+             "align_corners": bool(align_corners), "channels_last": _channels_last(L, x), "dtype": i.dtype}
+    return L.same_q(n, "upsample_bilinear", x, "upsample_bilinear2d", attrs, src)
+
+
 # -- call_function / call_method rules ----------------------------------------
 
 def c_quantize_per_tensor(L, n, name, x, scale, zero_point, dtype):
@@ -346,7 +459,7 @@ def c_add_scalar(op):
 def c_float_binary(fn):
     def rule(L, n, name, a, b, *rest, **kw):
         ia, ib = L.info(a), L.info(b)
-        if ia is None and ib is None:  # int arithmetic on shapes
+        if all(i is None or i.dtype in ("int", "list") for i in (ia, ib)):  # int arithmetic on shapes
             return _int_arith(L, n, name, fn, a, b)
         if (ia is not None and ia.quantized) or (ib is not None and ib.quantized):
             L.fail(n, name, "float arithmetic on a quantized tensor (use FloatFunctional/QFunctional)")
@@ -514,6 +627,89 @@ def c_cat(L, n, name, tensors, dim=0, scale=None, zero_point=None, *rest, **kw):
                   attrs=attrs, torch_op=name)
 
 
+def c_hardsigmoid(L, n, name, x, inplace=False):
+    return _fixed_qparams_unary(L, n, x, "hardsigmoid", n.name)
+
+
+def c_gelu(L, n, name, x, approximate="none"):
+    return _unary(L, n, x, "gelu", n.name, name, {"approximate": str(approximate)}, out=_gelu_out(L, x))
+
+
+def c_clamp(L, n, name, x, min=None, max=None, *rest, **kw):
+    if isinstance(min, str) or isinstance(max, str):
+        L.fail(n, name, "clamp bounds computed at run time are not supported")
+    return _maybe_float(L, n, x, "hardtanh", n.name, name,
+                        {"min_val": None if min is None else float(min), "max_val": None if max is None else float(max)})
+
+
+def c_softmax(L, n, name, x, dim=None, *rest, **kw):
+    if dim is None:
+        L.fail(n, name, "softmax without dim is not supported")
+    return _softmax(L, n, x, dim, None, None, n.name)
+
+
+def c_quantized_softmax(L, n, name, x, dim, output_scale, output_zero_point):
+    return _softmax(L, n, x, dim, output_scale, output_zero_point, n.name)
+
+
+def c_channel_shuffle(L, n, name, x, groups):
+    return _channel_shuffle(L, n, x, int(groups), n.name)
+
+
+def c_pixel_shuffle(unshuffle):
+    def rule(L, n, name, x, factor):
+        return _pixel_shuffle(L, n, x, int(factor), unshuffle, n.name)
+    return rule
+
+
+def c_chunk(L, n, name, x, chunks, dim=0):
+    """x.chunk(k, dim): the pieces torch.chunk makes (ceil(size/k) each, the last shorter)."""
+    i = L.info(x)
+    if i is None or i.shape is None:
+        L.fail(n, name, "chunk needs the input's shape (lower with an example input)")
+    size = int(i.shape[int(dim)])
+    step = -(-size // int(chunks))
+    return _split_at(L, n, name, x, int(dim), [min(step, size - b) for b in range(0, size, step)])
+
+
+def c_split(L, n, name, x, split_size_or_sections, dim=0):
+    i = L.info(x)
+    if i is None or i.shape is None:
+        L.fail(n, name, "split needs the input's shape (lower with an example input)")
+    size = int(i.shape[int(dim)])
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        sizes = [min(step, size - b) for b in range(0, size, step)]
+    else:
+        sizes = [int(v) for v in split_size_or_sections]
+    return _split_at(L, n, name, x, int(dim), sizes)
+
+
+def _split_at(L, n, name, x, dim, sizes):
+    """A list of slices of x along dim (index nodes), read by getitem."""
+    outs, b = [], 0
+    for k, sz in enumerate(sizes):
+        index = [["slice", None, None, None]] * (dim % len(L.info(x).shape)) + [["slice", b, b + sz, None]]
+        sub = _SubNode(f"{n.name}_{k}", n)
+        outs.append(_passthrough(L, sub, x, "index", sub.name, name, attrs={"index": index}))
+        b += sz
+    L.values[n.name] = outs
+    return outs
+
+
+class _SubNode:
+    """One output of a multi-output FX node (chunk, split), named after it."""
+
+    def __init__(self, name, parent):
+        self.name = name
+        self.op = parent.op
+        self.target = parent.target
+        self.args = parent.args
+        self.kwargs = parent.kwargs
+        self.meta = parent.meta
+        self.all_input_nodes = parent.all_input_nodes
+
+
 def c_max_pool(nd):
     def rule(L, n, name, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
              return_indices=False):
@@ -539,8 +735,12 @@ def c_adaptive_avg_pool(nd):
 
 def c_interpolate(L, n, name, x, size=None, scale_factor=None, mode="nearest", align_corners=None,
                   recompute_scale_factor=None, antialias=False):
+    if mode == "bilinear" and not antialias:
+        if recompute_scale_factor:
+            L.fail(n, name, "recompute_scale_factor=True is not supported")
+        return _upsample_bilinear(L, n, x, size, scale_factor, bool(align_corners), n.name)
     if mode != "nearest":
-        L.fail(n, name, f"interpolate mode {mode!r} is not supported (nearest only)")
+        L.fail(n, name, f"interpolate mode {mode!r} is not supported (nearest, bilinear)")
     if antialias:
         L.fail(n, name, "antialias is not supported")
     return _upsample(L, n, x, size, scale_factor, n.name)
@@ -613,7 +813,35 @@ CALLS = {
     "torch.relu": c_relu,
     "F.relu6": c_relu6,
     "F.hardtanh": c_hardtanh,
-    "torch.clamp": None,
+    "torch.clamp": c_clamp,
+    "method.clamp": c_clamp,
+    "torch.clip": c_clamp,
+    "F.hardsigmoid": c_hardsigmoid,
+    "F.gelu": c_gelu,
+    "torch.gelu": c_gelu,
+    "torch.hardsigmoid": c_hardsigmoid,
+    "torch.upsample_bilinear2d": None,
+    "F.softmax": c_softmax,
+    "torch.softmax": c_softmax,
+    "method.softmax": c_softmax,
+    "quantized::softmax": c_quantized_softmax,
+    "torch.channel_shuffle": c_channel_shuffle,
+    "torch.native_channel_shuffle": c_channel_shuffle,
+    "F.channel_shuffle": c_channel_shuffle,
+    "F.native_channel_shuffle": c_channel_shuffle,
+    "torch.pixel_shuffle": c_pixel_shuffle(False),
+    "F.pixel_shuffle": c_pixel_shuffle(False),
+    "torch.pixel_unshuffle": c_pixel_shuffle(True),
+    "F.pixel_unshuffle": c_pixel_shuffle(True),
+    "torch.chunk": c_chunk,
+    "method.chunk": c_chunk,
+    "torch.split": c_split,
+    "method.split": c_split,
+    "torch.avg_pool2d": c_avg_pool(2),
+    "F.avg_pool3d": None,
+    "operator.truediv": None,
+    "torch.floor_divide": c_float_binary("floordiv"),
+    "method.floor_divide": c_float_binary("floordiv"),
     "F.hardswish": c_hardswish,
     "F.leaky_relu": c_leaky_relu,
     "F.elu": c_elu,
@@ -647,6 +875,18 @@ SUPPORTED = ("Supported: Quantize/DeQuantize, quantize_per_tensor, dequantize, L
              "Sigmoid, Tanh, add/add_relu/mul/mul_relu (QFunctional, quantized::add...), add_scalar, mul_scalar, "
              "cat, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, interpolate/Upsample nearest, mean, "
              "flatten, reshape, view, squeeze, unsqueeze, permute, transpose, contiguous, getitem, "
-             "Dropout, Identity, and exact float ops (relu, hardtanh, add, sub, mul) between dequantize and quantize.")
+             "Dropout, Identity, clamp, chunk, split, channel_shuffle, pixel_shuffle, pixel_unshuffle, "
+             "and exact float ops (relu, hardtanh, add, sub, mul) between dequantize and quantize.")
+
+
+def _with_table(text: str) -> str:
+    """SUPPORTED, plus the PyTorch spellings the op table declares (OpSpec.torch)."""
+    from ..ops import table
+
+    spellings = [t for spec in table().values() for t in spec.torch]
+    return text[:-1] + "; " + ", ".join(spellings) + "." if spellings else text
+
+
+SUPPORTED = _with_table(SUPPORTED)
 
 from . import ts_ops  # noqa: E402,F401  TorchScript (torch.ops) targets, added to CALLS

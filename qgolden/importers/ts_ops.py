@@ -254,7 +254,89 @@ def c_aten_view(L, n, name, x, shape):
     return c_reshape(L, n, name, x, shape)
 
 
+def c_qlayer_norm(L, n, name, x, normalized_shape, weight, bias, eps, output_scale, output_zero_point):
+    return fx_ops._layer_norm(L, n, x, list(normalized_shape), _tensor_or_none(weight), _tensor_or_none(bias), eps,
+                              float(output_scale), int(output_zero_point), n.name)
+
+
+def c_qgroup_norm(L, n, name, x, num_groups, weight, bias, eps, output_scale, output_zero_point):
+    return fx_ops._group_norm(L, n, x, int(num_groups), _tensor_or_none(weight), _tensor_or_none(bias), eps,
+                              float(output_scale), int(output_zero_point), n.name, name)
+
+
+def c_qinstance_norm(L, n, name, x, weight, bias, eps, output_scale, output_zero_point):
+    return fx_ops._group_norm(L, n, x, None, _tensor_or_none(weight), _tensor_or_none(bias), eps,
+                              float(output_scale), int(output_zero_point), n.name, name)
+
+
+def c_qprelu(L, n, name, x, weight, output_scale, output_zero_point):
+    return fx_ops._prelu(L, n, x, weight, float(output_scale), int(output_zero_point), n.name)
+
+
+def _tensor_or_none(v):
+    """A get_attr parameter as a tensor (one-element tensors arrive as Python numbers)."""
+    import torch
+
+    if v is None or isinstance(v, torch.Tensor):
+        return v
+    return torch.tensor([float(v)])
+
+
+def c_aten_clamp(L, n, name, x, min=None, max=None):
+    return fx_ops.c_clamp(L, n, name, x, min, max)
+
+
+def c_aten_gelu(L, n, name, x, approximate="none"):
+    return fx_ops.c_gelu(L, n, name, x, approximate)
+
+
+def c_aten_softmax(L, n, name, x, dim, dtype=None, *rest):
+    return fx_ops.c_softmax(L, n, name, x, dim)
+
+
+def c_aten_upsample_bilinear(L, n, name, x, output_size=None, align_corners=False, *scales):
+    # upsample_bilinear2d.vec(input, output_size?, align_corners, scale_factors?) or
+    # upsample_bilinear2d(input, output_size, align_corners, scales_h?, scales_w?)
+    if len(scales) == 1 and (scales[0] is None or isinstance(scales[0], (list, tuple))):
+        scale_factor = scales[0]
+    else:
+        scale_factor = None if not scales or all(v is None for v in scales) else list(scales)
+    if output_size is not None and scale_factor is not None:
+        # torch computes the source positions from the given scales when both are there
+        pass
+    if isinstance(scale_factor, list) and any(v is None for v in scale_factor):
+        L.fail(n, name, "upsample with partial scale factors is not supported")
+    return fx_ops._upsample_bilinear(L, n, x, output_size, scale_factor, bool(align_corners), n.name)
+
+
+def c_aten_chunk(L, n, name, x, chunks, dim=0):
+    return fx_ops.c_chunk(L, n, name, x, chunks, dim)
+
+
+def c_aten_split(L, n, name, x, split_size, dim=0):
+    return fx_ops.c_split(L, n, name, x, split_size, dim)
+
+
 TS_CALLS = {
+    "quantized::layer_norm": c_qlayer_norm,
+    "quantized::group_norm": c_qgroup_norm,
+    "quantized::instance_norm": c_qinstance_norm,
+    "quantized::prelu": c_qprelu,
+    "aten::hardsigmoid": fx_ops.c_hardsigmoid,
+    "aten::hardsigmoid_": fx_ops.c_hardsigmoid,
+    "aten::gelu": c_aten_gelu,
+    "aten::clamp": c_aten_clamp,
+    "aten::clamp_": c_aten_clamp,
+    "aten::clip": c_aten_clamp,
+    "aten::softmax": c_aten_softmax,
+    "aten::upsample_bilinear2d": c_aten_upsample_bilinear,
+    "aten::channel_shuffle": fx_ops.c_channel_shuffle,
+    "aten::native_channel_shuffle": fx_ops.c_channel_shuffle,
+    "aten::pixel_shuffle": fx_ops.c_pixel_shuffle(False),
+    "aten::pixel_unshuffle": fx_ops.c_pixel_shuffle(True),
+    "aten::chunk": c_aten_chunk,
+    "aten::split": c_aten_split,
+    "aten::floor_divide": c_aten_arith("floordiv"),
     "quantized::linear": c_qlinear(False),
     "quantized::linear_relu": c_qlinear(True),
     "quantized::conv1d": c_qconv(1, False),

@@ -510,13 +510,19 @@ def _cat(ctx, node):
 
 def _batch_norm(ctx, node):
     dt = node.attrs.get("dtype", "uint8")
-    C = np.asarray(node.consts["running_var"]).shape[0]
+    if "running_var" in node.consts:
+        C = np.asarray(node.consts["running_var"]).shape[0]
+    else:  # another per-channel unary op (prelu): its input's channel count
+        info = ctx.p.tensors.get(node.inputs[0])
+        if info is None or info.shape is None or len(info.shape) < 2:
+            raise Unsupported("input shape unknown (lower with an example input)")
+        C = int(info.shape[1])
     tab = L.channel_table(node, ctx.profile, dt, C)
     qmin = QRANGE[dt][0]
     nn = Node(node.name, "lut_channel", list(node.inputs), node.output, {"in_min": qmin, "axis": 1, "dtype": dt},
               {"table": tab}, node.source, node.torch_op)
     v = np.broadcast_to(np.arange(qmin, QRANGE[dt][1] + 1), (1, C, tab.shape[1])).astype(dt)
-    ref = np.asarray(ops.get("batch_norm")(np.ascontiguousarray(v), **node.attrs, **node.consts,
+    ref = np.asarray(ops.get(node.op)(np.ascontiguousarray(v), **node.attrs, **node.consts,
                                            profile=ctx.profile)).astype(np.int64)
     mine = ops.get("lut_channel")(v, table=tab, in_min=qmin, axis=1, dtype=dt).astype(np.int64)
     return [nn], OpCert(node.name, node.op, "lut per channel", int(v.size), int((ref != mine).sum()))
