@@ -54,7 +54,9 @@ class CpuClass:
     # Stubs registered with ALSO_REGISTER_AVX512_DISPATCH get a real AVX512 kernel; every other
     # quantized stub leaves the AVX512 slot empty and DispatchStub falls back to the AVX2 kernel
     # (aten/src/ATen/native/quantized/cpu/kernels/QuantizedOpKernels.cpp, ATen/native/DispatchStub.h).
-    AVX512_STUBS = frozenset({"qavg_pool2d_nhwc", "qavg_pool3d_nhwc"})
+    AVX512_STUBS = frozenset({"qavg_pool2d_nhwc", "qavg_pool3d_nhwc",
+                              # float kernels: aten/src/ATen/native/cpu/SoftMaxKernel.cpp
+                              "softmax_lastdim_kernel", "softmax_kernel"})
 
     def aten_vector_bytes(self, stub: str, capability: str | None = None) -> int:
         """Bytes of Vectorized<quint8> in ATen's kernel for `stub` (e.g. 'qadd', 'qavg_pool2d_nhwc'):
@@ -62,6 +64,15 @@ class CpuClass:
         kernel, and the 32-byte default Vectorized of the scalar build)."""
         cap = capability or self.aten_capability
         return 64 if cap == "avx512" and stub in self.AVX512_STUBS else 32
+
+    def aten_float_lanes(self, stub: str, capability: str | None = None) -> int:
+        """Vectorized<float>::size() in ATen's float kernel for `stub` (e.g. 'sum' of
+        native/cpu/SumKernel.cpp, REGISTER_DISPATCH only: its AVX2 kernel runs on AVX-512 too;
+        'softmax_lastdim_kernel', ALSO_REGISTER_AVX512_DISPATCH): 16 or 8 on x86, 4 on arm64
+        (NEON Vectorized<float>, ATen/cpu/vec/vec128/vec128_float_neon.h)."""
+        if self.arch == "arm64":
+            return 4
+        return self.aten_vector_bytes(stub, capability) // 4
 
     # --- FBGEMM -------------------------------------------------------------------------
     @property

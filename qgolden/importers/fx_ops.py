@@ -60,6 +60,8 @@ def lower_module(L, n, mod):
     if isinstance(mod, (nnq.InstanceNorm1d, nnq.InstanceNorm2d, nnq.InstanceNorm3d)):
         return _group_norm(L, n, x, None, mod.weight, mod.bias, mod.eps, float(mod.scale),
                            int(mod.zero_point), src, "quantized::instance_norm")
+    if isinstance(mod, nnq.Softmax):
+        return _softmax(L, n, x, mod.dim, float(mod.scale), int(mod.zero_point), src)
     if isinstance(mod, nnq.PReLU):
         return _prelu(L, n, x, mod.weight, float(mod.scale), int(mod.zero_point), src)
     if isinstance(mod, nn.Hardsigmoid):

@@ -85,6 +85,13 @@ def aten_vector_width(p: dict, stub: str) -> int:
     return cpu_class(p).aten_vector_bytes(stub, cap)
 
 
+def aten_float_lanes(p: dict, stub: str) -> int:
+    """Vectorized<float>::size() in ATen's float kernel for `stub` under this profile
+    (CpuClass.aten_float_lanes; ATEN_CPU_CAPABILITY=avx2 on an AVX-512 host gives 8)."""
+    cap = "avx512" if int(p.get("vector_width", 32)) >= 64 else "avx2"
+    return cpu_class(p).aten_float_lanes(stub, cap)
+
+
 def linear_backend(p: dict) -> str:
     """x86 and fbgemm both pack linear weights for FBGEMM (qlinear_prepack.cpp).
     PT2E profiles: pt2e_reference (torchao reference representation), onednn_inductor

@@ -8,13 +8,22 @@ Output qparams are the input's.
        y = clamp(rne(f32(f32(S) * scale)) + zp, 0, 255)
 2. ATen fast path (NCHW-contiguous input, reduced dims innermost, `qmean_inner_dim_kernel`):
        y = rne(f32(f32(sum q) / f32(n)))          (raw stored values, float DIVISION, no clamp)
-3. Anything else (channels-last input, non-innermost dims) dequantizes, takes a float mean
-   and requantizes; its float summation order is not reproduced here: NotImplementedError.
+3. Anything else (channels-last input, non-innermost dims) dequantizes (fbgemm::Dequantize,
+   f32(s) * f32(q - zp), keeping the layout), takes the float mean and quantizes the result with
+   the input's qparams (quantize_per_tensor):
+       y = quantize(f32(sum / f32(n)))
+   where `sum` is ATen's float32 cascade sum (SumKernel.cpp through TensorIterator's dim order:
+   numerics.floatsum.aten_sum) and mean_out divides it by the count (at::sum_out(...).div_(n)).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..numerics import elementwise as E
+from ..numerics import quantize as Q
+from ..numerics.floatops import f32
+from ..numerics.floatsum import aten_sum
+from ..numerics.profile import aten_float_lanes
 from .avg_pool import qnnpack_avgpool_requant
 from .spec import OpSpec
 
@@ -43,8 +52,7 @@ def mean(x, *, x_scale, x_zero_point, dim, keepdim, profile, trace=None, channel
         innermost = dims == list(range(nd - len(dims), nd))
         nchw_contig = not channels_last or (nd == 4 and (x.shape[1] == 1 or x.shape[2] * x.shape[3] == 1))
         if not (innermost and nchw_contig):
-            raise NotImplementedError("quantized mean off the inner-dim fast path (dequantize/float mean/"
-                                      "quantize) is not reproduced")
+            return _float_mean(x, dims, keepdim, x_scale, zp, profile, trace, channels_last)
         S = x.astype(np.int64).sum(axis=tuple(dims), keepdims=keepdim)
         t = (S.astype(np.float32) / np.float32(n)).astype(np.float32)
         y = np.rint(t).astype(np.int64).astype(x.dtype)
@@ -53,6 +61,22 @@ def mean(x, *, x_scale, x_zero_point, dim, keepdim, profile, trace=None, channel
         trace["kernel"] = kernel
         trace["sum"] = S
         trace["count"] = n
+    return y
+
+
+def _float_mean(x, dims, keepdim, x_scale, zp, profile, trace, channels_last):
+    """mean_out_quantized_cpu off its fast paths: dequantize, float mean, quantize_per_tensor."""
+    dtype = {np.dtype(np.uint8): "uint8", np.dtype(np.int8): "int8"}[x.dtype]
+    xf = Q.dequantize_per_tensor(x, x_scale, zp)
+    order = [0] + list(range(2, x.ndim)) + [1] if channels_last and x.ndim >= 3 else None
+    S = aten_sum(xf, dims, order, aten_float_lanes(profile, "sum"), E.num_threads(profile))
+    n = int(np.prod([x.shape[d] for d in dims], dtype=np.int64)) if dims else 1
+    m = f32(S.astype(np.float64) / float(np.float32(n)))
+    y = Q.quantize_per_tensor(m, x_scale, zp, dtype)
+    if keepdim:
+        y = y.reshape([1 if d in dims else s for d, s in enumerate(x.shape)])
+    if trace is not None:
+        trace.update(kernel="aten_dequantize_float_mean", float_sum=S, count=n, float_mean=m)
     return y
 
 
