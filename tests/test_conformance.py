@@ -15,7 +15,7 @@ from qgolden.conformance.records import RecordError, load_record, record_cpu_cla
 RECORDS = Path(__file__).parent / "data" / "cpu-records"
 QG = [sys.executable, "-m", "qgolden.cli"]
 # (folder, the CPU class its manifest names, the op families qgolden does not lower yet)
-NOT_LOWERED = {"conv_transpose2d", "dynamic_linear", "gelu", "group_norm", "hardsigmoid", "instance_norm2d",
+NOT_LOWERED = {"conv_transpose2d", "gelu", "group_norm", "hardsigmoid", "instance_norm2d",
                "layer_norm", "matmul", "prelu", "upsample_bilinear"}
 RECORDED = [("xeon-avx512-amx", "avx512_amx", NOT_LOWERED | {"conv3d"}),
             ("xeon-avx512-vnni", "avx512_vnni", NOT_LOWERED | {"conv3d"}),

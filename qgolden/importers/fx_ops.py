@@ -161,8 +161,36 @@ def _dynamic_linear(L, n, x, weight, bias, relu, reduce_range, src, torch_op):
                   source=src)
 
 
+# ------------------------------------------------------ transposed conv ----
+
+def _is_conv_transpose(mod) -> bool:
+    import torch.ao.nn.quantized as nnq
+
+    return isinstance(mod, (nnq.ConvTranspose1d, nnq.ConvTranspose2d, nnq.ConvTranspose3d))
+
+
+def m_conv_transpose(L, n, x, mod, src):
+    return _conv_transpose(L, n, x, mod.weight(), mod.bias(), mod.stride, mod.padding, mod.output_padding,
+                           mod.dilation, mod.groups, float(mod.scale), int(mod.zero_point), src)
+
+
+def _conv_transpose(L, n, x, weight, bias, stride, padding, output_padding, dilation, groups, scale, zero_point,
+                    src):
+    nd = weight.dim() - 2
+    op = f"quantized::conv_transpose{nd}d"
+    q = L.qin(n, x, op)
+    w = qweight(weight)
+    consts = {k: w[k] for k in ("weight", "weight_scale", "weight_zero_point")}
+    consts["bias"] = fbias(bias)
+    attrs = dict(q, out_scale=float(scale), out_zero_point=int(zero_point), per_channel=w["per_channel"],
+                 stride=_pair(stride, nd), padding=_pair(padding, nd), output_padding=_pair(output_padding, nd),
+                 dilation=_pair(dilation, nd), groups=int(groups))
+    return L.emit(n, "conv_transpose", [x], dtype="uint8", scale=scale, zero_point=zero_point, attrs=attrs,
+                  consts=consts, torch_op=op, source=src)
+
+
 # (applies(module), rule(L, n, x, module, src)) tried before the built-in module rules
-MODULE_RULES = [(_is_dynamic_linear, m_dynamic_linear)]
+MODULE_RULES = [(_is_dynamic_linear, m_dynamic_linear), (_is_conv_transpose, m_conv_transpose)]
 
 
 # ---------------------------------------------------------------- calls -----

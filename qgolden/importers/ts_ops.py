@@ -443,3 +443,30 @@ def c_aten_to_same_dtype(L, n, name, x, dtype=None, *rest):
 
 
 CALLS.update({"aten::to": c_aten_to_same_dtype})
+
+
+# -- transposed conv ---------------------------------------------------------------
+
+def c_qconv_transpose(nd):
+    """quantized::conv_transpose{1,2,3}d(x, packed, output_scale, output_zero_point); the packed params
+    carry the geometry (conv{2,3}d_* accessors; conv_transpose1d keeps conv2d params with H == 1)."""
+    def rule(L, n, name, x, packed, scale, zero_point):
+        import torch
+
+        q = torch.ops.quantized
+        p = _packed(L, n, name, packed)
+        try:
+            w, b = getattr(q, f"conv_transpose{max(nd, 2)}d_unpack")(p)
+        except RuntimeError as e:
+            L.fail(n, name, f"the packed weights could not be unpacked ({_first_line(e)})")
+        acc = "conv3d" if nd == 3 else "conv2d"
+        geometry = [list(getattr(q, f"{acc}_{k}")(p))[-nd:] for k in ("stride", "padding", "output_padding",
+                                                                       "dilation")]
+        if nd == 1 and w.dim() == 4:
+            w = w.squeeze(2)
+        return fx_ops._conv_transpose(L, n, x, w, b, *geometry, int(getattr(q, f"{acc}_groups")(p)), float(scale),
+                                      int(zero_point), n.name)
+    return rule
+
+
+CALLS.update({f"quantized::conv_transpose{nd}d": c_qconv_transpose(nd) for nd in (1, 2, 3)})
