@@ -25,6 +25,9 @@ def lower_module(L, n, mod):
     tname = type(mod).__module__ + "." + type(mod).__name__
     src = n.target
 
+    for applies, rule in MODULE_RULES:
+        if applies(mod):
+            return rule(L, n, x, mod, src)
     if isinstance(mod, nnq.Quantize):
         return _quantize(L, n, x, float(mod.scale), int(mod.zero_point), mod.dtype, src)
     if isinstance(mod, nnq.DeQuantize):
@@ -123,6 +126,73 @@ def lower_module(L, n, mod):
 
 def _is_dynamic(mod):
     return "dynamic" in type(mod).__module__
+
+
+# ------------------------------------------------- dynamic quantization ----
+
+def _is_dynamic_linear(mod) -> bool:
+    import torch.ao.nn.quantized.dynamic as nnqd
+
+    return isinstance(mod, nnqd.Linear)
+
+
+def m_dynamic_linear(L, n, x, mod, src):
+    """nnqd.Linear / nniqd.LinearReLU (quantize_dynamic): the forward calls quantized::linear_dynamic
+    with reduce_range=True from module version 4 on (False before), per
+    torch/ao/nn/quantized/dynamic/modules/linear.py."""
+    import torch
+
+    if mod._packed_params.dtype != torch.qint8:
+        L.fail(n, f"module {src}: {type(mod).__name__}", f"dynamic linear with {mod._packed_params.dtype} "
+               "weights is not supported (qint8 is)")
+    version = getattr(mod, "version", None)
+    relu = type(mod).__name__ == "LinearReLU"
+    return _dynamic_linear(L, n, x, mod.weight(), mod.bias(), relu, version is not None and version >= 4, src,
+                           "quantized::linear_relu_dynamic" if relu else "quantized::linear_dynamic")
+
+
+def _dynamic_linear(L, n, x, weight, bias, relu, reduce_range, src, torch_op):
+    i = L.info(x)
+    if i is None or i.dtype != "float32":
+        L.fail(n, torch_op, "expects a float32 tensor input (dynamic quantization quantizes it per call)")
+    w = qweight(weight)
+    consts = {k: w[k] for k in ("weight", "weight_scale", "weight_zero_point")}
+    consts["bias"] = fbias(bias)
+    attrs = {"relu": bool(relu), "reduce_range": bool(reduce_range), "per_channel": w["per_channel"]}
+    return L.emit(n, "dynamic_linear", [x], dtype="float32", attrs=attrs, consts=consts, torch_op=torch_op,
+                  source=src)
+
+
+# ------------------------------------------------------ transposed conv ----
+
+def _is_conv_transpose(mod) -> bool:
+    import torch.ao.nn.quantized as nnq
+
+    return isinstance(mod, (nnq.ConvTranspose1d, nnq.ConvTranspose2d, nnq.ConvTranspose3d))
+
+
+def m_conv_transpose(L, n, x, mod, src):
+    return _conv_transpose(L, n, x, mod.weight(), mod.bias(), mod.stride, mod.padding, mod.output_padding,
+                           mod.dilation, mod.groups, float(mod.scale), int(mod.zero_point), src)
+
+
+def _conv_transpose(L, n, x, weight, bias, stride, padding, output_padding, dilation, groups, scale, zero_point,
+                    src):
+    nd = weight.dim() - 2
+    op = f"quantized::conv_transpose{nd}d"
+    q = L.qin(n, x, op)
+    w = qweight(weight)
+    consts = {k: w[k] for k in ("weight", "weight_scale", "weight_zero_point")}
+    consts["bias"] = fbias(bias)
+    attrs = dict(q, out_scale=float(scale), out_zero_point=int(zero_point), per_channel=w["per_channel"],
+                 stride=_pair(stride, nd), padding=_pair(padding, nd), output_padding=_pair(output_padding, nd),
+                 dilation=_pair(dilation, nd), groups=int(groups))
+    return L.emit(n, "conv_transpose", [x], dtype="uint8", scale=scale, zero_point=zero_point, attrs=attrs,
+                  consts=consts, torch_op=op, source=src)
+
+
+# (applies(module), rule(L, n, x, module, src)) tried before the built-in module rules
+MODULE_RULES = [(_is_dynamic_linear, m_dynamic_linear), (_is_conv_transpose, m_conv_transpose)]
 
 
 # ---------------------------------------------------------------- calls -----

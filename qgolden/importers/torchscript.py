@@ -380,6 +380,10 @@ class _Converter:
         if kind == "aten::dim" and isinstance(ins[0], _Ref) and hasattr(self.ex.get(ins[0].idx), "dim"):
             self.put(outs[0], self.ex[ins[0].idx].dim())
             return
+        if kind == "prim::dtype" and isinstance(ins[0], _Ref) and hasattr(self.ex.get(ins[0].idx), "dtype"):
+            # a tensor's dtype is fixed by the example run (nnqd.Linear returns Y.to(x.dtype))
+            self.put(outs[0], self.ex[ins[0].idx].dtype)
+            return
         dynamic = _is_dynamic(ins)
         if not dynamic and len(outs) == 1 and not kind.startswith("prim::") or kind in self.py and not dynamic:
             self.put(outs[0], self.fold(node, kind, ins))

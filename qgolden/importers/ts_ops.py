@@ -398,3 +398,75 @@ TS_CALLS = {
 }
 
 CALLS.update(TS_CALLS)
+
+
+# -- dynamic quantization (quantize_dynamic models) --------------------------------
+
+def c_qlinear_dynamic(relu):
+    """quantized::linear_dynamic(X, W_prepack, reduce_range=False) / linear_relu_dynamic."""
+    op = "quantized::linear_relu_dynamic" if relu else "quantized::linear_dynamic"
+
+    def rule(L, n, name, x, packed, reduce_range=False):
+        try:
+            w, b = _dynamic_weights(L, n, name, packed)
+        except RuntimeError as e:
+            L.fail(n, name, f"the packed weights could not be unpacked ({_first_line(e)})")
+        return fx_ops._dynamic_linear(L, n, x, w, b, relu, bool(reduce_range), n.name, op)
+    return rule
+
+
+def _dynamic_weights(L, n, name, packed):
+    import torch
+
+    w, b = torch.ops.quantized.linear_unpack(_packed(L, n, name, packed))
+    if w.dtype != torch.qint8:
+        L.fail(n, name, f"dynamic linear with {w.dtype} weights is not supported (qint8 is)")
+    return w, b
+
+
+CALLS.update({
+    "quantized::linear_dynamic": c_qlinear_dynamic(False),
+    "quantized::linear_relu_dynamic": c_qlinear_dynamic(True),
+})
+
+
+def c_aten_to_same_dtype(L, n, name, x, dtype=None, *rest):
+    """aten::to(x, dtype, non_blocking, copy, memory_format) to the dtype x already has: the identity
+    (nnqd.Linear's `Y.to(x.dtype)`); any other conversion is refused as method.to is."""
+    import torch
+
+    i = L.info(x)
+    want = scalar_type(dtype)
+    if i is not None and isinstance(want, torch.dtype) and str(want).replace("torch.", "") == i.dtype:
+        return fx_ops._passthrough(L, n, x, "identity", n.name, name)
+    return fx_ops.c_to(L, n, name, x)
+
+
+CALLS.update({"aten::to": c_aten_to_same_dtype})
+
+
+# -- transposed conv ---------------------------------------------------------------
+
+def c_qconv_transpose(nd):
+    """quantized::conv_transpose{1,2,3}d(x, packed, output_scale, output_zero_point); the packed params
+    carry the geometry (conv{2,3}d_* accessors; conv_transpose1d keeps conv2d params with H == 1)."""
+    def rule(L, n, name, x, packed, scale, zero_point):
+        import torch
+
+        q = torch.ops.quantized
+        p = _packed(L, n, name, packed)
+        try:
+            w, b = getattr(q, f"conv_transpose{max(nd, 2)}d_unpack")(p)
+        except RuntimeError as e:
+            L.fail(n, name, f"the packed weights could not be unpacked ({_first_line(e)})")
+        acc = "conv3d" if nd == 3 else "conv2d"
+        geometry = [list(getattr(q, f"{acc}_{k}")(p))[-nd:] for k in ("stride", "padding", "output_padding",
+                                                                       "dilation")]
+        if nd == 1 and w.dim() == 4:
+            w = w.squeeze(2)
+        return fx_ops._conv_transpose(L, n, x, w, b, *geometry, int(getattr(q, f"{acc}_groups")(p)), float(scale),
+                                      int(zero_point), n.name)
+    return rule
+
+
+CALLS.update({f"quantized::conv_transpose{nd}d": c_qconv_transpose(nd) for nd in (1, 2, 3)})
