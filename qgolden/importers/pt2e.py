@@ -254,12 +254,14 @@ class _PT2E:
             return self.adaptive(n)
         if name == "avg_pool2d" and self.engine == "xnnpack":
             return self.xnn_avg_pool(n)
+        if name == "avg_pool2d":
+            return self.avg_pool(n)
         if name == "mean":
             return self.mean(n)
         if name in ("_assert_tensor_metadata", "_assert_scalar", "sym_constrain_range_for_size"):
             return
         self.fail(n, str(n.target), "op not supported in a PT2E graph. Supported: conv1d/conv2d, linear, "
-                  "relu, hardtanh, hardswish, add, cat, max_pool, adaptive_avg_pool2d, mean, flatten, avg_pool2d (xnnpack), "
+                  "relu, hardtanh, hardswish, add, cat, max_pool, avg_pool2d, adaptive_avg_pool2d, mean, flatten, "
                   "reshape/view, permute, transpose, squeeze/unsqueeze, between dequantize and quantize")
 
     def q_op(self, n, qd):
@@ -687,17 +689,47 @@ class _PT2E:
         self.values[qn.name] = qn.name
         self.done.update({qn.name} | ({act.name} if act is not None else set()))
 
+    def avg_pool_args(self, n):
+        """aten.avg_pool2d(x, kernel_size, stride=kernel_size, padding=0, ceil_mode=False,
+        count_include_pad=True, divisor_override=None) as keyword arguments."""
+        names = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
+        given = dict(zip(names, [self.attr(v) for v in n.args[1:]]))
+        given.update({k: self.attr(v) for k, v in n.kwargs.items() if k in names})
+        k = _pair(given["kernel_size"], 2)
+        s = given.get("stride")
+        return {"kernel_size": k, "stride": _pair(s, 2) if s not in (None, [], ()) else k,
+                "padding": _pair(given.get("padding", 0), 2), "ceil_mode": bool(given.get("ceil_mode", False)),
+                "count_include_pad": bool(given.get("count_include_pad", True)),
+                "divisor_override": None if given.get("divisor_override") is None else int(given["divisor_override"])}
+
+    def avg_pool(self, n):
+        """avg_pool2d between dequantize and quantize: float32 in every PT2E runtime (no quantizer or
+        lowering turns it into an integer average): pt2e-reference runs ATen's kernel, x86-inductor
+        the window sum it generates (ops/float_avg_pool.py)."""
+        from ..ops.float_avg_pool import inductor_avg_pool_kernel
+
+        x = self.float_of(n.args[0], n)
+        attrs = self.avg_pool_args(n)
+        if self.engine == "x86-inductor":
+            t = self.observed.get(n.name)
+            numel = int(np.prod(t.shape)) if t is not None and hasattr(t, "shape") else None
+            order, exact, why = inductor_avg_pool_kernel(attrs["kernel_size"], attrs["stride"], numel)
+        else:
+            order, exact, why = "from_zero", True, ("ATen's float32 avg_pool2d: each window summed from 0 tap by "
+                                                    "tap, then / count: reproduced")
+        self.float_region(n, "avg_pool2d", exact, why)
+        self.emit(n.name, "float_avg_pool", [x], dtype="float32", attrs=dict(attrs, sum_order=order),
+                  torch_op="aten::avg_pool2d" + (" (Inductor C++)" if self.engine == "x86-inductor" else ""))
+        self.values[n.name] = n.name
+        self.keep_layout(n.name, [x])
+
     def xnn_avg_pool(self, n):
         """avg_pool2d (float between dq and q: XNNPACKQuantizer leaves it unannotated): XNNPACK's f32
         average pooling where ExecuTorch delegates it, otherwise its portable kernel (not modelled)."""
         x = self.float_of(n.args[0], n)
-        rest = [self.attr(v) for v in n.args[1:]]
-        k = _pair(rest[0], 2)
-        s = _pair(rest[1], 2) if len(rest) > 1 and rest[1] not in (None, [], ()) else k
-        p = _pair(rest[2], 2) if len(rest) > 2 else [0, 0]
-        ceil = bool(rest[3]) if len(rest) > 3 else False
-        include_pad = bool(rest[4]) if len(rest) > 4 else True
-        divisor = rest[5] if len(rest) > 5 else None
+        a = self.avg_pool_args(n)
+        k, s, p, ceil, include_pad, divisor = (a[v] for v in ("kernel_size", "stride", "padding", "ceil_mode",
+                                                               "count_include_pad", "divisor_override"))
         if ceil or (include_pad and any(p)) or divisor not in (None, k[0] * k[1]):
             # executorch partition/config/generic_node_configs.py AvgPoolingConfig.check_constraints
             self.fail(n, "avg_pool2d", "ExecuTorch's XNNPACK partitioner leaves this avg_pool2d (ceil_mode, "
