@@ -347,6 +347,10 @@ class _PT2E:
                 self.fail(n, name, f"padding={padding!r} is not supported; give explicit padding")
             geo = {"stride": _pair(stride, nd), "padding": _pair(padding, nd), "dilation": _pair(dilation, nd),
                    "groups": int(groups)}
+        if self.engine == "x86-inductor" and name == "linear":
+            decomposed = self.inductor_decomposed_linear(n, x, wq, bias, wf)
+            if decomposed:
+                return
         fq = self.follow_to_q(n, allow=("relu", "hardtanh", "relu6", "hardswish"))
         if self.is_dq(x) and fq is not None and self.integer_ok(n, name, d, fq):
             act, qn = fq
@@ -391,6 +395,42 @@ class _PT2E:
             self.emit(n.name, "float_conv", [xin], dtype="float32", consts={"weight": wf, "bias": bias},
                       attrs=geo, torch_op=f"aten::{name}")
         self.values[n.name] = n.name
+
+    def shape_of(self, a):
+        """The shape of FX value `a`: from the example run, else from the export's fake tensor."""
+        t = self.observed.get(getattr(a, "name", None))
+        if t is None:
+            t = getattr(a, "meta", {}).get("val")
+        return None if t is None or not hasattr(t, "shape") else [int(v) for v in t.shape]
+
+    def inductor_decomposed_linear(self, n, x, wq, bias, wf) -> bool:
+        """A linear that Inductor's CPU decomposition turns into float32 C++ (batch 1 and a small or
+        single-output weight, ops/inductor_linear.py): the dequantized values, products and sum in
+        its kernel's order, whatever quantizes its input or output. False when it does not apply."""
+        from ..ops.inductor_linear import (decomposed_linear_serial, decomposed_linear_sum_order,
+                                           inductor_decomposed_linear)
+        from ..cpu import cpu_class
+
+        shape = self.shape_of(x)
+        if shape is None or len(shape) != 2:  # other ranks go through a view first: not modelled
+            return False
+        m, (nn_, k) = shape[0], wq.shape
+        form = inductor_decomposed_linear(m, k, nn_, bias is not None)
+        if form is None:
+            return False
+        xin = self.float_of(x, n)
+        order = decomposed_linear_sum_order(k, m * nn_)
+        lanes = cpu_class(self.profile).inductor_lanes
+        exact = order != "lanes" or decomposed_linear_serial(k, nn_, lanes, self.profile["num_threads"])
+        how = {"product": "one product per output", "unrolled": "the K products added in order",
+               "lanes": f"the products summed in {lanes} float32 lanes, then the lanes reduced"}[order]
+        self.float_region(n, "linear", exact, f"Inductor decomposes this {m}x{k} @ {k}x{nn_} linear into float32 "
+                          f"C++ (not a oneDNN kernel): dequantized x times dequantized w, {how}, + bias"
+                          + (": reproduced" if exact else "; its reduction is split across threads: not reproduced"))
+        self.emit(n.name, "float_linear_inductor", [xin], dtype="float32", consts={"weight": wf, "bias": bias},
+                  torch_op="aten::linear (Inductor decomposition: float32 C++)")
+        self.values[n.name] = n.name
+        return True
 
     def integer_ok(self, n, name, d, fq):
         """Whether this profile's runtime computes dq -> conv/linear (+act) -> q with integers."""
