@@ -123,16 +123,17 @@ def test_inductor_mean_claims_only_serial_sums():
     assert inductor_mean_serial((2, 5, 30, 30), True, "avx2", 1)
 
 
-@pytest.mark.parametrize("seed,what", [
-    (1020, "conv -> hardswish fused into onednn::qconv_pointwise (float32 output)"),
-    (1058, "dq -> cat -> global average pool: Inductor's channels-last sum, then a float output linear"),
-    (3036, "NCHW input + conv(input), fused into the conv's channels-last output, then global average pool"),
+@pytest.mark.parametrize("seed,variants,what", [
+    (1020, False, "conv -> hardswish fused into onednn::qconv_pointwise (float32 output)"),
+    (1058, False, "dq -> cat -> global average pool: Inductor's channels-last sum, then a float output linear"),
+    (3036, False, "NCHW input + conv(input), fused into the conv's channels-last output, then global average pool"),
+    (3, True, "avg pools with padding; batch-1 8 -> 5 head: per-channel scales inlined, a scalar sum from 0"),
 ])
-def test_campaign_regressions(seed, what):
+def test_campaign_regressions(seed, variants, what):
     pytest.importorskip("torchao", reason="torchao==0.18.0 not installed (pip install 'qgolden[pt2e]')")
     from qgolden.fuzz_pt2e import one
 
-    rep, desc = one(seed, "x86-inductor")
+    rep, desc = one(seed, "x86-inductor", variants=variants)
     assert rep.bit_exact, (what, desc, rep.outputs)
     assert all(r["exact"] for r in rep.float_regions), rep.float_regions
 
@@ -249,7 +250,8 @@ def test_inductor_avg_pool_loops_are_not_claimed():
                                       (16, 16, True), (17, 1, True), (300, 1, False), (9, 1, False)])
 def test_inductor_decomposed_linear(k, n, bias):
     """F.linear(x[1, K], w, b) compiled: products, then an unrolled or lane sum, then + bias."""
-    from qgolden.ops.inductor_linear import float_linear_inductor, inductor_decomposed_linear
+    from qgolden.ops.inductor_linear import (decomposed_linear_sum_order, float_linear_inductor,
+                                             inductor_decomposed_linear)
 
     assert inductor_decomposed_linear(1, k, n, bias) == "sum"
     g = np.random.default_rng(k * 100 + n)
@@ -260,11 +262,12 @@ def test_inductor_decomposed_linear(k, n, bias):
     f = torch.compile(lambda x, w, b: torch.nn.functional.linear(x, w, b))
     ref = f(torch.from_numpy(x), torch.from_numpy(w), None if b is None else torch.from_numpy(b)).numpy()
     host = make_profile("x86-inductor")  # live torch.compile: this machine's vector lanes
-    assert _same_bits(float_linear_inductor(x, weight=w, bias=b, profile=host), ref)
+    order = decomposed_linear_sum_order(k, n, n, per_channel=False)  # a float weight: nothing inlined
+    assert _same_bits(float_linear_inductor(x, weight=w, bias=b, sum_order=order, profile=host), ref)
 
 
 def test_inductor_linear_decomposition_rule():
-    from qgolden.ops.inductor_linear import inductor_decomposed_linear
+    from qgolden.ops.inductor_linear import decomposed_linear_sum_order, inductor_decomposed_linear
 
     assert inductor_decomposed_linear(1, 16, 16, True) == "sum"
     assert inductor_decomposed_linear(1, 17, 16, True) is None   # oneDNN's qlinear
@@ -272,6 +275,10 @@ def test_inductor_linear_decomposition_rule():
     assert inductor_decomposed_linear(1, 512, 1, True) == "sum"
     assert inductor_decomposed_linear(1, 8, 4, False) is None    # mm: only a single output
     assert inductor_decomposed_linear(4, 1, 3, False) == "product"
+    assert decomposed_linear_sum_order(8, 5, 5, per_channel=True) == "serial"   # scales inlined: scalar loop
+    assert decomposed_linear_sum_order(8, 10, 10, per_channel=True) == "lanes"
+    assert decomposed_linear_sum_order(8, 1, 1, per_channel=True) == "lanes"    # one scale: a constant
+    assert decomposed_linear_sum_order(5, 4, 4, per_channel=True) == "unrolled"
 
 
 RECORDS = Path(__file__).parent / "data" / "cpu-records"

@@ -348,7 +348,7 @@ class _PT2E:
             geo = {"stride": _pair(stride, nd), "padding": _pair(padding, nd), "dilation": _pair(dilation, nd),
                    "groups": int(groups)}
         if self.engine == "x86-inductor" and name == "linear":
-            decomposed = self.inductor_decomposed_linear(n, x, wq, bias, wf)
+            decomposed = self.inductor_decomposed_linear(n, x, wq, bias, wf, d["per_channel"])
             if decomposed:
                 return
         fq = self.follow_to_q(n, allow=("relu", "hardtanh", "relu6", "hardswish"))
@@ -403,7 +403,7 @@ class _PT2E:
             t = getattr(a, "meta", {}).get("val")
         return None if t is None or not hasattr(t, "shape") else [int(v) for v in t.shape]
 
-    def inductor_decomposed_linear(self, n, x, wq, bias, wf) -> bool:
+    def inductor_decomposed_linear(self, n, x, wq, bias, wf, per_channel) -> bool:
         """A linear that Inductor's CPU decomposition turns into float32 C++ (batch 1 and a small or
         single-output weight, ops/inductor_linear.py): the dequantized values, products and sum in
         its kernel's order, whatever quantizes its input or output. False when it does not apply."""
@@ -419,16 +419,17 @@ class _PT2E:
         if form is None:
             return False
         xin = self.float_of(x, n)
-        order = decomposed_linear_sum_order(k, m * nn_)
+        order = decomposed_linear_sum_order(k, m * nn_, nn_, per_channel)
         lanes = cpu_class(self.profile).inductor_lanes
-        exact = order != "lanes" or decomposed_linear_serial(k, nn_, lanes, self.profile["num_threads"])
+        exact = decomposed_linear_serial(order, k, nn_, lanes, self.profile["num_threads"])
         how = {"product": "one product per output", "unrolled": "the K products added in order",
+               "serial": "the K products added to 0 in order (its per-channel scales are inlined: a scalar loop)",
                "lanes": f"the products summed in {lanes} float32 lanes, then the lanes reduced"}[order]
         self.float_region(n, "linear", exact, f"Inductor decomposes this {m}x{k} @ {k}x{nn_} linear into float32 "
                           f"C++ (not a oneDNN kernel): dequantized x times dequantized w, {how}, + bias"
                           + (": reproduced" if exact else "; its reduction is split across threads: not reproduced"))
         self.emit(n.name, "float_linear_inductor", [xin], dtype="float32", consts={"weight": wf, "bias": bias},
-                  torch_op="aten::linear (Inductor decomposition: float32 C++)")
+                  attrs={"sum_order": order}, torch_op="aten::linear (Inductor decomposition: float32 C++)")
         self.values[n.name] = n.name
         return True
 

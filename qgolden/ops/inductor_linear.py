@@ -18,6 +18,11 @@ Each product is one float32 multiply of the dequantized values (no FMA: Inductor
     otherwise                                a loop over K in float32 vector lanes (K is the
                                              contiguous dim of x and of the frozen [N, K] weight):
                                              numerics/floatsum.inductor_lane_sum
+                                             -- unless the loop cannot be vectorized: per-channel
+                                             weight scales and zero points of 2..8 entries are inlined
+                                             as selects on the output index (graph.py
+                                             can_inline_constant, lowering.py tensor), and the kernel
+                                             then runs its scalar tail loop: acc = 0; acc += p_k in order
 then y = f32(sum + bias) (the * 1 is exact).
 """
 from __future__ import annotations
@@ -47,33 +52,42 @@ def inductor_decomposed_linear(m: int, k: int, n: int, has_bias: bool) -> str | 
     return None
 
 
-def decomposed_linear_sum_order(k: int, outputs: int) -> str:
-    """'product' (K == 1), 'unrolled' (K < 8, more than one output) or 'lanes' (a reduction loop)."""
+INLINE_MAX = 8  # graph.py can_inline_constant: 1-D constants of at most 8 entries
+
+
+def decomposed_linear_sum_order(k: int, outputs: int, n: int, per_channel: bool) -> str:
+    """'product' (K == 1), 'unrolled' (K < 8, more than one output), 'serial' (a scalar loop: the
+    per-channel scales are inlined selects, 2 <= N <= 8) or 'lanes' (a vectorized loop)."""
     if k == 1:
         return "product"
     if k < UNROLL_BELOW and outputs != 1:
         return "unrolled"
+    if per_channel and 2 <= n <= INLINE_MAX:
+        return "serial"
     return "lanes"
 
 
-def decomposed_linear_serial(k: int, n: int, lanes: int, threads: int) -> bool:
-    """Whether the lane loop sums each output in one thread (inductor_sum_is_serial: N outputs,
-    K / lanes vector steps each)."""
-    return inductor_sum_is_serial(n, k // lanes, k, n * k, threads)
+def decomposed_linear_serial(order: str, k: int, n: int, lanes: int, threads: int) -> bool:
+    """Whether the loop sums each output in one thread (inductor_sum_is_serial: N outputs, K / lanes
+    vector steps or K scalar steps each)."""
+    if order in ("product", "unrolled"):
+        return True
+    steps = k // lanes if order == "lanes" else k
+    return inductor_sum_is_serial(n, steps, k, n * k, threads)
 
 
-def float_linear_inductor(x, *, weight, bias=None, profile=None, trace=None):
+def float_linear_inductor(x, *, weight, bias=None, sum_order="lanes", profile=None, trace=None):
     """linear of float32 x [M, K] and the dequantized weight [N, K] as Inductor's decomposed kernel
-    computes it (module docstring). Returns [M, N] float32."""
+    computes it (module docstring; sum_order from decomposed_linear_sum_order). Returns [M, N] float32."""
     x = np.asarray(x, dtype=np.float32)
     w = np.asarray(weight, dtype=np.float32)
     prods = np.multiply(x[..., None, :], w, dtype=np.float32)  # [M, N, K], each product rounded
     k = w.shape[1]
-    order = decomposed_linear_sum_order(k, int(np.prod(prods.shape[:-1])))
+    order = sum_order
     if order == "product":
         total = prods[..., 0]
-    elif order == "unrolled":
-        total = prods[..., 0]
+    elif order in ("unrolled", "serial"):  # serial: from 0, which changes nothing but the sign of a zero
+        total = prods[..., 0] if order == "unrolled" else np.add(np.float32(0), prods[..., 0], dtype=np.float32)
         for i in range(1, k):
             total = np.add(total, prods[..., i], dtype=np.float32)
     else:
