@@ -127,7 +127,8 @@ def test_inductor_mean_claims_only_serial_sums():
     (1020, False, "conv -> hardswish fused into onednn::qconv_pointwise (float32 output)"),
     (1058, False, "dq -> cat -> global average pool: Inductor's channels-last sum, then a float output linear"),
     (3036, False, "NCHW input + conv(input), fused into the conv's channels-last output, then global average pool"),
-    (3, True, "avg pools with padding; batch-1 8 -> 5 head: per-channel scales inlined, a scalar sum from 0"),
+    (3, True, "avg pools with padding; batch-1 8 -> 5 head: per-channel scales inlined, a scalar tail loop"),
+    (49, True, "batch-1 16 -> 3 head: per-channel scales inlined, 16 products in full vectors (no tail)"),
 ])
 def test_campaign_regressions(seed, variants, what):
     pytest.importorskip("torchao", reason="torchao==0.18.0 not installed (pip install 'qgolden[pt2e]')")
@@ -275,7 +276,7 @@ def test_inductor_linear_decomposition_rule():
     assert inductor_decomposed_linear(1, 512, 1, True) == "sum"
     assert inductor_decomposed_linear(1, 8, 4, False) is None    # mm: only a single output
     assert inductor_decomposed_linear(4, 1, 3, False) == "product"
-    assert decomposed_linear_sum_order(8, 5, 5, per_channel=True) == "serial"   # scales inlined: scalar loop
+    assert decomposed_linear_sum_order(8, 5, 5, per_channel=True) == "lanes_scalar_tail"  # scales inlined
     assert decomposed_linear_sum_order(8, 10, 10, per_channel=True) == "lanes"
     assert decomposed_linear_sum_order(8, 1, 1, per_channel=True) == "lanes"    # one scale: a constant
     assert decomposed_linear_sum_order(5, 4, 4, per_channel=True) == "unrolled"

@@ -423,7 +423,8 @@ class _PT2E:
         lanes = cpu_class(self.profile).inductor_lanes
         exact = decomposed_linear_serial(order, k, nn_, lanes, self.profile["num_threads"])
         how = {"product": "one product per output", "unrolled": "the K products added in order",
-               "serial": "the K products added to 0 in order (its per-channel scales are inlined: a scalar loop)",
+               "lanes_scalar_tail": f"the products summed in {lanes} float32 lanes, the last K % {lanes} in a "
+               "scalar loop (its per-channel scales are inlined selects), then the two added",
                "lanes": f"the products summed in {lanes} float32 lanes, then the lanes reduced"}[order]
         self.float_region(n, "linear", exact, f"Inductor decomposes this {m}x{k} @ {k}x{nn_} linear into float32 "
                           f"C++ (not a oneDNN kernel): dequantized x times dequantized w, {how}, + bias"

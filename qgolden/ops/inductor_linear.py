@@ -18,11 +18,12 @@ Each product is one float32 multiply of the dequantized values (no FMA: Inductor
     otherwise                                a loop over K in float32 vector lanes (K is the
                                              contiguous dim of x and of the frozen [N, K] weight):
                                              numerics/floatsum.inductor_lane_sum
-                                             -- unless the loop cannot be vectorized: per-channel
-                                             weight scales and zero points of 2..8 entries are inlined
-                                             as selects on the output index (graph.py
-                                             can_inline_constant, lowering.py tensor), and the kernel
-                                             then runs its scalar tail loop: acc = 0; acc += p_k in order
+                                             -- except the tail: per-channel weight scales and zero
+                                             points of 2..8 entries are inlined as selects on the output
+                                             index (graph.py can_inline_constant, lowering.py tensor),
+                                             which the masked tail vector cannot take, so the last
+                                             K % lanes products run as a scalar loop: t = 0; t += p_k;
+                                             sum = f32(t + vec_reduce_all(lanes of the full vectors))
 then y = f32(sum + bias) (the * 1 is exact).
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..cpu import cpu_class, detect
-from ..numerics.floatsum import inductor_lane_sum, inductor_sum_is_serial
+from ..numerics.floatsum import inductor_lane_sum, inductor_sum_is_serial, vec_reduce_all
 from .spec import OpSpec
 
 UNROLL_BELOW = 8            # torch._inductor.config.unroll_reductions_threshold (Reduction.create: numel < 8)
@@ -56,24 +57,23 @@ INLINE_MAX = 8  # graph.py can_inline_constant: 1-D constants of at most 8 entri
 
 
 def decomposed_linear_sum_order(k: int, outputs: int, n: int, per_channel: bool) -> str:
-    """'product' (K == 1), 'unrolled' (K < 8, more than one output), 'serial' (a scalar loop: the
-    per-channel scales are inlined selects, 2 <= N <= 8) or 'lanes' (a vectorized loop)."""
+    """'product' (K == 1), 'unrolled' (K < 8, more than one output), 'lanes_scalar_tail' (vector lanes,
+    the tail a scalar loop: the per-channel scales are inlined selects, 2 <= N <= 8) or 'lanes'."""
     if k == 1:
         return "product"
     if k < UNROLL_BELOW and outputs != 1:
         return "unrolled"
     if per_channel and 2 <= n <= INLINE_MAX:
-        return "serial"
+        return "lanes_scalar_tail"
     return "lanes"
 
 
 def decomposed_linear_serial(order: str, k: int, n: int, lanes: int, threads: int) -> bool:
     """Whether the loop sums each output in one thread (inductor_sum_is_serial: N outputs, K / lanes
-    vector steps or K scalar steps each)."""
+    vector steps each)."""
     if order in ("product", "unrolled"):
         return True
-    steps = k // lanes if order == "lanes" else k
-    return inductor_sum_is_serial(n, steps, k, n * k, threads)
+    return inductor_sum_is_serial(n, k // lanes, k, n * k, threads)
 
 
 def float_linear_inductor(x, *, weight, bias=None, sum_order="lanes", profile=None, trace=None):
@@ -86,10 +86,20 @@ def float_linear_inductor(x, *, weight, bias=None, sum_order="lanes", profile=No
     order = sum_order
     if order == "product":
         total = prods[..., 0]
-    elif order in ("unrolled", "serial"):  # serial: from 0, which changes nothing but the sign of a zero
-        total = prods[..., 0] if order == "unrolled" else np.add(np.float32(0), prods[..., 0], dtype=np.float32)
+    elif order == "unrolled":
+        total = prods[..., 0]
         for i in range(1, k):
             total = np.add(total, prods[..., i], dtype=np.float32)
+    elif order == "lanes_scalar_tail":
+        lanes = cpu_class(profile or detect()).inductor_lanes
+        full = k // lanes * lanes
+        tail = np.zeros(prods.shape[:-1], np.float32)
+        for i in range(full, k):
+            tail = np.add(tail, prods[..., i], dtype=np.float32)
+        vec = np.zeros(prods.shape[:-1] + (lanes,), np.float32)
+        for i in range(0, full, lanes):
+            vec = np.add(vec, prods[..., i:i + lanes], dtype=np.float32)
+        total = np.add(tail, vec_reduce_all(vec), dtype=np.float32)
     else:
         total = inductor_lane_sum(prods, cpu_class(profile or detect()).inductor_lanes)
     y = total if bias is None else np.add(total, np.asarray(bias, np.float32), dtype=np.float32)
