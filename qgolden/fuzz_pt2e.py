@@ -20,7 +20,11 @@ import warnings
 os.environ.setdefault("TORCHAO_FORCE_SKIP_LOADING_SO_FILES", "1")
 
 
-def make_model(rng, conv_ops=True):
+def make_model(rng, conv_ops=True, variants=False):
+    """A random conv net and its input shape. variants=True (the campaign) adds average pools between
+    the ops and batch-1 inputs, drawn from a second generator so that each seed's other choices, and so
+    the models that tests pin by seed, stay what they were."""
+    import numpy as np
     import torch
     from torch import nn
     import torch.nn.functional as F
@@ -33,6 +37,18 @@ def make_model(rng, conv_ops=True):
     for _ in range(n_ops):
         kind = str(rng.choice(["conv", "dw", "add", "cat", "maxpool", "hardswish", "relu6"]))
         ops.append(kind)
+    aux = np.random.default_rng([int(rng.bit_generator.seed_seq.entropy), 1]) if variants else None
+    avg_cfgs = []
+    batch = 2
+    if aux is not None:
+        for _ in range(int(aux.integers(0, 3))):
+            at = int(aux.integers(0, len(ops) + 1))
+            ops.insert(at, "avgpool")
+        # kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
+        avg_cfgs = [((2, 2), None, 0, False, True, None), ((3, 3), (1, 1), (1, 1), False, True, None),
+                    ((3, 3), (2, 2), (1, 1), True, False, None), ((2, 3), (1, 2), (1, 1), False, False, None),
+                    ((2, 2), (1, 1), 0, True, True, 3)]
+        batch = int(aux.choice([1, 2]))
 
     class M(nn.Module):
         def __init__(self):
@@ -61,11 +77,13 @@ def make_model(rng, conv_ops=True):
                     m = nn.Identity()
                 self.mods.append(m)
                 self.kinds.append(k)
+            self.avg = [avg_cfgs[int(aux.integers(0, len(avg_cfgs)))] if k == "avgpool" else None
+                        for k in self.kinds]
             self.pool = bool(rng.integers(0, 2))
             self.fc = nn.Linear(ch, int(rng.choice([3, 5, 10]))) if self.pool else None
 
         def forward(self, x):
-            for k, m in zip(self.kinds, self.mods):
+            for k, m, avg in zip(self.kinds, self.mods, self.avg):
                 if k in ("conv", "dw"):
                     x = m(x)
                 elif k == "add":
@@ -78,6 +96,8 @@ def make_model(rng, conv_ops=True):
                     x = F.hardswish(x)
                 elif k == "relu6":
                     x = F.relu6(x)
+                elif k == "avgpool" and x.shape[-1] >= 4:
+                    x = F.avg_pool2d(x, *avg)
             if self.pool:
                 x = F.adaptive_avg_pool2d(x, 1).flatten(1)
                 x = self.fc(x)
@@ -89,7 +109,7 @@ def make_model(rng, conv_ops=True):
         if isinstance(mod, nn.BatchNorm2d):
             mod.running_mean.uniform_(-0.5, 0.5)
             mod.running_var.uniform_(0.5, 2.0)
-    return m.eval(), (2, c_in, hw, hw)
+    return m.eval(), (batch, c_in, hw, hw)
 
 
 def quantize(model, shape, quantizer_name, per_channel, qat, rng):
@@ -123,21 +143,23 @@ def quantize(model, shape, quantizer_name, per_channel, qat, rng):
     return c, torch.randn(*shape)
 
 
-def one(seed, engine, per_channel=None, qat=None):
-    """Build, quantize, lower and verify one random model. Returns (report, description)."""
+def one(seed, engine, per_channel=None, qat=None, variants=False):
+    """Build, quantize, lower and verify one random model (make_model's variants: the campaign's).
+    Returns (report, description)."""
     import numpy as np
 
     from . import api
 
     rng = np.random.default_rng(seed)
-    model, shape = make_model(rng)
+    model, shape = make_model(rng, variants=variants)
     qname = "xnnpack" if engine in ("pt2e-reference", "xnnpack") else "x86"
     per_channel = bool(rng.integers(0, 2)) if per_channel is None else per_channel
     qat = (rng.random() < 0.15) if qat is None else qat
     gm, x = quantize(model, shape, qname, per_channel, qat, rng)
     prog = api.lower(gm, (x,), engine=engine)
     rep = api.verify(gm, x, program=prog)
-    desc = f"seed {seed}: {qname} {'per-channel' if per_channel else 'per-tensor'}{' QAT' if qat else ''} {model.kinds}"
+    desc = (f"seed {seed}: {qname} {'per-channel' if per_channel else 'per-tensor'}{' QAT' if qat else ''} "
+            f"batch {shape[0]} {model.kinds}")
     return rep, desc
 
 
@@ -162,7 +184,7 @@ def main(argv=None):
         eng = engines[i % len(engines)]
         seed = a.seed + i
         try:
-            rep, desc = one(seed, eng)
+            rep, desc = one(seed, eng, variants=True)
         except ValueError as e:
             if "is not one" in str(e):  # the quantizer quantized nothing in this model
                 print(f"[{eng}] seed {seed}: skipped (nothing quantized)")

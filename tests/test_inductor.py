@@ -3,6 +3,7 @@
 Fast checks call the oneDNN ops directly (no compile); two seeds of the random PT2E campaign that
 used to mismatch are kept as regression tests (one compile each)."""
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,16 +123,18 @@ def test_inductor_mean_claims_only_serial_sums():
     assert inductor_mean_serial((2, 5, 30, 30), True, "avx2", 1)
 
 
-@pytest.mark.parametrize("seed,what", [
-    (1020, "conv -> hardswish fused into onednn::qconv_pointwise (float32 output)"),
-    (1058, "dq -> cat -> global average pool: Inductor's channels-last sum, then a float output linear"),
-    (3036, "NCHW input + conv(input), fused into the conv's channels-last output, then global average pool"),
+@pytest.mark.parametrize("seed,variants,what", [
+    (1020, False, "conv -> hardswish fused into onednn::qconv_pointwise (float32 output)"),
+    (1058, False, "dq -> cat -> global average pool: Inductor's channels-last sum, then a float output linear"),
+    (3036, False, "NCHW input + conv(input), fused into the conv's channels-last output, then global average pool"),
+    (3, True, "avg pools with padding; batch-1 8 -> 5 head: per-channel scales inlined, a scalar tail loop"),
+    (49, True, "batch-1 16 -> 3 head: per-channel scales inlined, 16 products in full vectors (no tail)"),
 ])
-def test_campaign_regressions(seed, what):
+def test_campaign_regressions(seed, variants, what):
     pytest.importorskip("torchao", reason="torchao==0.18.0 not installed (pip install 'qgolden[pt2e]')")
     from qgolden.fuzz_pt2e import one
 
-    rep, desc = one(seed, "x86-inductor")
+    rep, desc = one(seed, "x86-inductor", variants=variants)
     assert rep.bit_exact, (what, desc, rep.outputs)
     assert all(r["exact"] for r in rep.float_regions), rep.float_regions
 
@@ -175,3 +178,129 @@ def test_onednn_linear_float_output_scale_order(m, k, n):
     combined = onednn_combined_scale(host, "linear", {"m": m, "k": k, "n": n})
     assert np.array_equal(_onednn_float_out(acc, sx, sw, b, False, combined=combined), ref)
     assert not np.array_equal(_onednn_float_out(acc, sx, sw, b, False, combined=not combined), ref)
+
+
+# --- avg_pool2d between dequantize and quantize (ops/float_avg_pool.py) ---------------------------
+from qgolden.ops.float_avg_pool import float_avg_pool, inductor_avg_pool_kernel  # noqa: E402
+
+AVG_CONFIGS = [  # kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
+    ((2, 2), (2, 2), (0, 0), False, True, None), ((3, 3), (1, 1), (1, 1), False, True, None),
+    ((3, 3), (2, 2), (1, 1), False, False, None), ((3, 3), (2, 2), (1, 1), True, True, None),
+    ((3, 2), (2, 1), (1, 0), True, False, None), ((2, 2), (2, 2), (0, 0), False, True, 3),
+    ((4, 4), (3, 3), (1, 1), True, False, None), ((6, 6), (2, 2), (1, 1), False, True, None),
+    ((1, 1), (2, 2), (0, 0), False, True, None), ((5, 5), (1, 1), (2, 2), False, False, None),
+]
+
+
+def _avg_input(seed, shape, channels_last):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*shape, generator=g) * 3
+    # quarter of the values on a coarse grid: exact ties of sums and of the division
+    x = torch.where(torch.rand(*shape, generator=g) < 0.25, torch.round(x * 4) / 4, x)
+    x[..., 0, :] = -0.0  # a row of negative zeros: the sum's starting value shows in the sign of 0
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def _same_bits(a, b):
+    return a.shape == b.shape and np.array_equal(np.asarray(a, np.float32).view(np.int32),
+                                                 np.asarray(b, np.float32).view(np.int32))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_float_avg_pool_is_atens(channels_last):
+    """ATen's float32 avg_pool2d (what pt2e-reference runs, and Inductor's fallback): sum from 0."""
+    for i, (k, s, p, ceil, cip, div) in enumerate(AVG_CONFIGS):
+        for shape in [(2, 19, 14, 14), (1, 5, 13, 11)]:
+            x = _avg_input(i, shape, channels_last)
+            ref = torch.nn.functional.avg_pool2d(x, k, s, p, ceil, cip, div).contiguous().numpy()
+            ours = float_avg_pool(x.numpy(), kernel_size=k, stride=s, padding=p, ceil_mode=ceil,
+                                  count_include_pad=cip, divisor_override=div, sum_order="from_zero")
+            assert _same_bits(ours, ref), (k, s, p, ceil, cip, div, shape)
+
+
+def test_inductor_avg_pool_bit_exact():
+    """torch.compile's avg_pool2d: unrolled window sums (from tap 0), the ATen fallback for big
+    windows; a 1x1 window keeps a -0.0 that a sum from 0 would turn into +0.0."""
+    told_apart = 0
+    for i, (k, s, p, ceil, cip, div) in enumerate(AVG_CONFIGS):
+        order, exact, _ = inductor_avg_pool_kernel(k, s)
+        if not exact:
+            continue
+        torch._dynamo.reset()
+        f = torch.compile(lambda x: torch.nn.functional.avg_pool2d(x, k, s, p, ceil, cip, div))
+        for channels_last in (True, False):
+            x = _avg_input(100 + i, (2, 19, 13, 11), channels_last)
+            ref = f(x).contiguous().numpy()
+            kw = dict(kernel_size=k, stride=s, padding=p, ceil_mode=ceil, count_include_pad=cip, divisor_override=div)
+            assert _same_bits(float_avg_pool(x.numpy(), sum_order=order, **kw), ref), (k, s, p, channels_last)
+            other = "from_zero" if order == "first_tap" else "first_tap"
+            told_apart += not _same_bits(float_avg_pool(x.numpy(), sum_order=other, **kw), ref)
+    assert told_apart > 0
+
+
+def test_inductor_avg_pool_loops_are_not_claimed():
+    assert inductor_avg_pool_kernel((3, 3), (1, 1), 100)[:2] == ("first_tap", True)
+    assert inductor_avg_pool_kernel((6, 6), (2, 2), 100)[:2] == ("from_zero", True)   # ATen fallback
+    assert not inductor_avg_pool_kernel((5, 5), (5, 5), 100)[1]   # 25 taps: a reduction loop
+    assert not inductor_avg_pool_kernel((7, 7), (7, 7), 100)[1]
+    assert not inductor_avg_pool_kernel((2, 2), (2, 2), 1)[1]     # one output: not unrolled
+
+
+# --- batch-1 linears that Inductor decomposes into float32 C++ (ops/inductor_linear.py) -----------
+@pytest.mark.parametrize("k,n,bias", [(1, 5, True), (3, 4, True), (7, 16, True), (8, 10, True), (12, 3, True),
+                                      (16, 16, True), (17, 1, True), (300, 1, False), (9, 1, False)])
+def test_inductor_decomposed_linear(k, n, bias):
+    """F.linear(x[1, K], w, b) compiled: products, then an unrolled or lane sum, then + bias."""
+    from qgolden.ops.inductor_linear import (decomposed_linear_sum_order, float_linear_inductor,
+                                             inductor_decomposed_linear)
+
+    assert inductor_decomposed_linear(1, k, n, bias) == "sum"
+    g = np.random.default_rng(k * 100 + n)
+    x = (g.integers(-40, 40, (1, k)) * np.float32(0.0371)).astype(np.float32)
+    w = (g.integers(-127, 128, (n, k)) * g.uniform(0.002, 0.02, (n, 1))).astype(np.float32)
+    b = (g.standard_normal(n) * 0.3).astype(np.float32) if bias else None
+    torch._dynamo.reset()
+    f = torch.compile(lambda x, w, b: torch.nn.functional.linear(x, w, b))
+    ref = f(torch.from_numpy(x), torch.from_numpy(w), None if b is None else torch.from_numpy(b)).numpy()
+    host = make_profile("x86-inductor")  # live torch.compile: this machine's vector lanes
+    order = decomposed_linear_sum_order(k, n, n, per_channel=False)  # a float weight: nothing inlined
+    assert _same_bits(float_linear_inductor(x, weight=w, bias=b, sum_order=order, profile=host), ref)
+
+
+def test_inductor_linear_decomposition_rule():
+    from qgolden.ops.inductor_linear import decomposed_linear_sum_order, inductor_decomposed_linear
+
+    assert inductor_decomposed_linear(1, 16, 16, True) == "sum"
+    assert inductor_decomposed_linear(1, 17, 16, True) is None   # oneDNN's qlinear
+    assert inductor_decomposed_linear(2, 8, 8, True) is None
+    assert inductor_decomposed_linear(1, 512, 1, True) == "sum"
+    assert inductor_decomposed_linear(1, 8, 4, False) is None    # mm: only a single output
+    assert inductor_decomposed_linear(4, 1, 3, False) == "product"
+    assert decomposed_linear_sum_order(8, 5, 5, per_channel=True) == "lanes_scalar_tail"  # scales inlined
+    assert decomposed_linear_sum_order(8, 10, 10, per_channel=True) == "lanes"
+    assert decomposed_linear_sum_order(8, 1, 1, per_channel=True) == "lanes"    # one scale: a constant
+    assert decomposed_linear_sum_order(5, 4, 4, per_channel=True) == "unrolled"
+
+
+RECORDS = Path(__file__).parent / "data" / "cpu-records"
+
+
+@pytest.mark.parametrize("case,isa", [
+    ("xeon-avx512-amx/inductor/cases/inductor_11_1", "avx512_amx"),   # avg_pool2d on a conv's float output
+    ("xeon-avx512-amx/inductor/cases/inductor_11_3", "avx512_amx"),   # batch-1 16 -> 10 linear head
+    ("xeon-avx512-vnni/inductor/cases/inductor_33_2", "avx512_vnni"),  # avg pool, max pool, 8 -> 10 head
+    ("xeon-avx512-vnni/inductor/cases/inductor_33_5", "avx512_vnni"),
+])
+def test_recorded_inductor_models(case, isa):
+    """torch.compile outputs recorded on AVX-512 Xeons, replayed with their CPU class (no live torch)."""
+    pytest.importorskip("torchao", reason="torchao==0.18.0 not installed (pip install 'qgolden[pt2e]')")
+    import qgolden
+    from qgolden.importers.pt2e import register_ops
+
+    register_ops()
+    rec = np.load(RECORDS / f"{case}.npz")
+    ep = torch.export.load(str(RECORDS / f"{case}.pt2"))
+    prog = qgolden.lower(ep, example_inputs=(torch.from_numpy(rec["x"]),), engine="x86-inductor", isa=isa)
+    assert all(r["exact"] for r in prog.meta["float_regions"]), prog.meta["float_regions"]
+    out = prog.run(rec["x"])
+    assert _same_bits(out[0] if isinstance(out, (tuple, list)) else out, rec["y"])

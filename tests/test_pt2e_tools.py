@@ -201,6 +201,58 @@ def test_x86_inductor_float_output_conv_relu_pool_quantize_is_integer():
     assert floats == {"conv2d_2", "relu_2", "max_pool2d_1"}  # the model's float output stays float
 
 
+@pytest.mark.parametrize("isa", ["avx2", "avx512_vnni", "avx512_amx"])
+def test_folded_float_output_stage_scales_as_the_cpu_class_says(isa):
+    """The integer-only plan of a folded float-output conv uses the float scaling of the oneDNN kernel
+    the CPU class runs for that conv's shape (AMX: one combined scale, except depthwise: in turn), the
+    same function ops/qdq.py applies at run time; shapes come from the program (no live torch)."""
+    import torch.nn.functional as F
+    import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from qgolden.integer.transform import _float_out_requant, apply_steps, fold_float_out_gemm, kernel_node
+    from qgolden.ops import get as op_kernel
+    from qgolden.ops.qdq import _onednn_float_out, conv_shape, onednn_combined_scale
+
+    class CNN(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, padding=1, groups=8)
+            self.c = torch.nn.Conv2d(8, 4, 1)
+
+        def forward(self, x):
+            return self.c(F.max_pool2d(F.relu(self.b(F.relu(self.a(x)))), 2))
+
+    torch.manual_seed(1)
+    m, x = CNN().eval(), torch.randn(2, 3, 8, 8)
+    q = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
+    p = prepare_pt2e(torch.export.export(m, (x,)).module(), q)
+    p(x)
+    prog = api.lower(convert_pt2e(p), (x,), engine="x86-inductor", isa=isa)
+    folded = [n for n in fold_float_out_gemm(prog).nodes if "_then" in n.attrs]
+    assert [n.attrs["groups"] for n in folded] == [8]  # the depthwise conv -> relu -> max pool -> quantize
+    node, kp = kernel_node(folded[0], prog.profile)
+    ref = _float_out_requant(node, kp)[0]
+    a, k, then = node.attrs, node.consts, node.attrs["_then"]
+    x_shape = prog.tensors[node.inputs[0]].shape
+    combined = onednn_combined_scale(kp, "conv", conv_shape(x_shape, k["weight"].shape, a["stride"], a["padding"],
+                                                            a["groups"], x_shape[2:]))
+    q_op, q_attrs = then["q"]
+    # every accumulator value whose output is not clamped, in each channel
+    step = float(a["x_scale"]) * np.asarray(k["weight_scale"], np.float64) / float(q_attrs["scale"])
+    lo, hi = np.floor(-k["bias"] / (float(a["x_scale"]) * k["weight_scale"]) - 1), np.ceil(256 / step) + 1
+    acc = np.arange(int(lo.min()), int(hi.max()), dtype=np.int64)[:, None].repeat(8, 1)
+
+    def quantized(comb):
+        f = apply_steps(_onednn_float_out(acc, a["x_scale"], k["weight_scale"], k["bias"], a["relu"], combined=comb),
+                        then["steps"], kp)
+        return np.asarray(op_kernel(q_op)(np.asarray(f, np.float32), **q_attrs, profile=kp)).astype(np.int64)
+
+    assert combined == (isa == "avx2")  # depthwise: brdgmm on AVX-512 (in turn), jit AVX2 kernel (at once)
+    assert np.array_equal(ref(acc), quantized(combined))
+    assert not np.array_equal(quantized(True), quantized(False))  # the grid tells the two orders apart
+
+
 def test_cli_export_refuses_float_regions_by_name(tmp_path):
     """From the command line, on a .pt2 file: export refuses a model with float regions (exit 2)."""
     gm, x = _x86_model()

@@ -254,12 +254,14 @@ class _PT2E:
             return self.adaptive(n)
         if name == "avg_pool2d" and self.engine == "xnnpack":
             return self.xnn_avg_pool(n)
+        if name == "avg_pool2d":
+            return self.avg_pool(n)
         if name == "mean":
             return self.mean(n)
         if name in ("_assert_tensor_metadata", "_assert_scalar", "sym_constrain_range_for_size"):
             return
         self.fail(n, str(n.target), "op not supported in a PT2E graph. Supported: conv1d/conv2d, linear, "
-                  "relu, hardtanh, hardswish, add, cat, max_pool, adaptive_avg_pool2d, mean, flatten, avg_pool2d (xnnpack), "
+                  "relu, hardtanh, hardswish, add, cat, max_pool, avg_pool2d, adaptive_avg_pool2d, mean, flatten, "
                   "reshape/view, permute, transpose, squeeze/unsqueeze, between dequantize and quantize")
 
     def q_op(self, n, qd):
@@ -345,6 +347,10 @@ class _PT2E:
                 self.fail(n, name, f"padding={padding!r} is not supported; give explicit padding")
             geo = {"stride": _pair(stride, nd), "padding": _pair(padding, nd), "dilation": _pair(dilation, nd),
                    "groups": int(groups)}
+        if self.engine == "x86-inductor" and name == "linear":
+            decomposed = self.inductor_decomposed_linear(n, x, wq, bias, wf, d["per_channel"])
+            if decomposed:
+                return
         fq = self.follow_to_q(n, allow=("relu", "hardtanh", "relu6", "hardswish"))
         if self.is_dq(x) and fq is not None and self.integer_ok(n, name, d, fq):
             act, qn = fq
@@ -389,6 +395,44 @@ class _PT2E:
             self.emit(n.name, "float_conv", [xin], dtype="float32", consts={"weight": wf, "bias": bias},
                       attrs=geo, torch_op=f"aten::{name}")
         self.values[n.name] = n.name
+
+    def shape_of(self, a):
+        """The shape of FX value `a`: from the example run, else from the export's fake tensor."""
+        t = self.observed.get(getattr(a, "name", None))
+        if t is None:
+            t = getattr(a, "meta", {}).get("val")
+        return None if t is None or not hasattr(t, "shape") else [int(v) for v in t.shape]
+
+    def inductor_decomposed_linear(self, n, x, wq, bias, wf, per_channel) -> bool:
+        """A linear that Inductor's CPU decomposition turns into float32 C++ (batch 1 and a small or
+        single-output weight, ops/inductor_linear.py): the dequantized values, products and sum in
+        its kernel's order, whatever quantizes its input or output. False when it does not apply."""
+        from ..ops.inductor_linear import (decomposed_linear_serial, decomposed_linear_sum_order,
+                                           inductor_decomposed_linear)
+        from ..cpu import cpu_class
+
+        shape = self.shape_of(x)
+        if shape is None or len(shape) != 2:  # other ranks go through a view first: not modelled
+            return False
+        m, (nn_, k) = shape[0], wq.shape
+        form = inductor_decomposed_linear(m, k, nn_, bias is not None)
+        if form is None:
+            return False
+        xin = self.float_of(x, n)
+        order = decomposed_linear_sum_order(k, m * nn_, nn_, per_channel)
+        lanes = cpu_class(self.profile).inductor_lanes
+        exact = decomposed_linear_serial(order, k, nn_, lanes, self.profile["num_threads"])
+        how = {"product": "one product per output", "unrolled": "the K products added in order",
+               "lanes_scalar_tail": f"the products summed in {lanes} float32 lanes, the last K % {lanes} in a "
+               "scalar loop (its per-channel scales are inlined selects), then the two added",
+               "lanes": f"the products summed in {lanes} float32 lanes, then the lanes reduced"}[order]
+        self.float_region(n, "linear", exact, f"Inductor decomposes this {m}x{k} @ {k}x{nn_} linear into float32 "
+                          f"C++ (not a oneDNN kernel): dequantized x times dequantized w, {how}, + bias"
+                          + (": reproduced" if exact else "; its reduction is split across threads: not reproduced"))
+        self.emit(n.name, "float_linear_inductor", [xin], dtype="float32", consts={"weight": wf, "bias": bias},
+                  attrs={"sum_order": order}, torch_op="aten::linear (Inductor decomposition: float32 C++)")
+        self.values[n.name] = n.name
+        return True
 
     def integer_ok(self, n, name, d, fq):
         """Whether this profile's runtime computes dq -> conv/linear (+act) -> q with integers."""
@@ -687,17 +731,47 @@ class _PT2E:
         self.values[qn.name] = qn.name
         self.done.update({qn.name} | ({act.name} if act is not None else set()))
 
+    def avg_pool_args(self, n):
+        """aten.avg_pool2d(x, kernel_size, stride=kernel_size, padding=0, ceil_mode=False,
+        count_include_pad=True, divisor_override=None) as keyword arguments."""
+        names = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
+        given = dict(zip(names, [self.attr(v) for v in n.args[1:]]))
+        given.update({k: self.attr(v) for k, v in n.kwargs.items() if k in names})
+        k = _pair(given["kernel_size"], 2)
+        s = given.get("stride")
+        return {"kernel_size": k, "stride": _pair(s, 2) if s not in (None, [], ()) else k,
+                "padding": _pair(given.get("padding", 0), 2), "ceil_mode": bool(given.get("ceil_mode", False)),
+                "count_include_pad": bool(given.get("count_include_pad", True)),
+                "divisor_override": None if given.get("divisor_override") is None else int(given["divisor_override"])}
+
+    def avg_pool(self, n):
+        """avg_pool2d between dequantize and quantize: float32 in every PT2E runtime (no quantizer or
+        lowering turns it into an integer average): pt2e-reference runs ATen's kernel, x86-inductor
+        the window sum it generates (ops/float_avg_pool.py)."""
+        from ..ops.float_avg_pool import inductor_avg_pool_kernel
+
+        x = self.float_of(n.args[0], n)
+        attrs = self.avg_pool_args(n)
+        if self.engine == "x86-inductor":
+            t = self.observed.get(n.name)
+            numel = int(np.prod(t.shape)) if t is not None and hasattr(t, "shape") else None
+            order, exact, why = inductor_avg_pool_kernel(attrs["kernel_size"], attrs["stride"], numel)
+        else:
+            order, exact, why = "from_zero", True, ("ATen's float32 avg_pool2d: each window summed from 0 tap by "
+                                                    "tap, then / count: reproduced")
+        self.float_region(n, "avg_pool2d", exact, why)
+        self.emit(n.name, "float_avg_pool", [x], dtype="float32", attrs=dict(attrs, sum_order=order),
+                  torch_op="aten::avg_pool2d" + (" (Inductor C++)" if self.engine == "x86-inductor" else ""))
+        self.values[n.name] = n.name
+        self.keep_layout(n.name, [x])
+
     def xnn_avg_pool(self, n):
         """avg_pool2d (float between dq and q: XNNPACKQuantizer leaves it unannotated): XNNPACK's f32
         average pooling where ExecuTorch delegates it, otherwise its portable kernel (not modelled)."""
         x = self.float_of(n.args[0], n)
-        rest = [self.attr(v) for v in n.args[1:]]
-        k = _pair(rest[0], 2)
-        s = _pair(rest[1], 2) if len(rest) > 1 and rest[1] not in (None, [], ()) else k
-        p = _pair(rest[2], 2) if len(rest) > 2 else [0, 0]
-        ceil = bool(rest[3]) if len(rest) > 3 else False
-        include_pad = bool(rest[4]) if len(rest) > 4 else True
-        divisor = rest[5] if len(rest) > 5 else None
+        a = self.avg_pool_args(n)
+        k, s, p, ceil, include_pad, divisor = (a[v] for v in ("kernel_size", "stride", "padding", "ceil_mode",
+                                                               "count_include_pad", "divisor_override"))
         if ceil or (include_pad and any(p)) or divisor not in (None, k[0] * k[1]):
             # executorch partition/config/generic_node_configs.py AvgPoolingConfig.check_constraints
             self.fail(n, "avg_pool2d", "ExecuTorch's XNNPACK partitioner leaves this avg_pool2d (ceil_mode, "

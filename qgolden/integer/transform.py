@@ -251,18 +251,46 @@ def out_range(node):
     return dt, lo, hi
 
 
+def _float_out_combined_scale(node, shapes, profile) -> bool:
+    """Whether the oneDNN kernel behind this float-output conv/linear scales by one f32(sx*sw[n])
+    (CpuClass.onednn_int8_combined_scale, as ops/qdq.py asks it at run time). `shapes` holds the
+    input and output shapes fold_float_out_gemm recorded; a class whose choice depends on the shape
+    (AMX) needs them."""
+    from ..cpu import cpu_class
+    from ..ops.qdq import conv_shape, onednn_combined_scale
+
+    x_shape, y_shape = shapes or (None, None)
+    w = np.asarray(node.consts["weight"])
+    if x_shape is None or y_shape is None:
+        if cpu_class(profile).onednn_int8_scales == "amx":
+            raise Unsupported(f"{node.name}: which oneDNN kernel (and so which float scaling) an AMX CPU runs "
+                              "depends on the shapes; lower the model with example inputs")
+        return cpu_class(profile).onednn_int8_combined_scale(node.op, {})
+    if node.op == "linear":
+        shape = {"m": int(np.prod(x_shape[:-1])), "k": int(x_shape[-1]), "n": int(w.shape[0])}
+    else:
+        a = node.attrs
+        out_hw = (1, y_shape[2]) if len(y_shape) == 3 else tuple(y_shape[2:])  # a conv1d is a conv2d of height 1
+        shape = conv_shape(x_shape, w.shape, a["stride"], a["padding"], a["groups"], out_hw)
+    return onednn_combined_scale(profile, node.op, shape)
+
+
 def _float_out_requant(node, profile):
     """(ref, monotone_ok, backend) of an int8 kernel with a float32 output (x86-inductor) followed by
     non-decreasing float ops and a quantize (fold_float_out_gemm, node.attrs["_then"]):
-    ref(acc) = quantize(e_k(...e_1(f32(f32(acc)*f32(sx*sw[n])) + bias[n]))), non-decreasing in acc."""
+    ref(acc) = quantize(e_k(...e_1(f32(f32(acc)*f32(sx*sw[n])) + bias[n]))), non-decreasing in acc, with
+    the scales applied at once or in turn as the CPU class's oneDNN kernel for this shape does
+    (_float_out_combined_scale)."""
     from ..ops.qdq import _onednn_float_out
 
     a, k = node.attrs, node.consts
     then = a["_then"]
     q_op, q_attrs = then["q"]
+    combined = _float_out_combined_scale(node, then.get("shapes"), profile)
 
     def ref(acc, trace=None):
-        f = _onednn_float_out(np.asarray(acc, np.int64), a["x_scale"], k["weight_scale"], k.get("bias"), a["relu"])
+        f = _onednn_float_out(np.asarray(acc, np.int64), a["x_scale"], k["weight_scale"], k.get("bias"), a["relu"],
+                              combined=combined)
         f = apply_steps(f, then["steps"], profile)
         return np.asarray(ops.get(q_op)(np.asarray(f, np.float32), **q_attrs, profile=profile)).astype(np.int64)
 
@@ -775,6 +803,15 @@ NONDECREASING = {("float_unary", "relu"), ("float_unary", "hardtanh"), ("float_o
                  ("float_op", "hardtanh")}
 
 
+def _io_shapes(program, node):
+    """(input shape, output shape) of a node as the program recorded them (None where unknown)."""
+    def shape(name):
+        info = program.tensors.get(name) if isinstance(name, str) else None
+        return None if info is None or info.shape is None else [int(v) for v in info.shape]
+
+    return shape(node.inputs[0]), shape(node.output)
+
+
 def fold_float_out_gemm(program):
     """x86-inductor: int8 conv/linear with a float32 output -> non-decreasing float ops (relu, hardtanh)
     and data movement / max pools -> quantize. Per channel, the quantized value is a non-decreasing
@@ -801,7 +838,7 @@ def fold_float_out_gemm(program):
                        out_dtype=qa.get("dtype", "uint8"), out_quant_min=qa.get("quant_min"),
                        out_quant_max=qa.get("quant_max"),
                        _then={"steps": [(m.op, dict(m.attrs)) for m in chain if m.op in ELEMENTWISE],
-                              "q": (q.op, dict(qa))}),
+                              "q": (q.op, dict(qa)), "shapes": _io_shapes(program, g)}),
                   g.consts, g.source, g.torch_op + " -> " + " -> ".join(m.op for m in chain) + " -> quantize", g.names)
         qt = program.tensors[q.output]
         if moves:
