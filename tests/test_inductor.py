@@ -129,6 +129,7 @@ def test_inductor_mean_claims_only_serial_sums():
     (3036, False, "NCHW input + conv(input), fused into the conv's channels-last output, then global average pool"),
     (3, True, "avg pools with padding; batch-1 8 -> 5 head: per-channel scales inlined, a scalar tail loop"),
     (49, True, "batch-1 16 -> 3 head: per-channel scales inlined, 16 products in full vectors (no tail)"),
+    (33, True, "dq -> cat -> hardswish -> relu6, float output: relu6 of -0.0 is +0.0 (vmaxps picks the 0)"),
 ])
 def test_campaign_regressions(seed, variants, what):
     pytest.importorskip("torchao", reason="torchao==0.18.0 not installed (pip install 'qgolden[pt2e]')")
@@ -304,3 +305,49 @@ def test_recorded_inductor_models(case, isa):
     assert all(r["exact"] for r in prog.meta["float_regions"]), prog.meta["float_regions"]
     out = prog.run(rec["x"])
     assert _same_bits(out[0] if isinstance(out, (tuple, list)) else out, rec["y"])
+
+
+# --- the sign of zero through max/min in float regions (ops/float_ops.float_clamp) ----------------
+CLAMPS = [("relu", None, None), ("relu6", None, None), ("hardtanh", -1.0, 1.0), ("hardtanh", 0.0, 1.0),
+          ("hardtanh", -2.0, 0.0), ("hardtanh", 0.0, 0.0)]
+
+
+def _torch_clamp(fn, lo, hi):
+    F = torch.nn.functional
+    return {"relu": F.relu, "relu6": F.relu6}.get(fn) or (lambda x: torch.clamp(x, lo, hi))
+
+
+@pytest.mark.parametrize("fn,lo,hi", CLAMPS)
+@pytest.mark.parametrize("inductor", [True, False])
+def test_signed_zeros_through_clamps(fn, lo, hi, inductor):
+    """-0.0 and +0.0 (and x <= -3 through hardswish, whose result is -0.0) in vector bodies and tails,
+    against torch.compile (inductor) or eager ATen on this host, bit for bit."""
+    from qgolden.ops.float_ops import float_clamp
+    from qgolden.ops.qdq import float_unary
+
+    host = make_profile("x86-inductor" if inductor else "pt2e-reference")
+    f = _torch_clamp(fn, lo, hi)
+    hs = lambda x: f(torch.nn.functional.hardswish(x))  # noqa: E731
+    for n in (5, 16, 37, 67):
+        g = np.random.default_rng(n)
+        x = g.choice(np.float32([-0.0, 0.0, -4.0, -3.0, 0.5, 7.0, -1.0]), n).astype(np.float32)
+        for torch_fn, ours in ((f, lambda v: float_clamp(v, fn, lo, hi, inductor=inductor, profile=host)),
+                               (hs, lambda v: float_clamp(float_unary(v, fn="hardswish", profile=host), fn, lo, hi,
+                                                          inductor=inductor, profile=host))):
+            torch._dynamo.reset()
+            ref = (torch.compile(torch_fn) if inductor else torch_fn)(torch.from_numpy(x)).numpy()
+            assert _same_bits(ours(x), ref), (fn, lo, hi, n, x, ref)
+
+
+def test_zero_rules_tell_apart():
+    from qgolden.ops.float_ops import float_clamp, vec_max, vec_min
+
+    z, nz = np.float32(0.0), np.float32(-0.0)
+    assert np.signbit(vec_max(nz, z, "second")) == 0 and np.signbit(vec_max(z, nz, "second")) == 1
+    assert np.signbit(vec_max(z, nz, "ieee")) == 0 and np.signbit(vec_min(z, nz, "ieee")) == 1
+    x = np.float32([-0.0])
+    avx2 = {"engine": "x86-inductor", "isa": "avx2"}
+    assert not np.signbit(float_clamp(x, "relu6", inductor=True, profile=avx2))[0]      # max(x, 0): the 0
+    assert np.signbit(float_clamp(x, "relu6", inductor=False, profile=avx2))[0]         # max(0, x): the x
+    assert np.signbit(float_clamp(x, "relu", inductor=True, profile=avx2))[0]           # clamp_min(x, 0)
+    assert not np.signbit(float_clamp(x, "relu", inductor=True, profile={"isa": "arm64"}))[0]  # NEON FMAX

@@ -9,6 +9,6 @@ ARM64 = CpuClass(
     summary="arm64 NEON (Apple silicon, Graviton, Ampere): qnnpack's NEON kernels, exact int32 sums; "
             "no FBGEMM, no x86 oneDNN kernels",
     arch="arm64", aten_capability="default", fbgemm_vnni=False, onednn_isa=None, inductor_lanes=4,
-    baseline_fma=True)
+    baseline_fma=True, vec_zero_minmax="ieee")
 
 CLASSES = (ARM64,)

@@ -30,6 +30,10 @@ class CpuClass:
     baseline_fma        ATen code compiled once for the architecture's baseline (e.g.
                         quantized/cpu/UpSampleBilinear2d.cpp) has its float `a*b + c` contracted into
                         one FMA by GCC (-ffp-contract=fast): arm64's baseline has FMA, x86-64's (SSE2) not
+    vec_zero_minmax     which zero Vectorized<float>'s max/min return when both operands are zeros:
+                        'second' (x86 vmaxps/vminps return their second source operand: Intel SDM
+                        MAXPS/MINPS; ATen vec256/vec512_float.h maximum/minimum/clamp_min/clamp_max)
+                        or 'ieee' (NEON vmaxq_f32/vminq_f32, FMAX/FMIN: +0 > -0; vec128_float_neon.h)
     """
 
     tag: str
@@ -42,6 +46,7 @@ class CpuClass:
     onednn_f32_conv_bias_first: bool = True
     onednn_l1_bytes: int = 48 * 1024
     baseline_fma: bool = False
+    vec_zero_minmax: str = "second"
 
     @property
     def kernel_fma(self) -> bool:

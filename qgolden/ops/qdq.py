@@ -86,15 +86,20 @@ def concat(xs, *, dim, profile=None, trace=None):
 
 
 def float_unary(x, *, fn, min_val=None, max_val=None, profile=None, trace=None):
-    """Elementwise float32 ops as ATen's CPU kernels compute them (each step correctly rounded)."""
+    """Elementwise float32 ops as ATen's CPU kernels, or torch.compile's C++ (engine x86-inductor),
+    compute them: each step correctly rounded; the sign of a zero result from max/min is the
+    instruction's (float_ops.float_clamp, CpuClass.vec_zero_minmax)."""
+    from .float_ops import float_clamp, runs_inductor, vec_max, vec_min
+
     x = np.asarray(x, dtype=np.float32)
-    if fn == "hardswish":  # x * min(max(x + 3, 0), 6) / 6
-        t = np.minimum(np.maximum(x + np.float32(3), np.float32(0)), np.float32(6))
+    if fn == "hardswish":  # x * min(max(x + 3, 0), 6) / 6 (ATen's and Inductor's decomposition alike)
+        from ..cpu import cpu_class, detect
+
+        zeros = cpu_class(profile or detect()).vec_zero_minmax
+        t = vec_min(vec_max(x + np.float32(3), np.float32(0), zeros), np.float32(6), zeros)
         return ((x * t) / np.float32(6)).astype(np.float32)
-    if fn == "relu":
-        return np.maximum(x, np.float32(0))
-    if fn == "hardtanh":
-        return np.clip(x, np.float32(min_val), np.float32(max_val))
+    if fn in ("relu", "relu6", "hardtanh"):
+        return float_clamp(x, fn, min_val, max_val, inductor=runs_inductor(profile), profile=profile)
     raise NotImplementedError(f"float op {fn}")
 
 
