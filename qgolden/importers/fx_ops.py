@@ -504,6 +504,20 @@ def c_binary(op, relu):
     return rule
 
 
+def c_qmatmul(L, n, name, a, b, scale, zero_point):
+    """quantized::matmul(qa, qb, output_scale, output_zero_point) (QFunctional.matmul)."""
+    ia, ib = L.info(a), L.info(b)
+    if ia is None or not ia.quantized or ib is None or not ib.quantized:
+        L.fail(n, name, "both operands must be quantized tensors")
+    if ia.dtype != ib.dtype:
+        L.fail(n, name, "the operands have different dtypes (PyTorch refuses them too)")
+    attrs = {"a_scale": ia.scale, "a_zero_point": ia.zero_point, "b_scale": ib.scale,
+             "b_zero_point": ib.zero_point, "out_scale": float(scale), "out_zero_point": int(zero_point),
+             "dtype": ia.dtype}
+    return L.emit(n, "matmul", [a, b], dtype=ia.dtype, scale=scale, zero_point=zero_point, attrs=attrs,
+                  torch_op=name)
+
+
 def _scalar_op(L, n, name, op, x, scalar, relu=False):
     """add_scalar/mul_scalar: torch picks the output quantization; read it from torch."""
     import torch
@@ -847,6 +861,7 @@ CALLS = {
     "quantized::mul_relu": c_binary("mul", True),
     "quantized::add_scalar": c_add_scalar("add_scalar"),
     "quantized::mul_scalar": c_add_scalar("mul_scalar"),
+    "quantized::matmul": c_qmatmul,
     "quantized::cat": c_cat,
     "torch.cat": c_cat,
     "torch.concat": c_cat,
