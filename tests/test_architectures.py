@@ -192,13 +192,16 @@ class EncoderBlock(nn.Module):
         self.fc1, self.relu, self.fc2 = nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, d)
         self.dequant = DeQuantStub()
         self.use_matmul = use_matmul
+        # FloatFunctional: eager convert turns it into QFunctional.matmul (quantized::matmul);
+        # a bare torch.matmul on quantized tensors has no QuantizedCPU kernel
+        self.scores_mm, self.att_mm = FloatFunctional(), FloatFunctional()
 
     def forward(self, x):
         x = self.quant(x)
         h = self.ln1(x)
         if self.use_matmul:
-            scores = torch.matmul(self.q(h), self.k(h).transpose(1, 2))
-            att = torch.matmul(self.softmax(scores), self.v(h))
+            scores = self.scores_mm.matmul(self.q(h), self.k(h).transpose(1, 2))
+            att = self.att_mm.matmul(self.softmax(scores), self.v(h))
         else:  # attention over a fixed token mixing: softmax of the projected tokens themselves
             att = self.v(self.softmax(self.q(h)))
         x = self.add1.add(x, self.o(att))

@@ -16,10 +16,10 @@ RECORDS = Path(__file__).parent / "data" / "cpu-records"
 QG = [sys.executable, "-m", "qgolden.cli"]
 # (folder, the CPU class its manifest names, the op families qgolden does not lower yet)
 # (exactly: a family that becomes supported is removed here, one that stops being supported fails)
-NOT_LOWERED = {"conv_transpose2d", "matmul"}  # conv_transpose2d: oneDNN's with C_in != C_out
-RECORDED = [("xeon-avx512-amx", "avx512_amx", NOT_LOWERED | {"conv3d"}),
-            ("xeon-avx512-vnni", "avx512_vnni", NOT_LOWERED | {"conv3d"}),
-            ("arm64-neoverse-n1-qemu", "arm64", NOT_LOWERED - {"conv_transpose2d"})]  # qnnpack: all lowered
+NOT_LOWERED = set()  # every recorded op family is lowered
+RECORDED = [("xeon-avx512-amx", "avx512_amx", NOT_LOWERED),
+            ("xeon-avx512-vnni", "avx512_vnni", NOT_LOWERED),
+            ("arm64-neoverse-n1-qemu", "arm64", NOT_LOWERED)]
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,9 @@ ARM64 = CpuClass(
     summary="arm64 NEON (Apple silicon, Graviton, Ampere): qnnpack's NEON kernels, exact int32 sums; "
             "no FBGEMM, no x86 oneDNN kernels",
     arch="arm64", aten_capability="default", fbgemm_vnni=False, onednn_isa=None, inductor_lanes=4,
-    baseline_fma=True, vec_zero_minmax="ieee")
+    baseline_fma=True, vec_zero_minmax="ieee",
+    # OpenBLAS's ARMv8 sgemm kernel accumulates along k with fmla inside one K block (GEMM_Q >= 256);
+    # recorded on arm64 for K up to 227
+    float_gemm_fma_k=256)
 
 CLASSES = (ARM64,)

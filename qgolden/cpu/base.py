@@ -27,6 +27,12 @@ class CpuClass:
                         (jit_avx512_common_conv_fwd_kernel_f32)
     onednn_l1_bytes     L1 data cache per core that oneDNN's brgemm heuristics read (brg_blocking_t::L1;
                         48 KiB on Sapphire Rapids and later Xeons)
+    float_gemm_fma_k    the largest K for which at::matmul's float32 GEMM (the BLAS sgemm behind
+                        at::native::cpublas::gemm: MKL on x86-64, OpenBLAS on arm64) computes every
+                        output of an [M, K] x [K, N] product with M, N >= 2 as one FMA chain over k
+                        in order from 0.0 (measured against torch.matmul; MKL's AVX-512 sgemm splits
+                        K above 384, its AVX2 sgemm and its gemv (M or N == 1) sum in other orders);
+                        0: no such rule is known and qgolden refuses the float GEMM
     baseline_fma        ATen code compiled once for the architecture's baseline (e.g.
                         quantized/cpu/UpSampleBilinear2d.cpp) has its float `a*b + c` contracted into
                         one FMA by GCC (-ffp-contract=fast): arm64's baseline has FMA, x86-64's (SSE2) not
@@ -47,6 +53,7 @@ class CpuClass:
     onednn_l1_bytes: int = 48 * 1024
     baseline_fma: bool = False
     vec_zero_minmax: str = "second"
+    float_gemm_fma_k: int = 0
 
     @property
     def kernel_fma(self) -> bool:
@@ -215,6 +222,11 @@ class CpuClass:
         if self.onednn_amx and not ((m == 1 and k == 256) or (m <= 32 and m * n <= 256) or k <= 16):
             return "brg_matmul_amx"
         return "brg_matmul"
+
+    def float_gemm_is_fma_chain(self, m: int, k: int, n: int) -> bool:
+        """Whether at::matmul's float32 [M, K] x [K, N] GEMM on this class is one in-order FMA chain
+        per output (see float_gemm_fma_k): M, N >= 2 (M or N == 1 goes to gemv) and K <= float_gemm_fma_k."""
+        return m >= 2 and n >= 2 and 1 <= k <= self.float_gemm_fma_k
 
     # --- Inductor -----------------------------------------------------------------------
     @property

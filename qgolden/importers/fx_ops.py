@@ -191,8 +191,37 @@ def _conv_transpose(L, n, x, weight, bias, stride, padding, output_padding, dila
                   consts=consts, torch_op=op, source=src)
 
 
+def _is_conv3d(mod) -> bool:
+    import torch.ao.nn.intrinsic.quantized as nniq
+    import torch.ao.nn.quantized as nnq
+
+    return isinstance(mod, (nnq.Conv3d, nniq.ConvReLU3d))
+
+
+def m_conv3d(L, n, x, mod, src):
+    import torch.ao.nn.intrinsic.quantized as nniq
+
+    return _conv3d(L, n, x, mod.weight(), mod.bias(), mod.stride, mod.padding, mod.dilation, mod.groups,
+                   float(mod.scale), int(mod.zero_point), isinstance(mod, nniq.ConvReLU3d), src)
+
+
+def _conv3d(L, n, x, weight, bias, stride, padding, dilation, groups, scale, zero_point, relu, src):
+    op = "quantized::conv3d" + ("_relu" if relu else "")
+    q = L.qin(n, x, op)
+    if isinstance(padding, str):
+        L.fail(n, op, f"padding={padding!r} is not supported; give explicit padding")
+    w = qweight(weight)
+    consts = {k: w[k] for k in ("weight", "weight_scale", "weight_zero_point")}
+    consts["bias"] = fbias(bias)
+    attrs = dict(q, out_scale=float(scale), out_zero_point=int(zero_point), relu=relu, per_channel=w["per_channel"],
+                 stride=_pair(stride, 3), padding=_pair(padding, 3), dilation=_pair(dilation, 3), groups=int(groups))
+    return L.emit(n, "conv3d", [x], dtype="uint8", scale=scale, zero_point=zero_point, attrs=attrs,
+                  consts=consts, torch_op=op, source=src)
+
+
 # (applies(module), rule(L, n, x, module, src)) tried before the built-in module rules
-MODULE_RULES = [(_is_dynamic_linear, m_dynamic_linear), (_is_conv_transpose, m_conv_transpose)]
+MODULE_RULES = [(_is_dynamic_linear, m_dynamic_linear), (_is_conv_transpose, m_conv_transpose),
+                (_is_conv3d, m_conv3d)]
 
 
 # ---------------------------------------------------------------- calls -----
@@ -502,6 +531,20 @@ def c_binary(op, relu):
         return L.emit(n, op, [a, b], dtype=ia.dtype, scale=scale, zero_point=zero_point, attrs=attrs,
                       torch_op=name)
     return rule
+
+
+def c_qmatmul(L, n, name, a, b, scale, zero_point):
+    """quantized::matmul(qa, qb, output_scale, output_zero_point) (QFunctional.matmul)."""
+    ia, ib = L.info(a), L.info(b)
+    if ia is None or not ia.quantized or ib is None or not ib.quantized:
+        L.fail(n, name, "both operands must be quantized tensors")
+    if ia.dtype != ib.dtype:
+        L.fail(n, name, "the operands have different dtypes (PyTorch refuses them too)")
+    attrs = {"a_scale": ia.scale, "a_zero_point": ia.zero_point, "b_scale": ib.scale,
+             "b_zero_point": ib.zero_point, "out_scale": float(scale), "out_zero_point": int(zero_point),
+             "dtype": ia.dtype}
+    return L.emit(n, "matmul", [a, b], dtype=ia.dtype, scale=scale, zero_point=zero_point, attrs=attrs,
+                  torch_op=name)
 
 
 def _scalar_op(L, n, name, op, x, scalar, relu=False):
@@ -847,6 +890,7 @@ CALLS = {
     "quantized::mul_relu": c_binary("mul", True),
     "quantized::add_scalar": c_add_scalar("add_scalar"),
     "quantized::mul_scalar": c_add_scalar("mul_scalar"),
+    "quantized::matmul": c_qmatmul,
     "quantized::cat": c_cat,
     "torch.cat": c_cat,
     "torch.concat": c_cat,

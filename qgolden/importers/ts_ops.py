@@ -470,3 +470,25 @@ def c_qconv_transpose(nd):
 
 
 CALLS.update({f"quantized::conv_transpose{nd}d": c_qconv_transpose(nd) for nd in (1, 2, 3)})
+
+
+# -- 3-D conv ------------------------------------------------------------------------
+
+def c_qconv3d(relu):
+    """quantized::conv3d{,_relu}(x, packed, output_scale, output_zero_point); geometry from conv3d_* accessors."""
+    def rule(L, n, name, x, packed, scale, zero_point):
+        import torch
+
+        q = torch.ops.quantized
+        p = _packed(L, n, name, packed)
+        try:
+            w, b = q.conv3d_unpack(p)
+        except RuntimeError as e:
+            L.fail(n, name, f"the packed weights could not be unpacked ({_first_line(e)})")
+        stride, padding, dilation = (list(getattr(q, f"conv3d_{k}")(p)) for k in ("stride", "padding", "dilation"))
+        return fx_ops._conv3d(L, n, x, w, b, stride, padding, dilation, int(q.conv3d_groups(p)), float(scale),
+                              int(zero_point), relu, n.name)
+    return rule
+
+
+CALLS.update({"quantized::conv3d": c_qconv3d(False), "quantized::conv3d_relu": c_qconv3d(True)})

@@ -69,6 +69,34 @@ def transposed_conv_acc(x, weight, x_zero_point, weight_zero_point, stride, padd
     return acc[(slice(None),) + crop + (slice(None),)].astype(np.int64)
 
 
+def onednn_deconv_weight_order(weight, groups) -> np.ndarray:
+    """The weights [C_in, C_out/G, *kernel] as PyTorch's oneDNN transposed conv reads them.
+
+    Per group, the [Cg, Og] blocks of kernel taps (each block the K = prod(kernel) taps of one (c, o),
+    taps kept in order) are taken in a permuted order: viewing the group's Cg·Og blocks as a row-major
+    [Og, Cg] matrix and transposing it twice (two reinterpretations of the same buffer, the second one
+    of the transposed copy as [Og, Cg] again), block p of the effective [Cg, Og] weight is block
+        r[p],  r = T(T(arange(Cg·Og), Og, Cg), Og, Cg),  T(b, a, c) = b.reshape(a, c).T.ravel()
+    of the given weight. It is the identity when Cg == Og. Measured on torch 2.13 with one-hot inputs
+    (onednn and x86 engines; oneDNN capped at AVX2, AVX512_CORE_VNNI and uncapped AMX alike), for
+    C_in != C_out, groups and 3-D kernels: the order PyTorch's onednn prepack
+    (qconv_prepack.cpp, PackedConvWeightsOnednn::prepack with transpose) hands ideep."""
+    w = np.asarray(weight)
+    g = int(groups)
+    cg, og = w.shape[0] // g, w.shape[1]
+    taps = w.shape[2:]
+
+    def transpose_view(b, rows, cols):
+        return b.reshape(rows, cols).T.reshape(-1)
+
+    order = transpose_view(transpose_view(np.arange(cg * og), og, cg), og, cg)
+    out = np.empty_like(w)
+    for gi in range(g):
+        blocks = w[gi * cg:(gi + 1) * cg].reshape(cg * og, *taps)
+        out[gi * cg:(gi + 1) * cg] = blocks[order].reshape((cg, og) + taps)
+    return out
+
+
 def conv_transpose_backend(profile, groups, per_channel, weight_zero_point, output_padding) -> str:
     """fbgemm | qnnpack | onednn: conv_backend, with should_use_onednn_quant's two extra conditions for
     transposed convs under x86: per-tensor symmetric weights and output_padding all zero."""
@@ -93,10 +121,8 @@ def conv_transpose(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zer
     if backend == "onednn" and np.any(np.asarray(weight_zero_point) != 0):
         raise ValueError("onednn conv_transpose requires weight zero point 0")
     w_shape = np.shape(weight)
-    if backend == "onednn" and (int(groups) != 1 or w_shape[0] != w_shape[1] or nd == 3):
-        # measured: with C_in != C_out, PyTorch's oneDNN path reads the weights in a permuted order
-        raise NotImplementedError("oneDNN's quantized transposed conv with groups > 1, C_in != C_out or 3-D: "
-                                  "not reproduced yet")
+    if backend == "onednn":
+        weight = onednn_deconv_weight_order(weight, groups)
     if backend != "qnnpack" and gemm_saturates(profile) and _pairs_can_saturate(x, weight, x_zero_point):
         raise NotImplementedError("quantized transposed conv on a CPU class that sums u8*s8 pairs in int16 "
                                   "with inputs that can saturate (activations above 127): not reproduced")
@@ -112,8 +138,14 @@ def conv_transpose(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zer
         from .conv import onednn_output_stage
 
         o_shape = (shape[0], shape[-1]) + shape[1:-1]
-        extra["kernel"] = onednn_output_stage(profile, o_shape, (w_shape[1], w_shape[0]) + tuple(w_shape[2:]),
-                                              1, (1,) * nd, (0,) * nd, dilation)
+        g = int(groups)
+        fwd_w = (w_shape[1] * g, w_shape[0] // g) + tuple(w_shape[2:])  # the forward conv's [O, C/G, *k]
+        if nd == 3:
+            from .conv3d import onednn_conv3d_output_stage
+
+            extra["kernel"] = onednn_conv3d_output_stage(profile, o_shape, fwd_w, g, (1,) * 3, (0,) * 3, dilation)
+        else:
+            extra["kernel"] = onednn_output_stage(profile, o_shape, fwd_w, g, (1,) * nd, (0,) * nd, dilation)
     t = {} if trace is not None else None
     out = req(acc2, x_scale=x_scale, weight_scale=weight_scale, out_scale=out_scale, out_zero_point=out_zero_point,
               bias=bias, per_channel=False, relu=relu, trace=t, **extra)
