@@ -9,7 +9,7 @@ from rich.text import Text
 from .doc import Val
 from .render_markdown import sparkline
 
-STYLES = {"clamp": "bold red", "relu": "magenta", "sat": "bold red reverse", "tie": "bold yellow", "": "cyan"}
+STYLES = {"clamp": "bold red", "relu": "magenta", "sat": "bold red reverse", "tie": "bold yellow", "near_tie": "yellow underline", "": "cyan"}
 
 
 def printable(s) -> str:
