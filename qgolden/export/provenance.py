@@ -67,7 +67,9 @@ def gemm_comment(step, source_node=None, tensors=None) -> list:
                  f"{signed_bits(int(lo.min()), int(hi.max()))}-bit signed (int32 register)")
     lines.append(f"  product (acc + B) * M0{'' if tflite else ' + F'} in [{int(prod_lo.min())}, {int(prod_hi.max())}]: "
                  f"{signed_bits(int(prod_lo.min()), int(prod_hi.max()))}-bit signed (int64 register); "
-                 f"M0 {r['bits']}-bit, shift n in [{int(n.min())}, {int(n.max())}]")
+                 f"M0 {r['bits']}-bit, shift n in [{int(n.min())}, {int(n.max())}]"
+                 + (f" (the high half drops {r['bits'] - 1} bits, RoundingDivideByPOT the other "
+                    f"{int(n.min()) - r['bits'] + 1}..{int(n.max()) - r['bits'] + 1})" if tflite else ""))
     if p.get("paired") or (step.kind == "conv" and p.get("mode")):
         lines.append("  the CPU sums u8 x s8 products in pairs in saturating int16 first (vpmaddubsw, as the "
                      "engine on this CPU class): acc is that sum, not always the exact one")
