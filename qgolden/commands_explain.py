@@ -29,7 +29,7 @@ def _program_and_run(model, input, engine, isa, trust_pickle):
     return prog, xs, trace, env, keys
 
 
-def _emit(doc, fmt, output):
+def _emit(doc, fmt, output, full=True):
     from .explain import FORMATS, render
     from .explain.render_text import print_doc
     from .files import write_atomic
@@ -40,7 +40,7 @@ def _emit(doc, fmt, output):
         write_atomic(output, render(doc, fmt))
         err.print(f"wrote {one_line(output)} ({fmt})", highlight=False)
     elif fmt == "text":
-        print_doc(doc, out)
+        print_doc(doc, out, full)
     else:
         print(render(doc, fmt), end="")
 
@@ -63,8 +63,11 @@ def explain(model: str = typer.Argument(..., help="a model (as for `lower`) or a
             layer: Optional[str] = typer.Option(None, "--layer", help="explain only this layer (node name)"),
             fmt: str = FormatOpt,
             output: Optional[str] = typer.Option(None, "-o", "--output", help="write to this file"),
-            engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt):
-    """Every scale and zero point of the model, then every op with the engine's own numbers."""
+            engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt,
+            full: bool = typer.Option(False, "--full", help="text on the terminal: also the glossary, parameter and "
+                                      "input tables, other engines, histograms, integer-only form (files, markdown "
+                                      "and html always hold everything)")):
+    """Every op with the engine's own numbers (--full: and every scale and zero point of the model)."""
     def go():
         from .explain import build_document
 
@@ -72,7 +75,7 @@ def explain(model: str = typer.Argument(..., help="a model (as for `lower`) or a
             refuse_inputs(output, [model, input], "--output")
         prog, xs, trace, env, keys = _program_and_run(model, input, engine, isa, trust_pickle)
         doc = build_document(prog, trace, env, sample=sample, layer=layer, state_dict_keys=keys)
-        _emit(doc, fmt, output)
+        _emit(doc, fmt, output, full)
     _run_guarded(_explain_errors(go))
 
 

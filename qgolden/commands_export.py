@@ -13,17 +13,18 @@ ForceOpt = typer.Option(False, "--force", help="write into a non-empty --out, re
 
 
 def integer_program(model, engine, isa, trust_pickle, inputs, multiplier_bits=32, rounding="half_up",
-                    allow_tables=True):
+                    allow_tables=True, with_source=False):
     """The certified integer-only program of MODEL (a .qgp already integer-only is used as is). With a
     standard rounding (tflite, gemmlowp, cmsis-nn) and no tables, the standard pipeline is exported
-    as it is, its differences from the engine stated."""
+    as it is, its differences from the engine stated. with_source: (integer program, the program it
+    was made from, or None for an integer-only .qgp)."""
     from .integer import to_integer_only
     from .integer.standard import STANDARD_ROUNDINGS
     from .integer.transform import INTEGER_OPS
 
     prog = get_program(model, engine, isa, trust_pickle, inputs)
     if all(n.op in INTEGER_OPS for n in prog.nodes):
-        return prog
+        return (prog, None) if with_source else prog
     standard = rounding in STANDARD_ROUNDINGS and not allow_tables
     try:
         ip = to_integer_only(prog, multiplier_bits=multiplier_bits, rounding=rounding, allow_tables=allow_tables,
@@ -36,7 +37,7 @@ def integer_program(model, engine, isa, trust_pickle, inputs, multiplier_bits=32
                   + ", ".join(f"{k}: {v} accumulator values differ" for k, v in diffs.items() if v)
                   + f" (qgolden certify --rounding {rounding} --no-tables --input X says which of yours)",
                   highlight=False)
-    return ip
+    return (ip, prog) if with_source else ip
 
 
 @app.command()
@@ -62,9 +63,10 @@ def export(model: str = typer.Argument(..., help="model: .qgp, file.py:function,
         if target != "c":
             raise UserError(f"unknown target {target!r}; choose c")
         xs = load_inputs(input) if input else None
-        prog = integer_program(model, engine, isa, trust_pickle, xs, multiplier_bits, rounding, not no_tables)
+        prog, source = integer_program(model, engine, isa, trust_pickle, xs, multiplier_bits, rounding, not no_tables,
+                                       with_source=True)
         try:
-            r = export_c(prog, out_dir, name, xs, layers, force=force)
+            r = export_c(prog, out_dir, name, xs, layers, force=force, source=source)
         except ExportError as e:
             raise UserError(str(e)) from None
         out.print(f"wrote {out_dir}: {', '.join(r.files)} ({r.steps} layers, engine {prog.profile['engine']}, "

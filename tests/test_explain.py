@@ -123,7 +123,12 @@ def test_extra_sections_hook(prog):
 def test_cli_explain_formats(files):
     code, out, _ = qg("explain", BUILD, "--input", files / "x.npy", "--sample", 4, "--isa", "avx2")
     assert code == 0
-    assert "33551.05" in out and "221" in out and "input_layer_input_scale_0" in out
+    # the default on a terminal is the short form: two screens for the forum model
+    assert "33551.05" in out and "221" in out and "NEAR-TIE" in out and "--full adds the glossary" in out
+    assert "input_layer_input_scale_0" not in out and len(out.splitlines()) <= 60
+    code, out, _ = qg("explain", BUILD, "--input", files / "x.npy", "--sample", 4, "--isa", "avx2", "--full")
+    assert code == 0
+    assert "33551.05" in out and "221" in out and "input_layer_input_scale_0" in out and "--full adds" not in out
     code, out, _ = qg("explain", files / "forum.qgp", "--input", files / "x.npy", "--sample", 4, "--format", "markdown")
     assert code == 0 and "| y_q (output) | 221 | 243 | 243 | 232 | 247 | 247 | 238 |" in out
     assert "input_layer.scale" in out  # the program keeps the state_dict names

@@ -16,3 +16,13 @@ def test_forum_walkthrough_is_current():
     assert DOC.read_text(encoding="utf-8") == text, (
         "docs/forum-walkthrough.md is stale: regenerate it with "
         "`.venv/bin/python -m qgolden.explain.walkthrough > docs/forum-walkthrough.md`")
+
+
+def test_forum_walkthrough_names_the_threads_three_causes():
+    text = generate()
+    assert "NEAR-TIE: before rounding `229.49998`" in text
+    assert "gives `229.5` → 230" in text
+    assert "the hidden layer is [0, 0, 32] instead of PyTorch's `33`" in text
+    assert "0.9/0.0039 = 230.7692 → 231" in text
+    assert "x = 1 gives 256" in text
+    assert "a tie\n" not in text and "not a .5 tie" in text

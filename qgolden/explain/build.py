@@ -13,6 +13,7 @@ from . import texts
 from .access import memory_order, trace_index
 from .doc import Document, Hist, Section, Table, Val
 from .glossary import glossary, scale_names
+from .near_tie import NEAR_TIE_REL, float64_pre_round, half_boundary, is_near_tie, rne
 
 MAX_SHOWN = 8  # elements of one tensor shown before eliding
 
@@ -248,6 +249,8 @@ def gemm_marks(ctx, node, out_idx_list):
         p = float(pre)
         if np.isfinite(p) and p - np.floor(p) == 0.5:
             m.add("tie")
+        elif is_near_tie(p):
+            m.add("near_tie")
         if "saturated_pairs" in t and int(g("saturated_pairs")) > 0:
             m.add("sat")
         marks[idx] = m
@@ -263,7 +266,7 @@ def choose_elements(ctx, node, out_shape, marks_of):
     idx, _ = view_indices(ctx, out_shape)
     idx = idx[:6]
     marks = marks_of(all_idx) if marks_of else {}
-    for kind in ("sat", "tie", "clamp", "relu"):
+    for kind in ("sat", "tie", "near_tie", "clamp", "relu"):
         first = next((i for i in all_idx if kind in marks.get(i, ())), None)
         if first is not None and first not in idx:
             idx.append(first)
@@ -387,7 +390,7 @@ def gemm_section(ctx, node, number) -> Section:
         table.rows.append([bias_label] + [[tv("bias_term", i)] for i in shown])
     table.rows.append([mult_label] + [[tv("multiplier", i)] for i in shown])
     pre_label = "before rounding (+ z_y already)" if backend == "onednn" else "before rounding"
-    table.rows.append([pre_label] + [[tv("pre_round", i, "tie" if "tie" in marks[i] else "")] for i in shown])
+    table.rows.append([pre_label] + [[tv("pre_round", i, _tie_style(marks[i]))] for i in shown])
     table.rows.append(["rounded (half to even)"] + [[tv("rounded", i)] for i in shown])
     table.rows.append(["z_y"] + [[zy] for _ in shown])
     lo_cell = [zy] if relu else ["0"]
@@ -408,6 +411,9 @@ def gemm_section(ctx, node, number) -> Section:
     all_idx = ctx.sample_indices(out_shape)
     all_marks = marks_of(all_idx) if len(all_idx) <= 20000 else marks
     sec.marks = _mark_lines(node, all_idx, all_marks, tv, relu, zy)
+    first_near = next((i for i in all_idx if "near_tie" in all_marks.get(i, ())), None)
+    if first_near is not None:
+        sec.marks.append(near_tie_line(ctx, node, tv("pre_round", first_near, "near_tie")))
 
     # engine differences, at the first shown element (with bias)
     firsts = {}
@@ -459,10 +465,33 @@ def gemm_section(ctx, node, number) -> Section:
 
 
 def _style(m):
-    for k in ("sat", "clamp", "relu", "tie"):
+    for k in ("sat", "clamp", "relu", "tie", "near_tie"):
         if k in m:
             return k
     return ""
+
+
+def _tie_style(m):
+    return "tie" if "tie" in m else ("near_tie" if "near_tie" in m else "")
+
+
+def near_tie_line(ctx, node, pre_val):
+    """A Line for a near-tie pre-round value (a Val with a ("trace", node, key, index) src): its
+    distance to the .5 boundary, and what float64 arithmetic gives there (when the op has a float64
+    counterpart, near_tie.float64_pre_round)."""
+    p = float(pre_val.value)
+    b = half_boundary(p)
+    line = [f"NEAR-TIE: before rounding ", pre_val, f" is {abs(p - b):.3g} from the .5 boundary {b:g} "
+            f"(within a relative {NEAR_TIE_REL:g}); float32 rounds it to {rne(p)}"]
+    ti = pre_val.src[3]
+    backend = backend_of(ctx.program, node) if node.op in ("linear", "conv") else None
+    v64 = float64_pre_round(node, ctx.trace, ctx.env, ti, backend)
+    if v64 is not None:
+        line += ["; float64 arithmetic (the input as typed, e.g. NumPy) gives ",
+                 Val(v64, ("float64", node.name, ti)), f" → {rne(v64)}"]
+        if rne(v64) != rne(p):
+            line.append(": a hand calculation in float64 lands on the other side")
+    return line
 
 
 def _gemm_numbers(node, backend, has_bias, relu, i, tv, zy, m, program=None):
@@ -484,7 +513,7 @@ def _gemm_numbers(node, backend, has_bias, relu, i, tv, zy, m, program=None):
             line += ["(", tv("acc", i), " + ", tv("bias_term", i), ") · ", tv("multiplier", i)]
         else:
             line += [tv("acc", i), " · ", tv("multiplier", i)]
-        line += [" = ", tv("pre_round", i, "tie" if "tie" in m else ""), " → round ", tv("rounded", i),
+        line += [" = ", tv("pre_round", i, _tie_style(m)), " → round ", tv("rounded", i),
                  " → + z_y (", zy, ") → clamp [", zy if relu else "0", ", 255] → ", tv("out", i, _style(m))]
     notes = []
     if "relu" in m:
@@ -493,6 +522,8 @@ def _gemm_numbers(node, backend, has_bias, relu, i, tv, zy, m, program=None):
         notes.append("clamped")
     if "tie" in m:
         notes.append("exact .5 tie, rounded to even")
+    if "near_tie" in m:
+        notes.append("near-tie: see NEAR-TIE below")
     if "sat" in m:
         notes.append("int16 pair saturation in acc")
     if notes:
@@ -505,7 +536,8 @@ def _mark_lines(node, all_idx, marks, tv, relu, zy):
     n = len(all_idx)
     for kind, words in (("relu", "ReLU clamped to z_y"), ("clamp", "clamped to the uint8 range"),
                         ("sat", "had int16 pair saturation in the accumulator"),
-                        ("tie", "were exact .5 ties before rounding (rounded half to even)")):
+                        ("tie", "were exact .5 ties before rounding (rounded half to even)"),
+                        ("near_tie", "were within a relative 1e-4 of a .5 boundary before rounding")):
         hit = [i for i in all_idx if kind in marks.get(i, ())]
         if not hit:
             continue
@@ -513,8 +545,8 @@ def _mark_lines(node, all_idx, marks, tv, relu, zy):
         line = [f"{kind.upper()}: {len(hit)} of {n} elements {words}; e.g. {label(i)}: "]
         if kind == "sat":
             line += ["acc ", tv("acc", i, "sat"), " (exact Σ ", tv("acc_exact", i), ")"]
-        elif kind == "tie":
-            line += ["before rounding ", tv("pre_round", i, "tie"), " → ", tv("rounded", i)]
+        elif kind in ("tie", "near_tie"):
+            line += ["before rounding ", tv("pre_round", i, kind), " → ", tv("rounded", i)]
         else:
             line += ["rounded ", tv("rounded", i), " → y_q ", tv("out", i, kind)]
         lines.append(line)
@@ -629,7 +661,7 @@ def _elementwise_body(ctx, node, sec):
     for ref in node.inputs:
         if isinstance(ref, str) and isinstance(ctx.env.get(ref), np.ndarray) and ctx.env[ref].shape == out_shape:
             table.rows.append([f"input {ref}"] + [[Val(_item(ctx.env[ref][i]), ("env", ref, i))] for i in shown])
-    ties = []
+    ties, near = [], []
     for k, v in sorted(t.items(), key=lambda kv: kv[0] == "out"):
         if not isinstance(v, np.ndarray) or v.dtype == object:
             continue
@@ -643,6 +675,8 @@ def _elementwise_body(ctx, node, sec):
             if k == "pre_round" and isinstance(x, (float, np.floating)) and np.isfinite(x) and x - np.floor(x) == 0.5:
                 style = "tie"
                 ties.append((i, ti))
+            elif k == "pre_round" and isinstance(x, (float, np.floating)) and is_near_tie(x):
+                style = "near_tie"
             cells.append([Val(x, ("trace", node.name, k, ti), style)])
         table.rows.append([k] + cells)
     if not any(r[0] == "out" for r in table.rows):
@@ -656,6 +690,18 @@ def _elementwise_body(ctx, node, sec):
         sec.marks.append([f"TIE at {label(i)}: before rounding ", Val(_item(t["pre_round"][ti]),
                                                                       ("trace", node.name, "pre_round", ti), "tie"),
                           " is exactly halfway: rounded half to even."])
+    pre = t.get("pre_round")
+    if isinstance(pre, np.ndarray) and pre.dtype.kind == "f":
+        # near-ties anywhere in the sample, not only among the shown elements
+        for i in ctx.sample_indices(out_shape):
+            ti = trace_index(node, pre, i, out_shape, order, key="pre_round")
+            if ti is not None and is_near_tie(pre[ti]):
+                near.append((i, ti))
+        for i, ti in near[:2]:
+            sec.marks.append([f"at {label(i)}: "] + near_tie_line(
+                ctx, node, Val(_item(pre[ti]), ("trace", node.name, "pre_round", ti), "near_tie")))
+        if len(near) > 2:
+            sec.marks.append([f"{len(near)} near-ties in this sample in all."])
     info = program.tensors.get(node.output)
     if info is not None and info.quantized:
         sec.hists.append(_hist(ctx, node, out, ctx.sample_indices(out_shape), None))

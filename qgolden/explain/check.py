@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .build import other_engine_value
+from .build import backend_of, other_engine_value
+from .near_tie import float64_pre_round
 from .doc import fmt
 
 
@@ -25,6 +26,11 @@ def lookup(src, program, trace, env):
     if kind == "other":
         _, formula, node, idx = src
         return other_engine_value(program, node_by[node], formula, idx)
+    if kind == "float64":
+        _, node, idx = src
+        n = node_by[node]
+        backend = backend_of(program, n) if n.op in ("linear", "conv") else None
+        return float64_pre_round(n, trace, env, idx, backend)
     raise KeyError(kind)
 
 

@@ -13,6 +13,7 @@ src forms:
     ("const", node_name, key, index)   node.consts[key][index]
     ("tensor", tensor_name, field)     program.tensors[tensor_name].scale / .zero_point
     ("other", formula, node_name, index)  another engine's value (see build.other_engine_value)
+    ("float64", node_name, index)      the pre-round value in float64 arithmetic (near_tie.float64_pre_round)
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def _clean(s: str) -> str:
 class Val:
     value: Any
     src: tuple
-    style: str = ""  # "", clamp, relu, sat, tie: how renderers highlight it
+    style: str = ""  # "", clamp, relu, sat, tie, near_tie: how renderers highlight it
 
     @property
     def text(self) -> str:

@@ -18,7 +18,7 @@ th{background:#eef}
 caption{caption-side:top;text-align:left;font-style:italic;padding:2px}
 pre{background:#f0f0f0;padding:.5em;overflow-x:auto}
 .v{font-family:ui-monospace,monospace;color:#05a}
-.clamp{color:#c00;font-weight:700}.relu{color:#a0a}.sat{background:#c00;color:#fff}.tie{background:#fd0}
+.clamp{color:#c00;font-weight:700}.relu{color:#a0a}.sat{background:#c00;color:#fff}.tie{background:#fd0}.near_tie{background:#ffe98a;text-decoration:underline dotted}
 .legend span{margin-right:1em}
 """
 
@@ -78,7 +78,7 @@ def render(doc) -> str:
          f"<title>{escape(doc.title)}</title><style>{CSS}</style></head><body>",
          f"<h1>{escape(doc.title)}</h1>",
          '<p class="legend"><span class="v clamp">clamped</span><span class="v relu">ReLU</span>'
-         '<span class="v sat">int16 saturation</span><span class="v tie">.5 tie</span></p>']
+         '<span class="v sat">int16 saturation</span><span class="v tie">.5 tie</span><span class="v near_tie">near .5 tie</span></p>']
     for l in doc.intro:
         b.append(f"<p>{_line(l)}</p>")
     if doc.glossary is not None:

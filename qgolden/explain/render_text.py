@@ -9,7 +9,7 @@ from rich.text import Text
 from .doc import Val
 from .render_markdown import sparkline
 
-STYLES = {"clamp": "bold red", "relu": "magenta", "sat": "bold red reverse", "tie": "bold yellow", "": "cyan"}
+STYLES = {"clamp": "bold red", "relu": "magenta", "sat": "bold red reverse", "tie": "bold yellow", "near_tie": "yellow underline", "": "cyan"}
 
 
 def printable(s) -> str:
@@ -46,6 +46,21 @@ def _table(t, console):
     console.print(rt)
 
 
+def print_brief_section(s, console):
+    """The short form of a section: title, formula, the computation per element (the numbers lines, or
+    the per-element table when there are none) and the marks (clamps, ReLU, ties, near-ties)."""
+    console.rule(f"[bold]{markup(s.title)}", align="left")
+    for f in s.formula:
+        console.print(Text("    " + printable(f), style="bold"))
+    if s.numbers:
+        for l in s.numbers:
+            console.print(Text("  ") + text_of(l), highlight=False)
+    elif s.tables:
+        _table(s.tables[-1], console)
+    for l in s.marks:
+        console.print(Text("• ") + text_of(l), highlight=False)
+
+
 def print_section(s, console):
     console.rule(f"[bold]{markup(s.title)}", align="left")
     if s.what:
@@ -76,10 +91,19 @@ def print_section(s, console):
         console.print(rt)
 
 
-def print_doc(doc, console: Console):
+def print_doc(doc, console: Console, full: bool = True):
+    """The document on a console; full=False: the short form (print_brief_section, no glossary table),
+    about a screen per two layers, with a line saying what --full adds."""
     console.print(f"[bold underline]{markup(doc.title)}[/]")
     for l in doc.intro:
         console.print(text_of(l), highlight=False)
+    if not full:
+        for s in doc.sections:
+            print_brief_section(s, console)
+        console.print(Text("(short form: --full adds the glossary of every scale and zero point, the parameter "
+                           "and input tables, the other engines, histograms and the integer-only form)",
+                           style="italic"), highlight=False)
+        return
     if doc.glossary is not None:
         console.rule("[bold]Glossary: every scale and zero point", align="left")
         for l in doc.glossary_intro:
@@ -91,11 +115,11 @@ def print_doc(doc, console: Console):
         console.print(text_of(l), highlight=False)
 
 
-def render(doc, width=160) -> str:
+def render(doc, width=160, full=True) -> str:
     """Plain text (no colour), e.g. for -o FILE."""
     import io
 
     buf = io.StringIO()
     c = Console(file=buf, width=width, color_system=None, force_terminal=False)
-    print_doc(doc, c)
+    print_doc(doc, c, full)
     return buf.getvalue()

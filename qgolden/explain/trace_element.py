@@ -9,7 +9,8 @@ from ..ops.conv import fbgemm_conv_path, onednn_conv_impl
 from . import texts
 from .access import memory_order, trace_index
 from .build import (MAX_SHOWN, Ctx, ExplainError, _gemm_numbers, _item, backend_of, can_saturate, onednn_kernel_of,
-                    gemm_marks, has_gemm_trace, label)
+                    gemm_marks, has_gemm_trace, label, near_tie_line)
+from .near_tie import is_near_tie
 from .doc import Document, Section, Table, Val
 
 
@@ -242,6 +243,8 @@ def _gemm_element(ctx, program, node, t, idx, sec):
         else:
             sec.marks.append(["rounding: ", tv("pre_round"), f" lies between {int(fl)} and {int(fl) + 1}; "
                               "nearest → ", tv("rounded")])
+        if is_near_tie(pre):
+            sec.marks.append(near_tie_line(ctx, node, tv("pre_round", "near_tie")))
     if "relu" in m:
         sec.marks.append(["ReLU: the value is below z_y, so the clamp at z_y gives ", tv("out", "relu")])
     elif "clamp" in m:
@@ -267,7 +270,12 @@ def _generic_element(ctx, program, node, t, idx, sec):
         if isinstance(v, np.ndarray) and v.dtype != object:
             ti = trace_index(node, v, idx, out_shape, order, key=k)
             if ti is not None:
-                sec.numbers.append([f"{k} = ", Val(_item(v[ti]), ("trace", node.name, k, ti))])
+                x = _item(v[ti])
+                near = k == "pre_round" and isinstance(x, (float, np.floating)) and is_near_tie(x)
+                val = Val(x, ("trace", node.name, k, ti), "near_tie" if near else "")
+                sec.numbers.append([f"{k} = ", val])
+                if near:
+                    sec.marks.append(near_tie_line(ctx, node, val))
         elif isinstance(v, str):
             sec.notes.append([f"{k}: {v}"])
 

@@ -75,13 +75,14 @@ def generate() -> str:
             f"the seven inputs is `{vnni.run(inputs).argmax(-1).tolist()}` there (the thread's result) and "
             f"`{np.asarray(env[prog.outputs[0]]).argmax(-1).tolist()}` here. "
             "`--isa avx512_vnni` builds the VNNI machine's golden model on any machine.", ""]
-    # the seventh input: a tie
+    out += causes_section(prog, trace, env, inputs)
+    # the seventh input: two classes on the same output step
     d7 = build_document(prog, trace, env, sample=6, layer="out", state_dict_keys=keys)
     o = env["out"][6]
     y = env[prog.outputs[0]][6]
     best = int(np.argmax(y))
     ties = [int(i) for i in np.flatnonzero(y == y.max())]
-    out += ["## 4. Why the seventh input's argmax is 1: a tie", "",
+    out += ["## 5. Why the seventh input's argmax is 1: two classes on the same output step", "",
             "`qgolden explain qgolden/examples/forum.py:build --input x.npy --sample 6 --layer out --format markdown`", ""]
     for s in d7.sections:
         out += md.render_section(s)
@@ -97,10 +98,59 @@ def generate() -> str:
     for j, i in enumerate(ties):
         line += ([" and " if j == len(ties) - 1 else ", "] if j else []) + [
             f"class {i} had ", Val(pre[6, i], ("trace", "out", "pre_round", (6, i)))]
-    line += [", which both round to ", Val(trace["out"]["rounded"][6, ties[0]], ("trace", "out", "rounded", (6, ties[0]))),
+    line += [" (not a .5 tie: they are 0.27 apart), which both round to ", Val(trace["out"]["rounded"][6, ties[0]], ("trace", "out", "rounded", (6, ties[0]))),
              ": the output scale is too coarse to tell them apart."]
     out += [md._md_line(line), ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def causes_section(prog, trace, env, inputs) -> list:
+    """Section 4: the thread's three causes of a hand calculation that disagrees with PyTorch, each
+    with its numbers (the near-tie of 0.9·255, the printed scale 0.0039, no clamp at 255)."""
+    from .. import ops
+    from .near_tie import decimal_float64, quantize_float64, rne
+
+    q = next(n for n in prog.nodes if n.op == "quantize")
+    lin = next(n for n in prog.nodes if n.op == "linear")
+    pre = trace[q.name]["pre_round"]
+    near = (4, 1)
+    v64 = quantize_float64(inputs[near], q.attrs["scale"], q.attrs["zero_point"])
+    xq64 = np.array(env[q.output][near[0]:near[0] + 1])
+    xq64[(0,) + near[1:]] = rne(v64)
+    hidden64 = ops.get(lin.op)(xq64, **lin.attrs, **lin.consts, profile=prog.profile, trace=None)
+    printed = round(float(q.attrs["scale"]), 4)  # the scale as the thread printed it, 4 decimals
+    x_dec = np.vectorize(decimal_float64)(inputs)
+    x_printed = np.round(x_dec / printed).astype(np.int64)
+    out = ["## 4. The thread's three causes", "",
+           "`qgolden explain` marks every value within a relative 1e-4 of a .5 boundary as a near-tie "
+           "(NEAR-TIE in the sections above) with what float64 arithmetic gives there.", ""]
+    line = ["1. **A near-tie.** 0.9 is not a float32: the input holds ",
+            Val(inputs[near], ("env", prog.inputs[0], near)), f" ({float(inputs[near]):.8f}), so PyTorch's x·(1/s) is ",
+            Val(_f(pre[near]), ("trace", q.name, "pre_round", near)), " → ",
+            Val(env[q.output][near], ("env", q.output, near)),
+            f". The thread's float64 NumPy computes {float(x_dec[near])!r}·255 = ", Val(v64, ("float64", q.name, near)),
+            f" exactly, a tie rounded half to even → {rne(v64)}. With x_q = {xq64[0].tolist()} the hidden layer "
+            f"is {hidden64[0].tolist()} instead of PyTorch's ", Val(env[lin.output][near[0], 2],
+                                                                  ("env", lin.output, (near[0], 2))),
+            " in its last channel."]
+    out += [_md(line), ""]
+    out += [f"2. **The printed scale.** The thread divides by the printed {printed} instead of the model's "
+            f"1/255 = {q.attrs['scale']!r}: {float(x_dec[near])!r}/{printed} = {x_dec[near] / printed:.4f} → "
+            f"{int(x_printed[near])}, not {int(env[q.output][near])}; "
+            f"over the seven inputs x_q would be {x_printed[:, 1].tolist()} (second feature) instead of "
+            f"{env[q.output][:, 1].tolist()}.", "",
+            f"3. **No clamp at 255.** 1/{printed} = {1 / printed:.2f}, so x = 1 gives {int(x_printed[0, 0])}, "
+            f"which is not a uint8: PyTorch clamps x_q to [0, 255] (with 1/255 it is exactly 255; with {printed} an "
+            f"unclamped {int(x_printed[0, 0])} enters the sum).", ""]
+    return out
+
+
+def _f(v):
+    return np.float32(v)
+
+
+def _md(line) -> str:
+    return md._md_line(line)
 
 
 if __name__ == "__main__":
