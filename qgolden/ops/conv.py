@@ -353,7 +353,7 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
     ow = max(0, (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1)
     m = nb * oh * ow
     kpg = c_out // g
-    acc = np.empty((m, c_out), dtype=np.int64)
+    acc = None  # allocated only by the per-group loops below (the other paths return their own)
     path = backend
     if backend == "fbgemm":
         path = fbgemm_conv_path(c_in, c_out, g, (kh, kw), stride, padding, dilation, conv1d)
@@ -395,6 +395,7 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
         patches0 = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(0))
         valid = A.im2col_patches(np.ones((nb, 1, h, wd), np.uint8), (kh, kw), stride, padding,
                                  dilation, np.uint8(0)).reshape(m, kh * kw)
+        acc = np.empty((m, c_out), dtype=np.int64)
         for gi in range(g):
             acc[:, gi * kpg:(gi + 1) * kpg] = A.onednn_conv_acc(
                 patches0, valid, w4, gi * cpg, (gi + 1) * cpg, gi * kpg, (gi + 1) * kpg, zx, sat)
@@ -427,6 +428,8 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
             if g == 1:
                 acc = a
             else:
+                if acc is None:
+                    acc = np.empty((m, c_out), dtype=np.int64)
                 acc[:, o0:o1] = a
     return acc, {k: v for k, v in locals().items() if k in _CTX}
 
