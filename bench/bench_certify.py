@@ -1,6 +1,7 @@
-"""Certification time for a ResNet-18-shaped model (bench_run.quantized_resnet18: FX, x86 engine,
-random weights calibrated on random data): every op made integer-only and checked over every value
-it can receive. Target: under 60 s on a 2-core machine.
+"""Certification time for a ResNet-18-shaped model (bench_run.resnet18 quantized with FX, x86
+engine, random weights calibrated on random data, batch 1): every op made integer-only and checked
+over every value it can receive, and the time `lower --integer-only` takes. Targets: certify under
+60 s, lower --integer-only under 30 s (bench/bench.py reads measure()).
 
     .venv/bin/python bench/bench_certify.py [--bits 32] [--engine x86] [--size 112]
 """
@@ -18,6 +19,25 @@ warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+def measure(engine="x86", size=112, bits=32, rounding="half_up"):
+    """{'lower_integer_only': seconds to lower the model and make it integer-only (what `qgolden
+    lower --integer-only` does), 'certify': seconds of certify() on the lowered program,
+    'cpu': its CPU seconds, 'cert', 'program', 'model', 'input'}."""
+    import qgolden
+    from bench_run import quantized_fx, resnet18
+    from qgolden.integer import certify, to_integer_only
+
+    q, x = quantized_fx(resnet18, engine=engine, batch=1, size=size)
+    t0 = time.perf_counter()
+    prog = qgolden.lower(q, example_inputs=(x,), engine=engine)
+    to_integer_only(prog, multiplier_bits=bits, rounding=rounding)
+    lower_s = time.perf_counter() - t0
+    t0, c0 = time.perf_counter(), time.process_time()
+    cert = certify(prog, multiplier_bits=bits, rounding=rounding)
+    return {"lower_integer_only": lower_s, "certify": time.perf_counter() - t0, "cpu": time.process_time() - c0,
+            "cert": cert, "program": prog, "model": q, "input": x}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--bits", type=int, default=32)
@@ -28,20 +48,15 @@ def main(argv=None):
     a = ap.parse_args(argv)
     import torch
 
-    import qgolden
-    from bench_run import quantized_resnet18
-    from qgolden.integer import certify
-
-    q, x = quantized_resnet18(engine=a.engine, batch=1, size=a.size)
-    prog = qgolden.lower(q, example_inputs=(x,), engine=a.engine)
-    t0, c0 = time.perf_counter(), time.process_time()
-    cert = certify(prog, multiplier_bits=a.bits, rounding=a.rounding)
-    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    m = measure(a.engine, a.size, a.bits, a.rounding)
+    cert, prog, q, x = m["cert"], m["program"], m["model"], m["input"]
     t, n = cert.channel_counts()
     dom = sum(c.domain for c in cert.ops if c.op in ("linear", "conv"))
     print(f"ResNet-18-shaped, engine {a.engine} ({prog.profile['isa']}), {len(prog.nodes)} ops, "
           f"{torch.get_num_threads()} threads")
-    print(f"  certify ({a.bits}-bit multipliers, {a.rounding}): {dt:.1f} s wall, {cpu:.1f} s CPU; {cert.n_certified}/{len(cert.ops)} ops "
+    print(f"  lower --integer-only: {m['lower_integer_only']:.1f} s")
+    print(f"  certify ({a.bits}-bit multipliers, {a.rounding}): {m['certify']:.1f} s wall, {m['cpu']:.1f} s CPU; "
+          f"{cert.n_certified}/{len(cert.ops)} ops "
           f"certified; {t}/{n} conv/linear channels need threshold tables ({t / max(n, 1):.1%}); "
           f"{dom:.3g} accumulator values covered")
     seg = sum(int(np.sum(c.params.get("use_segments", 0))) for c in cert.ops if c.op in ("linear", "conv"))

@@ -1,7 +1,8 @@
 """`make bench`: qgolden's program against PyTorch's own forward, in one process.
 
-Model: ResNet-18-shaped, quantized with FX on the x86 engine (random weights, calibrated on
-random data), batch 4, 112x112. Figures are ratios against PyTorch on this machine, this run.
+Models: ResNet-18-shaped and MobileNetV2-shaped, quantized with FX on the x86 engine (random
+weights, calibrated on random data), batch 4, 112x112. Figures are ratios against PyTorch on this
+machine, this run. bench/bench.py (`make bench`) reads measure() for its table of targets.
 """
 from __future__ import annotations
 
@@ -111,44 +112,74 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
+MODELS = {"ResNet-18-shaped": resnet18, "MobileNetV2-shaped": mobilenet_v2_shaped}
+
+
 def main(rounds: int = 7):
-    """The ResNet-18-shaped model (the targets: NumPy within 10x, torch within 2x), then a
-    MobileNetV2-shaped one for another mix of convs (no target)."""
-    ok = bench(quantized_fx(resnet18), "ResNet-18-shaped", rounds)
-    ok &= bench(quantized_fx(mobilenet_v2_shaped), "MobileNetV2-shaped (depthwise)", rounds)
+    """Both models, every path; exit status 1 when an output is not bit-exact."""
+    ok = True
+    for title, build in MODELS.items():
+        m = measure(quantized_fx(build), rounds, integer_only=title.startswith("ResNet"))
+        print_measure(title, m)
+        ok &= all(r["same"] for r in m["paths"].values())
     return 0 if ok else 1
 
 
-def bench(model_and_input, title, rounds):
-    """Per path, rounds alternate PyTorch and qgolden, so a change in machine load hits both
-    alike; the ratio is the median of the per-round ratios. True when both outputs are bit-exact."""
+def measure(model_and_input, rounds=7, integer_only=False):
+    """qgolden's program against PyTorch's forward on one model: per path (NumPy sums, torch
+    sums, and with integer_only the --integer-only program, torch sums), rounds alternate
+    PyTorch and qgolden, so a change in machine load hits both alike; the ratio is the median
+    of the per-round ratios. {'isa', 'threads', 'paths': {path: {'pytorch', 'qgolden' (median
+    seconds), 'ratio', 'same' (bit-exact)}}, 'integer_vs_default': median ratio of the
+    integer-only program to the default one}."""
     import torch
 
     import qgolden
 
     q, x = model_and_input
     prog = qgolden.lower(q, example_inputs=(x,), engine="x86")
+    runs = {"numpy": lambda: prog.run(xn, accumulate="numpy"), "torch": lambda: prog.run(xn, accumulate="torch")}
+    if integer_only:
+        from qgolden.integer import to_integer_only
+
+        ip = to_integer_only(prog)
+        runs["integer-only"] = lambda: ip.run(xn, accumulate="torch")
     xn = x.numpy()
-    rows = []
+    paths = {}
+    times = {}
     with torch.no_grad():
         ref = q(x).numpy()
         run_torch = lambda: q(x)  # noqa: E731
-        for b in ("numpy", "torch"):
-            run_prog = lambda b=b: prog.run(xn, accumulate=b)  # noqa: E731
+        for name, run_prog in runs.items():
             same = np.array_equal(run_prog(), ref)  # also the warm-up
             run_torch()
             pt, qg = [], []
             for _ in range(rounds):
                 pt.append(timed(run_torch))
                 qg.append(timed(run_prog))
-            rows.append((b, statistics.median(pt), statistics.median(qg),
-                         statistics.median(t / p for t, p in zip(qg, pt)), same))
-    print(f"{title} quantized model, x86 engine ({prog.profile['isa']}), batch 4, 112x112, "
-          f"{torch.get_num_threads()} threads, {rounds} alternating rounds per path (medians)")
-    for b, pt, qg, ratio, same in rows:
-        print(f"  {b:<5} sums: qgolden run {qg * 1e3:7.1f} ms, PyTorch forward {pt * 1e3:6.1f} ms: "
-              f"{ratio:5.2f}x PyTorch, output {'bit-exact' if same else 'DIFFERS'}")
-    return all(r[4] for r in rows)
+            times[name] = qg
+            paths[name] = {"pytorch": statistics.median(pt), "qgolden": statistics.median(qg),
+                           "ratio": statistics.median(t / p for t, p in zip(qg, pt)), "same": same}
+    out = {"isa": prog.profile["isa"], "threads": torch.get_num_threads(), "rounds": rounds,
+           "batch": x.shape[0], "size": x.shape[-1], "paths": paths}
+    if integer_only:
+        # the integer-only and the default program (torch sums) timed alternately as well
+        ai, ad = [], []
+        for _ in range(rounds):
+            ad.append(timed(runs["torch"]))
+            ai.append(timed(runs["integer-only"]))
+        out["integer_vs_default"] = statistics.median(i / d for i, d in zip(ai, ad))
+    return out
+
+
+def print_measure(title, m):
+    print(f"{title} quantized model, x86 engine ({m['isa']}), batch {m['batch']}, {m['size']}x{m['size']}, "
+          f"{m['threads']} threads, {m['rounds']} alternating rounds per path (medians)")
+    for b, r in m["paths"].items():
+        print(f"  {b:<12} qgolden run {r['qgolden'] * 1e3:7.1f} ms, PyTorch forward {r['pytorch'] * 1e3:6.1f} ms: "
+              f"{r['ratio']:5.2f}x PyTorch, output {'bit-exact' if r['same'] else 'DIFFERS'}")
+    if "integer_vs_default" in m:
+        print(f"  integer-only program: {m['integer_vs_default']:.2f}x the default program (torch sums)")
 
 
 if __name__ == "__main__":

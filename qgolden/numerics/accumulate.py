@@ -75,13 +75,50 @@ def matmul_weight_exact(x, w, as_float=False) -> np.ndarray:
     itself (exact integers) when that one matmul was used."""
     x = np.asarray(x)
     w = np.asarray(w)
-    if x.size == 0 or w.size == 0:
+    if x.size == 0 or w.size == 0 or x.dtype.kind not in "iu":
         return matmul_exact(x, w.T)
-    if _absmax_int(x) * max_abs_row_sum(w) >= 2**24:
-        return matmul_exact(x, w.T)
+    xa = _absmax_int(x)
     wt = _cached_weight(w, "float32_T", lambda: np.ascontiguousarray(w.T.astype(np.float32)))
-    out = _matmul_f32(x.astype(np.float32), wt)
-    return out if as_float else out.astype(np.int64)
+    if xa * max_abs_row_sum(w) < 2**24:
+        out = _matmul_f32(x.astype(np.float32), wt)
+        return out if as_float else out.astype(np.int64)
+    bounds = weight_k_chunks(w, xa)
+    if bounds is None:
+        return matmul_exact(x, w.T)
+    xf = x.astype(np.float32)
+    out = None
+    for k0, k1 in zip(bounds[:-1], bounds[1:]):
+        part = _matmul_f32(xf[:, k0:k1], wt[k0:k1]).astype(np.int64)  # exact integers below 2**24
+        out = part if out is None else np.add(out, part, out=out)
+    return out
+
+
+def weight_k_chunks(w, xa):
+    """K boundaries [0, k1, ..., K] of a constant weight w [N, K] such that xa * Σ_{k in chunk}
+    |w[n, k]| < 2**24 for every row n and chunk: then every partial sum of x @ w.T over a chunk,
+    |x| <= xa, is an integer below 2**24, exact in float32 in any summation order. Greedy, cached
+    per (weight, xa); None when one column alone breaks the bound or more than
+    _F32_MAX_WEIGHT_CHUNKS chunks are needed."""
+    w = np.asarray(w)
+
+    def build():
+        lim = (2**24 - 1) // max(int(xa), 1)  # Σ|w| over a chunk must stay <= lim
+        cum = np.concatenate([np.zeros((w.shape[0], 1), np.int64),
+                              np.cumsum(np.abs(w.astype(np.int64)), axis=1)], axis=1)  # [N, K+1]
+        bounds = [0]
+        k = w.shape[1]
+        while bounds[-1] < k:
+            k0 = bounds[-1]
+            d = (cum[:, k0 + 1:] - cum[:, k0:k0 + 1]).max(axis=0)  # nondecreasing in k1
+            step = int(np.searchsorted(d, lim, side="right"))
+            if step == 0 or len(bounds) > _F32_MAX_WEIGHT_CHUNKS:
+                return None
+            bounds.append(k0 + step)
+        return bounds
+    return _cached_weight(w, "k_chunks", build, (int(xa),))
+
+
+_F32_MAX_WEIGHT_CHUNKS = 16
 
 
 _F32_MAX_CHUNKS = 4

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from .floatops import f32, rne
+from .parallel import for_blocks, row_blocks
 from .quantize import quantize_per_tensor
 
 _I32_MIN = -(2**31)
@@ -224,6 +225,75 @@ def onednn_v3_scales(x_scale, weight_scale, out_scale, n, weight_scales="direct"
     return np.float32(1.0) / isx, wei, np.float32(1.0) / iso
 
 
+def onednn_output_stage_blocked(acc, src, wei, dst, bias, relu, out_zero_point, kernel) -> np.ndarray:
+    """requantize_onednn's output stage (same formulas, same bits; tests hold the two together)
+    for acc [M, N] (int, or float32 holding exact integers), in float32 arithmetic on cache-sized
+    row blocks on every core (numerics.parallel). One float32 NumPy operation on float32
+    operands is the float64 operation rounded to float32 (the double rounding is innocuous for
+    + - * / since 53 >= 2*24 + 2), and int -> float32 is the C cast (round to nearest even),
+    as cvtdq2ps; so each step below is the reference's step:
+        f = f32(acc) * m[n]   (m = f32(src * wei[n]), or f32(f32(acc) * src) * wei[n])
+        f += bias[n];  f = f * f32(1/dst)  (ref: f / dst);  relu: max(f, 0)
+        out = clamp(rne(f + zo), 0, 255), NaN -> 0
+    Returns uint8 [M, N]."""
+    m_rows, n = acc.shape
+    f32c = np.float32
+    if kernel in ("ref", "sequential"):
+        mult = wei.astype(f32c)
+        first = f32c(src)
+    else:
+        mult = f32(np.float64(src) * wei.astype(np.float64))
+        first = None
+    last = f32c(dst) if kernel == "ref" else f32c(np.float32(1.0) / dst)
+    bterm = None if bias is None else np.asarray(bias, dtype=f32c).reshape(-1)
+    if bterm is not None and bterm.size == 1 and n != 1:
+        bterm = np.repeat(bterm, n)
+    zo = f32c(float(out_zero_point))
+    out = np.empty((m_rows, n), np.uint8)
+    if acc.size == 0:
+        return out
+    # per-channel vectors tiled k times: a long inner loop instead of a short broadcast one
+    k = max(1, BLOCK_ROWS_TILE // n)
+    tile = (lambda v: np.tile(v, k))
+    mult_t = tile(mult)
+    bias_t = None if bterm is None else tile(bterm)
+
+    def body(r0, r1):
+        a = acc[r0:r1]
+        rows = r1 - r0
+        f = np.empty((rows, n), f32c)
+        np.copyto(f, a, casting="unsafe")  # int -> float32: round to nearest even
+        wide = f.reshape(rows // k, k * n) if rows % k == 0 else None
+        if wide is None:
+            wide, mt, bt = f, mult, bterm
+        else:
+            mt, bt = mult_t, bias_t
+        if first is not None:
+            wide *= first
+        wide *= mt
+        if bt is not None:
+            wide += bt
+        if kernel == "ref":
+            wide /= last
+        else:
+            wide *= last
+        if relu:
+            np.maximum(wide, f32c(0), out=wide)  # NaN stays NaN, and becomes 0 below
+        wide += zo
+        np.rint(wide, out=wide)
+        # fmax / fmin return the number when the other operand is NaN: NaN -> 0; +-inf clamp
+        np.fmax(wide, f32c(0), out=wide)
+        np.fmin(wide, f32c(255), out=wide)
+        np.copyto(out[r0:r1], f, casting="unsafe")
+
+    for_blocks(row_blocks(m_rows, n, k), body)
+    return out
+
+
+# rows of a block reshaped to k*n values per row (k = BLOCK_ROWS_TILE // n)
+BLOCK_ROWS_TILE = 2048
+
+
 def requantize_onednn(acc, *, x_scale, weight_scale, out_scale, out_zero_point, bias,
                       per_channel, relu, trace=None, kernel="combined", weight_scales="direct"):
     """oneDNN int8 matmul / conv output stage as driven by PyTorch through ideep
@@ -256,10 +326,13 @@ def requantize_onednn(acc, *, x_scale, weight_scale, out_scale, out_zero_point, 
     """
     if kernel == "jit":
         kernel = "combined"
-    acc = np.asarray(acc, dtype=np.int64)
+    acc = np.asarray(acc)
     n = acc.shape[-1]
-    fa = f32(acc.astype(np.float64)).astype(np.float64)
     src, wei, dst = onednn_v3_scales(x_scale, weight_scale, out_scale, n, weight_scales)
+    if trace is None and acc.ndim == 2 and acc.dtype.kind in "iuf":
+        return onednn_output_stage_blocked(acc, src, wei, dst, bias, relu, out_zero_point, kernel)
+    acc = np.asarray(acc, dtype=np.int64)
+    fa = f32(acc.astype(np.float64)).astype(np.float64)
     if kernel in ("ref", "sequential"):
         mult = wei
         f = f32(f32(fa * np.float64(src)).astype(np.float64) * wei.astype(np.float64))

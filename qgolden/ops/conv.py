@@ -252,7 +252,7 @@ def conv(x, *, x_scale, x_zero_point, weight, weight_scale, weight_zero_point, b
                              out_dtype=out_dtype, profile=profile, trace=trace, post_op=post_op,
                              post_op_args=post_op_args)
     acc, ctx = conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding, dilation,
-                               groups, profile, exact_float=trace is None and conv_backend(profile) == "fbgemm")
+                               groups, profile, exact_float=trace is None and conv_backend(profile) in ("fbgemm", "onednn"))
     (conv1d, x4, w4, stride, padding, dilation, nb, oh, ow, c_out, g, cpg, kpg, kh, kw, zx, zw, backend,
      path, patches) = (ctx[k] for k in _CTX)
     req = {"fbgemm": requantize_fbgemm, "qnnpack": requantize_qnnpack,
@@ -353,7 +353,7 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
     ow = max(0, (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1)
     m = nb * oh * ow
     kpg = c_out // g
-    acc = np.empty((m, c_out), dtype=np.int64)
+    acc = None  # allocated only by the per-group loops below (the other paths return their own)
     path = backend
     if backend == "fbgemm":
         path = fbgemm_conv_path(c_in, c_out, g, (kh, kw), stride, padding, dilation, conv1d)
@@ -389,18 +389,23 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
         # FBGEMM's im2col GEMM: the exact sum, plus what saturation takes off the pairs that can clip
         acc = _corrected(A.conv_exact_torch(x4, w4, zx, zw, stride, padding, dilation, g, exact_float),
                          saturation_correction(x4, w4, zx, "fbgemm", (kh, kw), stride, padding, dilation, g))
-    elif backend == "onednn":
-        path = onednn_conv_impl(cpg, kpg, g)
-        sat = gemm_saturates(profile) and path == "jit"
+    elif backend == "onednn" and gemm_saturates(profile) and onednn_conv_impl(cpg, kpg, g) == "jit":
+        path = "jit"
+        sat = True
         patches0 = A.im2col_patches(x4, (kh, kw), stride, padding, dilation, np.uint8(0))
         valid = A.im2col_patches(np.ones((nb, 1, h, wd), np.uint8), (kh, kw), stride, padding,
                                  dilation, np.uint8(0)).reshape(m, kh * kw)
+        acc = np.empty((m, c_out), dtype=np.int64)
         for gi in range(g):
             acc[:, gi * kpg:(gi + 1) * kpg] = A.onednn_conv_acc(
                 patches0, valid, w4, gi * cpg, (gi + 1) * cpg, gi * kpg, (gi + 1) * kpg, zx, sat)
     else:
         # fbgemm im2col / pointwise / groupwise: k = (r*KW + s)*Cg + c, pairs (2j, 2j+1)
-        # of that order per group; qnnpack: exact
+        # of that order per group; qnnpack and oneDNN kernels that do not saturate (VNNI / AMX,
+        # jit_dw, ref): the exact sum, which im2col with padding zx gives as well (padded taps
+        # contribute (zx - zx) * w = 0, as oneDNN's skipped taps do)
+        if backend == "onednn":
+            path = onednn_conv_impl(cpg, kpg, g)
         sat = backend == "fbgemm" and gemm_saturates(profile)
         xa = max(abs(x_range[0]), abs(x_range[1]), abs(zx))  # max |x| over the columns, padding (zx) included
         for gi in range(g):
@@ -423,6 +428,8 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
             if g == 1:
                 acc = a
             else:
+                if acc is None:
+                    acc = np.empty((m, c_out), dtype=np.int64)
                 acc[:, o0:o1] = a
     return acc, {k: v for k, v in locals().items() if k in _CTX}
 
