@@ -5,7 +5,7 @@ import torch
 import qgolden
 from qgolden.examples import forum
 
-# Integers from a VNNI machine (exact int32 accumulation), recorded in shared/numerics.md §8.
+# Integers from a VNNI machine (exact int32 accumulation), as PyTorch printed them there.
 VNNI_HIDDEN = [[0, 0, 0], [0, 0, 150], [0, 0, 7], [0, 0, 255], [0, 0, 33], [0, 0, 71], [0, 0, 197]]
 VNNI_OUT = [[255, 242, 252, 229, 249, 248, 236], [100, 246, 213, 241, 241, 244, 244],
             [248, 242, 250, 230, 249, 247, 236], [0, 249, 186, 250, 235, 241, 250],

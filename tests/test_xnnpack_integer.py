@@ -1,4 +1,4 @@
-"""--engine xnnpack: integer-only forms and certificates (issue 5). Every integer op of a random
+"""--engine xnnpack: integer-only forms and certificates. Every integer op of a random
 XNNPACKQuantizer PT2E model lowered for ExecuTorch's XNNPACK delegate certifies (conv / linear:
 exact int32 accumulator + integer requantization; qs8 add: table of every pair; qs8 clamp; the input
 Convert: thresholds; qs8 global mean: exact sum + integer requantization), the float regions are

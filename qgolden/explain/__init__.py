@@ -13,7 +13,7 @@ from .doc import Document, Extra, Section, Val, plain
 
 FORMATS = ("text", "markdown", "html")
 
-# every explanation shows the certified integer-only parameters and accumulator widths (issue 4)
+# every explanation shows the certified integer-only parameters and accumulator widths
 from .integer_extra import integer_form  # noqa: E402
 
 register_extra(integer_form)

@@ -1,6 +1,6 @@
 """Integer-only parameters and accumulator widths as extra blocks of each linear/conv section.
 
-They come from qgolden.integer (issue 4): the certified (M0, n, int32 bias) per channel that
+They come from qgolden.integer: the certified (M0, n, int32 bias) per channel that
 replace the engine's float32 requantization, and the accumulator interval a hardware
 accumulator must hold. Shown next to the engine's own numbers, not instead of them.
 """
