@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from qgolden import api  # noqa: E402
-from qgolden.numerics.profile import make_profile  # noqa: E402
+from qgolden.numerics.profile import gemm_saturates, make_profile  # noqa: E402
 from qgolden.ops.conv_transpose import conv_transpose, conv_transpose_backend  # noqa: E402
 
 warnings.filterwarnings("ignore")
@@ -86,7 +86,11 @@ def test_conv_transpose_module_lowered_eager_and_torchscript(engine):
     for conv in (torch.nn.ConvTranspose2d(6, 6, 3, stride=2, padding=1), torch.nn.ConvTranspose1d(5, 5, 4, stride=2)):
         model = torch.nn.Sequential(torch.ao.quantization.QuantStub(), conv, torch.ao.quantization.DeQuantStub())
         default = torch.ao.quantization.get_default_qconfig(engine)  # per-tensor weights: PyTorch's only choice
-        model.eval().qconfig = torch.ao.quantization.QConfig(activation=default.activation,
+        activation = default.activation
+        if engine != "qnnpack" and gemm_saturates(make_profile(engine)):
+            # a CPU that sums u8*s8 pairs in int16: 7-bit activations, which cannot saturate (full range is refused)
+            activation = torch.ao.quantization.MinMaxObserver.with_args(reduce_range=True)
+        model.eval().qconfig = torch.ao.quantization.QConfig(activation=activation,
                                                              weight=torch.ao.quantization.default_weight_observer)
         prepared = torch.ao.quantization.prepare(model)
         shape = (2, 6, 7, 5) if isinstance(conv, torch.nn.ConvTranspose2d) else (2, 5, 9)
