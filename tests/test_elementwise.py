@@ -37,16 +37,6 @@ NPD = {"uint8": np.uint8, "int8": np.int8}
 SHAPES = [(1,), (31,), (32,), (33,), (63,), (64,), (65,), (100,), (1000,), (2, 3, 5, 7), (2, 16, 9, 9)]
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request):
-    old = torch.backends.quantized.engine
-    torch.backends.quantized.engine = request.param
-    prof = make_profile(request.param)
-    prof["num_threads"] = torch.get_num_threads()
-    yield prof
-    torch.backends.quantized.engine = old
-
-
 def mkq(q, s, z):
     return torch._make_per_tensor_quantized_tensor(torch.from_numpy(np.ascontiguousarray(q)), s, z)
 

@@ -30,16 +30,6 @@ NPD = {"uint8": np.uint8, "int8": np.int8}
 TQD = {"uint8": torch.quint8, "int8": torch.qint8}
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request):
-    old = torch.backends.quantized.engine
-    torch.backends.quantized.engine = request.param
-    prof = make_profile(request.param)
-    prof["num_threads"] = torch.get_num_threads()
-    yield prof
-    torch.backends.quantized.engine = old
-
-
 def seed(key) -> int:
     """A seed fixed across runs (str hashes are randomized per process)."""
     return zlib.crc32(repr(key).encode())

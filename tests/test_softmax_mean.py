@@ -26,16 +26,6 @@ def seed(key) -> int:
     return zlib.crc32(repr(key).encode())
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request):
-    old = torch.backends.quantized.engine
-    torch.backends.quantized.engine = request.param
-    prof = make_profile(request.param)
-    prof["num_threads"] = torch.get_num_threads()
-    yield prof
-    torch.backends.quantized.engine = old
-
-
 def mkq(q, s, z, order=None):
     t = torch._make_per_tensor_quantized_tensor(torch.from_numpy(np.ascontiguousarray(q)), s, z)
     if order is not None:  # same values, memory laid out in `order` (outermost first)
