@@ -14,7 +14,6 @@ import torch.ao.nn.quantized as nnq  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from qgolden.numerics import quantize as Q  # noqa: E402
-from qgolden.numerics.profile import make_profile  # noqa: E402
 from qgolden.ops.add import add, add_scalar  # noqa: E402
 from qgolden.ops.batch_norm import batch_norm  # noqa: E402
 from qgolden.ops.cat import cat  # noqa: E402
@@ -30,7 +29,6 @@ from qgolden.ops.sigmoid import sigmoid  # noqa: E402
 from qgolden.ops.tanh import tanh  # noqa: E402
 
 warnings.filterwarnings("ignore")
-ENGINES = [e for e in ("x86", "fbgemm", "qnnpack", "onednn") if e in torch.backends.quantized.supported_engines]
 DTYPES = ["uint8", "int8"]
 RANGE = {"uint8": (0, 255), "int8": (-128, 127)}
 NPD = {"uint8": np.uint8, "int8": np.int8}

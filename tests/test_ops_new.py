@@ -15,7 +15,6 @@ import torch.ao.nn.quantized as nnq  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import qgolden  # noqa: E402
-from qgolden.numerics.profile import make_profile  # noqa: E402
 from qgolden.ops.gelu import gelu  # noqa: E402
 from qgolden.ops.hardsigmoid import hardsigmoid  # noqa: E402
 from qgolden.ops.hardtanh import hardtanh  # noqa: E402
@@ -24,7 +23,6 @@ from qgolden.ops.prelu import prelu  # noqa: E402
 from qgolden.ops.upsample_bilinear import upsample_bilinear  # noqa: E402
 
 warnings.filterwarnings("ignore")
-ENGINES = [e for e in ("x86", "fbgemm", "qnnpack", "onednn") if e in torch.backends.quantized.supported_engines]
 RANGE = {"uint8": (0, 255), "int8": (-128, 127)}
 NPD = {"uint8": np.uint8, "int8": np.int8}
 TQD = {"uint8": torch.quint8, "int8": torch.qint8}

@@ -16,7 +16,6 @@ from qgolden.ops.mean import mean  # noqa: E402
 from qgolden.ops.softmax import QNNPACK_OUT_SCALE, softmax  # noqa: E402
 
 warnings.filterwarnings("ignore")
-ENGINES = [e for e in ("x86", "fbgemm", "qnnpack", "onednn") if e in torch.backends.quantized.supported_engines]
 RANGE = {"uint8": (0, 255), "int8": (-128, 127)}
 NPD = {"uint8": np.uint8, "int8": np.int8}
 TQD = {"uint8": torch.quint8, "int8": torch.qint8}
