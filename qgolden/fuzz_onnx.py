@@ -293,7 +293,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from .api import verify
     from .importers import ImportErrorQ
-    from .importers.onnx_verify import RuntimeRefused
+    from .verifiers.onnx import RuntimeRefused
 
     rng = np.random.default_rng(args.seed)
     totals = {"models": 0, "elements": 0, "mismatches": 0, "reference_models": 0, "failed": 0, "refused": 0, "not_lowered": 0}

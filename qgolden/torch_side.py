@@ -33,6 +33,13 @@ def to_numpy(v):
     return v
 
 
+def as_tensor(x):
+    """A NumPy array (or a tensor, returned as is) as a torch tensor sharing its data where it can."""
+    import torch
+
+    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+
+
 def to_torch_inputs(program, inputs):
     """Program inputs (NumPy) as torch tensors, quantizing already-quantized inputs with their qparams."""
     import torch

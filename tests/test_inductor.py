@@ -141,7 +141,7 @@ def test_campaign_regressions(seed, variants, what):
 
 
 def test_float_output_differences_in_ulps():
-    from qgolden.importers.pt2e_verify import _ulp_hist
+    from qgolden.verifiers.pt2e import _ulp_hist
 
     a = np.array([1.0, -1.0, 0.0, 2.0, -0.0], np.float32)
     b = a.copy()

@@ -75,7 +75,7 @@ def test_recorded_models_live_ort(case, level):
 @pytest.mark.parametrize("seed", range(6))
 def test_random_models(form, seed):
     from qgolden.fuzz_onnx import build, standard_only
-    from qgolden.importers.onnx_verify import RuntimeRefused
+    from qgolden.verifiers.onnx import RuntimeRefused
 
     rng = np.random.default_rng(1000 * seed + {"qop": 1, "qdq": 2, "std": 3}[form])
     model, x, desc, _ = build(rng, form)

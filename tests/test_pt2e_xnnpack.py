@@ -20,7 +20,7 @@ from qgolden import api  # noqa: E402
 from qgolden.fuzz_pt2e import make_model, one, quantize  # noqa: E402
 from qgolden.importers import ImportErrorQ  # noqa: E402
 from qgolden.importers.pt2e import XNN_CANNOT_RUN  # noqa: E402
-from qgolden.importers.pt2e_verify import run_xnnpack  # noqa: E402
+from qgolden.verifiers.pt2e import run_xnnpack  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))

@@ -419,7 +419,7 @@ def record_inductor_case(folder: Path, name: str, rng: random.Random) -> dict:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     from ..importers.pt2e import register_ops
-    from ..importers.pt2e_verify import run_inductor, run_reference
+    from ..verifiers.pt2e import run_inductor, run_reference
 
     register_ops()
     torch.manual_seed(rng.getrandbits(31))

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .cli import UserError, app, err, out
+from .common import UserError, app, err, out
 
 conformance = typer.Typer(no_args_is_help=True, help="Record PyTorch's outputs on this CPU, or check qgolden "
                           "against a record made on any CPU (docs/conformance.md).")
@@ -23,7 +23,7 @@ def guarded(fn):
     import os
     import warnings
 
-    from .conformance.records import RecordError
+    from ..conformance.records import RecordError
 
     warnings.filterwarnings("ignore")  # torch's deprecation chatter is not the user's problem
     try:
@@ -108,8 +108,8 @@ def check_cmd(record_dir: str = typer.Argument(..., metavar="DIR", help="a recor
     The record's models are loaded as trusted (TorchScript and .pt2 run code at load): pass only
     records you made or trust."""
     def go():
-        from .conformance.check import check_record, select_cases
-        from .conformance.records import load_record
+        from ..conformance.check import check_record, select_cases
+        from ..conformance.records import load_record
 
         record = load_record(record_dir)
         n = len(select_cases(record, engine, op))
@@ -139,7 +139,7 @@ def record_cmd(out_dir: str = typer.Argument(..., metavar="OUT", help="folder to
                                              help="also record PT2E models run by torch.compile")):
     """Run PyTorch on this machine over a generated suite and write a record (docs/conformance.md)."""
     def go():
-        from .conformance.record import plan_suite, write_record
+        from ..conformance.record import plan_suite, write_record
 
         try:
             plan = plan_suite(seed, cases_per_op, ops=op, engines=engine, inductor=inductor)

@@ -8,7 +8,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from .cli import EngineOpt, IsaOpt, TrustOpt, UserError, _run_guarded, app, get_program, load_inputs, out
+from .common import EngineOpt, IsaOpt, TrustOpt, UserError, run_guarded, app, get_program, load_inputs, out
 
 
 def _params_text(c) -> str:
@@ -110,7 +110,7 @@ def certify(model: str = typer.Argument(..., help="model (or .qgp program) to ce
             input: Optional[str] = typer.Option(None, "--input", help="example input: shapes, observed accumulators")):
     """Prove each op's integer-only form equal to the engine over every value it can receive."""
     def go():
-        from .integer import certify as do_certify
+        from ..integer import certify as do_certify
 
         xs = load_inputs(input) if input else None
         prog = get_program(model, engine, isa, trust_pickle, xs)
@@ -124,5 +124,5 @@ def certify(model: str = typer.Argument(..., help="model (or .qgp program) to ce
         else:
             print_certificate(cert)
         return cert
-    cert = _run_guarded(go)
+    cert = run_guarded(go)
     raise typer.Exit(0 if cert.certified else 1)

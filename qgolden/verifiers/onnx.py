@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ImportErrorQ
+from ..importers import ImportErrorQ
 
 
 class RuntimeRefused(ImportErrorQ):
@@ -32,7 +32,7 @@ def _with_outputs(model, names):
 
 def run_runtime(program, inputs, names):
     """({name: runtime value}, [final outputs]) for the program's runtime and inputs."""
-    from .onnx import lower_onnx, ort_session_options
+    from ..importers.onnx import lower_onnx, ort_session_options
 
     onnx_models = getattr(program, "_onnx", None)
     if onnx_models is None:
@@ -78,7 +78,7 @@ def compare(ours, theirs):
 
 
 def verify_onnx(program, inputs):
-    from ..api import LayerResult, Report
+    from .report import LayerResult, Report
 
     names = [n.output for n in program.nodes
              if n.op != "onnx_constant" and program.tensors.get(n.output) is not None

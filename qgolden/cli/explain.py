@@ -5,16 +5,16 @@ from typing import Optional
 
 import typer
 
-from .cli import (EngineOpt, IsaOpt, TrustOpt, UserError, _run_guarded, app, err, get_program, load_inputs,
+from .common import (EngineOpt, IsaOpt, TrustOpt, UserError, run_guarded, app, err, get_program, load_inputs,
                   one_line, out)
-from .files import refuse_inputs
+from ..files import refuse_inputs
 
 FormatOpt = typer.Option("text", "--format", "-f", help="text | markdown | html")
 
 
 def _program_and_run(model, input, engine, isa, trust_pickle):
     """(program, inputs, trace, env, state_dict keys or None)."""
-    from .explain import run_traced
+    from ..explain import run_traced
 
     xs = load_inputs(input)
     prog = get_program(model, engine, isa, trust_pickle, xs)
@@ -30,9 +30,9 @@ def _program_and_run(model, input, engine, isa, trust_pickle):
 
 
 def _emit(doc, fmt, output, full=True):
-    from .explain import FORMATS, render
-    from .explain.render_text import print_doc
-    from .files import write_atomic
+    from ..explain import FORMATS, render
+    from ..explain.render_text import print_doc
+    from ..files import write_atomic
 
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
@@ -46,7 +46,7 @@ def _emit(doc, fmt, output, full=True):
 
 
 def _explain_errors(fn):
-    from .explain import ExplainError
+    from ..explain import ExplainError
 
     def go():
         try:
@@ -69,14 +69,14 @@ def explain(model: str = typer.Argument(..., help="a model (as for `lower`) or a
                                       "and html always hold everything)")):
     """Every op with the engine's own numbers (--full: and every scale and zero point of the model)."""
     def go():
-        from .explain import build_document
+        from ..explain import build_document
 
         if output:
             refuse_inputs(output, [model, input], "--output")
         prog, xs, trace, env, keys = _program_and_run(model, input, engine, isa, trust_pickle)
         doc = build_document(prog, trace, env, sample=sample, layer=layer, state_dict_keys=keys)
         _emit(doc, fmt, output, full)
-    _run_guarded(_explain_errors(go))
+    run_guarded(_explain_errors(go))
 
 
 @app.command()
@@ -92,7 +92,7 @@ def trace(model: str = typer.Argument(..., help="a model (as for `lower`) or a .
           engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt):
     """The whole arithmetic of one output element; --compare: where your dumps first differ."""
     def go():
-        from .explain.trace_element import compare_document, load_dumps, trace_document
+        from ..explain.trace_element import compare_document, load_dumps, trace_document
 
         if compare is None and output_element is None:
             raise UserError("give --output-element INDEX (or --compare DUMPS.npz)")
@@ -106,5 +106,5 @@ def trace(model: str = typer.Argument(..., help="a model (as for `lower`) or a .
             return 1 if differs else 0
         _emit(trace_document(prog, tr, env, layer, output_element), fmt, output)
         return 0
-    code = _run_guarded(_explain_errors(go))
+    code = run_guarded(_explain_errors(go))
     raise typer.Exit(code or 0)

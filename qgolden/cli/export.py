@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .cli import EngineOpt, IsaOpt, TrustOpt, UserError, _run_guarded, app, get_program, load_inputs, out
+from .common import EngineOpt, IsaOpt, TrustOpt, UserError, run_guarded, app, get_program, load_inputs, out
 
 ForceOpt = typer.Option(False, "--force", help="write into a non-empty --out, replacing only the files qgolden "
                         "wrote there before (never the user's own)")
@@ -18,9 +18,9 @@ def integer_program(model, engine, isa, trust_pickle, inputs, multiplier_bits=32
     standard rounding (tflite, gemmlowp, cmsis-nn) and no tables, the standard pipeline is exported
     as it is, its differences from the engine stated. with_source: (integer program, the program it
     was made from, or None for an integer-only .qgp)."""
-    from .integer import to_integer_only
-    from .integer.standard import STANDARD_ROUNDINGS
-    from .integer.transform import INTEGER_OPS
+    from ..integer import to_integer_only
+    from ..integer.standard import STANDARD_ROUNDINGS
+    from ..integer.transform import INTEGER_OPS
 
     prog = get_program(model, engine, isa, trust_pickle, inputs)
     if all(n.op in INTEGER_OPS for n in prog.nodes):
@@ -57,8 +57,8 @@ def export(model: str = typer.Argument(..., help="model: .qgp, file.py:function,
            force: bool = ForceOpt):
     """Export the certified integer-only program as C99 with no floating point (plus a golden test)."""
     def go():
-        from .export.c import export_c
-        from .export.plan import ExportError
+        from ..export.c import export_c
+        from ..export.plan import ExportError
 
         if target != "c":
             raise UserError(f"unknown target {target!r}; choose c")
@@ -74,7 +74,7 @@ def export(model: str = typer.Argument(..., help="model: .qgp, file.py:function,
         out.print(f"arena: {r.arena_bytes} bytes (minimum possible for this graph: {r.minimum_bytes}); "
                   f"weights and constants: {r.weight_bytes} bytes")
         out.print(f"check it: make -C {out_dir} test   (nofloat, sanitize, lib: see the Makefile)")
-    _run_guarded(go)
+    run_guarded(go)
 
 
 @app.command()
@@ -88,7 +88,7 @@ def vectors(model: str = typer.Argument(..., help="model or .qgp program"),
             force: bool = ForceOpt):
     """Golden vectors: every layer's integer input and output and the constants, for RTL testbenches."""
     def go():
-        from .export.vectors import FORMATS, write_vectors
+        from ..export.vectors import FORMATS, write_vectors
 
         if fmt not in FORMATS:
             raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -96,4 +96,4 @@ def vectors(model: str = typer.Argument(..., help="model or .qgp program"),
         prog = integer_program(model, engine, isa, trust_pickle, xs, multiplier_bits, rounding)
         m = write_vectors(prog, xs, out_dir, fmt, force=force)
         out.print(f"wrote {out_dir}: {len(m['files'])} files ({len(m['layers'])} layers), manifest.json")
-    _run_guarded(go)
+    run_guarded(go)

@@ -146,12 +146,13 @@ def _flat(o):
 def verify_pt2e(program, inputs):
     import torch
 
-    from ..api import LayerResult, Report, _compare, _torchify, quantized_pairs
-    from ..torch_side import fx_intermediates, to_numpy
+    from ..torch_side import as_tensor, fx_intermediates, to_numpy
+    from .pytorch import quantized_pairs
+    from .report import LayerResult, Report, compare
 
     model, gm = program._torch
     eng = program.profile["engine"]
-    tin = [_torchify(x).float() for x in inputs]
+    tin = [as_tensor(x).float() for x in inputs]
     out_q, env = program.run(*[to_numpy(x) for x in tin], keep=True)
     notes = []
     with torch.no_grad():
@@ -160,7 +161,7 @@ def verify_pt2e(program, inputs):
     def layers_against(seen, why=""):
         res = []
         for node, ours, theirs in quantized_pairs(program, env, seen):
-            n_el, mism, mad = _compare(ours, theirs)
+            n_el, mism, mad = compare(ours, theirs)
             steps = _step_hist(ours, theirs) if mism and np.shape(ours) == np.shape(theirs) else None
             res.append(LayerResult(node.name, node.op, n_el, mism, mad, node.source, steps,
                                    why if mism else ""))
@@ -180,7 +181,7 @@ def verify_pt2e(program, inputs):
         try:
             ref_out, ref_seen = run_xnnpack(gm, tin)
         except ImportError as e:
-            from . import ImportErrorQ
+            from ..importers import ImportErrorQ
 
             raise ImportErrorQ("engine xnnpack needs ExecuTorch: pip install 'qgolden[xnnpack]' "
                                f"(executorch==1.5.1); not installed here ({e})") from None
@@ -192,7 +193,7 @@ def verify_pt2e(program, inputs):
     outputs = []
     outs_q, outs_t = _flat(out_q), [to_numpy(o) for o in _flat(ref_out)]
     for a, b in zip(outs_q, outs_t):
-        n_el, mism, mad = _compare(a, b)
+        n_el, mism, mad = compare(a, b)
         o = {"elements": n_el, "mismatches": mism, "max_abs_diff": float(mad)}
         if mism and np.shape(a) == np.shape(b) and np.asarray(a).dtype == np.float32:
             o["ulps"] = _ulp_hist(a, b)  # float outputs: how far apart, in float32 steps

@@ -1,15 +1,31 @@
-"""`make demo`: the forum model lowered, run and verified, with the numbers the thread asked for."""
+"""`qgolden demo` (`make demo`): the forum model lowered, run and verified, with the numbers the
+thread asked for."""
 from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from .common import EngineOpt, IsaOpt, app, out, run_guarded
+from .verify import print_report
+
+
+@app.command()
+def demo(engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt):
+    """The forum model (qgolden/examples/forum.py): lower, run, verify."""
+    def go():
+        return run_demo(out, engine=engine, isa=isa)
+    ok = run_guarded(go)
+    raise typer.Exit(0 if ok else 1)
 
 
 def run_demo(console, engine=None, isa=None) -> bool:
     import torch
 
-    from .api import lower, verify
-    from .numerics.profile import gemm_saturates
-    from .cli import print_report
-    from .examples import forum
-    from .torch_side import engine as engine_ctx
+    from ..api import lower, verify
+    from ..numerics.profile import gemm_saturates
+    from ..examples import forum
+    from ..torch_side import engine as engine_ctx
 
     engine = engine or "x86"
     with engine_ctx(engine):
@@ -19,8 +35,8 @@ def run_demo(console, engine=None, isa=None) -> bool:
         console.print("[bold]The forum model[/] (2 -> 3 -> 7 MLP, FX graph mode), lowered to an integer program:")
         console.print(prog.summary(), highlight=False)
         console.print("\n[bold]Explained for the fifth input, x = [0, 0.9][/] (`qgolden explain ... --sample 4`):\n")
-        from .explain import build_document, run_traced
-        from .explain.render_text import print_doc
+        from ..explain import build_document, run_traced
+        from ..explain.render_text import print_doc
 
         trace, tenv = run_traced(prog, [forum.INPUTS])
         print_doc(build_document(prog, trace, tenv, sample=4,

@@ -1,0 +1,4 @@
+"""`python -m qgolden.cli`."""
+from . import main
+
+main()
