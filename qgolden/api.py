@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
 from .errors import code_trusted
 from .importers import ImportErrorQ
 from .ir import Program, load
