@@ -54,33 +54,36 @@ def run_program(program, inputs, trace=None, keep=False):
     env = {}
     for i, (name, x) in enumerate(zip(program.inputs, inputs)):
         env[name] = check_input(program, i, x)
-    profile = program.profile
-    origin = getattr(program, "origin", None)
-    caught = FILE_PROGRAM_ERRORS if origin else OP_INPUT_ERRORS
     for node in program.nodes:
-        fn = ops.get(node.op)
-        args = [_resolve(i, env) for i in node.inputs]
         t = {} if trace is not None else None
-        order = _elementwise_order(program, node, args)
-        try:
-            if order is not None:
-                out = _in_memory_order(fn, args, order, node, profile, t)
-            else:
-                out = fn(*args, **node.attrs, **node.consts, profile=profile, trace=t)
-        except caught as e:
-            shapes = ", ".join(str(tuple(np.shape(a))) for a in args if not isinstance(a, list))
-            msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-            if isinstance(e, MemoryError):
-                msg = "needs more memory than this machine has"
-            where = f"{origin}: " if origin else ""
-            raise RunError(f"{where}node {node.name} (op {node.op}, from {node.source or node.torch_op}): "
-                           f"{msg} [input shapes {shapes}]") from None
-        env[node.output] = out
+        env[node.output] = run_node(program, node, env, t)
         if trace is not None:
             trace[node.name] = t
     outs = tuple(_collect(o, env) for o in program.outputs)
     result = outs[0] if program.meta.get("returns", "tensor") == "tensor" else outs
     return (result, env) if keep else result
+
+
+def run_node(program, node, env, trace=None):
+    """One node's output from the tensors in `env` (its inputs by name); `trace`, a dict, receives
+    the op's intermediate values. A failure the op raises on its inputs is a RunError naming the node."""
+    origin = getattr(program, "origin", None)
+    caught = FILE_PROGRAM_ERRORS if origin else OP_INPUT_ERRORS
+    fn = ops.get(node.op)
+    args = [_resolve(i, env) for i in node.inputs]
+    order = _elementwise_order(program, node, args)
+    try:
+        if order is not None:
+            return _in_memory_order(fn, args, order, node, program.profile, trace)
+        return fn(*args, **node.attrs, **node.consts, profile=program.profile, trace=trace)
+    except caught as e:
+        shapes = ", ".join(str(tuple(np.shape(a))) for a in args if not isinstance(a, list))
+        msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        if isinstance(e, MemoryError):
+            msg = "needs more memory than this machine has"
+        where = f"{origin}: " if origin else ""
+        raise RunError(f"{where}node {node.name} (op {node.op}, from {node.source or node.torch_op}): "
+                       f"{msg} [input shapes {shapes}]") from None
 
 
 def _collect(o, env):

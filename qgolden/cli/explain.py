@@ -86,13 +86,14 @@ def trace(model: str = typer.Argument(..., help="a model (as for `lower`) or a .
                                                        help="element index: 0,2 (one per dim) or a flat index"),
           layer: Optional[str] = typer.Option(None, "--layer", help="layer (node name); default: the last quantized one"),
           compare: Optional[str] = typer.Option(None, "--compare",
-                                                help="DUMPS.npz: your per-layer integers keyed by layer name"),
+                                                help="DUMPS.npz: your per-layer integers keyed by layer name; per layer: how many differ, root cause or propagated"),
           fmt: str = FormatOpt,
           output: Optional[str] = typer.Option(None, "-o", "--output", help="write to this file"),
           engine: Optional[str] = EngineOpt, isa: Optional[str] = IsaOpt, trust_pickle: bool = TrustOpt):
-    """The whole arithmetic of one output element; --compare: where your dumps first differ."""
+    """The whole arithmetic of one output element; --compare: your per-layer dumps against the program."""
     def go():
-        from ..explain.trace_element import compare_document, load_dumps, trace_document
+        from ..explain.dump_compare import compare_document, load_dumps
+        from ..explain.trace_element import trace_document
 
         if compare is None and output_element is None:
             raise UserError("give --output-element INDEX (or --compare DUMPS.npz)")

@@ -1,5 +1,5 @@
-"""`qgolden trace`: the whole arithmetic of one output element, the input elements that fed it,
-and `--compare`: the first layer and element where the user's integer dumps differ."""
+"""`qgolden trace`: the whole arithmetic of one output element and the input elements that fed it
+(`--compare` over a whole dump: dump_compare.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -370,68 +370,3 @@ def trace_document(program, trace, env, layer=None, index=None) -> Document:
     doc.sections.append(element_section(program, trace, env, node, idx))
     doc.sections.append(Section("", "followed backwards", tables=[feeders_table(program, node, idx, env)]))
     return doc
-
-
-def load_dumps(path) -> dict:
-    from pathlib import Path
-
-    p = Path(path)
-    if not p.exists():
-        raise ExplainError(f"{path}: no such dumps file")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            if not hasattr(z, "files"):
-                raise ExplainError(f"{path}: dumps must be an .npz of arrays keyed by layer name")
-            return {k: z[k] for k in z.files}
-    except ExplainError:
-        raise
-    except Exception as e:
-        raise ExplainError(f"{path}: not a readable .npz of integer dumps ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-
-
-def compare(program, env, dumps: dict):
-    """(first differing layer node, index, theirs, ours, n_compared) in program order, or
-    (None, None, None, None, n_compared)."""
-    by_name = {}
-    for n in program.nodes:
-        by_name[n.name] = n
-        by_name.setdefault(n.output, n)
-    unknown = [k for k in dumps if k not in by_name]
-    if unknown:
-        raise ExplainError(f"dumps name unknown layer(s) {', '.join(unknown)}; layers: "
-                           + ", ".join(n.name for n in program.nodes))
-    wanted = {by_name[k].name: v for k, v in dumps.items()}
-    n_cmp = 0
-    for n in program.nodes:
-        if n.name not in wanted:
-            continue
-        theirs = np.asarray(wanted[n.name])
-        ours = np.asarray(env[n.output])
-        if theirs.dtype.kind not in "iub" and not (theirs.dtype.kind == "f" and np.all(np.mod(theirs, 1) == 0)):
-            raise ExplainError(f"dump {n.name}: expected integers (the int_repr), got dtype {theirs.dtype}")
-        if theirs.shape != ours.shape:
-            if ours.shape[:1] == (1,) and theirs.shape == ours.shape[1:]:
-                theirs = theirs[None]
-            else:
-                raise ExplainError(f"dump {n.name}: shape {theirs.shape}, the layer's output has shape {ours.shape}")
-        n_cmp += 1
-        diff = theirs.astype(np.int64) != ours.astype(np.int64)
-        if diff.any():
-            i = tuple(int(u) for u in np.argwhere(diff)[0])
-            return n, i, int(theirs[i]), _item(ours[i]), n_cmp
-    return None, None, None, None, n_cmp
-
-
-def compare_document(program, trace, env, dumps) -> tuple:
-    """(Document, differs: bool)."""
-    node, idx, theirs, ours, n = compare(program, env, dumps)
-    if node is None:
-        doc = Document(f"qgolden trace --compare: all {n} dumped layers equal the program's integers")
-        return doc, False
-    doc = Document(f"qgolden trace --compare: first difference at layer {node.name}, element {label(idx)}")
-    doc.intro.append([f"Your dump has {theirs} at {node.name}{label(idx)}; PyTorch (and this program) computes ",
-                      Val(ours, ("env", node.output, idx)), ". Every earlier dumped layer matched. "
-                      "The arithmetic at that element:"])
-    doc.sections.append(element_section(program, trace, env, node, idx))
-    doc.sections.append(Section("", "followed backwards", tables=[feeders_table(program, node, idx, env)]))
-    return doc, True
