@@ -212,3 +212,55 @@ def test_error_input_file(files, tmp_path):
     assert qg("lower", BUILD, "-o", str(qgp))[0] == 0
     err = _err(*qg("run", str(qgp), "--input", str(tmp_path / "junk.npy"), "--output", str(tmp_path / "y.npy"))[::2])
     assert "junk.npy" in err
+
+
+def test_run_over_a_directory_and_in_batches(files):
+    """A directory of inputs gives a directory of outputs (same names), each equal to its own run;
+    --batch B equals running each slice of B samples."""
+    import qgolden
+
+    qgp = files / "forum_dir.qgp"
+    assert qg("lower", BUILD, "-o", str(qgp), "--engine", "x86")[0] == 0
+    prog = qgolden.load(str(qgp))
+    rng = np.random.default_rng(5)
+    d = files / "many"
+    d.mkdir()
+    xs = {f"s{i:02d}": rng.uniform(0, 1, (int(rng.integers(1, 6)), 2)).astype(np.float32) for i in range(4)}
+    for k, v in xs.items():
+        np.save(d / f"{k}.npy", v)
+    code, out, err = qg("run", str(qgp), "--input", str(d), "--output", str(files / "outs"))
+    assert code == 0, err
+    for k, v in xs.items():
+        assert np.array_equal(np.load(files / "outs" / f"{k}.npy"), prog.run(v, accumulate="numpy"))
+    # a second run into the same directory needs --force and replaces only qgolden's files
+    (files / "outs" / "mine.txt").write_text("keep")
+    code, _, err = qg("run", str(qgp), "--input", str(d), "--output", str(files / "outs"))
+    assert code == 2 and "not empty" in err
+    code, _, err = qg("run", str(qgp), "--input", str(d), "--output", str(files / "outs"), "--force")
+    assert code == 0, err
+    assert (files / "outs" / "mine.txt").read_text() == "keep"
+    big = rng.uniform(0, 1, (11, 2)).astype(np.float32)
+    np.save(files / "big.npy", big)
+    code, _, err = qg("run", str(qgp), "--input", str(files / "big.npy"), "--output", str(files / "ybig.npy"),
+                      "--batch", "4")
+    assert code == 0, err
+    want = np.concatenate([prog.run(big[i:i + 4], accumulate="numpy") for i in range(0, 11, 4)])
+    assert np.array_equal(np.load(files / "ybig.npy"), want)
+
+
+def test_run_directory_errors(files):
+    qgp = files / "forum_err.qgp"
+    assert qg("lower", BUILD, "-o", str(qgp))[0] == 0
+    empty = files / "empty"
+    empty.mkdir()
+    code, _, err = qg("run", str(qgp), "--input", str(empty), "--output", str(files / "o1"))
+    assert code == 2 and "no .npy or .npz input files" in err
+    twins = files / "twins"
+    twins.mkdir()
+    np.save(twins / "a.npy", forum.INPUTS)
+    np.savez(twins / "a.npz", forum.INPUTS)
+    code, _, err = qg("run", str(qgp), "--input", str(twins), "--output", str(files / "o2"))
+    assert code == 2 and "same output file name" in err
+    code, _, err = qg("run", str(qgp), "--input", str(files / "x.npy"), "--output", str(files / "o3.npy"),
+                      "--batch", "-1")
+    assert code == 2 and "--batch -1" in err

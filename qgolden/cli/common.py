@@ -3,6 +3,7 @@ and the error policy: errors in what the user gives us (errors.UserError) exit 2
 exit 3 is kept for qgolden's own bugs."""
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
 from pathlib import Path
@@ -149,3 +150,17 @@ TrustOpt = typer.Option(False, "--trust-code", "--trust-pickle",
                         help="allow loading files that run code when loaded: TorchScript, .pt2, torch.save "
                              "pickles (also QGOLDEN_TRUST_CODE=1); only for files you trust")
 OrtOpt = typer.Option("all", "--ort-opt-level", help="ONNX models on onnxruntime: disable | basic | extended | all")
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, what: str):
+    """A rich progress bar on a TTY; yields advance(label). Nothing is drawn when output is piped."""
+    if not sys.stderr.isatty() or total == 0:
+        yield lambda label="": None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[label]}"), console=Console(stderr=True), transient=True) as p:
+        task = p.add_task(what, total=total, label="")
+        yield lambda label="": p.update(task, advance=1, label=label)

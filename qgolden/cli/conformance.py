@@ -1,16 +1,14 @@
 """CLI commands `qgolden conformance record|check` (registered on qgolden.cli.app when cli is imported)."""
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
 from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import UserError, app, err, out
+from .common import UserError, app, err, out, progress_bar
 
 conformance = typer.Typer(no_args_is_help=True, help="Record PyTorch's outputs on this CPU, or check qgolden "
                           "against a record made on any CPU (docs/conformance.md).")
@@ -39,20 +37,6 @@ def guarded(fn):
         err.print(f"[bold red]qgolden: internal error:[/] {type(e).__name__}: {e} (set QGOLDEN_DEBUG=1 for the "
                   "traceback, and please report it)", highlight=False, soft_wrap=True)
         raise typer.Exit(3)
-
-
-@contextlib.contextmanager
-def progress_bar(total: int, what: str):
-    """A rich progress bar on a TTY; yields advance(label). Nothing is drawn when output is piped."""
-    if not sys.stderr.isatty() or total == 0:
-        yield lambda label="": None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[label]}"), console=Console(stderr=True), transient=True) as p:
-        task = p.add_task(what, total=total, label="")
-        yield lambda label="": p.update(task, advance=1, label=label)
 
 
 def print_check(rep, console=None) -> None:
