@@ -134,21 +134,12 @@ def run_xnnpack(gm, tin):
     return res[:n_own], seen
 
 
-def _flat(o):
-    if isinstance(o, (list, tuple)):
-        r = []
-        for x in o:
-            r.extend(_flat(x))
-        return r
-    return [o]
-
-
 def verify_pt2e(program, inputs):
     import torch
 
     from ..torch_side import as_tensor, fx_intermediates, to_numpy
     from .pytorch import quantized_pairs
-    from .report import LayerResult, Report, compare
+    from .report import LayerResult, Report, compare, flatten_outputs
 
     model, gm = program._torch
     eng = program.profile["engine"]
@@ -191,7 +182,7 @@ def verify_pt2e(program, inputs):
     else:
         raise ValueError(f"engine {eng} is not a PT2E runtime")
     outputs = []
-    outs_q, outs_t = _flat(out_q), [to_numpy(o) for o in _flat(ref_out)]
+    outs_q, outs_t = flatten_outputs(out_q), [to_numpy(o) for o in flatten_outputs(ref_out)]
     for a, b in zip(outs_q, outs_t):
         n_el, mism, mad = compare(a, b)
         o = {"elements": n_el, "mismatches": mism, "max_abs_diff": float(mad)}
