@@ -145,7 +145,7 @@ def _x86_model():
 
 def test_x86_inductor_float_regions_said_per_op_and_refused_by_c_export(tmp_path):
     from qgolden.cli import UserError
-    from qgolden.cli.export import integer_program
+    from qgolden.cli.common import integer_program
     from qgolden.integer import to_integer_only
 
     gm, x = _x86_model()

@@ -149,6 +149,8 @@ IsaOpt = typer.Option(None, "--isa", help="target CPU: avx2 | avx512 | avx512_vn
 TrustOpt = typer.Option(False, "--trust-code", "--trust-pickle",
                         help="allow loading files that run code when loaded: TorchScript, .pt2, torch.save "
                              "pickles (also QGOLDEN_TRUST_CODE=1); only for files you trust")
+ForceOpt = typer.Option(False, "--force", help="write into a non-empty --out, replacing only the files qgolden "
+                        "wrote there before (never the user's own)")
 OrtOpt = typer.Option("all", "--ort-opt-level", help="ONNX models on onnxruntime: disable | basic | extended | all")
 
 
@@ -164,3 +166,31 @@ def progress_bar(total: int, what: str):
                   TextColumn("{task.fields[label]}"), console=Console(stderr=True), transient=True) as p:
         task = p.add_task(what, total=total, label="")
         yield lambda label="": p.update(task, advance=1, label=label)
+
+
+def integer_program(model, engine, isa, trust_pickle, inputs, multiplier_bits=32, rounding="half_up",
+                    allow_tables=True, with_source=False):
+    """The certified integer-only program of MODEL (a .qgp already integer-only is used as is). With a
+    standard rounding (tflite, gemmlowp, cmsis-nn) and no tables, the standard pipeline is exported
+    as it is, its differences from the engine stated. with_source: (integer program, the program it
+    was made from, or None for an integer-only .qgp)."""
+    from ..integer import to_integer_only
+    from ..integer.standard import STANDARD_ROUNDINGS
+    from ..integer.transform import INTEGER_OPS
+
+    prog = get_program(model, engine, isa, trust_pickle, inputs)
+    if all(n.op in INTEGER_OPS for n in prog.nodes):
+        return (prog, None) if with_source else prog
+    standard = rounding in STANDARD_ROUNDINGS and not allow_tables
+    try:
+        ip = to_integer_only(prog, multiplier_bits=multiplier_bits, rounding=rounding, allow_tables=allow_tables,
+                             accept_standard=standard)
+    except ValueError as e:
+        raise UserError(f"{model}: C export and golden vectors are integer-only, and this program is {e}") from None
+    diffs = ip.meta.get("integer_only", {}).get("standard_differences") or {}
+    if any(diffs.values()):
+        out.print(f"[yellow]the standard {rounding} pipeline, not certified equal to the engine:[/] "
+                  + ", ".join(f"{k}: {v} accumulator values differ" for k, v in diffs.items() if v)
+                  + f" (qgolden certify --rounding {rounding} --no-tables --input X says which of yours)",
+                  highlight=False)
+    return (ip, prog) if with_source else ip
