@@ -78,7 +78,10 @@ class CpuClass:
     # (aten/src/ATen/native/quantized/cpu/kernels/QuantizedOpKernels.cpp, ATen/native/DispatchStub.h).
     AVX512_STUBS = frozenset({"qavg_pool2d_nhwc", "qavg_pool3d_nhwc",
                               # float kernels: aten/src/ATen/native/cpu/SoftMaxKernel.cpp
-                              "softmax_lastdim_kernel", "softmax_kernel"})
+                              "softmax_lastdim_kernel", "softmax_kernel",
+                              # native/cpu/UnaryOpsKernel.cpp sigmoid_kernel: measured, its vector loop
+                              # takes 32 floats at a time on AVX-512 (pairs of 16-lane vectors)
+                              "sigmoid_kernel"})
 
     def aten_vector_bytes(self, stub: str, capability: str | None = None) -> int:
         """Bytes of Vectorized<quint8> in ATen's kernel for `stub` (e.g. 'qadd', 'qavg_pool2d_nhwc'):

@@ -52,7 +52,7 @@ def row_vector_mask(rows: int, cols: int, contiguous: bool, profile) -> np.ndarr
     (2 * Vectorized<float>::size() elements at a time), the remainder the scalar op; above
     GRAIN_SIZE elements at::parallel_for splits the run between threads, each with its own tail.
     A run of one element per row (cols == 1 in a chunk) has a stride: all scalar."""
-    lanes = aten_float_lanes(profile, "sigmoid")
+    lanes = aten_float_lanes(profile, "sigmoid_kernel")
     if not contiguous and cols == 1 and rows > 1:
         return np.zeros((rows, cols), dtype=bool)
     size0 = rows * cols if (contiguous or rows == 1) else cols

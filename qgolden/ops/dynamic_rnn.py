@@ -190,6 +190,10 @@ def rnn_result(parts, *, what, layers, directions, batch_first, states, profile=
     return np.stack([p[row] for p in parts])
 
 
+DYNAMIC_WHY = ("dynamic quantization chooses each GEMM input's scale from that input's min and max at run time "
+               "and returns float32; its gates are float32 sigmoid and tanh. Only the int8 weights and the "
+               "integer accumulation are integer (docs/integer-only.md, 'Dynamic quantization')")
+
 FORMULA = ("x_w = dynamic_linear(x over the whole sequence, W_ih, b_ih): ONE per-call scale for the sequence",
            "per step t: g = dynamic_linear(h[t−1], W_hh, b_hh) + x_w[t]  (a new scale for every h[t−1])",
            "LSTM: i, f, o = σ(g_i), σ(g_f), σ(g_o); c = f·c + i·tanh(g_g); h = o·tanh(c)   (float32)",
@@ -200,15 +204,15 @@ SPECS = [
     OpSpec("dynamic_rnn_layer", "dynamic_rnn_layer", integer="float",
            summary="one direction of one layer of a dynamic quantized LSTM / GRU over the whole sequence: int8 "
                    "GEMMs on per-call quantized inputs, float32 gates (no integer-only form)",
-           formula=FORMULA,
+           formula=FORMULA, float_why=DYNAMIC_WHY,
            torch=("nnqd.LSTM", "nnqd.GRU", "aten::quantized_lstm", "aten::quantized_gru")),
     OpSpec("dynamic_rnn_cell", "dynamic_rnn_cell", integer="float",
            summary="one step of a dynamic quantized LSTMCell / GRUCell / RNNCell (tanh or relu): int8 GEMMs "
                    "on per-call quantized inputs, float32 gates (no integer-only form)",
-           formula=FORMULA[1:],
+           formula=FORMULA[1:], float_why=DYNAMIC_WHY,
            torch=("nnqd.LSTMCell", "nnqd.GRUCell", "nnqd.RNNCell", "quantized::quantized_lstm_cell_dynamic",
                   "quantized::quantized_gru_cell_dynamic", "quantized::quantized_rnn_tanh_cell_dynamic",
                   "quantized::quantized_rnn_relu_cell_dynamic")),
-    OpSpec("rnn_result", "rnn_result", integer="float", moves_data=False,
+    OpSpec("rnn_result", "rnn_result", integer="float", float_why="it gathers a dynamic recurrent layer's float32 results",
            summary="what a recurrent module returns (output sequence, h_n, c_n), gathered from its layers"),
 ]
