@@ -90,16 +90,16 @@ def _run_sequence(case, seed, engine):
 
 
 def test_dynamic_lstm_gru_random_models_match_pytorch(engine):
-    """24 random LSTM / GRU models (multi-layer, bidirectional, batch_first, initial states given or
+    """12 random LSTM / GRU models (multi-layer, bidirectional, batch_first, initial states given or
     zero, per-tensor and per-channel weights, hidden sizes around the vector widths): output, h_n and
     c_n have PyTorch's float32 bit patterns."""
     bad = total = 0
-    for seed in range(24):
+    for seed in range(12):
         case = _sequence_case(seed)
         b, n = _run_sequence(case, seed, engine)
         assert b == 0, f"seed {seed} {case}: {b} of {n} float32 outputs differ"
         bad, total = bad + b, total + n
-    assert total > 10000
+    assert total > 5000
 
 
 def test_a_second_input_gets_its_own_scale(engine):
@@ -271,6 +271,22 @@ def test_integer_only_certify_export_refuse_in_one_line(tmp_path, command):
     assert "dynamic_rnn_layer" in err and "chooses each GEMM input's scale" in err
 
 
+def test_run_without_mkl_says_so_in_one_line(tmp_path):
+    """The tanh of a saved LSTM program is MKL's: with no MKL to call, `run` exits 2 with one line."""
+    import os
+
+    (tmp_path / "m.py").write_text(BUILDER.replace("{dtype}", "qint8"))
+    np.save(tmp_path / "x.npy", np.zeros((2, 5, 6), np.float32))
+    code, _, err = _cli("lower", f"{tmp_path}/m.py:build", "--input", str(tmp_path / "x.npy"),
+                        "-o", str(tmp_path / "m.qgp"))
+    assert code == 0, err
+    r = subprocess.run([sys.executable, "-m", "qgolden.cli", "run", str(tmp_path / "m.qgp"), "--input",
+                        str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy")], capture_output=True,
+                       text=True, env={**os.environ, "QGOLDEN_MKL_LIB": str(tmp_path / "no-such-lib.so")})
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "MKL" in r.stderr and "tanh" in r.stderr
+
+
 def test_float16_dynamic_lstm_is_refused_in_one_line(tmp_path):
     """quantize_dynamic(dtype=torch.float16): FBGEMM's fp16 GEMM is not modelled: one line, exit 2."""
     (tmp_path / "m.py").write_text(BUILDER.replace("{dtype}", "float16").replace("nn.LSTM, nn.Linear", "nn.LSTM"))
@@ -328,9 +344,9 @@ def test_lstm_keyword_spotter_bit_exact(engine):
     program = api.lower(model, example_inputs=(x,), engine=engine["engine"])
     ops = [nd.op for nd in program.nodes]
     assert ops.count("dynamic_rnn_layer") == 2 and "conv" in ops and "dynamic_linear" in ops
-    for seed in range(4):
+    for seed in range(2):
         u = torch.from_numpy(np.random.default_rng(seed).standard_normal((2 + seed, 1, 49, 10)).astype(np.float32)
-                             * (0.5 + seed))
+                             * (0.5 + 2 * seed))
         assert differing(program.run(u.numpy()), model(u)) == 0
     report = api.verify(model, x, engine=engine["engine"])
     assert report.bit_exact

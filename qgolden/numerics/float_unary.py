@@ -77,7 +77,7 @@ def row_vector_mask(rows: int, cols: int, contiguous: bool, profile) -> np.ndarr
 
 def unsupported(fact: str, profile) -> str:
     return (f"PyTorch's float32 {fact} on the {profile.get('isa')} CPU class is not modelled bit for bit "
-            "(no verified rule: see docs/numerics.md, 'Float gates of the dynamic RNNs')")
+            "(no verified rule: docs/numerics.md, 'Dynamic quantized RNNs')")
 
 
 def aten_sigmoid(x, profile, contiguous: bool = False) -> np.ndarray:
@@ -112,7 +112,12 @@ def mkl_library_path() -> str | None:
 
 @functools.lru_cache(maxsize=4)
 def _mkl_vmstanh(path: str):
-    lib = ctypes.CDLL(path)
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as e:
+        raise NotImplementedError(f"cannot load MKL from {path} for PyTorch's float32 tanh "
+                                  f"({str(e).splitlines()[0][:120]}); set QGOLDEN_MKL_LIB to torch's "
+                                  "libtorch_cpu.so or a libmkl_rt") from None
     for name in ("VMSTANH_64_", "vmsTanh_64", "VMSTANH_"):
         fn = getattr(lib, name, None)
         if fn is not None:
