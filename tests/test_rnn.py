@@ -150,6 +150,61 @@ def test_dynamic_cells_match_pytorch(engine, cell, kw):
     assert checked > 100
 
 
+class StatesGiven(nn.Module):
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x, h0):
+        return self.rnn(x, h0)
+
+
+class LstmStatesGiven(nn.Module):
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x, h0, c0):
+        return self.rnn(x, (h0, c0))
+
+
+class NoStates(nn.Module):
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x):
+        return self.rnn(x)
+
+
+def test_torchscript_of_dynamic_rnns(engine, tmp_path):
+    """torch.jit.script of quantize_dynamic LSTM / GRU (aten::quantized_lstm / quantized_gru with the
+    packed cell parameters) and of the cells, saved and reloaded: bit for bit with the eager model."""
+    torch.manual_seed(11)
+    T, B = 6, 3
+    cases = [(NoStates(nn.LSTM(7, 16, 2, bidirectional=True, batch_first=True)), [torch.randn(B, T, 7)]),
+             (LstmStatesGiven(nn.LSTM(7, 17, 1)), [torch.randn(T, B, 7), torch.randn(1, B, 17), torch.randn(1, B, 17)]),
+             (NoStates(nn.GRU(5, 33, 2)), [torch.randn(T, B, 5)]),
+             (StatesGiven(nn.GRU(5, 9, 1, bidirectional=True)), [torch.randn(T, B, 5), torch.randn(2, B, 9)]),
+             (LstmStatesGiven(nn.LSTMCell(5, 16)), [torch.randn(B, 5), torch.randn(B, 16), torch.randn(B, 16)]),
+             (StatesGiven(nn.GRUCell(5, 18)), [torch.randn(B, 5), torch.randn(B, 18)]),
+             (StatesGiven(nn.RNNCell(5, 18, nonlinearity="relu")), [torch.randn(B, 5), torch.randn(B, 18)])]
+    for k, (model, xs) in enumerate(cases):
+        qm = _quantized(model, "per_tensor")
+        path = tmp_path / f"m{k}.pt"
+        torch.jit.save(torch.jit.script(qm), path)
+        scripted = torch.jit.load(path)
+        program = api.lower(scripted, example_inputs=tuple(xs), engine=engine["engine"])
+        assert any(nd.op in ("dynamic_rnn_layer", "dynamic_rnn_cell") for nd in program.nodes)
+        want = qm(*xs)
+        got = program.run(*[x.numpy() for x in xs])
+        flat_w = [want] if isinstance(want, torch.Tensor) else [want[0], *want[1]] if isinstance(want[1], tuple) \
+            else list(want)
+        flat_g = [got] if isinstance(got, np.ndarray) else [got[0], *got[1]] if isinstance(got[1], tuple) else list(got)
+        assert len(flat_g) == len(flat_w), k
+        assert all(differing(g, w) == 0 for g, w in zip(flat_g, flat_w)), k
+
+
 def test_sigmoid_and_tanh_match_aten_on_strided_chunks(engine_ctx):
     """ATen's float32 sigmoid_ / tanh_ on the LSTM's gate chunks (rows of H inside rows of 4H) and on
     contiguous tensors, rows around the vector pair width, arguments from tiny to saturating, and a

@@ -8,7 +8,7 @@ torch/ao/nn/quantized/dynamic/modules/rnn.py).
 """
 from __future__ import annotations
 
-from .fx_ops import MODULE_RULES, SubNode
+from .fx_ops import CALLS, MODULE_RULES, SubNode
 from .torch_common import fbias, qweight
 
 CELL_MODES = {"LSTMCell": "lstm", "GRUCell": "gru"}
@@ -77,39 +77,50 @@ def _layers(L, n, x, hx, mod, src, what, mode):
     h0, c0 = _states(L, n, hx, mode == "lstm", what)
     weights, biases = mod.get_weight(), mod.get_bias()
     version = getattr(mod, "version", None)
-    reduce_range = version is not None and version >= 2
     dirs = 2 if mod.bidirectional else 1
-    parts, prev = [], x
+    cells = []
     for layer in range(mod.num_layers):
-        cur = []
         for d in range(dirs):
             sfx = f"_l{layer}" + ("_reverse" if d else "")
-            consts, per_channel = _weights(L, n, what, weights["weight_ih" + sfx], weights["weight_hh" + sfx],
-                                           biases["bias_ih" + sfx], biases["bias_hh" + sfx])
-            k = len(parts)
-            attrs = {"mode": mode, "state_index": k, "reverse": bool(d), "batch_first": bool(mod.batch_first)
-                     and layer == 0, "reduce_range": reduce_range, "per_channel": per_channel}
-            name = f"_all_weight_values.{k}.param"
-            names = {key: f"{src}.{name}" for key in consts}
-            sub = SubNode(f"{n.name}{sfx}", n)
-            ref = L.emit(sub, "dynamic_rnn_layer", [prev, h0, c0], dtype="float32", attrs=attrs, consts=consts,
+            cells.append((weights["weight_ih" + sfx], weights["weight_hh" + sfx], biases["bias_ih" + sfx],
+                          biases["bias_hh" + sfx], f"{src}._all_weight_values.{len(cells)}.param"))
+    outs = emit_layers(L, n, x, h0, c0, cells, mode, src, what, mod.num_layers, dirs, bool(mod.batch_first),
+                       version is not None and version >= 2)
+    L.values[n.name] = ([outs["output"], [outs["h_n"], outs["c_n"]]] if mode == "lstm"
+                        else [outs["output"], outs["h_n"]])
+    return L.values[n.name]
+
+
+def emit_layers(L, n, x, h0, c0, cells, mode, src, what, num_layers, dirs, batch_first, reduce_range) -> dict:
+    """One dynamic_rnn_layer node per (layer, direction) of `cells` [(w_ih, w_hh, b_ih, b_hh, where)],
+    then rnn_result nodes: {'output', 'h_n'(, 'c_n')} -> IR tensor names."""
+    parts, prev = [], x
+    for layer in range(num_layers):
+        cur = []
+        for d in range(dirs):
+            w_ih, w_hh, b_ih, b_hh, where = cells[len(parts)]
+            consts, per_channel = _weights(L, n, what, w_ih, w_hh, b_ih, b_hh)
+            sfx = f"_l{layer}" + ("_reverse" if d else "")
+            attrs = {"mode": mode, "state_index": len(parts), "reverse": bool(d),
+                     "batch_first": batch_first and layer == 0, "reduce_range": bool(reduce_range),
+                     "per_channel": per_channel}
+            ref = L.emit(SubNode(f"{n.name}{sfx}", n), "dynamic_rnn_layer", [prev, h0, c0], dtype="float32",
+                         attrs=attrs, consts=consts,
                          torch_op="aten::quantized_lstm" if mode == "lstm" else "aten::quantized_gru",
-                         source=f"{src} (layer {layer}{', reverse' if d else ''})", names=names)
+                         source=f"{src} (layer {layer}{', reverse' if d else ''})",
+                         names={key: where for key in consts})
             cur.append(ref)
             parts.append(ref)
         prev = cur
     states = 2 if mode == "lstm" else 1
     outs = {}
     for what_out in ("output", "h_n") + (("c_n",) if mode == "lstm" else ()):
-        sub = SubNode(f"{n.name}_{what_out}", n)
-        outs[what_out] = L.emit(sub, "rnn_result", [list(parts)], dtype="float32",
-                                attrs={"what": what_out, "layers": mod.num_layers, "directions": dirs,
-                                       "batch_first": bool(mod.batch_first), "states": states},
+        outs[what_out] = L.emit(SubNode(f"{n.name}_{what_out}", n), "rnn_result", [list(parts)], dtype="float32",
+                                attrs={"what": what_out, "layers": num_layers, "directions": dirs,
+                                       "batch_first": batch_first, "states": states},
                                 torch_op="aten::quantized_lstm" if mode == "lstm" else "aten::quantized_gru",
                                 source=src, names={})
-    L.values[n.name] = ([outs["output"], [outs["h_n"], outs["c_n"]]] if mode == "lstm"
-                        else [outs["output"], outs["h_n"]])
-    return L.values[n.name]
+    return outs
 
 
 def _cell(L, n, x, hx, mod, src, what, kind):
@@ -137,3 +148,111 @@ def _cell(L, n, x, hx, mod, src, what, kind):
 
 
 MODULE_RULES.append((is_dynamic_rnn, m_dynamic_rnn))
+
+
+# -- TorchScript: the ops the scripted modules call (torchscript.py makes each output a getitem) ----------
+
+class ZeroState:
+    """torch.zeros(...) of a scripted recurrent module's default hx: the zero initial state."""
+
+
+def c_zeros(L, n, name, size, *a, **k):
+    """aten::zeros: only as a recurrent module's default initial state (read by the rules below)."""
+    L.values[n.name] = ZeroState()
+    return L.values[n.name]
+
+
+def _ts_state(L, n, ref, what, role):
+    return None if isinstance(ref, ZeroState) else _float_input(L, n, ref, what, role)
+
+
+def _cell_params(L, n, what, params) -> list:
+    """[(w_ih, w_hh, b_ih, b_hh, where)] and reduce_range of torch.classes.rnn.CellParamsBase objects
+    ('quantized_dynamic' state: biases, [], [reduce_range], [packed_ih, packed_hh]; RNN.cpp)."""
+    import torch
+
+    cells, reduce_range = [], None
+    for k, p in enumerate(params):
+        if not isinstance(p, torch.ScriptObject):
+            L.fail(n, what, f"expects packed cell parameters, got {type(p).__name__}")
+        state = p.__getstate__()[0]
+        if state[0] != "quantized_dynamic":
+            L.fail(n, what, f"cell parameters of kind {state[0]!r} are not supported (int8 'quantized_dynamic' "
+                            "are; float16 dynamic quantization runs FBGEMM's fp16 GEMM, not modelled)")
+        w_ih, b_ih = torch.ops.quantized.linear_unpack(state[4][0])
+        w_hh, b_hh = torch.ops.quantized.linear_unpack(state[4][1])
+        cells.append((w_ih, w_hh, b_ih, b_hh, f"params[{k}]"))
+        reduce_range = bool(state[3][0]) if state[3] else False
+    return cells, bool(reduce_range)
+
+
+def c_quantized_lstm(L, n, name, x, hx, params, has_biases, num_layers, dropout, train, bidirectional,
+                     batch_first=None, dtype=None, use_dynamic=False):
+    """aten::quantized_lstm.input (nnqd.LSTM.forward_tensor, scripted): its 3 outputs (output, h_n, c_n)."""
+    what = "aten::quantized_lstm"
+    if not isinstance(hx, (list, tuple)) or batch_first is None:
+        L.fail(n, what, "the PackedSequence form (quantized_lstm.data) is not supported")
+    if train and dropout:
+        L.fail(n, what, "dropout in training mode is random; call model.eval()")
+    x = _float_input(L, n, x, what, "input")
+    h0, c0 = _ts_state(L, n, hx[0], what, "h_0"), _ts_state(L, n, hx[1], what, "c_0")
+    cells, reduce_range = _cell_params(L, n, what, params)
+    outs = emit_layers(L, n, x, h0, c0, cells, "lstm", n.name, what, int(num_layers), 2 if bidirectional else 1,
+                       bool(batch_first), reduce_range)
+    L.values[n.name] = [outs["output"], outs["h_n"], outs["c_n"]]
+    return L.values[n.name]
+
+
+def c_quantized_gru(L, n, name, x, hx, params, has_biases, num_layers, dropout, train, bidirectional,
+                    batch_first=None):
+    """aten::quantized_gru.input (nnqd.GRU.forward_tensor, scripted): its 2 outputs (output, h_n)."""
+    what = "aten::quantized_gru"
+    if isinstance(params, bool) or batch_first is None:
+        L.fail(n, what, "the PackedSequence form (quantized_gru.data) is not supported")
+    if train and dropout:
+        L.fail(n, what, "dropout in training mode is random; call model.eval()")
+    x = _float_input(L, n, x, what, "input")
+    cells, reduce_range = _cell_params(L, n, what, params)
+    outs = emit_layers(L, n, x, _ts_state(L, n, hx, what, "h_0"), None, cells, "gru", n.name, what,
+                       int(num_layers), 2 if bidirectional else 1, bool(batch_first), reduce_range)
+    L.values[n.name] = [outs["output"], outs["h_n"]]
+    return L.values[n.name]
+
+
+def c_cell_dynamic(mode):
+    """quantized::quantized_{lstm,gru,rnn_tanh,rnn_relu}_cell_dynamic(input, hx, w_ih, w_hh, b_ih, b_hh)."""
+    def rule(L, n, name, x, hx, packed_ih, packed_hh, b_ih=None, b_hh=None):
+        import torch
+
+        what = name
+        w_ih, pb_ih = torch.ops.quantized.linear_unpack(packed_ih)
+        w_hh, pb_hh = torch.ops.quantized.linear_unpack(packed_hh)
+        if w_ih.dtype != torch.qint8:
+            L.fail(n, what, f"weights of dtype {w_ih.dtype} are not supported (qint8 is)")
+        if mode == "lstm":
+            h0, c0 = _ts_state(L, n, hx[0], what, "h_0"), _ts_state(L, n, hx[1], what, "c_0")
+        else:
+            h0, c0 = _ts_state(L, n, hx, what, "h_0"), None
+        x = _float_input(L, n, x, what, "input")
+        consts, per_channel = _weights(L, n, what, w_ih, w_hh, pb_ih, pb_hh)
+        cell = L.emit(SubNode(f"{n.name}_cell", n), "dynamic_rnn_cell", [x, h0, c0], dtype="float32",
+                      attrs={"mode": mode, "reduce_range": True, "per_channel": per_channel}, consts=consts,
+                      torch_op=name, source=n.name, names={})
+        outs = [L.emit(SubNode(f"{n.name}_{k}", n), "rnn_result", [[cell]], dtype="float32",
+                       attrs={"what": k, "layers": 0, "directions": 1, "batch_first": False,
+                              "states": 2 if mode == "lstm" else 1}, torch_op=name, source=n.name, names={})
+                for k in (("h_n", "c_n") if mode == "lstm" else ("h_n",))]
+        L.values[n.name] = outs if mode == "lstm" else outs[0]
+        return L.values[n.name]
+    return rule
+
+
+CALLS.update({
+    "aten::zeros": c_zeros,
+    "aten::quantized_lstm": c_quantized_lstm,
+    "aten::quantized_gru": c_quantized_gru,
+    "quantized::quantized_lstm_cell_dynamic": c_cell_dynamic("lstm"),
+    "quantized::quantized_gru_cell_dynamic": c_cell_dynamic("gru"),
+    "quantized::quantized_rnn_tanh_cell_dynamic": c_cell_dynamic("rnn_tanh"),
+    "quantized::quantized_rnn_relu_cell_dynamic": c_cell_dynamic("rnn_relu"),
+})
