@@ -12,6 +12,9 @@ ARM64 = CpuClass(
     baseline_fma=True, vec_zero_minmax="ieee",
     # OpenBLAS's ARMv8 sgemm kernel accumulates along k with fmla inside one K block (GEMM_Q >= 256);
     # recorded on arm64 for K up to 227
-    float_gemm_fma_k=256)
+    float_gemm_fma_k=256,
+    # torch's arm64 wheels have no MKL: their float tanh and sigmoid run NEON/SLEEF code not yet
+    # checked against a recording of that CPU
+    float_tanh=None, float_sigmoid=None)
 
 CLASSES = (ARM64,)

@@ -40,6 +40,14 @@ class CpuClass:
                         'second' (x86 vmaxps/vminps return their second source operand: Intel SDM
                         MAXPS/MINPS; ATen vec256/vec512_float.h maximum/minimum/clamp_min/clamp_max)
                         or 'ieee' (NEON vmaxq_f32/vminq_f32, FMAX/FMIN: +0 > -0; vec128_float_neon.h)
+    float_tanh          the library behind ATen's float32 tanh (native/cpu/UnaryOpsKernel.cpp
+                        STATIC_IMPLEMENT_COMPLEX_KERNEL(tanh) -> at::vml::vtanh, ATen/cpu/vml.h):
+                        'mkl_vml_ha' where torch links MKL (x86-64 wheels: vmsTanh with VML_HA, every
+                        element alike; MKL picks its code path from the CPU it runs on), None where
+                        no rule is verified (qgolden refuses the float tanh)
+    float_sigmoid       ATen's float32 sigmoid (sigmoid_kernel, UnaryOpsKernel.cpp): 'sleef_exp' =
+                        vector 1/(Sleef_expf_u10(0 - x) + 1), scalar tail 1/(1 + expf(-x)) of the C
+                        library; None where not verified
     """
 
     tag: str
@@ -54,6 +62,8 @@ class CpuClass:
     baseline_fma: bool = False
     vec_zero_minmax: str = "second"
     float_gemm_fma_k: int = 0
+    float_tanh: str | None = "mkl_vml_ha"
+    float_sigmoid: str | None = "sleef_exp"
 
     @property
     def kernel_fma(self) -> bool:
@@ -68,7 +78,10 @@ class CpuClass:
     # (aten/src/ATen/native/quantized/cpu/kernels/QuantizedOpKernels.cpp, ATen/native/DispatchStub.h).
     AVX512_STUBS = frozenset({"qavg_pool2d_nhwc", "qavg_pool3d_nhwc",
                               # float kernels: aten/src/ATen/native/cpu/SoftMaxKernel.cpp
-                              "softmax_lastdim_kernel", "softmax_kernel"})
+                              "softmax_lastdim_kernel", "softmax_kernel",
+                              # native/cpu/UnaryOpsKernel.cpp sigmoid_kernel: measured, its vector loop
+                              # takes 32 floats at a time on AVX-512 (pairs of 16-lane vectors)
+                              "sigmoid_kernel"})
 
     def aten_vector_bytes(self, stub: str, capability: str | None = None) -> int:
         """Bytes of Vectorized<quint8> in ATen's kernel for `stub` (e.g. 'qadd', 'qavg_pool2d_nhwc'):

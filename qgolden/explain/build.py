@@ -180,6 +180,10 @@ def section(ctx, node, number) -> Section:
         return gemm_section(ctx, node, number)
     if node.op == "quantize":
         return quantize_section(ctx, node, number)
+    if node.op in ("dynamic_rnn_layer", "dynamic_rnn_cell"):
+        from .rnn import rnn_section
+
+        return rnn_section(ctx, node, number, _title(node, number))
     return generic_section(ctx, node, number)
 
 

@@ -12,7 +12,9 @@ def lookup(src, program, trace, env):
     kind = src[0]
     if kind == "trace":
         _, node, key, idx = src
-        v = trace[node][key]
+        v = trace[node]
+        for k in (key if isinstance(key, tuple) else (key,)):  # a path into a nested trace (dynamic_rnn)
+            v = v[k]
         return np.asarray(v)[idx] if idx != () or isinstance(v, np.ndarray) else v
     if kind == "env":
         return np.asarray(env[src[1]])[src[2]]

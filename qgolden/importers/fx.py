@@ -196,6 +196,8 @@ class _Lowering:
 
         if isinstance(a, FxNode):
             v = self.values[a.name]
+            if isinstance(v, list) and _all_names(v):  # a module returning a tuple (nnqd.LSTM)
+                return v
             if not isinstance(v, str):
                 self.fail(n, "output", "the model returns a constant, not a tensor")
             return v
@@ -212,6 +214,11 @@ class _Lowering:
         if isinstance(obj, torch.Tensor) and obj.numel() == 1 and not obj.is_quantized:
             return obj.item()
         return obj
+
+
+def _all_names(v) -> bool:
+    """Whether v is a (nested) list of tensor names."""
+    return all(_all_names(x) if isinstance(x, list) else isinstance(x, str) for x in v)
 
 
 def node_location(n) -> str:

@@ -805,14 +805,14 @@ def _split_at(L, n, name, x, dim, sizes):
     outs, b = [], 0
     for k, sz in enumerate(sizes):
         index = [["slice", None, None, None]] * (dim % len(L.info(x).shape)) + [["slice", b, b + sz, None]]
-        sub = _SubNode(f"{n.name}_{k}", n)
+        sub = SubNode(f"{n.name}_{k}", n)
         outs.append(_passthrough(L, sub, x, "index", sub.name, name, attrs={"index": index}))
         b += sz
     L.values[n.name] = outs
     return outs
 
 
-class _SubNode:
+class SubNode:
     """One output of a multi-output FX node (chunk, split), named after it."""
 
     def __init__(self, name, parent):
@@ -1006,3 +1006,4 @@ def _with_table(text: str) -> str:
 SUPPORTED = _with_table(SUPPORTED)
 
 from . import ts_ops  # noqa: E402,F401  TorchScript (torch.ops) targets, added to CALLS
+from . import rnn  # noqa: E402,F401  quantize_dynamic's recurrent modules, added to MODULE_RULES

@@ -27,6 +27,16 @@ class _Ref:
         self.idx = idx
 
 
+# ops with several outputs that the FX importer lowers (importers/rnn.py): the op becomes one FX node
+# and each output an operator.getitem of it
+MULTI_OUTPUT_OPS = frozenset({"aten::quantized_lstm", "aten::quantized_gru",
+                              "quantized::quantized_lstm_cell_dynamic"})
+
+
+def ref_name(lowering, ref) -> str:
+    return lowering.ops[ref.idx].name
+
+
 class _Op:
     __slots__ = ("kind", "target", "args", "name", "ts_node", "placeholder", "attr")
 
@@ -380,6 +390,19 @@ class _Converter:
         if kind == "aten::dim" and isinstance(ins[0], _Ref) and hasattr(self.ex.get(ins[0].idx), "dim"):
             self.put(outs[0], self.ex[ins[0].idx].dim())
             return
+        if kind in ("aten::__is__", "aten::__isnot__") and len(ins) == 2 and None in ins and _is_dynamic(ins):
+            # `hx is None` on a value computed at run time (a tensor, or a tuple of them): never None
+            self.put(outs[0], kind == "aten::__isnot__")
+            return
+        if kind == "prim::unchecked_cast" and len(ins) == 1:  # Optional[T] -> T: the same value
+            self.put(outs[0], ins[0])
+            return
+        if kind == "prim::device" and isinstance(ins[0], _Ref):
+            # every tensor a program computes is on the CPU (nnqd.LSTM's default hx: zeros(..., device=x.device))
+            import torch
+
+            self.put(outs[0], torch.device("cpu"))
+            return
         if kind == "prim::dtype" and isinstance(ins[0], _Ref) and hasattr(self.ex.get(ins[0].idx), "dtype"):
             # a tensor's dtype is fixed by the example run (nnqd.Linear returns Y.to(x.dtype))
             self.put(outs[0], self.ex[ins[0].idx].dtype)
@@ -393,6 +416,17 @@ class _Converter:
             return
         if kind.startswith("prim::"):
             return self.opaque(node, outs, "this TorchScript construct is not supported")
+        if len(outs) != 1 and kind in MULTI_OUTPUT_OPS:
+            ref = self.call(node, kind, ins, outs[0], multi=True)
+            if ref is None:
+                return self.opaque(node, outs, f"op {kind} is not available in this torch build")
+            for i, o in enumerate(outs):  # each output: operator.getitem of the op's tuple
+                item = self.new_op(_Op("call_function", operator.getitem, (ref, i), f"{ref_name(self, ref)}_{i}",
+                                       node))
+                self.put(o, item)
+                if self.ex and ref.idx in self.ex:
+                    self.ex[item.idx] = self.ex[ref.idx][i]
+            return
         if len(outs) != 1:
             return self.opaque(node, outs, f"ops with {len(outs)} outputs are not supported")
         self.call(node, kind, ins, outs[0])
@@ -427,7 +461,7 @@ class _Converter:
         self.fail(node, "could not be evaluated on constant inputs"
                   + (f": {_first_line(err)}" if err is not None else ""))
 
-    def call(self, node, kind, ins, out):
+    def call(self, node, kind, ins, out, multi=False):
         import torch
 
         ns, _, name = kind.partition("::")
@@ -444,6 +478,10 @@ class _Converter:
         kwargs = {kw_only[i]: a for i, a in enumerate(args) if i in kw_only}
         args = tuple(a for i, a in enumerate(args) if i not in kw_only)
         ref = self.new_op(_Op("call_function", target, (args, kwargs), hint, node))
+        if multi:  # a multi-output op: its caller puts each output
+            if self.ex:
+                self._run_example(ref, target, args, kwargs)
+            return ref
         self.put(out, ref)
         if self.ex:
             self._run_example(ref, target, args, kwargs)

@@ -637,7 +637,9 @@ def float_why(program, node) -> str:
     eng = program.profile.get("engine")
     reg = next((r for r in program.meta.get("float_regions", []) if r.get("name") in (node.name, node.source)), None)
     if reg is None:
-        return f"float region, not integer: {node.op} ({node.torch_op or node.op}) runs in float32 on the {eng} runtime"
+        why = getattr(ops.spec(node.op), "float_why", "")
+        return (f"float region, not integer: {node.op} ({node.torch_op or node.op}) runs in float32 on the {eng} "
+                f"runtime" + (f": {why}" if why else ""))
     return f"float region, not integer: {reg['what']} runs in float32 on the {eng} runtime: {reg['why']}"
 
 

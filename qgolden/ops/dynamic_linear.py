@@ -159,5 +159,7 @@ SPECS = [
                     "x_q = quantize(x, s_x, z_x);  acc[n] = Σ_k (x_q[k] − z_x)·w_q[n,k]",
                     "fbgemm: y = fma(f32(acc), f32(s_x·s_w[n]), bias[n]);  qnnpack: y = f32(f32(acc)·f32(s_w[n]·s_x)) "
                     "+ bias[n];  onednn: its matmul's float output stage"),
-           torch=("quantized::linear_dynamic", "quantized::linear_relu_dynamic", "nnqd.Linear")),
+           torch=("quantized::linear_dynamic", "quantized::linear_relu_dynamic", "nnqd.Linear"),
+           float_why="dynamic quantization chooses the input's scale from its min and max at run time and "
+                     "returns float32 (docs/integer-only.md, 'Dynamic quantization')"),
 ]

@@ -36,6 +36,7 @@ class OpSpec:
     summary      what it does, one line (explain)
     formula      its arithmetic, symbolic (explain; the numbers come from the trace)
     torch        the PyTorch spellings the importers turn into it (the README's supported-ops list)
+    float_why    for integer="float": why it has no integer-only form (lower --integer-only, certify, export)
     """
 
     name: str
@@ -47,6 +48,7 @@ class OpSpec:
     summary: str = ""
     formula: tuple = ()
     torch: tuple = ()
+    float_why: str = ""
 
     def __post_init__(self):
         if self.integer not in INTEGER_METHODS:
