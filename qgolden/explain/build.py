@@ -11,7 +11,8 @@ import numpy as np
 from ..numerics.profile import conv_backend, gemm_saturates, linear_backend
 from . import texts
 from .access import memory_order, trace_index
-from .doc import Document, Hist, Section, Table, Val
+from .doc import Code, Document, Hist, Section, Table, Val
+from .facts import layer_facts
 from .glossary import glossary, scale_names
 from .near_tie import NEAR_TIE_REL, float64_pre_round, half_boundary, is_near_tie, rne
 
@@ -132,8 +133,41 @@ def label(idx) -> str:
 # ---------------------------------------------------------------------------------------------
 # document
 
+def float_reference_of(program, env, float_reference, node):
+    """The float model's output of node from float_reference (keyed by node name or output tensor
+    name), checked against the layer's output shape; None when it holds none for node."""
+    if not float_reference:
+        return None
+    ref = float_reference.get(node.name, float_reference.get(node.output))
+    if ref is None:
+        return None
+    ref = np.asarray(ref)
+    out_shape = np.shape(env[node.output])
+    if ref.shape != out_shape or ref.dtype.kind not in "fiu":
+        raise ExplainError(f"float reference of layer {node.name!r}: {ref.dtype} {tuple(ref.shape)}, but the "
+                           f"layer's output is {tuple(out_shape)}")
+    return ref
+
+
+def model_graph(program) -> list:
+    """(key, number, name, op, producer keys) per node in program order: the graph the HTML draws."""
+    producers = program.producers()
+    out = []
+    for i, n in enumerate(program.nodes):
+        srcs = []
+        for ref in n.inputs:
+            for r in (ref if isinstance(ref, list) else [ref]):
+                p = producers.get(r) if isinstance(r, str) else None
+                if p is not None and p.name not in srcs:
+                    srcs.append(p.name)
+        out.append((n.name, i + 1, n.name, n.op, srcs))
+    return out
+
+
 def build_document(program, trace, env, sample=0, layer=None, extra=None, state_dict_keys=None,
-                   title=None) -> Document:
+                   title=None, float_reference=None, model="") -> Document:
+    """The explanation; float_reference: the float model's layer outputs {node or tensor name: array}
+    (the HTML summary's SQNR is measured against them where given); model: what the user gave."""
     ctx = Ctx(program, trace, env, sample)
     if ctx.batch is not None and not (0 <= sample < ctx.batch):
         raise ExplainError(f"--sample {sample} is out of range: the input holds {ctx.batch} sample(s) (0..{ctx.batch - 1})")
@@ -149,14 +183,20 @@ def build_document(program, trace, env, sample=0, layer=None, extra=None, state_
         doc.intro.append([f"Input {program.inputs[0]}: "] + elided_line(
             ctx, xin, lambda i: ("env", program.inputs[0], i)))
     doc.intro.append([f"{len(program.nodes)} ops; engine {prof.get('engine')}, CPU {prof.get('isa')}; "
-                      "every number below is the engine's own intermediate (the same computation as "
-                      "`qgolden run`, bit-exact with PyTorch)."])
+                      "every number below is the engine's own intermediate (the same computation as ",
+                      Code("qgolden run"), ", bit-exact with PyTorch)."])
+    doc.model, doc.engine, doc.isa = model, str(prof.get("engine")), str(prof.get("isa"))
+    doc.input_desc = "; ".join(f"{name}: {np.asarray(env[name]).dtype} {tuple(np.shape(env[name]))}"
+                               for name in program.inputs if name in env)
+    doc.graph = model_graph(program)
     doc.glossary_intro, doc.glossary = glossary(program, state_dict_keys)
     providers = list(EXTRA_PROVIDERS) + ([extra] if callable(extra) else list(extra or []))
     for i, node in enumerate(program.nodes):
         if node not in nodes:
             continue
         sec = section(ctx, node, i + 1)
+        backend = backend_of(program, node) if has_gemm_trace(program, node, trace) else None
+        sec.facts = layer_facts(ctx, node, i + 1, float_reference_of(program, env, float_reference, node), backend)
         for p in providers:
             got = p(node, program)
             if got:
