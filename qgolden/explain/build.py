@@ -176,6 +176,12 @@ def build_document(program, trace, env, sample=0, layer=None, extra=None, state_
         nodes = [n for n in program.nodes if n.name == layer or n.output == layer]
         if not nodes:
             raise ExplainError(f"no layer named {layer!r}; layers: " + ", ".join(n.name for n in program.nodes))
+    if float_reference:
+        known = {n.name for n in program.nodes} | {n.output for n in program.nodes}
+        unknown = sorted(k for k in float_reference if k not in known)
+        if unknown:
+            raise ExplainError(f"float reference for {', '.join(map(repr, unknown[:5]))}: no such layer; layers: "
+                               + ", ".join(n.name for n in program.nodes))
     prof = program.profile
     doc = Document(title or f"qgolden explain: engine {prof.get('engine')} ({prof.get('isa')})")
     xin = env[program.inputs[0]] if program.inputs else None

@@ -140,7 +140,7 @@ class LayerFacts:
 @dataclass
 class Staircase:
     """Accumulator -> output integer of one output channel over its observed accumulators:
-    steps (acc, out) where the output changes, the float line (acc, real value in output units)
+    the engine's (acc, out) pairs (one per distinct accumulator, sorted), the float line (acc, real value in output units)
     at both ends, and the near-ties / exact .5 ties (acc, out, pre-round value) of that channel."""
     channel: int
     acc: list

@@ -13,6 +13,7 @@ from .doc import LayerFacts, Staircase
 from .near_tie import near_tie_mask, tie_mask
 
 SHOWN_TIES = 12  # near-ties / ties drawn on one staircase
+SHOWN_POINTS = 1500  # (accumulator, output) pairs kept for one staircase picture
 SCALE_KEYS = ("x_scale", "a_scale", "b_scale", "scale", "out_scale")
 ZERO_POINT_KEYS = ("x_zero_point", "a_zero_point", "b_zero_point", "zero_point", "out_zero_point")
 
@@ -96,7 +97,7 @@ def float_line(acc, pre, relu, zero_point):
 
 def staircase(node, rows, backend, clamp, channel=None):
     """The requantization staircase of one channel (the first with a near-tie, else the widest
-    observed accumulator span): the steps of acc -> output integer over the observed accumulators,
+    observed accumulator span): its (acc, output integer) pairs, one per distinct accumulator,
     the float line (the pre-round value in output units: + z_y except on oneDNN, whose pre-round
     value holds it) at both ends, and that channel's near-ties and .5 ties."""
     acc, _, pre, out, _ = rows
@@ -107,8 +108,13 @@ def staircase(node, rows, backend, clamp, channel=None):
     a, p, o = acc[:, channel], pre[:, channel].astype(np.float64), out[:, channel]
     order = np.argsort(a, kind="stable")
     a, p, o = a[order], p[order], o[order]
-    change = np.flatnonzero(np.diff(o) != 0)
-    keep = np.unique(np.concatenate([[0], change, change + 1, [a.size - 1]]))
+    # one point per distinct accumulator; beyond SHOWN_POINTS, the output changes and an even sample
+    first = np.unique(a, return_index=True)[1]
+    if first.size > SHOWN_POINTS:
+        change = np.flatnonzero(np.diff(o) != 0)
+        spread = first[np.linspace(0, first.size - 1, SHOWN_POINTS // 2).astype(int)]
+        first = np.unique(np.concatenate([[0], change, change + 1, spread, [a.size - 1]]))
+    keep = first
     zy = 0.0 if backend == "onednn" else float(node.attrs["out_zero_point"])
     line = float_line(a, p, bool(node.attrs.get("relu")), zy)
 

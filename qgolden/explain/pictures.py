@@ -138,27 +138,33 @@ def acc_range_svg(f, salt: str) -> str:
 def histogram_svg(f, salt: str) -> str:
     """How many output integers take each value of the dtype's range; values at qmin / qmax (the
     clamps) in red, the range ends dashed."""
+    import matplotlib
+    from matplotlib.ticker import NullFormatter
+
     lo, hi = f.out_avail
     counts = f.out_counts
-    import matplotlib
 
     with matplotlib.rc_context(STYLE):
         fig = _figure(6.4, 2.1)
         ax = fig.add_axes((0.12, 0.22, 0.85, 0.62))
         # one filled outline for all values (a bar per value is slow to draw); empty values sit on
         # the 0.5 baseline of the log axis; the clamp ends are redrawn red
-        ax.set_yscale("log")
-        ax.stairs([c if c else 0.5 for c in counts], np.arange(lo - 0.5, hi + 1.0), fill=True, baseline=0.5,
+        log = max(counts) > 50  # a log axis when a spike (e.g. ReLU's zeros) would flatten the rest
+        base = 0.5 if log else 0.0
+        if log:
+            ax.set_yscale("log")
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.stairs([c if c else base for c in counts], np.arange(lo - 0.5, hi + 1.0), fill=True, baseline=base,
                   color="#4a74c9")
         for x, c in ((lo, counts[0]), (hi, counts[-1])):
             if c:
-                ax.bar([x], [c], width=1.6, bottom=0.5, color="#d22")
-        ax.set_ylim(0.5, max(counts) * 1.6)
+                ax.bar([x], [c - base], width=1.6, bottom=base, color="#d22")
+        ax.set_ylim(base, max(counts) * (1.6 if log else 1.1))
         for x in (lo, hi):
             ax.axvline(x, color="#d22", lw=0.8, ls="--")
         ax.set_xlim(lo - 3, hi + 3)
         ax.set_xlabel("output integer")
-        ax.set_ylabel("count (log)")
+        ax.set_ylabel("count (log)" if log else "count")
         ax.set_title(f"{f.n_values} values; at qmin {lo}: {counts[0]}, at qmax {hi}: {counts[-1]}", loc="left")
         return svg_text(fig, salt)
 
@@ -173,10 +179,35 @@ def zoom_window(st, steps: int = 3):
     return centre - half, centre + half
 
 
+def rounded_line_steps(line, clamp, lo, hi):
+    """(x, y) of the staircase clamp(round(float line)) over accumulators [lo, hi], for drawing only:
+    the float line crosses k + 0.5 at x = (k + 0.5 − b) / m (the engine's own outputs are the dots)."""
+    (x0, y0), (x1, y1) = line
+    if x1 == x0 or y1 == y0:
+        y = float(min(max(np.round(y0), clamp[0]), clamp[1]))
+        return [lo, hi], [y, y]
+    m = (y1 - y0) / (x1 - x0)
+    b = y0 - m * x0
+    ya, yb = sorted((m * lo + b, m * hi + b))
+    ks = np.arange(np.floor(ya - 0.5), np.ceil(yb + 0.5) + 1)
+    ks = ks[(ks + 1 > clamp[0]) & (ks < clamp[1])]
+    xs = (ks + 0.5 - b) / m
+    inside = (xs > lo) & (xs < hi)
+    xs, ks = xs[inside], ks[inside]
+    order = np.argsort(xs)
+    xs, ks = xs[order], ks[order]
+    def level(x):
+        return float(min(max(np.round(m * x + b), clamp[0]), clamp[1]))
+    x = [lo] + [float(v) for v in xs] + [hi]
+    y = [level(lo)] + [level(v + 1e-9 * max(1.0, abs(v))) for v in xs] + [level(hi)]
+    return x, y
+
+
 def staircase_svg(f, salt: str) -> str:
-    """The requantization staircase of one channel over its observed accumulators: output integer
-    against accumulator, the float line, the clamp bounds, near-ties and .5 ties marked; beside it
-    a zoom on a few steps around the first near-tie, where the float line crosses the .5 boundary."""
+    """The requantization staircase of one channel over its observed accumulators: the engine's
+    (accumulator, output integer) pairs as dots, the rounded float line as a thin staircase, the
+    float line, the clamp bounds, near-ties and .5 ties marked; beside it a zoom on a few steps around
+    the first near-tie, where the float line crosses a .5 boundary."""
     import matplotlib
     from matplotlib.ticker import MaxNLocator
 
@@ -186,9 +217,12 @@ def staircase_svg(f, salt: str) -> str:
         fig = _figure(8.6, 2.9)
         main = fig.add_axes((0.075, 0.16, 0.5, 0.72))
         zoom = fig.add_axes((0.66, 0.16, 0.32, 0.72))
-        for ax in (main, zoom):
-            ax.step(st.acc, st.out, where="post", color="#4a74c9", lw=1.3, label="output integer")
+        za, zb = zoom_window(st)
+        for ax, (lo, hi) in ((main, (x0, x1)), (zoom, (za, zb))):
+            sx, sy = rounded_line_steps(st.line, st.clamp, lo, hi)
+            ax.step(sx, sy, where="post", color="#9bb3e0", lw=1.0, label="rounded float line")
             ax.plot([x0, x1], [y0, y1], color="#777", lw=0.9, label="float, before rounding")
+            ax.plot(st.acc, st.out, ".", color="#1f4fa8", ms=3.5, label="engine (observed)")
             for b in st.clamp:
                 ax.axhline(b, color="#d22", lw=0.8, ls="--")
             if st.near_ties:
@@ -201,16 +235,16 @@ def staircase_svg(f, salt: str) -> str:
         hi_y = min(max(max(st.out), y0, y1), st.clamp[1])
         pad = 0.06 * (hi_y - lo_y + 1) + 1
         main.set_ylim(lo_y - pad, hi_y + pad)
+        main.set_xlim(x0 - 0.02 * (x1 - x0 + 1), x1 + 0.02 * (x1 - x0 + 1))
         main.set_xlabel("accumulator (int32)")
         main.set_ylabel("output integer")
         main.set_title(f"channel {st.channel}; {st.n_near_ties_layer} near-ties in the layer", loc="left")
         main.legend(loc="upper left", frameon=False)
-        a, b = zoom_window(st)
         slope = (y1 - y0) / (x1 - x0) if x1 != x0 else 0.0
-        ya, yb = y0 + slope * (a - x0), y0 + slope * (b - x0)
-        zoom.set_xlim(a, b)
+        ya, yb = y0 + slope * (za - x0), y0 + slope * (zb - x0)
+        zoom.set_xlim(za, zb)
         zoom.set_ylim(min(ya, yb) - 1.5, max(ya, yb) + 1.5)
-        for k in range(int(np.floor(min(ya, yb))) - 1, int(np.ceil(max(ya, yb))) + 2):
+        for k in range(int(np.floor(min(ya, yb))) - 2, int(np.ceil(max(ya, yb))) + 2):
             zoom.axhline(k + 0.5, color="#e69500", lw=0.5, ls=":")
         zoom.set_xlabel("accumulator (zoom)")
         zoom.set_title("zoom: dotted = .5 boundaries", loc="left")
