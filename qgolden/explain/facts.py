@@ -176,9 +176,9 @@ def layer_facts(ctx, node, number, float_reference=None, backend=None) -> LayerF
         f.sqnr_db, f.sqnr_ref = sqnr_db(ref, got), "float model"
     rows = gemm_rows(node, ctx.trace, env) if backend is not None else None
     if rows is not None:
-        acc, exact, _, _, real = rows
-        if float_reference is None:
-            f.sqnr_db, f.sqnr_ref = sqnr_db(dequantized_gemm(node, exact), real), "dequantized inputs"
+        acc, exact, _, _, _ = rows
+        if float_reference is None and quantized:
+            f.sqnr_db, f.sqnr_ref = sqnr_db(dequantized_gemm(node, exact), channel_rows(node, got)), "dequantized inputs"
         from ..integer.accumulate import bits_for
         from .integer_extra import worst_case_accumulator
 

@@ -2,8 +2,8 @@
 
 Each function returns one `<svg>` element as text, with every piece of text escaped by
 matplotlib's SVG writer (names are drawn with math parsing off, so a `$` in a name is a `$`; no
-other text holds a name)
-and element ids salted per picture, so that several SVGs inlined in one page never share an id.
+other text holds a name) and every element id prefixed per picture, so that several SVGs inlined
+in one page never share an id (a shared clip-path id would clip one picture with another's box).
 Nothing here reads the engine: the numbers come from the LayerFacts the builder collected.
 """
 from __future__ import annotations
@@ -50,7 +50,16 @@ def svg_text(fig, salt: str) -> str:
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     text = buf.getvalue()
     text = text[text.index("<svg"):]
-    return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+    return prefix_ids(re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S), salt)
+
+
+def prefix_ids(svg: str, prefix: str) -> str:
+    """Every id defined in svg renamed prefix-id, and the references to them (url(#id), href="#id")
+    with it; links to ids outside the picture (the page's layers) are left alone."""
+    defined = set(re.findall(r'\bid="([^"]+)"', svg))
+    svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', svg)
+    return re.sub(r'(url\(#|href="#)([^")]+)',
+                  lambda m: m.group(1) + (f"{prefix}-{m.group(2)}" if m.group(2) in defined else m.group(2)), svg)
 
 
 def short(name: str, n: int = GRAPH_LABEL_CHARS) -> str:
@@ -222,7 +231,7 @@ def staircase_svg(f, salt: str) -> str:
             sx, sy = rounded_line_steps(st.line, st.clamp, lo, hi)
             ax.step(sx, sy, where="post", color="#9bb3e0", lw=1.0, label="rounded float line")
             ax.plot([x0, x1], [y0, y1], color="#777", lw=0.9, label="float, before rounding")
-            ax.plot(st.acc, st.out, ".", color="#1f4fa8", ms=3.5, label="engine (observed)")
+            ax.plot(st.acc, st.out, ".", color="#1f4fa8", ms=4.5, label="engine (observed)")
             for b in st.clamp:
                 ax.axhline(b, color="#d22", lw=0.8, ls="--")
             if st.near_ties:
