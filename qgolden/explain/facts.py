@@ -13,7 +13,7 @@ from .doc import LayerFacts, Staircase
 from .near_tie import near_tie_mask, tie_mask
 
 SHOWN_TIES = 12  # near-ties / ties drawn on one staircase
-SHOWN_POINTS = 1500  # (accumulator, output) pairs kept for one staircase picture
+SHOWN_POINTS = 800  # (accumulator, output) pairs kept for one staircase picture
 SCALE_KEYS = ("x_scale", "a_scale", "b_scale", "scale", "out_scale")
 ZERO_POINT_KEYS = ("x_zero_point", "a_zero_point", "b_zero_point", "zero_point", "out_zero_point")
 
