@@ -10,6 +10,7 @@ from html import escape
 
 import numpy as np
 
+from .build import ExplainError
 from .doc import Code, Val, fmt
 
 PICTURES_OFF = "no pictures: turned off (--no-pictures)"
@@ -219,15 +220,17 @@ def summary(doc, pictures_note) -> list:
     return b
 
 
-def toc(doc) -> str:
-    items = [f'<li><a href="#{layer_id(s.facts.number if s.facts else i + 1)}">{escape(s.title)}</a></li>'
-             for i, s in enumerate(doc.sections)]
-    return ('<nav id="toc"><h2>Contents</h2><p><a href="#summary">Summary</a> · <a href="#graph">Model graph</a>'
-            + (' · <a href="#glossary">Glossary</a>' if doc.glossary is not None else "")
-            + "</p><ul>" + "".join(items) + "</ul></nav>")
+def toc(doc, graph: bool) -> str:
+    """Links to the summary, the graph (when the page has them), the glossary and every section."""
+    items = [f'<li><a href="#{layer_id(section_number(s, i))}">{escape(s.title)}</a></li>' for i, s in enumerate(doc.sections)]
+    heads = (['<a href="#summary">Summary</a>', '<a href="#graph">Model graph</a>'] if graph else []) + (
+        ['<a href="#glossary">Glossary</a>'] if doc.glossary is not None else [])
+    return ('<nav id="toc"><h2>Contents</h2>' + (f"<p>{' · '.join(heads)}</p>" if heads else "")
+            + "<ul>" + "".join(items) + "</ul></nav>")
 
 
-def _number(s, i):
+def section_number(s, i) -> int:
+    """The 1-based program position of section s (the i-th of the document)."""
     return s.facts.number if s.facts is not None else i + 1
 
 
@@ -237,10 +240,8 @@ def open_index(doc, open_layer) -> int:
         return 0
     for i, s in enumerate(doc.sections):
         f = s.facts
-        if open_layer in (s.key, str(_number(s, i))) or (f is not None and open_layer == f.out_name):
+        if open_layer in (s.key, str(section_number(s, i))) or (f is not None and open_layer == f.out_name):
             return i
-    from .build import ExplainError
-
     raise ExplainError(f"--open {open_layer!r}: no such layer in this explanation; layers: "
                        + ", ".join(s.key for s in doc.sections))
 
@@ -287,20 +288,24 @@ def render(doc, pictures: bool = True, open_layer=None, max_pictures: int = MAX_
          '<meta name="viewport" content="width=device-width, initial-scale=1">',
          f"<title>{escape(doc.title)}</title><style>{CSS}</style></head><body>",
          f"<h1>{escape(doc.title)}</h1>"]
-    b += summary(doc, note)
-    b.append('<div class="overview">' + toc(doc))
-    b.append('<details id="graph" open><summary>Model graph (click a layer to go to it)</summary>')
-    if draw and doc.graph:
-        from .pictures import graph_svg
+    if doc.graph:  # an explanation of the model (a trace or a comparison has neither summary nor graph)
+        b += summary(doc, note)
+        b.append('<div class="overview">' + toc(doc, graph=True))
+        b.append('<details id="graph" open><summary>Model graph (click a layer to go to it)</summary>')
+        if draw:
+            from .pictures import graph_svg
 
-        linked = {s.key: layer_id(_number(s, i)) for i, s in enumerate(doc.sections)}
-        b.append('<div class="graph">' + graph_svg(doc.graph, linked) + "</div>")
+            linked = {s.key: layer_id(section_number(s, i)) for i, s in enumerate(doc.sections)}
+            b.append('<div class="graph">' + graph_svg(doc.graph, linked) + "</div>")
+        else:
+            b.append("<ol>" + "".join(f"<li>{escape(name)}: {escape(op)}"
+                                      + (f" ← {escape(', '.join(srcs))}" if srcs else "") + "</li>"
+                                      for _, _, name, op, srcs in doc.graph) + "</ol>")
+        b.append("</details></div>")
+        b.append("<h2>Layers</h2>")
     else:
-        b.append("<ol>" + "".join(f"<li>{escape(name)}: {escape(op)}"
-                                  + (f" ← {escape(', '.join(srcs))}" if srcs else "") + "</li>"
-                                  for _, _, name, op, srcs in doc.graph) + "</ol>")
-    b.append("</details></div>")
-    b.append('<h2>Layers</h2><p class="legend"><span class="v clamp">clamped</span><span class="v relu">ReLU</span>'
+        b.append(toc(doc, graph=False))
+    b.append('<p class="legend"><span class="v clamp">clamped</span><span class="v relu">ReLU</span>'
              '<span class="v sat">int16 saturation</span><span class="v tie">.5 tie</span>'
              '<span class="v near_tie">near .5 tie</span></p>')
     for l in doc.intro:
@@ -312,7 +317,7 @@ def render(doc, pictures: bool = True, open_layer=None, max_pictures: int = MAX_
         b.append(_table(doc.glossary))
         b.append("</details>")
     for i, s in enumerate(doc.sections):
-        number = _number(s, i)
+        number = section_number(s, i)
         b.append(f'<details id="{layer_id(number)}"{" open" if i == first_open else ""}>'
                  f"<summary>{escape(s.title)}</summary>")
         if s.what:
