@@ -36,7 +36,7 @@ nav li{break-inside:avoid}
 a{color:#1750a8;text-decoration:none} a:hover{text-decoration:underline}
 .facts td:first-child{white-space:nowrap}
 table.layers td,table.layers th{font-size:.8em;white-space:nowrap}
-table.layers td.params{font-size:.95em}
+table.layers td.params{font-size:.8em}
 table.layers td.name{white-space:normal;min-width:9em;max-width:16em;overflow-wrap:anywhere}
 td.num{text-align:right;font-family:ui-monospace,monospace}
 .bar{display:inline-block;width:60px;height:8px;background:#e4e8f0;vertical-align:middle;margin-left:4px;position:relative}
