@@ -321,3 +321,27 @@ def test_html_in_headless_chromium(tmp_path, forum_model):
     assert count(with_pics, dots) >= 7 and count(without, dots) == 0  # 7 dots (7 output values of channel 0)
     clamp_red = (0xdd, 0x22, 0x22)  # the histogram's clamp bars and dashed range ends
     assert count(with_pics, clamp_red) > 50
+
+
+def test_marks_at_once_equal_marks_element_by_element(resnet):
+    """The explanation marks (clamp, ReLU, ties, near-ties, saturation) computed over whole trace arrays
+    equal the element-by-element rule, on every element that has a mark and 1500 random others."""
+    from qgolden.explain.build import Ctx, gemm_mark_masks, gemm_marks, gemm_marks_per_element, has_gemm_trace
+
+    prog, _, trace, env, _ = resnet
+    ctx = Ctx(prog, trace, env, 0)
+    rng = np.random.default_rng(0)
+    kinds = set()
+    for n in prog.nodes:
+        if not has_gemm_trace(prog, n, trace):
+            continue
+        masks = gemm_mark_masks(ctx, n)
+        assert masks is not None, n.name
+        shape = env[n.output].shape
+        marked = {tuple(int(u) for u in i) for m in masks.values() for i in zip(*np.nonzero(m))}
+        picks = {tuple(int(u) for u in np.unravel_index(f, shape)) for f in rng.integers(0, int(np.prod(shape)), 1500)}
+        idx = sorted(marked | picks)
+        fast, slow = gemm_marks(ctx, n, idx), gemm_marks_per_element(ctx, n, idx)
+        assert fast == slow, n.name
+        kinds |= set().union(*fast.values())
+    assert {"relu", "near_tie"} <= kinds  # the rules that matter here were exercised

@@ -14,7 +14,7 @@ from .access import memory_order, trace_index
 from .doc import Code, Document, Hist, Section, Table, Val
 from .facts import layer_facts
 from .glossary import glossary, scale_names
-from .near_tie import NEAR_TIE_REL, float64_pre_round, half_boundary, is_near_tie, rne
+from .near_tie import NEAR_TIE_REL, float64_pre_round, half_boundary, is_near_tie, near_tie_mask, rne, tie_mask
 
 MAX_SHOWN = 8  # elements of one tensor shown before eliding
 
@@ -268,8 +268,63 @@ def can_saturate(program, node, path) -> bool:
     return False
 
 
+def output_layout(node, arr, out_shape):
+    """A linear/conv trace array kept output channel last ([..., O] rows, as the requantization
+    traces are) in the output's own layout, or None when it is laid out otherwise."""
+    a = np.asarray(arr)
+    out_shape = tuple(out_shape)
+    n_ch = out_shape[-1] if node.op == "linear" else (out_shape[1] if len(out_shape) > 1 else None)
+    if n_ch is None or a.size != int(np.prod(out_shape)) or a.ndim == 0 or a.shape[-1] != n_ch:
+        return None
+    if node.op == "linear":
+        return a.reshape(out_shape)
+    return np.moveaxis(a.reshape((out_shape[0],) + out_shape[2:] + (n_ch,)), -1, 1)
+
+
+def gemm_mark_masks(ctx, node):
+    """{mark: bool array in the output's layout} over the whole output, computed from the trace
+    arrays at once (the same rules as gemm_marks_per_element), or None when a trace array is laid
+    out otherwise."""
+    t = ctx.trace[node.name]
+    out = np.asarray(ctx.env[node.output])
+    arrays = {k: output_layout(node, t[k], out.shape) for k in ("rounded", "pre_round", "saturated_pairs") if k in t}
+    if arrays.get("rounded") is None or arrays.get("pre_round") is None or (
+            "saturated_pairs" in t and arrays["saturated_pairs"] is None):
+        return None
+    zo = int(node.attrs["out_zero_point"])
+    relu = bool(node.attrs.get("relu"))
+    rounded, pre = arrays["rounded"], arrays["pre_round"].astype(np.float64)
+    outi = out.astype(np.int64)
+    if backend_of(ctx.program, node) == "onednn":
+        m_relu = (pre == float(zo)) if relu else np.zeros(out.shape, bool)
+        m_clamp = rounded.astype(np.float64) != outi
+    else:
+        v = rounded.astype(np.int64) + zo
+        m_relu = (v < zo) & (outi == (zo if relu else 0)) if relu else np.zeros(out.shape, bool)
+        m_clamp = ~m_relu & (v != outi)
+    m_tie = tie_mask(pre)
+    masks = {"relu": m_relu, "clamp": m_clamp, "tie": m_tie, "near_tie": ~m_tie & near_tie_mask(pre)}
+    if "saturated_pairs" in t:
+        masks["sat"] = arrays["saturated_pairs"] > 0
+    return masks
+
+
 def gemm_marks(ctx, node, out_idx_list):
-    """Per shown element: set of marks, from the trace (clamp, relu, sat, tie)."""
+    """Per element: set of marks, from the trace (clamp, relu, sat, tie, near_tie)."""
+    masks = gemm_mark_masks(ctx, node) if len(out_idx_list) > MAX_SHOWN else None
+    if masks is None:
+        return gemm_marks_per_element(ctx, node, out_idx_list)
+    marks = {tuple(i): set() for i in out_idx_list}
+    for kind, mask in masks.items():
+        for i in zip(*np.nonzero(mask)):
+            got = marks.get(tuple(int(u) for u in i))
+            if got is not None:
+                got.add(kind)
+    return marks
+
+
+def gemm_marks_per_element(ctx, node, out_idx_list):
+    """Per element: set of marks, one element at a time through trace_index (any trace layout)."""
     t = ctx.trace[node.name]
     backend = backend_of(ctx.program, node)
     out_shape = np.shape(ctx.env[node.output])
