@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..integer.accumulate import bits_for
 from .doc import LayerFacts, Staircase
+from .integer_extra import worst_case_accumulator
 from .near_tie import near_tie_mask, tie_mask
 
 SHOWN_TIES = 12  # near-ties / ties drawn on one staircase
@@ -49,8 +51,8 @@ def channel_rows(node, arr):
 
 
 def gemm_rows(node, trace, env):
-    """(acc as the kernel summed, exact acc, pre-round, output integers, real output) as [M, O] rows,
-    or None when the trace is laid out otherwise."""
+    """(acc as the kernel summed, exact acc, pre-round, output integers) as [M, O] rows, or None when
+    the trace is laid out otherwise."""
     t = trace.get(node.name) or {}
     out = np.asarray(env[node.output])
     if out.ndim < 1 or "acc" not in t or "pre_round" not in t:
@@ -61,10 +63,8 @@ def gemm_rows(node, trace, env):
     pre = np.asarray(t["pre_round"])
     if not (acc.size == exact.size == pre.size == out.size and acc.shape[-1] == o and pre.shape[-1] == o):
         return None
-    real = t.get("out_real")
-    real = channel_rows(node, real) if real is not None and np.shape(real) == out.shape else None
     return (acc.reshape(-1, o).astype(np.int64), exact.reshape(-1, o).astype(np.int64), pre.reshape(-1, o),
-            channel_rows(node, out).astype(np.int64), real)
+            channel_rows(node, out).astype(np.int64))
 
 
 def dequantized_gemm(node, exact_rows):
@@ -100,7 +100,7 @@ def staircase(node, rows, backend, clamp, channel=None):
     observed accumulator span): its (acc, output integer) pairs, one per distinct accumulator,
     the float line (the pre-round value in output units: + z_y except on oneDNN, whose pre-round
     value holds it) at both ends, and that channel's near-ties and .5 ties."""
-    acc, _, pre, out, _ = rows
+    acc, _, pre, out = rows
     near_all = near_tie_mask(pre)
     if channel is None:
         with_near = np.flatnonzero(near_all.any(axis=0))
@@ -176,12 +176,9 @@ def layer_facts(ctx, node, number, float_reference=None, backend=None) -> LayerF
         f.sqnr_db, f.sqnr_ref = sqnr_db(ref, got), "float model"
     rows = gemm_rows(node, ctx.trace, env) if backend is not None else None
     if rows is not None:
-        acc, exact, _, _, _ = rows
+        exact = rows[1]
         if float_reference is None and quantized:
             f.sqnr_db, f.sqnr_ref = sqnr_db(dequantized_gemm(node, exact), channel_rows(node, got)), "dequantized inputs"
-        from ..integer.accumulate import bits_for
-        from .integer_extra import worst_case_accumulator
-
         f.acc_observed = (int(exact.min()), int(exact.max()))
         f.acc_bits = bits_for(*f.acc_observed)
         worst = worst_case_accumulator(node, program)
