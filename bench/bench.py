@@ -4,9 +4,9 @@ in the same run, then one table with each target's status (met / not met).
     .venv/bin/python bench/bench.py [--rounds 7] [--no-resnet-export]
 
 Parts: bench_run (qgolden run vs PyTorch's forward, NumPy and torch sums, the integer-only
-program), bench_certify (certify and lower --integer-only times), bench_export (exported C vs
-PyTorch, one sample, one thread) and the peak RSS of `qgolden run` against PyTorch's forward,
-each measured in a fresh process.
+program), bench_certify (certify and lower --integer-only times), bench_explain_html (the HTML
+explanation's time), bench_export (exported C vs PyTorch, one sample, one thread) and the peak
+RSS of `qgolden run` against PyTorch's forward, each measured in a fresh process.
 """
 from __future__ import annotations
 
@@ -107,6 +107,7 @@ def main(argv=None):
     ap.add_argument("--no-resnet-export", action="store_true", help="skip the ResNet-18-shaped C export")
     a = ap.parse_args(argv)
     import bench_certify
+    import bench_explain_html
     import bench_export
     import bench_run
 
@@ -131,6 +132,11 @@ def main(argv=None):
           f"certify {c['certify']:.1f} s ({c['cert'].n_certified}/{len(c['cert'].ops)} ops certified)")
     t.at_most("ResNet-18-shaped: certify", c["certify"], 60.0, "{:.1f} s")
     t.at_most("ResNet-18-shaped: lower --integer-only", c["lower_integer_only"], 30.0, "{:.1f} s")
+
+    h = bench_explain_html.measure()
+    print(f"ResNet-18-shaped (batch 1, 56x56): explain {h['explain']:.1f} s, HTML page {h['default']:.1f} s "
+          f"({h['default_mb']:.1f} MB; without pictures {h['none']:.2f} s)")
+    t.at_most("ResNet-18-shaped: explain + HTML page with pictures", h["explain"] + h["default"], 60.0, "{:.1f} s")
 
     print()
     if not bench_export.shutil.which("cc"):

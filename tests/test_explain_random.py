@@ -75,7 +75,7 @@ def test_every_op_has_a_section_and_every_number_is_the_trace(engine):
                         assert plain(cell).replace("|", "\\|") in md
         for l in s.numbers:
             assert plain(l) in md
-    assert html.count("<details") == len(prog.nodes) + 1
+    assert html.count("<details") == len(prog.nodes) + 2  # every op, the glossary and the model graph
     # the saturation rows appear where this CPU's kernels pair u8*s8 products in int16 (without VNNI,
     # and FBGEMM's depthwise kernel everywhere)
     from qgolden.explain.build import can_saturate

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # the order of --help: what users do first comes first
-from . import lower, run, verify, explain, certify, export, vectors, conformance, demo, check  # noqa: F401,I001
+from . import lower, run, verify, explain, trace, certify, export, vectors, conformance, demo, check  # noqa: F401,I001
 from .common import UserError, app, quiet_torch
 
 

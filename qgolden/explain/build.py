@@ -11,9 +11,10 @@ import numpy as np
 from ..numerics.profile import conv_backend, gemm_saturates, linear_backend
 from . import texts
 from .access import memory_order, trace_index
-from .doc import Document, Hist, Section, Table, Val
+from .doc import Code, Document, Hist, Section, Table, Val
+from .facts import layer_facts
 from .glossary import glossary, scale_names
-from .near_tie import NEAR_TIE_REL, float64_pre_round, half_boundary, is_near_tie, rne
+from .near_tie import NEAR_TIE_REL, float64_pre_round, half_boundary, is_near_tie, near_tie_mask, rne, tie_mask
 
 MAX_SHOWN = 8  # elements of one tensor shown before eliding
 
@@ -132,8 +133,41 @@ def label(idx) -> str:
 # ---------------------------------------------------------------------------------------------
 # document
 
+def float_reference_of(program, env, float_reference, node):
+    """The float model's output of node from float_reference (keyed by node name or output tensor
+    name), checked against the layer's output shape; None when it holds none for node."""
+    if not float_reference:
+        return None
+    ref = float_reference.get(node.name, float_reference.get(node.output))
+    if ref is None:
+        return None
+    ref = np.asarray(ref)
+    out_shape = np.shape(env[node.output])
+    if ref.shape != out_shape or ref.dtype.kind not in "fiu":
+        raise ExplainError(f"float reference of layer {node.name!r}: {ref.dtype} {tuple(ref.shape)}, but the "
+                           f"layer's output is {tuple(out_shape)}")
+    return ref
+
+
+def model_graph(program) -> list:
+    """(key, number, name, op, producer keys) per node in program order: the graph the HTML draws."""
+    producers = program.producers()
+    out = []
+    for i, n in enumerate(program.nodes):
+        srcs = []
+        for ref in n.inputs:
+            for r in (ref if isinstance(ref, list) else [ref]):
+                p = producers.get(r) if isinstance(r, str) else None
+                if p is not None and p.name not in srcs:
+                    srcs.append(p.name)
+        out.append((n.name, i + 1, n.name, n.op, srcs))
+    return out
+
+
 def build_document(program, trace, env, sample=0, layer=None, extra=None, state_dict_keys=None,
-                   title=None) -> Document:
+                   title=None, float_reference=None, model="") -> Document:
+    """The explanation; float_reference: the float model's layer outputs {node or tensor name: array}
+    (the HTML summary's SQNR is measured against them where given); model: what the user gave."""
     ctx = Ctx(program, trace, env, sample)
     if ctx.batch is not None and not (0 <= sample < ctx.batch):
         raise ExplainError(f"--sample {sample} is out of range: the input holds {ctx.batch} sample(s) (0..{ctx.batch - 1})")
@@ -142,6 +176,12 @@ def build_document(program, trace, env, sample=0, layer=None, extra=None, state_
         nodes = [n for n in program.nodes if n.name == layer or n.output == layer]
         if not nodes:
             raise ExplainError(f"no layer named {layer!r}; layers: " + ", ".join(n.name for n in program.nodes))
+    if float_reference:
+        known = {n.name for n in program.nodes} | {n.output for n in program.nodes}
+        unknown = sorted(k for k in float_reference if k not in known)
+        if unknown:
+            raise ExplainError(f"float reference for {', '.join(map(repr, unknown[:5]))}: no such layer; layers: "
+                               + ", ".join(n.name for n in program.nodes))
     prof = program.profile
     doc = Document(title or f"qgolden explain: engine {prof.get('engine')} ({prof.get('isa')})")
     xin = env[program.inputs[0]] if program.inputs else None
@@ -149,14 +189,20 @@ def build_document(program, trace, env, sample=0, layer=None, extra=None, state_
         doc.intro.append([f"Input {program.inputs[0]}: "] + elided_line(
             ctx, xin, lambda i: ("env", program.inputs[0], i)))
     doc.intro.append([f"{len(program.nodes)} ops; engine {prof.get('engine')}, CPU {prof.get('isa')}; "
-                      "every number below is the engine's own intermediate (the same computation as "
-                      "`qgolden run`, bit-exact with PyTorch)."])
+                      "every number below is the engine's own intermediate (the same computation as ",
+                      Code("qgolden run"), ", bit-exact with PyTorch)."])
+    doc.model, doc.engine, doc.isa = model, str(prof.get("engine")), str(prof.get("isa"))
+    doc.input_desc = "; ".join(f"{name}: {np.asarray(env[name]).dtype} {tuple(np.shape(env[name]))}"
+                               for name in program.inputs if name in env)
+    doc.graph = model_graph(program)
     doc.glossary_intro, doc.glossary = glossary(program, state_dict_keys)
     providers = list(EXTRA_PROVIDERS) + ([extra] if callable(extra) else list(extra or []))
     for i, node in enumerate(program.nodes):
         if node not in nodes:
             continue
         sec = section(ctx, node, i + 1)
+        backend = backend_of(program, node) if has_gemm_trace(program, node, trace) else None
+        sec.facts = layer_facts(ctx, node, i + 1, float_reference_of(program, env, float_reference, node), backend)
         for p in providers:
             got = p(node, program)
             if got:
@@ -226,8 +272,63 @@ def can_saturate(program, node, path) -> bool:
     return False
 
 
+def output_layout(node, arr, out_shape):
+    """A linear/conv trace array kept output channel last ([..., O] rows, as the requantization
+    traces are) in the output's own layout, or None when it is laid out otherwise."""
+    a = np.asarray(arr)
+    out_shape = tuple(out_shape)
+    n_ch = out_shape[-1] if node.op == "linear" else (out_shape[1] if len(out_shape) > 1 else None)
+    if n_ch is None or a.size != int(np.prod(out_shape)) or a.ndim == 0 or a.shape[-1] != n_ch:
+        return None
+    if node.op == "linear":
+        return a.reshape(out_shape)
+    return np.moveaxis(a.reshape((out_shape[0],) + out_shape[2:] + (n_ch,)), -1, 1)
+
+
+def gemm_mark_masks(ctx, node):
+    """{mark: bool array in the output's layout} over the whole output, computed from the trace
+    arrays at once (the same rules as gemm_marks_per_element), or None when a trace array is laid
+    out otherwise."""
+    t = ctx.trace[node.name]
+    out = np.asarray(ctx.env[node.output])
+    arrays = {k: output_layout(node, t[k], out.shape) for k in ("rounded", "pre_round", "saturated_pairs") if k in t}
+    if arrays.get("rounded") is None or arrays.get("pre_round") is None or (
+            "saturated_pairs" in t and arrays["saturated_pairs"] is None):
+        return None
+    zo = int(node.attrs["out_zero_point"])
+    relu = bool(node.attrs.get("relu"))
+    rounded, pre = arrays["rounded"], arrays["pre_round"].astype(np.float64)
+    outi = out.astype(np.int64)
+    if backend_of(ctx.program, node) == "onednn":
+        m_relu = (pre == float(zo)) if relu else np.zeros(out.shape, bool)
+        m_clamp = rounded.astype(np.float64) != outi
+    else:
+        v = rounded.astype(np.int64) + zo
+        m_relu = (v < zo) & (outi == (zo if relu else 0)) if relu else np.zeros(out.shape, bool)
+        m_clamp = ~m_relu & (v != outi)
+    m_tie = tie_mask(pre)
+    masks = {"relu": m_relu, "clamp": m_clamp, "tie": m_tie, "near_tie": ~m_tie & near_tie_mask(pre)}
+    if "saturated_pairs" in t:
+        masks["sat"] = arrays["saturated_pairs"] > 0
+    return masks
+
+
 def gemm_marks(ctx, node, out_idx_list):
-    """Per shown element: set of marks, from the trace (clamp, relu, sat, tie)."""
+    """Per element: set of marks, from the trace (clamp, relu, sat, tie, near_tie)."""
+    masks = gemm_mark_masks(ctx, node) if len(out_idx_list) > MAX_SHOWN else None
+    if masks is None:
+        return gemm_marks_per_element(ctx, node, out_idx_list)
+    marks = {tuple(i): set() for i in out_idx_list}
+    for kind, mask in masks.items():
+        for i in zip(*np.nonzero(mask)):
+            got = marks.get(tuple(int(u) for u in i))
+            if got is not None:
+                got.add(kind)
+    return marks
+
+
+def gemm_marks_per_element(ctx, node, out_idx_list):
+    """Per element: set of marks, one element at a time through trace_index (any trace layout)."""
     t = ctx.trace[node.name]
     backend = backend_of(ctx.program, node)
     out_shape = np.shape(ctx.env[node.output])

@@ -53,6 +53,10 @@ class Val:
         return fmt(self.value)
 
 
+class Code(str):
+    """A command or identifier quoted in running text: markdown `code`, HTML <code>, plain in text."""
+
+
 Part = Union[str, Val]
 Line = List[Part]
 
@@ -101,6 +105,54 @@ class Extra:
 
 
 @dataclass
+class LayerFacts:
+    """One layer's numbers for the HTML summary and pictures (explain/facts.py), read from the
+    engine's trace and tensors over the whole input batch.
+
+    scales / zero_points: (symbol, value) pairs; out_used: observed (min, max) of the output
+    integers, out_avail: the dtype's (qmin, qmax); out_counts: how many outputs take each integer
+    of out_avail; sqnr_db against sqnr_ref ("float model" or "dequantized inputs"); acc_*: the
+    accumulator (linear/conv), observed and worst case over every input; stair: the
+    requantization staircase of one channel (Staircase)."""
+    key: str
+    number: int
+    name: str
+    op: str
+    inputs: list  # (tensor name, shape)
+    out_name: str
+    out_shape: tuple
+    out_dtype: str
+    scales: list = field(default_factory=list)
+    zero_points: list = field(default_factory=list)
+    out_used: tuple | None = None
+    out_avail: tuple | None = None
+    out_counts: list | None = None
+    n_values: int = 0
+    sqnr_db: float | None = None
+    sqnr_ref: str = ""
+    acc_observed: tuple | None = None
+    acc_worst: tuple | None = None
+    acc_bits: int | None = None
+    acc_worst_bits: int | None = None
+    stair: Any = None
+
+
+@dataclass
+class Staircase:
+    """Accumulator -> output integer of one output channel over its observed accumulators:
+    the engine's (acc, out) pairs (one per distinct accumulator, sorted), the float line (acc, real value in output units)
+    at both ends, and the near-ties / exact .5 ties (acc, out, pre-round value) of that channel."""
+    channel: int
+    acc: list
+    out: list
+    line: list
+    near_ties: list
+    ties: list
+    n_near_ties_layer: int
+    clamp: tuple
+
+
+@dataclass
 class Section:
     key: str  # node name ("" for non-node sections)
     title: str
@@ -114,6 +166,7 @@ class Section:
     hists: list = field(default_factory=list)
     extra: list = field(default_factory=list)  # Extra
     notes: list = field(default_factory=list)  # Lines
+    facts: LayerFacts | None = None
 
 
 @dataclass
@@ -124,6 +177,11 @@ class Document:
     glossary_intro: list = field(default_factory=list)  # Lines
     sections: list = field(default_factory=list)
     closing: list = field(default_factory=list)  # Lines
+    model: str = ""  # what the user gave (a path or builder), for the HTML summary
+    engine: str = ""
+    isa: str = ""
+    input_desc: str = ""
+    graph: list = field(default_factory=list)  # (node key, number, name, op, [producer keys]) in order
 
     def all_vals(self):
         """Every Val in the document, in order."""

@@ -73,16 +73,25 @@ def integer_form(node, program):
     return blocks
 
 
-def accumulator_block(node, program):
-    """Extra block: worst-case accumulator interval and the bits a hardware accumulator needs."""
+def worst_case_accumulator(node, program):
+    """(report of integer.accumulate.analyse over every input integer of the input's dtype, input lo,
+    input hi), or None when the op has no accumulator analysis."""
     from ..integer.accumulate import analyse
 
     info = program.tensors.get(node.inputs[0]) if node.inputs and isinstance(node.inputs[0], str) else None
     lo_in, hi_in = (-128, 127) if info is not None and info.dtype == "int8" else (0, 255)
     try:
-        rep = analyse(node, program.profile, lo_in, hi_in)
-    except Exception:
+        return analyse(node, program.profile, lo_in, hi_in), lo_in, hi_in
+    except Exception:  # an op without weights of the analysed form: no accumulator block
         return None
+
+
+def accumulator_block(node, program):
+    """Extra block: worst-case accumulator interval and the bits a hardware accumulator needs."""
+    got = worst_case_accumulator(node, program)
+    if got is None:
+        return None
+    rep, lo_in, hi_in = got
     rows = [("worst case", [f"acc in [{int(rep['lo'].min())}, {int(rep['hi'].max())}] over all inputs "
                             f"{lo_in}..{hi_in}: {rep['bits_needed']} bits"])]
     if rep.get("note"):

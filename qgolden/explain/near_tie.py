@@ -27,6 +27,21 @@ def is_near_tie(v, rel: float = NEAR_TIE_REL) -> bool:
     return v != b and abs(v - b) <= rel * abs(b)
 
 
+def near_tie_mask(values, rel: float = NEAR_TIE_REL):
+    """is_near_tie over an array (a bool array of the same shape), in float64 like is_near_tie."""
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        b = np.floor(v) + 0.5
+        return np.isfinite(v) & (v != b) & (np.abs(v - b) <= rel * np.abs(b))
+
+
+def tie_mask(values):
+    """Exact .5 ties (v − floor(v) == 0.5) over an array, as the explainer marks them."""
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(v) & (v - np.floor(v) == 0.5)
+
+
 def decimal_float64(x) -> float:
     """The float64 of the shortest decimal that reads back as float32 x (float32 0.89999998 → 0.9):
     what a user typed and what float64 NumPy computes with."""

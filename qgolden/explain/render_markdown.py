@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .doc import Val, plain
+from .doc import Code, Val, plain
 
 BARS = " ▁▂▃▄▅▆▇█"
 
@@ -53,7 +53,7 @@ def _md_line(line) -> str:
         return md_text(line)
     out = []
     for p in line:
-        out.append(md_code(p.text) if isinstance(p, Val) else md_text(p))
+        out.append(md_code(p.text) if isinstance(p, Val) else md_code(p) if isinstance(p, Code) else md_text(p))
     return "".join(out)
 
 
