@@ -490,6 +490,25 @@ def _value_shapes(model) -> dict:
     return shapes
 
 
+def _fill_shapes(prog):
+    """Shapes ONNX shape inference left unknown (contrib ops, a symbolic batch: taken as 1, like the
+    inputs' symbolic dims) from one run of the program on zeros; the integer-only forms and the C
+    export read them."""
+    if all(t.shape is not None for t in prog.tensors.values()):
+        return prog
+    xs = [np.zeros(prog.tensors[n].shape, np.float32 if prog.tensors[n].dtype == "float32"
+                   else np.dtype(prog.tensors[n].dtype)) for n in prog.inputs]
+    try:
+        _, env = prog.run(*xs, keep=True)
+    except Exception:  # a program that cannot run on zeros keeps its unknown shapes (lowering reports later)
+        return prog
+    for name, info in prog.tensors.items():
+        v = env.get(name)
+        if info.shape is None and isinstance(v, np.ndarray):
+            info.shape = [int(d) for d in v.shape]
+    return prog
+
+
 def lower_onnx(path, engine: str | None = None, isa: str | None = None, ort_opt_level: str = "all") -> Program:
     """Lower an ONNX file to a Program for `engine` (onnxruntime, default, or onnx-reference)."""
     engine = engine or "onnxruntime"
@@ -510,7 +529,7 @@ def lower_onnx(path, engine: str | None = None, isa: str | None = None, ort_opt_
     else:
         graph_model = model
         runtime = "reference"
-    prog = _Builder(graph_model, path, runtime, profile).build()
+    prog = _fill_shapes(_Builder(graph_model, path, runtime, profile).build())
     if engine == "onnxruntime":
         prog.meta["ort_opt_level"] = ort_opt_level
     prog._onnx = (model, graph_model)
