@@ -643,7 +643,7 @@ def _nchw_wrap(ctx, node, inner, make):
     if xi is None or xi.shape is None or oi is None or oi.shape is None:
         raise Unsupported(f"a channels-last {inner} with unknown shapes (lower with a static input shape)")
     to_first, to_last = _nchw_perms(len(xi.shape))
-    x_first, out_first = x + "__nchw", out + "__nchw"
+    x_first, out_first = node.name + "__in_nchw", node.name + "__out_nchw"
     for name, info, perm in ((x_first, xi, to_first), (out_first, oi, to_first)):
         ctx.tensors[name] = TensorInfo(name, info.dtype, info.scale, info.zero_point,
                                        [int(info.shape[i]) for i in perm])
@@ -926,7 +926,8 @@ HANDLERS = {name: METHODS[spec.integer] for name, spec in ops.table().items() if
 
 
 MOVES = ops.where(moves_data=True)
-DEQUANTIZE, QUANTIZE = {"dequantize", "qdq_dequantize"}, {"quantize", "qdq_quantize"}
+DEQUANTIZE = {"dequantize", "qdq_dequantize", "onnx_dequantize"}
+QUANTIZE = {"quantize", "qdq_quantize", "onnx_quantize"}
 # float32 ops of one tensor that act on each value alone (PT2E float regions: dq -> hardswish -> q)
 ELEMENTWISE = {"float_unary", "float_op"}
 # float32 max pool (PT2E): the integer max pool, valid where the values so far are non-decreasing in q
@@ -997,6 +998,8 @@ def _readers(program):
 
 def _quantized_dq(program, node) -> bool:
     """A per-tensor dequantize of a quantized tensor."""
+    if node.op not in DEQUANTIZE or not node.inputs:
+        return False
     info = program.tensors.get(node.inputs[0]) if isinstance(node.inputs[0], str) else None
     return node.op in DEQUANTIZE and _per_tensor(node) and info is not None and info.quantized
 
@@ -1183,6 +1186,31 @@ def _spliced(program, replace, drop, tensors):
     return Program(program.inputs, program.outputs, nodes, tensors, program.profile, program.meta)
 
 
+def merge_transposes(program):
+    """onnx_transpose -> onnx_transpose (the first read by the second alone, not an output) becomes one
+    transpose by the composed permutation p1[p2[j]], or an identity when that is the identity (what the
+    NCHW forms of channels-last ops leave between two such ops). Exact: data movement composed."""
+    consumers, outputs = _readers(program)
+    producers = program.producers()
+    drop, replace = set(), {}
+    for t2 in program.nodes:
+        t1 = producers.get(t2.inputs[0]) if t2.op == "onnx_transpose" and t2.inputs else None
+        if (t1 is None or t1.op != "onnx_transpose" or t1.name in drop or t1.name in replace
+                or t1.output in outputs or len(consumers.get(t1.output, [])) != 1):
+            continue
+        p1, p2 = list(t1.attrs["perm"]), list(t2.attrs["perm"])
+        perm = [p1[j] for j in p2]
+        nn = copy.copy(t2)
+        nn.inputs = [t1.inputs[0]]
+        if perm == list(range(len(perm))):
+            nn.op, nn.attrs = "onnx_identity", {}
+        else:
+            nn.attrs = {"perm": perm}
+        drop.add(t1.name)
+        replace[t2.name] = [nn]
+    return _spliced(program, replace, drop, dict(program.tensors))
+
+
 def _drop_unread_dequantize(program):
     """The program without the dequantize nodes whose float output nothing reads any more."""
     consumers, outputs = _readers(program)
@@ -1279,8 +1307,8 @@ def convert(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allo
     meta = dict(program.meta)
     meta["integer_only"] = {"multiplier_bits": int(multiplier_bits), "rounding": rounding,
                             "acc_bits": acc_bits, "tables": bool(allow_tables)}
-    return Program(list(program.inputs), copy.deepcopy(program.outputs), nodes, tensors, dict(program.profile),
-                   meta), certs
+    out = Program(list(program.inputs), copy.deepcopy(program.outputs), nodes, tensors, dict(program.profile), meta)
+    return merge_transposes(out), certs
 
 
 def _why_not(cert) -> str:
