@@ -230,3 +230,115 @@ def test_cli_certify_and_lower_integer_only(tmp_path):
 
     x = np.load(f"{case}.in.npy")
     assert _same(load(str(tmp_path / "i.qgp")).run(x), np.load(f"{case}.ort.npy"))
+
+
+# -- float ops ORT keeps between DQ and Q --------------------------------------------------------------
+def _float_op_model(op, dtype, attrs=None, binary=False, shape=(2, 3, 5, 33)):
+    tp = TensorProto.UINT8 if dtype == "uint8" else TensorProto.INT8
+    inits = _qparams("a", 0.043, 7 if dtype == "uint8" else -3, dtype) + \
+        _qparams("b", 0.061, 200 if dtype == "uint8" else 5, dtype) + \
+        _qparams("y", 0.0371, 128 if dtype == "uint8" else 0, dtype)
+    nodes = [helper.make_node("DequantizeLinear", ["a", "a_s", "a_z"], ["fa"])]
+    ins = [helper.make_tensor_value_info("a", tp, list(shape))]
+    if binary:
+        nodes.append(helper.make_node("DequantizeLinear", ["b", "b_s", "b_z"], ["fb"]))
+        ins.append(helper.make_tensor_value_info("b", tp, [1, shape[1], 1, 1]))
+        nodes.append(helper.make_node(op, ["fa", "fb"], ["f"]))
+    elif op == "Clip":
+        inits += [numpy_helper.from_array(np.array(-1.3, np.float32), "lo"),
+                  numpy_helper.from_array(np.array(2.2, np.float32), "hi")]
+        nodes.append(helper.make_node(op, ["fa", "lo", "hi"], ["f"]))
+    else:
+        nodes.append(helper.make_node(op, ["fa"], ["f"], **(attrs or {})))
+    # a float Transpose and Reshape after the op: data movement on floats, moved onto the integers
+    nodes.append(helper.make_node("Transpose", ["f"], ["ft"], perm=[0, 2, 3, 1]))
+    inits.append(numpy_helper.from_array(np.array([shape[0], -1], np.int64), "shp"))
+    nodes.append(helper.make_node("Reshape", ["ft", "shp"], ["fr"]))
+    nodes.append(helper.make_node("QuantizeLinear", ["fr", "y_s", "y_z"], ["y"]))
+    out = [shape[0], int(np.prod(shape[1:]))]
+    g = helper.make_graph(nodes, "t", ins, [helper.make_tensor_value_info("y", tp, out)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
+    m.ir_version = 9
+    return m
+
+
+FLOAT_OPS = [("Relu", {}), ("Clip", {}), ("LeakyRelu", {"alpha": 0.13}), ("Sigmoid", {}), ("Tanh", {}),
+             ("Add", None), ("Sub", None), ("Mul", None), ("Div", None)]
+
+
+@pytest.mark.parametrize("op,attrs", FLOAT_OPS, ids=[o for o, _ in FLOAT_OPS])
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_float_ops_between_dq_and_q(op, attrs, dtype):
+    """DequantizeLinear -> a float32 op -> Transpose -> Reshape -> QuantizeLinear, every input value (and
+    a zero divisor), at ORT's `disable` level (the float kernels run) and `all`, and on the reference
+    evaluator: bit-exact. Unary chains fold into one certified 256-entry table (integer-only)."""
+    from onnx.reference import ReferenceEvaluator
+
+    binary = attrs is None
+    m = _float_op_model(op, dtype, attrs, binary)
+    lo, hi = mlas.QRANGE[dtype]
+    rng = np.random.default_rng(11)
+    a = np.resize(np.arange(lo, hi + 1), 2 * 3 * 5 * 33).reshape(2, 3, 5, 33).astype(dtype)
+    feeds = {"a": a}
+    if binary:
+        feeds["b"] = rng.integers(lo, hi + 1, size=(1, 3, 1, 1)).astype(dtype)
+        feeds["b"][0, 0] = 200 if dtype == "uint8" else 5  # a zero divisor: inf / nan quantized
+    for level in ("disable", "all"):
+        prog = lower(m, engine="onnxruntime", ort_opt_level=level)
+        y = prog.run(*feeds.values())
+        so = ort.SessionOptions()
+        so.graph_optimization_level = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                                       "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[level]
+        so.intra_op_num_threads = 1
+        want = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        assert _same(y, want), level
+        if not binary:
+            ip = to_integer_only(prog)
+            assert not any(n.op.startswith("onnx_float") for n in ip.nodes)
+            assert _same(ip.run(*feeds.values()), y)
+    if binary:  # the reference evaluator's QuantizeLinear casts inf / NaN by NumPy: finite values only there
+        feeds["b"][0, 0] += 1
+    ref = lower(m, engine="onnx-reference")
+    assert _same(ref.run(*feeds.values()), ReferenceEvaluator(m).run(None, feeds)[0])
+
+
+def test_mlas_float_kernels_against_ort():
+    """MlasComputeLogistic and MlasComputeTanh as modelled for this host's class (fused multiply-adds; the
+    logistic's upper clamp per class) against ORT's float Sigmoid / Tanh on random float32 values."""
+    from qgolden.numerics.profile import make_profile
+    from qgolden.ops.onnx_float import onnx_float_unary
+
+    host = make_profile("onnxruntime", None, 1)
+    x = np.concatenate([np.random.default_rng(5).normal(0, 4, 200003),
+                        np.linspace(-20, 20, 40001), [17.844, 17.89196]]).astype(np.float32)
+    for op in ("Sigmoid", "Tanh"):
+        g = helper.make_graph([helper.make_node(op, ["x"], ["y"])], "t",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [x.size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [x.size])])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
+        m.ir_version = 9
+        assert _same(onnx_float_unary(x, fn=op.lower(), profile=host), _ort(m, {"x": x})), op
+
+
+@pytest.mark.parametrize("isa,clamps", [("avx2", False), ("avx512", False), ("avx512_vnni", False),
+                                        ("avx512_amx", False), ("arm64", True)])
+def test_logistic_upper_clamp_per_class(isa, clamps):
+    """x86's LogisticKernelFma3.S ends with vmaxps(0, p/q + 0.5) only; the NEON kernel clamps to [0, 1]:
+    at x = 17.844 the polynomial gives 1.0000001 (float32 0x3F800001), which x86 keeps."""
+    from qgolden.cpu import cpu_class
+    from qgolden.numerics.profile import make_profile
+    from qgolden.ops.onnx_float import onnx_float_unary
+
+    prof = make_profile("onnxruntime", isa, 1)
+    assert cpu_class(prof).mlas_logistic_clamps_one is clamps
+    y = onnx_float_unary(np.array([17.844, -30.0], np.float32), fn="sigmoid", profile=prof)
+    assert y.view(np.uint32).tolist() == [0x3F800000 if clamps else 0x3F800001, 0]
+
+
+def test_unmodelled_float_op_is_named():
+    """A float op whose ORT kernel is not modelled (Softmax) is named with its node, not guessed."""
+    from qgolden.importers import ImportErrorQ
+
+    m = _float_op_model("Softmax", "uint8", {"axis": 1})
+    with pytest.raises(ImportErrorQ, match=r"node \? \(Softmax\): a float32 op between DequantizeLinear .* \(modelled: Relu"):
+        lower(m, engine="onnxruntime", ort_opt_level="disable")

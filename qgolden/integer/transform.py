@@ -929,7 +929,7 @@ MOVES = ops.where(moves_data=True)
 DEQUANTIZE = {"dequantize", "qdq_dequantize", "onnx_dequantize"}
 QUANTIZE = {"quantize", "qdq_quantize", "onnx_quantize"}
 # float32 ops of one tensor that act on each value alone (PT2E float regions: dq -> hardswish -> q)
-ELEMENTWISE = {"float_unary", "float_op"}
+ELEMENTWISE = {"float_unary", "float_op", "onnx_float_unary"}
 # float32 max pool (PT2E): the integer max pool, valid where the values so far are non-decreasing in q
 FLOAT_POOLS = {"float_max_pool": "max_pool"}
 
