@@ -271,7 +271,8 @@ FLOAT_OPS = [("Relu", {}), ("Clip", {}), ("LeakyRelu", {"alpha": 0.13}), ("Sigmo
 def test_float_ops_between_dq_and_q(op, attrs, dtype):
     """DequantizeLinear -> a float32 op -> Transpose -> Reshape -> QuantizeLinear, every input value (and
     a zero divisor), at ORT's `disable` level (the float kernels run) and `all`, and on the reference
-    evaluator: bit-exact. Unary chains fold into one certified 256-entry table (integer-only)."""
+    evaluator: bit-exact. Integer-only: unary chains fold into one 256-entry table, binary ops into a
+    65,536-entry pair table."""
     from onnx.reference import ReferenceEvaluator
 
     binary = attrs is None
@@ -292,10 +293,9 @@ def test_float_ops_between_dq_and_q(op, attrs, dtype):
         so.intra_op_num_threads = 1
         want = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
         assert _same(y, want), level
-        if not binary:
-            ip = to_integer_only(prog)
-            assert not any(n.op.startswith("onnx_float") for n in ip.nodes)
-            assert _same(ip.run(*feeds.values()), y)
+        ip = to_integer_only(prog)  # unary chains: one table; binary ops: a pair table
+        assert not any(n.op.startswith("onnx_float") for n in ip.nodes)
+        assert _same(ip.run(*feeds.values()), y)
     if binary:  # the reference evaluator's QuantizeLinear casts inf / NaN by NumPy: finite values only there
         feeds["b"][0, 0] += 1
     ref = lower(m, engine="onnx-reference")

@@ -1070,6 +1070,31 @@ def fold_float_moves(program):
                                  "dim": c.attrs["dim"]}, {}, q.source, q.torch_op)] \
             + _integer_moves(moves, cat_out, q.output, qt, program, tensors)
         drop.update([c.name] + [m.name for m in chain])
+    for c in program.nodes:  # ONNX: float Add/Sub/Mul/Div of two dequantized tensors -> elementwise ops -> quantize
+        cs = consumers.get(c.output, [])
+        ds = [producers.get(r) for r in c.inputs] if c.op == "onnx_float_binary" else []
+        if (len(ds) != 2 or len(cs) != 1 or c.output in outputs or c.name in drop
+                or not all(d is not None and _quantized_dq(program, d) for d in ds)):
+            continue
+        chain = _fold_chain(c, cs[0], consumers, outputs)
+        if chain is None or any(m.op in FLOAT_POOLS for m in chain):
+            continue
+        q = consumers[(chain[-1] if chain else c).output][0]
+        if q.name in replace:
+            continue
+        moves = [m for m in chain if m.op not in ELEMENTWISE]  # commute with the per-pair function
+        pair_out = q.output if not moves else c.output + "__q"
+        qt = program.tensors[q.output]
+        if moves:
+            tensors[pair_out] = _like(pair_out, qt, program.tensors.get(c.output))
+        chain = [m for m in chain if m.op in ELEMENTWISE]
+        replace[q.name] = [Node(q.name, "_pair8", [d.inputs[0] for d in ds], pair_out,
+                                {"a_steps": value_steps(ds[0], []), "b_steps": value_steps(ds[1], []),
+                                 "binary": (c.op, dict(c.attrs)), "steps": [(m.op, dict(m.attrs)) for m in chain],
+                                 "q": (q.op, dict(q.attrs)),
+                                 "in_dtypes": [program.tensors[d.inputs[0]].dtype for d in ds]}, {}, q.source,
+                                q.torch_op)] + _integer_moves(moves, pair_out, q.output, qt, program, tensors)
+        drop.update([c.name] + [m.name for m in chain + moves])
     return _drop_unread_dequantize(_spliced(program, replace, drop, tensors))
 
 
@@ -1259,7 +1284,41 @@ def _cat8(ctx, node):
                         "-> quantize, folded)", dom, 0)
 
 
+def _pair8(ctx, node):
+    """A float binary op of two dequantized tensors (then elementwise ops) folded with its quantize: lut2
+    over every pair of input values, quantize(g(op(dequantize_a(u), dequantize_b(v)))) by the runtime's
+    own ops (exact: each output element depends on its pair of inputs alone)."""
+    a_dt, b_dt = node.attrs["in_dtypes"]
+    if a_dt != b_dt:
+        raise Unsupported("a float binary op of tensors with different integer dtypes")
+    shapes = [getattr(ctx.p.tensors.get(r), "shape", None) for r in node.inputs]
+    if any(sh is None for sh in shapes):
+        raise Unsupported("operand shapes unknown (lower with a static input shape)")
+    out_shape = list(np.broadcast_shapes(*(tuple(sh) for sh in shapes)))
+    qmin, qmax = QRANGE[a_dt]
+    v = np.arange(qmin, qmax + 1).astype(a_dt)
+    fa = np.asarray(apply_steps(v, node.attrs["a_steps"], ctx.profile), np.float32)
+    fb = np.asarray(apply_steps(v, node.attrs["b_steps"], ctx.profile), np.float32)
+    b_op, b_attrs = node.attrs["binary"]
+    f = ops.get(b_op)(fa[:, None], fb[None, :], **b_attrs, profile=ctx.profile)
+    f = np.asarray(apply_steps(f, node.attrs["steps"], ctx.profile), np.float32)
+    q_op, q_attrs = node.attrs["q"]
+    tab = np.asarray(ops.get(q_op)(f, **q_attrs, profile=ctx.profile)).astype(np.int64)  # [a, b]
+    first, second = node.inputs
+    if list(shapes[0]) != out_shape:  # lut2 broadcasts its second input
+        if list(shapes[1]) != out_shape:
+            raise Unsupported("both operands are broadcast (qgolden's pair table needs one full-shape input)")
+        first, second, tab = second, first, tab.T
+    out_dt = q_attrs.get("dtype", "uint8")
+    nn = Node(node.name, "lut2", [first, second], node.output, {"in_min": qmin, "order": None, "dtype": out_dt},
+              {"table": np.ascontiguousarray(tab).reshape(-1)}, node.source, node.torch_op)
+    what = " -> ".join([b_attrs.get("fn", b_op)] + [a.get("fn", op) for op, a in node.attrs["steps"]])
+    return [nn], OpCert(node.name, q_op, f"lut2 (dequantize both -> {what} -> quantize, folded)", int(v.size) ** 2,
+                        0, {"table_entries": int(tab.size)})
+
+
 HANDLERS["_requant8"] = _requant8
+HANDLERS["_pair8"] = _pair8
 HANDLERS["_cat8"] = _cat8
 
 
