@@ -342,3 +342,51 @@ def test_unmodelled_float_op_is_named():
     m = _float_op_model("Softmax", "uint8", {"axis": 1})
     with pytest.raises(ImportErrorQ, match=r"node \? \(Softmax\): a float32 op between DequantizeLinear .* \(modelled: Relu"):
         lower(m, engine="onnxruntime", ort_opt_level="disable")
+
+
+@pytest.mark.parametrize("fmt,act", [("qdq", "u8"), ("qdq", "s8"), ("qop", "u8")])
+def test_quantize_static_leaves_float_activations(tmp_path, fmt, act):
+    """onnxruntime.quantization.quantize_static does not quantize Tanh or Div: they stay float32 between
+    DQ and Q (with Add / Mul / Sigmoid, which int8 activations can leave float too); bit-exact with ORT
+    (verify: every quantized tensor), and integer-only (tables) where no float kernel is left."""
+    torch = pytest.importorskip("torch")
+    from onnxruntime import quantization as oq
+    from torch import nn
+
+    from qgolden.api import verify
+
+    torch.manual_seed(3)
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(12, 24), nn.Linear(24, 10)
+
+        def forward(self, x):
+            h = torch.tanh(self.a(x))
+            return self.b(h * torch.sigmoid(h) + h / 3.0)
+
+    x = np.random.default_rng(4).normal(size=(7, 12)).astype(np.float32)
+    torch.onnx.export(M().eval(), (torch.from_numpy(x),), str(tmp_path / "f.onnx"), input_names=["x"],
+                      output_names=["y"], opset_version=17, dynamo=False)
+
+    class Reader(oq.CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"x": x}])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    oq.quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), Reader(),
+                       quant_format=oq.QuantFormat.QDQ if fmt == "qdq" else oq.QuantFormat.QOperator,
+                       activation_type=oq.QuantType.QUInt8 if act == "u8" else oq.QuantType.QInt8,
+                       weight_type=oq.QuantType.QInt8)
+    q = onnx.load(str(tmp_path / "q.onnx"))
+    prog = lower(q, engine="onnxruntime")
+    assert any(n.op == "onnx_float_unary" and n.attrs["fn"] == "tanh" for n in prog.nodes)
+    rep = verify(str(tmp_path / "q.onnx"), x, engine="onnxruntime")
+    assert rep.bit_exact and rep.layers, [(l.name, l.mismatches) for l in rep.layers if l.mismatches]
+    y = prog.run(x)
+    assert _same(y, _ort(q, {"x": x}))
+    if (fmt, act) == ("qdq", "u8"):  # DQ -> Tanh -> Q and DQ -> Div by 3 -> Q fold into tables
+        assert _same(to_integer_only(prog).run(x), y)

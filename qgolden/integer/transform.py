@@ -964,8 +964,14 @@ def value_steps(d, chain):
 
 
 def apply_steps(v, steps, profile):
-    """The folded per-value function on the integers v: dequantize, then each elementwise op."""
+    """The folded per-value function on the integers v: dequantize, then each elementwise op (a binary
+    op with a scalar constant operand: attrs `constant`, `constant_first`)."""
     for op, attrs in steps:
+        if "constant" in attrs:
+            kw = {k: a for k, a in attrs.items() if k not in ("constant", "constant_first")}
+            c = np.full(np.shape(v), attrs["constant"], np.float32)
+            v = ops.get(op)(*((c, v) if attrs["constant_first"] else (v, c)), **kw, profile=profile)
+            continue
         v = ops.get(op)(v, **attrs, profile=profile)
     return v
 
@@ -1073,8 +1079,34 @@ def fold_float_moves(program):
     for c in program.nodes:  # ONNX: float Add/Sub/Mul/Div of two dequantized tensors -> elementwise ops -> quantize
         cs = consumers.get(c.output, [])
         ds = [producers.get(r) for r in c.inputs] if c.op == "onnx_float_binary" else []
-        if (len(ds) != 2 or len(cs) != 1 or c.output in outputs or c.name in drop
-                or not all(d is not None and _quantized_dq(program, d) for d in ds)):
+        if len(ds) != 2 or len(cs) != 1 or c.output in outputs or c.name in drop:
+            continue
+        consts = [d is not None and d.op == "onnx_constant" and np.size(d.consts["value"]) == 1
+                  and np.asarray(d.consts["value"]).dtype == np.float32 and not consumers.get(d.output, [None])[1:]
+                  for d in ds]
+        dqs = [d is not None and _quantized_dq(program, d) for d in ds]
+        if sum(consts) == 1 and sum(dqs) == 1:  # one dequantized input and a scalar constant: a unary table
+            chain = _fold_chain(c, cs[0], consumers, outputs)
+            if chain is None or any(m.op in FLOAT_POOLS for m in chain):
+                continue
+            d, k = (ds[0], ds[1]) if dqs[0] else (ds[1], ds[0])
+            q = consumers[(chain[-1] if chain else c).output][0]
+            moves = [m for m in chain if m.op not in ELEMENTWISE]
+            out = q.output if not moves else c.output + "__q"
+            qt = program.tensors[q.output]
+            if moves:
+                tensors[out] = _like(out, qt, program.tensors.get(c.output))
+            value = float(np.asarray(k.consts["value"]).reshape(-1)[0])
+            step = ("onnx_float_binary", dict(c.attrs, constant=value, constant_first=bool(consts[0])))
+            replace[q.name] = [Node(q.name, "_requant8", [d.inputs[0]], out,
+                                    {"steps": value_steps(d, []) + [step] + [(m.op, dict(m.attrs)) for m in chain
+                                                                             if m.op in ELEMENTWISE],
+                                     "q": (q.op, dict(q.attrs)), "in_dtype": program.tensors[d.inputs[0]].dtype},
+                                    {}, q.source, q.torch_op)] + _integer_moves(moves, out, q.output, qt, program,
+                                                                                tensors)
+            drop.update([c.name, k.name] + [m.name for m in chain])
+            continue
+        if not all(dqs):
             continue
         chain = _fold_chain(c, cs[0], consumers, outputs)
         if chain is None or any(m.op in FLOAT_POOLS for m in chain):
