@@ -390,3 +390,42 @@ def test_quantize_static_leaves_float_activations(tmp_path, fmt, act):
     assert _same(y, _ort(q, {"x": x}))
     if (fmt, act) == ("qdq", "u8"):  # DQ -> Tanh -> Q and DQ -> Div by 3 -> Q fold into tables
         assert _same(to_integer_only(prog).run(x), y)
+
+
+# -- MLAS facts of CPU classes we cannot run here, hand-computed from the kernels' source -----------------
+def test_neon_fixed_point_add_ties_against_x86_float():
+    """QLinearAdd, sA = 0.25, sB = 0.125, sC = 0.5 (ratios 0.5, 0.25): NEON (qladd.cpp) takes
+    S = 21 - exponent(0.5) = 22, MA = 2**21, MB = 2**20, and rounds acc + 2**21 >> 22 (ties away from
+    zero through acc += acc >> 31); x86 (qladd_avx2.cpp) rounds fma(a, 0.5, fma(b, 0.25, F)) half to even."""
+    from qgolden.numerics.profile import make_profile
+    from qgolden.ops.onnx_qlinear import onnx_qlinear_add
+
+    a = np.array([11, 9, 20, 8], np.uint8)   # a - zA = 1, -1, 10, -2
+    b = np.array([0, 0, 7, 2], np.uint8)     # b - zB = 0, 0, 7, 2
+    kw = dict(a_scale=0.25, a_zero_point=10, b_scale=0.125, b_zero_point=0, y_scale=0.5, y_zero_point=100,
+              dtype="uint8")
+    # exact values 0.5, -0.5, 6.75, -0.5
+    arm = onnx_qlinear_add(a, b, **kw, profile=make_profile("onnxruntime", "arm64", 1))
+    x86 = onnx_qlinear_add(a, b, **kw, profile=make_profile("onnxruntime", "avx2", 1))
+    assert arm.tolist() == [101, 99, 107, 99]
+    assert x86.tolist() == [100, 100, 107, 100]
+
+
+def test_neon_fixed_point_global_average_pool_ties():
+    """QLinearGlobalAveragePool over N = 4, sX = 1, sY = 0.5: scale 0.5 = 0x3F000000, NEON (qlgavgpool.cpp)
+    multiplies by the mantissa 2**23 and shifts by 24 with rounding (ties away from zero); x86 rounds
+    float32(acc) * 0.5 half to even. Sums - zX*N of 1, -1, 3, 5 (exact halves)."""
+    from qgolden.numerics.profile import make_profile
+    from qgolden.ops.onnx_qlinear import onnx_qlinear_global_average_pool
+
+    zx = 3
+    x = np.full((1, 4, 2, 2), zx, np.uint8)
+    x[0, 0, 0, 0] += 1
+    x[0, 1, 0, 0] -= 1
+    x[0, 2, 0, 0] += 3
+    x[0, 3, 0, 0] += 5
+    kw = dict(x_scale=1.0, x_zero_point=zx, y_scale=0.5, y_zero_point=50, dtype="uint8")
+    arm = onnx_qlinear_global_average_pool(x, **kw, profile=make_profile("onnxruntime", "arm64", 1))
+    x86 = onnx_qlinear_global_average_pool(x, **kw, profile=make_profile("onnxruntime", "avx512_vnni", 1))
+    assert arm.reshape(-1).tolist() == [51, 49, 52, 53]
+    assert x86.reshape(-1).tolist() == [50, 50, 52, 52]
