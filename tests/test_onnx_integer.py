@@ -429,3 +429,35 @@ def test_neon_fixed_point_global_average_pool_ties():
     x86 = onnx_qlinear_global_average_pool(x, **kw, profile=make_profile("onnxruntime", "avx512_vnni", 1))
     assert arm.reshape(-1).tolist() == [51, 49, 52, 53]
     assert x86.reshape(-1).tolist() == [50, 50, 52, 52]
+
+
+# -- the forum model as ONNX -------------------------------------------------------------------------------
+def test_forum_onnx_same_numbers_as_pytorch_on_the_thread_inputs(tmp_path):
+    """examples/forum.build_onnx (the thread's weights and scales as a QDQ graph, fused by ORT into QGemm):
+    bit-exact with live ORT; on the thread's seven inputs its integers are PyTorch's (x86 engine) for the
+    x86 classes, the AVX2 saturated first row included; explain names ONNX Runtime and QGemm."""
+    torch = pytest.importorskip("torch")  # noqa: F841
+    from qgolden.api import verify
+    from qgolden.examples import forum
+
+    m = forum.build_onnx()
+    x = forum.INPUTS
+    rep = verify(m, x, engine="onnxruntime")
+    assert rep.bit_exact and rep.layers
+    q = forum.build()
+    for isa in ("avx2", "avx512_vnni", "avx512_amx"):
+        _, e_onnx = lower(m, engine="onnxruntime", isa=isa).run(x, keep=True)
+        _, e_torch = lower(q, example_inputs=(x,), engine="x86", isa=isa).run(x, keep=True)
+        assert np.array_equal(e_onnx["hq"], e_torch["input_layer"]), isa
+        assert np.array_equal(e_onnx["yq"], e_torch["out"]), isa
+    onnx.save(m, str(tmp_path / "forum.onnx"))
+    np.save(tmp_path / "x.npy", x)
+    import os
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "qgolden.cli", "explain", str(tmp_path / "forum.onnx"), "--input",
+                        str(tmp_path / "x.npy"), "--sample", "0"], capture_output=True, text=True, cwd=root,
+                       env=dict(os.environ, PYTHONPATH=str(root), COLUMNS="200"))
+    assert r.returncode == 0, r.stderr
+    assert "ONNX Runtime" in r.stdout and "QGemm" in r.stdout
