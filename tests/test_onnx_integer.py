@@ -81,7 +81,7 @@ def test_random_models_integer_only(form, seed):
     the reference evaluator): integer-only == float-requant program == the runtime; other CPU classes'
     integer-only programs == their float-requant programs (pair saturation, NEON fixed point)."""
     from qgolden.fuzz_onnx import build, standard_only
-    from qgolden.importers.onnx_verify import RuntimeRefused, verify_onnx
+    from qgolden.verifiers.onnx import RuntimeRefused, verify_onnx
 
     rng = np.random.default_rng(1000 * seed + {"qop": 1, "qdq": 2, "std": 3}[form])
     model, x, desc, _ = build(rng, form)
