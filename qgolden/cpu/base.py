@@ -128,6 +128,14 @@ class CpuClass:
         (mlas/lib/qladd.cpp, qlgavgpool.cpp, MLAS_NEON_INTRINSICS); x86 uses float32 (AVX2 FMA, SSE2)."""
         return self.arch == "arm64"
 
+    @property
+    def mlas_logistic_clamps_one(self) -> bool:
+        """MlasComputeLogistic clamps p/q + 0.5 to [0, 1] in the generic / NEON kernel
+        (mlas/lib/logistic.cpp, MlasClampFloat32x4(.., 0, 1)); the x86 kernel (x86_64/LogisticKernelFma3.S,
+        every x86 class here) clamps below only (vmaxps with 0), so values reach 1.0000001
+        (measured: ORT 1.32 gives 1.0000001 for x = 17.844 on an AMX Xeon)."""
+        return self.arch == "arm64"
+
     # --- oneDNN -------------------------------------------------------------------------
     @property
     def onednn_pairs_saturate(self) -> bool:

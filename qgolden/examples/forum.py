@@ -58,3 +58,46 @@ def build():
     q.out.set_weight_bias(qweight(W2, W2_SCALE), torch.tensor(B2, dtype=torch.float32))
     q.out.scale, q.out.zero_point = OUT_SCALE, OUT_ZERO_POINT
     return q
+
+
+def build_onnx():
+    """The same model as an ONNX QDQ graph (onnx.ModelProto), the form `quantize_static` writes and ONNX
+    Runtime fuses into QGemm: QuantizeLinear(1/255, 0) -> Gemm(DQ(x), DQ(W1), DQ(int32 bias)) -> Relu ->
+    QuantizeLinear(H_SCALE, 0) -> Gemm(..W2..) -> QuantizeLinear(OUT_SCALE, 243) -> DequantizeLinear.
+    The weights and scales are the thread's; the float biases become int32 with scale s_x * s_w (ONNX's
+    convention; PyTorch's kernels add the float bias instead)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def init(name, value):
+        return numpy_helper.from_array(np.asarray(value), name)
+
+    s_x, s_h = np.float32(INPUT_SCALE), np.float32(H_SCALE)
+    inits = [init("x_s", s_x), init("x_z", np.uint8(0)), init("h_s", s_h), init("h_z", np.uint8(H_ZERO_POINT)),
+             init("y_s", np.float32(OUT_SCALE)), init("y_z", np.uint8(OUT_ZERO_POINT))]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"], name="input_quantize"),
+             helper.make_node("DequantizeLinear", ["xq", "x_s", "x_z"], ["xf"], name="input_dequantize")]
+    layers = [("input_layer", "xf", W1, W1_SCALE, B1, s_x, "h_s", "h_z", True),
+              ("out", "hf", W2, W2_SCALE, B2, s_h, "y_s", "y_z", False)]
+    for name, src, w, w_s, b, in_s, o_s, o_z, relu in layers:
+        w_s = np.float32(w_s)
+        b_s = np.float32(in_s * w_s)
+        inits += [init(f"{name}.w", np.asarray(w, np.int8)), init(f"{name}.w_s", w_s), init(f"{name}.w_z", np.int8(0)),
+                  init(f"{name}.b", np.rint(np.asarray(b, np.float32) / b_s).astype(np.int32)),
+                  init(f"{name}.b_s", b_s), init(f"{name}.b_z", np.int32(0))]
+        nodes += [helper.make_node("DequantizeLinear", [f"{name}.w", f"{name}.w_s", f"{name}.w_z"], [f"{name}.wf"]),
+                  helper.make_node("DequantizeLinear", [f"{name}.b", f"{name}.b_s", f"{name}.b_z"], [f"{name}.bf"]),
+                  helper.make_node("Gemm", [src, f"{name}.wf", f"{name}.bf"], [f"{name}.y"], name=name, transB=1)]
+        last = f"{name}.y"
+        if relu:
+            nodes.append(helper.make_node("Relu", [last], [f"{name}.r"], name=f"{name}.relu"))
+            last = f"{name}.r"
+        out = "hq" if relu else "yq"
+        nodes.append(helper.make_node("QuantizeLinear", [last, o_s, o_z], [out], name=f"{name}.quantize"))
+        if relu:
+            nodes.append(helper.make_node("DequantizeLinear", ["hq", "h_s", "h_z"], ["hf"], name="hidden_dequantize"))
+    nodes.append(helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["y"], name="output_dequantize"))
+    graph = helper.make_graph(nodes, "forum", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [7, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [7, 7])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9
+    return model

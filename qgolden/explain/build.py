@@ -24,6 +24,15 @@ MAX_SHOWN = 8  # elements of one tensor shown before eliding
 EXTRA_PROVIDERS: list = []
 
 
+def runtime_name(engine) -> str:
+    """Whose integers a program reproduces, for the reader: PyTorch, or an ONNX runtime and its kernels."""
+    if engine == "onnxruntime":
+        return "ONNX Runtime's CPU provider (MLAS kernels)"
+    if engine == "onnx-reference":
+        return "the ONNX reference evaluator"
+    return "PyTorch"
+
+
 def register_extra(provider) -> None:
     """Add a provider of extra per-node blocks to every explanation built afterwards."""
     if provider not in EXTRA_PROVIDERS:
@@ -190,7 +199,7 @@ def build_document(program, trace, env, sample=0, layer=None, extra=None, state_
             ctx, xin, lambda i: ("env", program.inputs[0], i)))
     doc.intro.append([f"{len(program.nodes)} ops; engine {prof.get('engine')}, CPU {prof.get('isa')}; "
                       "every number below is the engine's own intermediate (the same computation as ",
-                      Code("qgolden run"), ", bit-exact with PyTorch)."])
+                      Code("qgolden run"), f", bit-exact with {runtime_name(prof.get('engine'))})."])
     doc.model, doc.engine, doc.isa = model, str(prof.get("engine")), str(prof.get("isa"))
     doc.input_desc = "; ".join(f"{name}: {np.asarray(env[name]).dtype} {tuple(np.shape(env[name]))}"
                                for name in program.inputs if name in env)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-ALIAS_OPS = {"reshape", "flatten", "squeeze", "unsqueeze", "identity"}
+ALIAS_OPS = {"reshape", "flatten", "squeeze", "unsqueeze", "identity", "onnx_reshape", "onnx_flatten", "onnx_identity"}
+ACC_OPS = ("linear_acc", "conv_acc", "onnx_gemm_acc", "onnx_conv_acc")
 ROUNDING_CODES = {"half_up": 0, "half_even": 1, "half_away": 2, "tflite": 3}
 
 
@@ -131,7 +132,7 @@ def build_plan(program, inputs=None) -> ExportPlan:
         v = env.get(node.output)
         if not isinstance(v, np.ndarray):
             continue  # shape arithmetic (size, int_arith): static here
-        if node.op in ("linear_acc", "conv_acc"):
+        if node.op in ACC_OPS:
             cs = consumers.get(node.output, [])
             if len(cs) != 1 or cs[0].op != "requantize_int" or node.output in outs:
                 raise ExportError(f"node {node.name} (op {node.op}): its accumulator must be read by exactly "
@@ -154,7 +155,8 @@ def build_plan(program, inputs=None) -> ExportPlan:
             acc_node = fused.get(node.name)
             if acc_node is None:
                 raise ExportError(f"node {node.name} (op requantize_int): no accumulator op before it")
-            steps.append(_fused(acc_node, node, env, program.profile))
+            fuse = _fused_onnx if acc_node.op.startswith("onnx_") else _fused
+            steps.append(fuse(acc_node, node, env, program.profile))
             continue
         if builder is None:
             raise ExportError(f"node {node.name}: op {node.op} has no C kernel")
@@ -298,6 +300,102 @@ def _fused(acc_node, rq, env, profile) -> Step:
         "groups": int(a["groups"]), "input_zero_point": zx + flip, "input_flip": flip, "mode": mode, "weights": wk.reshape(o, -1),
         "weight_zero_points": zw.astype(np.int32), "weight_sums": w.astype(np.int64).reshape(o, -1).sum(axis=1).astype(np.int32),
         "input_offsets": offsets, "requant": rqp, "path": path})
+
+
+def _fused_onnx(acc_node, rq, env, profile) -> Step:
+    """ONNX QGemm / QLinearMatMul (onnx_gemm_acc) and QLinearConv (onnx_conv_acc, NCHW) with their
+    requantize_int, on the linear / conv kernels. Exact sums where MLAS sums exactly (VNNI / AMX /
+    arm64, u8*u8); where its u8s8 kernel pairs products in saturating int16 (ops/onnx_qlinear.gemm_acc)
+    the kernels' pair modes do the same: the flat K order (tap outer, channel inner, padding reading zx)
+    is QG_CONV_PAIRS_FBGEMM's, int8 activations biased by +128 are its input_flip; the symmetric conv
+    kernel's pairs within a tap are QG_CONV_PAIRS_ONEDNN's where no padded tap can saturate. uint8
+    weights (exact sums only) are stored as w - 128 with zero points zw - 128."""
+    from ..ops.onnx_qlinear import saturating, symmetric_channel_pad
+
+    x = env[acc_node.inputs[0]]
+    if x.dtype not in (np.uint8, np.int8):
+        raise ExportError(f"node {acc_node.name} (op {acc_node.op}): only 8-bit activations")
+    a, k = acc_node.attrs, acc_node.consts
+    conv = acc_node.op == "onnx_conv_acc"
+    w_raw = np.asarray(k["weight"] if conv else np.asarray(k["b"]).T)
+    o = w_raw.shape[0]
+    zw = np.broadcast_to(np.asarray(k["w_zero_point"] if conv else k["b_zero_point"], np.int64).reshape(-1), (o,))
+    sat = saturating(profile, str(x.dtype), str(w_raw.dtype), a.get("runtime", "mlas")) and _may_saturate(w_raw)
+    shift = 128 if w_raw.dtype == np.uint8 else 0
+    w = (w_raw.astype(np.int64) - shift).astype(np.int8)
+    zw = zw - shift
+    zx = int(a["x_zero_point"] if conv else a["a_zero_point"])
+    rqp = requant_params(_rq_from_node(rq), o)
+    y = env[rq.output]
+    if not conv:
+        K = x.shape[-1]
+        if sat and x.dtype != np.uint8:
+            raise ExportError(f"node {acc_node.name} (op onnx_gemm_acc): MLAS's int16 pair sums of int8 activations "
+                              "(biased to uint8) have no C kernel yet")
+        if int(np.abs(w.astype(np.int64) - zw[:, None]).sum(axis=1).max(initial=0)) * 255 * 2 >= 2**31:
+            raise ExportError(f"node {acc_node.name}: the accumulator may leave int32")
+        return Step("linear", rq.name, "onnx_gemm_acc+requantize_int", [acc_node.inputs[0]], rq.output, {
+            "batches": int(np.prod(x.shape[:-1], dtype=np.int64)), "input_depth": int(K), "output_depth": int(o),
+            "input_zero_point": zx, "input_signed": _signed(x), "weights": w.reshape(o, -1),
+            "weight_zero_points": zw.astype(np.int32), "weight_sums": w.astype(np.int64).sum(axis=1).astype(np.int32),
+            "paired": int(sat), "block_starts": np.asarray([0], np.int32), "num_blocks": 1, "requant": rqp,
+            "backend": "mlas"})
+    conv1d = x.ndim == 3
+    st, pads, dl = list(a["strides"]), list(a["pads"]), list(a["dilations"])
+    if conv1d:
+        st, pads, dl = [1] + st, [0, pads[0], 0, pads[1]], [1] + dl
+    x4 = x[:, :, None, :] if conv1d else x
+    w4 = w[:, :, None, :] if conv1d else w
+    y4 = y[:, :, None, :] if conv1d else y
+    nb, c_in, H, W = x4.shape
+    _, cpg, kh, kw = w4.shape
+    flip = 0x80 if x.dtype == np.int8 else 0
+    mode = 0
+    if sat:
+        mode = 1
+        if symmetric_channel_pad(True, cpg, zw, w_raw.dtype):
+            mode = 2
+            pair_sums = np.abs(w4[:, :-1:2].astype(np.int64) + w4[:, 1::2].astype(np.int64))
+            if any(pads) and int(pair_sums.max(initial=0)) * abs(zx + flip) > 32767:
+                raise ExportError(f"node {acc_node.name} (op onnx_conv_acc): MLAS's symmetric conv kernel saturates "
+                                  "pairs of padding taps, which the C conv kernel does not model")
+    if cpg * kh * kw * 255 * 255 * 2 >= 2**31:
+        raise ExportError(f"node {acc_node.name}: the accumulator may leave int32")
+    wk = np.ascontiguousarray(w4.transpose(0, 2, 3, 1))  # [O][KH][KW][Cg]: ORT's NHWC im2col order
+    ty, tx, tc = np.meshgrid(np.arange(kh), np.arange(kw), np.arange(cpg), indexing="ij")
+    offsets = (tc * H * W + ty * dl[0] * W + tx * dl[1]).reshape(-1).astype(np.int32)
+    return Step("conv", rq.name, "onnx_conv_acc+requantize_int", [acc_node.inputs[0]], rq.output, {
+        "batches": int(nb), "input_channels": int(c_in), "input_height": int(H), "input_width": int(W),
+        "output_channels": int(o), "output_height": int(y4.shape[2]), "output_width": int(y4.shape[3]),
+        "kernel_height": int(kh), "kernel_width": int(kw), "stride_height": int(st[0]), "stride_width": int(st[1]),
+        "pad_height": int(pads[0]), "pad_width": int(pads[1]), "dilation_height": int(dl[0]),
+        "dilation_width": int(dl[1]), "groups": int(a["group"]), "input_zero_point": zx + flip, "input_flip": flip,
+        "mode": mode, "weights": wk.reshape(o, -1), "weight_zero_points": zw.astype(np.int32),
+        "weight_sums": w.astype(np.int64).reshape(o, -1).sum(axis=1).astype(np.int32), "input_offsets": offsets,
+        "requant": rqp, "path": "mlas"})
+
+
+def _onnx_max_pool(node, env, profile):
+    """ONNX MaxPool on NCHW integers (ops/onnx_qlinear.onnx_max_pool): each output's window is the taps
+    inside the input (padding never wins), pads begin/end, dilations, ceil_mode's output size."""
+    x = env[node.inputs[0]]
+    y = env[node.output]
+    a = node.attrs
+    if a.get("channels_last"):
+        raise ExportError(f"node {node.name} (op onnx_max_pool): channels-last (certify's integer-only form "
+                          "moves it to NCHW)")
+    k, s, p, d = list(a["kernel_shape"]), list(a["strides"]), list(a["pads"]), list(a["dilations"])
+    if x.ndim == 3:
+        k, s, p, d = [1] + k, [1] + s, [0, p[0], 0, p[1]], [1] + d
+    (N, C, H, W), _ = _as4(x.shape)
+    (_, _, oH, oW), _ = _as4(y.shape)
+    wins = []
+    for oy in range(oH):
+        for ox in range(oW):
+            wins.append([iy * W + ix for i in range(k[0]) for j in range(k[1])
+                         for iy, ix in [(oy * s[0] + i * d[0] - p[0], ox * s[1] + j * d[1] - p[1])]
+                         if 0 <= iy < H and 0 <= ix < W])
+    return _window_step(node, x, y, wins, 1)
 
 
 # -- windows: pools, mean, max pool, upsample ------------------------------------------------------
@@ -567,4 +665,5 @@ def _strided(node, env, profile):
 
 BUILDERS = {"pool_int": _pool_int, "max_pool": _max_pool, "upsample_int": _upsample_int, "lut": _lut,
             "lut2": _lut2, "lut_channel": _lut_channel, "mul_int": _mul_int, "clamp_int": _clamp_int,
-            "cat_int": _cat_int, "permute": _strided, "transpose": _strided, "index": _strided}
+            "cat_int": _cat_int, "permute": _strided, "transpose": _strided, "index": _strided,
+            "onnx_transpose": _strided, "onnx_max_pool": _onnx_max_pool}

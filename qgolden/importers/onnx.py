@@ -205,7 +205,9 @@ class _Builder:
             return ("a float32 op between DequantizeLinear and QuantizeLinear"
                     + (" that ONNX Runtime did not fuse into an integer kernel at this optimization level"
                        if self.runtime == "mlas" else "")
-                    + "; qgolden does not model float32 kernels of ONNX runtimes")
+                    + "; qgolden does not model this float32 kernel (its summation order or approximation) "
+                      "(modelled: Relu, Clip, LeakyRelu, Sigmoid, Tanh, Add, Sub, Mul, Div, Reshape, Transpose, "
+                      "Flatten, Concat)")
         return "qgolden has no integer form of this op"
 
     # -- Q / DQ --------------------------------------------------------------------------------
@@ -326,8 +328,11 @@ class _Builder:
         xs, xz = self.const(ins[1], "X_scale"), self.const(ins[2], "X_zero_point")
         ys, yz = self.const(ins[3], "Y_scale"), self.const(ins[4], "Y_zero_point")
         dtype = np.asarray(yz).dtype.name
+        from ..cpu import cpu_class
+
         table = mlas.lookup_table(fn, np.asarray(xs).reshape(-1)[0], int(np.asarray(xz).reshape(-1)[0]),
-                                  np.asarray(ys).reshape(-1)[0], int(np.asarray(yz).reshape(-1)[0]), dtype, alpha=alpha)
+                                  np.asarray(ys).reshape(-1)[0], int(np.asarray(yz).reshape(-1)[0]), dtype, alpha=alpha,
+                                  clamp_one=cpu_class(self.profile).mlas_logistic_clamps_one)
         self.emit(n, "onnx_lookup", [x.name], out, dtype, float(np.asarray(ys).reshape(-1)[0]), int(np.asarray(yz).reshape(-1)[0]),
                   consts={"table": table})
 
@@ -350,8 +355,58 @@ class _Builder:
 
     # -- integer data movement (qparams pass through) ------------------------------------------
     def _passthrough(self, n, op, x_name, attrs):
+        t = self.tensors.get(x_name)
+        if t is not None and t.dtype == "float32" and op != "onnx_max_pool":  # float data movement is exact
+            self.emit(n, op, [t.name], n.output[0], "float32", attrs=attrs)
+            return
         t = self.qinfo(x_name)
         self.emit(n, op, [t.name], n.output[0], t.dtype, t.scale, t.zero_point, attrs)
+
+    # -- float32 ops ORT keeps between DQ and Q (ops/onnx_float.py) -----------------------------
+    def _float_in(self, name):
+        x = self.input_of(name)
+        if self.tensors[x].dtype != "float32":
+            raise _Unsupported(f"input {name} is {self.tensors[x].dtype}, not float32")
+        return x
+
+    def _float_unary(self, n, fn, **attrs):
+        x = self._float_in(n.input[0])
+        self.emit(n, "onnx_float_unary", [x], n.output[0], "float32",
+                  attrs={"fn": fn, "runtime": self.runtime, **attrs})
+
+    def op_Relu(self, n, ins, out, attrs):
+        self._float_unary(n, "relu")
+
+    def op_Sigmoid(self, n, ins, out, attrs):
+        self._float_unary(n, "sigmoid")
+
+    def op_Tanh(self, n, ins, out, attrs):
+        self._float_unary(n, "tanh")
+
+    def op_LeakyRelu(self, n, ins, out, attrs):
+        self._float_unary(n, "leaky_relu", alpha=float(np.float32(attrs.get("alpha", 0.01))))
+
+    def op_Clip(self, n, ins, out, attrs):
+        lo = self.const(ins[1], "min") if len(ins) > 1 and ins[1] else attrs.get("min")
+        hi = self.const(ins[2], "max") if len(ins) > 2 and ins[2] else attrs.get("max")
+        self._float_unary(n, "clip", lo=None if lo is None else float(np.float32(np.asarray(lo).reshape(-1)[0])),
+                          hi=None if hi is None else float(np.float32(np.asarray(hi).reshape(-1)[0])))
+
+    def _float_binary(self, n, fn):
+        a, b = self._float_in(n.input[0]), self._float_in(n.input[1])
+        self.emit(n, "onnx_float_binary", [a, b], n.output[0], "float32", attrs={"fn": fn, "runtime": self.runtime})
+
+    def op_Add(self, n, ins, out, attrs):
+        self._float_binary(n, "add")
+
+    def op_Sub(self, n, ins, out, attrs):
+        self._float_binary(n, "sub")
+
+    def op_Mul(self, n, ins, out, attrs):
+        self._float_binary(n, "mul")
+
+    def op_Div(self, n, ins, out, attrs):
+        self._float_binary(n, "div")
 
     def op_MaxPool(self, n, ins, out, attrs):
         if len(n.output) > 1 and n.output[1]:
@@ -370,7 +425,7 @@ class _Builder:
     op_NhwcMaxPool = op_MaxPool
 
     def op_Transpose(self, n, ins, out, attrs):
-        t = self.qinfo(ins[0])
+        t = self.tensors.get(ins[0]) or self.qinfo(ins[0])
         perm = list(attrs.get("perm", list(range(len(t.shape or []) or 4))[::-1]))
         self._passthrough(n, "onnx_transpose", ins[0], {"perm": perm})
 
@@ -404,6 +459,13 @@ class _Builder:
         self.tensors[out] = TensorInfo(out, dtype, float(y_s), y_z, self.shapes.get(out))
 
     def op_Concat(self, n, ins, out, attrs):
+        if all(i in self.tensors and self.tensors[i].dtype == "float32" or
+               i in self.consts and self.consts[i].dtype == np.float32 for i in ins):
+            names = [self.input_of(i) for i in ins]  # float Concat: exact data movement
+            self.nodes.append(Node(n.name or f"Concat_{len(self.nodes)}", "onnx_concat", [names], out,
+                                   {"axis": int(attrs["axis"])}, {}, source=n.name, torch_op="Concat"))
+            self.tensors[out] = TensorInfo(out, "float32", shape=self.shapes.get(out))
+            return
         ts = [self.qinfo(i) for i in ins]
         if len({(t.dtype, t.scale, t.zero_point) for t in ts}) != 1:
             raise _Unsupported("quantized inputs with different scales or zero points")
@@ -419,9 +481,9 @@ MS_OPS = frozenset({"QLinearConcat", "QLinearConv", "QGemm", "QLinearAdd", "QLin
 
 
 # float ops QDQ graphs leave between DequantizeLinear and QuantizeLinear
-FLOAT_KERNELS = frozenset({"Conv", "Gemm", "MatMul", "Add", "Mul", "Sub", "Div", "Sigmoid", "Relu", "Clip",
-                           "LeakyRelu", "AveragePool", "GlobalAveragePool", "Softmax", "Tanh", "HardSigmoid",
-                           "HardSwish", "Resize", "ConvTranspose"})
+FLOAT_KERNELS = frozenset({"Conv", "Gemm", "MatMul", "AveragePool", "GlobalAveragePool", "Softmax", "HardSigmoid",
+                           "HardSwish", "Resize", "ConvTranspose", "Gelu", "LayerNormalization", "MaxPool",
+                           "ReduceMean", "Pow", "Sqrt", "Erf", "Exp"})
 
 
 class _Unsupported(Exception):
@@ -490,6 +552,25 @@ def _value_shapes(model) -> dict:
     return shapes
 
 
+def _fill_shapes(prog):
+    """Shapes ONNX shape inference left unknown (contrib ops, a symbolic batch: taken as 1, like the
+    inputs' symbolic dims) from one run of the program on zeros; the integer-only forms and the C
+    export read them."""
+    if all(t.shape is not None for t in prog.tensors.values()):
+        return prog
+    xs = [np.zeros(prog.tensors[n].shape, np.float32 if prog.tensors[n].dtype == "float32"
+                   else np.dtype(prog.tensors[n].dtype)) for n in prog.inputs]
+    try:
+        _, env = prog.run(*xs, keep=True)
+    except Exception:  # a program that cannot run on zeros keeps its unknown shapes (lowering reports later)
+        return prog
+    for name, info in prog.tensors.items():
+        v = env.get(name)
+        if info.shape is None and isinstance(v, np.ndarray):
+            info.shape = [int(d) for d in v.shape]
+    return prog
+
+
 def lower_onnx(path, engine: str | None = None, isa: str | None = None, ort_opt_level: str = "all") -> Program:
     """Lower an ONNX file to a Program for `engine` (onnxruntime, default, or onnx-reference)."""
     engine = engine or "onnxruntime"
@@ -510,7 +591,7 @@ def lower_onnx(path, engine: str | None = None, isa: str | None = None, ort_opt_
     else:
         graph_model = model
         runtime = "reference"
-    prog = _Builder(graph_model, path, runtime, profile).build()
+    prog = _fill_shapes(_Builder(graph_model, path, runtime, profile).build())
     if engine == "onnxruntime":
         prog.meta["ort_opt_level"] = ort_opt_level
     prog._onnx = (model, graph_model)

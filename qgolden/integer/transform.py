@@ -628,6 +628,274 @@ def _xnnpack_mean(ctx, node):
                         {"enumerated": plan.enumerated})
 
 
+# -- ONNX programs (ops/onnx_qlinear.py; arithmetic in integer/onnx_forms.py) ----------------------
+def _nchw_perms(rank):
+    """(channels-last -> channels-first, channels-first -> channels-last) permutations of a rank."""
+    return [0, rank - 1] + list(range(1, rank - 1)), [0] + list(range(2, rank)) + [1]
+
+
+def _nchw_wrap(ctx, node, inner, make):
+    """A channels-last op as Transpose -> the op on NCHW (`make(x_nchw, out_nchw)` -> nodes) -> Transpose,
+    the transposes being onnx_transpose nodes (exact data movement; the C export's gathers)."""
+    x, out = node.inputs[0], node.output
+    xi = ctx.p.tensors.get(x)
+    oi = ctx.p.tensors.get(out)
+    if xi is None or xi.shape is None or oi is None or oi.shape is None:
+        raise Unsupported(f"a channels-last {inner} with unknown shapes (lower with a static input shape)")
+    to_first, to_last = _nchw_perms(len(xi.shape))
+    x_first, out_first = node.name + "__in_nchw", node.name + "__out_nchw"
+    for name, info, perm in ((x_first, xi, to_first), (out_first, oi, to_first)):
+        ctx.tensors[name] = TensorInfo(name, info.dtype, info.scale, info.zero_point,
+                                       [int(info.shape[i]) for i in perm])
+    t_in = Node(node.name + "__to_nchw", "onnx_transpose", [x], x_first, {"perm": to_first}, {}, node.source,
+                node.torch_op)
+    t_out = Node(node.name + "__to_nhwc", "onnx_transpose", [out_first], out, {"perm": to_last}, {}, node.source,
+                 node.torch_op)
+    return [t_in] + make(x_first, out_first) + [t_out]
+
+
+def _onnx_gemm(ctx, node):
+    """QLinearConv / QGemm / QLinearMatMul: the exact integer sums (onnx_conv_acc / onnx_gemm_acc, the
+    runtime's pair saturation included) and requantize_int, whose parameters are certified on every
+    accumulator value the inputs can give against the runtime's requantization (MLAS: float32
+    multiply, round half to even, zero point; the reference evaluator: float64)."""
+    from ..ops.onnx_qlinear import saturating
+    from . import onnx_forms as OF
+
+    a, k = node.attrs, node.consts
+    conv = node.op == "onnx_qlinear_conv"
+    x = node.inputs[0]
+    x_dt = _dtype(ctx.p, x)
+    w = np.asarray(k["weight"] if conv else k["b"])
+    rows = w.reshape(w.shape[0], -1) if conv else w.T
+    zw = np.asarray(k["w_zero_point"] if conv else k["b_zero_point"], np.int64)
+    zx = int(a["x_zero_point"] if conv else a["a_zero_point"])
+    runtime = a.get("runtime", "mlas")
+    sat = saturating(ctx.profile, x_dt, str(w.dtype), runtime)
+    xlo, xhi = ctx.rng(x, x_dt)
+    lo, hi = OF.acc_interval(rows, zw, xlo, xhi, zx, x_dt, sat)
+    dtype = a["dtype"]
+    out_min, out_max = QRANGE[dtype]
+    zy = int(a["y_zero_point"])
+    n = rows.shape[0]
+    ref, mono, pivots = OF.gemm_requant(k.get("bias"), k["scale"], zy, dtype, runtime, n)
+    slope = np.broadcast_to(np.asarray(k["scale"], np.float64).reshape(-1), (n,))
+    plan = plan_layer(ref, lo, hi, zo=zy, out_min=out_min, out_max=out_max, slope=slope, bits=ctx.bits,
+                      rounding=ctx.rounding, allow_tables=ctx.allow_tables, overflow_check=mono, pivots=pivots)
+    channels_last = conv and bool(a.get("channels_last"))
+
+    def make(xin, out):
+        acc_name = out + "__acc"
+        shape = None
+        ctx.tensors[acc_name] = TensorInfo(acc_name, "int", shape=shape)
+        if conv:
+            acc = Node(node.name + "__acc", "onnx_conv_acc", [xin], acc_name,
+                       {"x_zero_point": zx, "strides": list(a["strides"]), "pads": list(a["pads"]),
+                        "dilations": list(a["dilations"]), "group": int(a["group"]), "channels_last": False,
+                        "runtime": runtime}, {"weight": k["weight"], "w_zero_point": k["w_zero_point"]},
+                       node.source, node.torch_op)
+        else:
+            acc = Node(node.name + "__acc", "onnx_gemm_acc", [xin], acc_name,
+                       {"a_zero_point": zx, "runtime": runtime}, {"b": k["b"], "b_zero_point": k["b_zero_point"]},
+                       node.source, node.torch_op)
+        rq = Node(node.name, "requantize_int", [acc_name], out,
+                  {"out_zero_point": zy, "out_min": out_min, "out_max": out_max, "rounding": ctx.rounding,
+                   "bits": ctx.bits, "axis": 1 if conv else -1, "dtype": dtype}, _plan_params(plan), node.source,
+                  node.torch_op)
+        return [acc, rq]
+
+    nodes = _nchw_wrap(ctx, node, "QLinearConv", make) if channels_last else make(x, node.output)
+    mism = int(plan.mismatches.sum())
+    details = {"accumulator": {"input_range": [int(xlo), int(xhi)], "lo": lo, "hi": hi,
+                               "bits_needed": ACC.bits_for(lo.min(), hi.max()), "saturates": bool(sat),
+                               "pairs_can_saturate": int(sat)},
+               "backend": "MLAS" if runtime == "mlas" else "ONNX reference evaluator", "channels": int(n),
+               "table_channels": int(plan.use_table.sum()), "enumerated": plan.enumerated,
+               "monotone_checked": bool(np.all(plan.monotone_ok)),
+               "breaking_values": {int(c): plan.bad[c] for c in range(n) if plan.bad[c]}}
+    if not np.all(plan.monotone_ok) and not plan.enumerated:
+        details["note"] = "the accumulator plus bias may leave int32 at the interval ends"
+        mism += int((~plan.monotone_ok).sum())
+    if ctx.acc_bits is not None and details["accumulator"]["bits_needed"] > ctx.acc_bits:
+        amin, amax = -(1 << (ctx.acc_bits - 1)), (1 << (ctx.acc_bits - 1)) - 1
+        over = int((np.maximum(0, amin - lo) + np.maximum(0, hi - amax)).sum())
+        details["acc_overflow_values"] = over
+        mism += over
+    ctx.ranges[node.output] = (out_min, out_max)
+    cert = OpCert(node.name, node.op, _method(plan), plan.domain, mism,
+                  {"multiplier": plan.multiplier, "shift": plan.shift, "bias": plan.bias, "frac": plan.frac,
+                   "use_table": plan.use_table, "use_segments": plan.use_segments & ~plan.use_table,
+                   "rounding": ctx.rounding, "out_zero_point": zy}, details)
+    return nodes, cert
+
+
+def _onnx_binary(ctx, node):
+    """QLinearAdd / QLinearMul: a table over all 65,536 input pairs (lut2) made by the node's own kernel
+    in the branch its operand shapes take (MLAS's scalar-operand branch rounds differently); a scalar
+    constant operand makes it a 256-entry table (lut) of the other input."""
+    from ..cpu import cpu_class
+    from . import onnx_forms as OF
+
+    a_name, b_name = node.inputs[0], node.inputs[1]
+    ai, bi = ctx.p.tensors.get(a_name), ctx.p.tensors.get(b_name)
+    if ai is None or bi is None or ai.shape is None or bi.shape is None:
+        raise Unsupported("operand shapes unknown (lower with a static input shape)")
+    dt = node.attrs["dtype"]
+    # QLinearMul's kernel (qlmul.cpp) has no scalar branch; QLinearAdd's x86 kernel has (arm64's has not)
+    branch = (OF.binary_branch(ai.shape, bi.shape, cpu_class(ctx.profile).mlas_fixed_point)
+              if node.op == "onnx_qlinear_add" else "vector")
+    fn = ops.get(node.op)
+    table = OF.binary_table(fn, node.attrs, dt, branch, ctx.profile)
+    qmin, qmax = QRANGE[dt]
+    v = np.arange(qmin, qmax + 1).astype(dt)
+    producers = ctx.p.producers()
+    consts = {nm: producers[nm].consts["value"] for nm in (a_name, b_name)
+              if nm in producers and producers[nm].op == "onnx_constant" and np.size(producers[nm].consts["value"]) == 1}
+    out_shape = list(np.broadcast_shapes(tuple(ai.shape), tuple(bi.shape)))
+    if len(consts) == 1:  # y = f(x, c): the row (or column) of the pair table at the constant
+        c_name = next(iter(consts))
+        c = int(np.asarray(consts[c_name]).reshape(-1)[0]) - qmin
+        t2 = table.reshape(v.size, v.size)
+        tab = t2[c, :] if c_name == a_name else t2[:, c]
+        x_name = b_name if c_name == a_name else a_name
+        xi = ctx.p.tensors[x_name]
+        if list(xi.shape) != out_shape:
+            raise Unsupported("a scalar constant operand broadcast over a tensor that is itself broadcast")
+        nn = Node(node.name, "lut", [x_name], node.output, {"in_min": qmin, "order": None, "dtype": dt},
+                  {"table": tab}, node.source, node.torch_op)
+        xs = np.asarray(consts[c_name]).reshape([1] * len(xi.shape)).astype(dt)
+        grid = v.reshape([-1] + [1] * (len(xi.shape) - 1))
+        args = (xs, grid) if c_name == a_name else (grid, xs)
+        want = np.asarray(fn(*args, **node.attrs, profile=ctx.profile)).astype(np.int64).reshape(-1)
+        got = ops.get("lut")(v, table=tab, in_min=qmin, dtype=dt).astype(np.int64)
+        return [nn], OpCert(node.name, node.op, "lut (constant operand folded)", int(v.size),
+                            int((want != got).sum()), {"table": tab})
+    first, second, tab = a_name, b_name, table
+    if list(ai.shape) != out_shape:  # lut2 broadcasts its second input: swap, and transpose the table
+        first, second = b_name, a_name
+        tab = table.reshape(v.size, v.size).T.reshape(-1)
+        if list(bi.shape) != out_shape:
+            raise Unsupported("both operands are broadcast (qgolden's pair table needs one full-shape input)")
+    nn = Node(node.name, "lut2", [first, second], node.output, {"in_min": qmin, "order": None, "dtype": dt},
+              {"table": tab}, node.source, node.torch_op)
+    # check: the kernel on every pair in this branch (a second, independent evaluation) against lut2
+    x1, x2 = np.repeat(v, v.size), np.tile(v, v.size)
+    got = ops.get("lut2")(x1, x2, table=tab, in_min=qmin, dtype=dt).astype(np.int64)
+    want = tab if first == a_name else table.reshape(v.size, v.size).T.reshape(-1)
+    mism = int((got != want).sum())
+    return [nn], OpCert(node.name, node.op, f"lut2 ({branch} kernel branch)", int(x1.size), mism,
+                        {"table_entries": int(tab.size)})
+
+
+def _onnx_pool(ctx, node):
+    """QLinearGlobalAveragePool: pool_int (the exact sum of x - zX over the spatial positions) with
+    integer requantization certified on every sum against MLAS's (x86 float, arm64 fixed point)."""
+    from ..cpu import cpu_class
+    from . import onnx_forms as OF
+
+    info = ctx.p.tensors.get(node.inputs[0])
+    if info is None or info.shape is None:
+        raise Unsupported("input shape unknown (lower with a static input shape)")
+    a = node.attrs
+    dt = a["dtype"]
+    cl = bool(a.get("channels_last"))
+    shape = list(info.shape)
+    spatial = shape[1:-1] if cl else shape[2:]
+    size = int(np.prod(spatial, dtype=np.int64))
+    zx, zy = int(a["x_zero_point"]), int(a["y_zero_point"])
+    fixed = cpu_class(ctx.profile).mlas_fixed_point
+    ref1 = OF.gap_requant(a["x_scale"], zx, a["y_scale"], zy, size, dt, fixed)
+    xlo, xhi = ctx.rng(node.inputs[0], _dtype(ctx.p, node.inputs[0]))
+    lo, hi = np.array([size * (xlo - zx)], np.int64), np.array([size * (xhi - zx)], np.int64)
+    out_min, out_max = QRANGE[dt]
+    from ..numerics import mlas
+
+    scale = float(mlas.global_average_pool_scale(a["x_scale"], a["y_scale"], size))
+    plan = plan_layer(ref1, lo, hi, zo=zy, out_min=out_min, out_max=out_max, slope=np.array([scale]), bits=ctx.bits,
+                      rounding=ctx.rounding, allow_tables=ctx.allow_tables, pivots=np.array([0.0]))
+    rank = len(shape)
+
+    def make(xin, out):
+        attrs = dict(kind="mean", zero_point=zx, sum_zp=True, geom=dict(dims=list(range(2, rank)), keepdim=True),
+                     out_zero_point=zy, out_min=out_min, out_max=out_max, rounding=ctx.rounding, bits=ctx.bits,
+                     nhwc_quirk=False, unsqueezed=False, dtype=dt)
+        consts = dict(cls=np.zeros((), np.int64), multiplier=plan.multiplier, shift=plan.shift, bias=plan.bias,
+                      frac=plan.frac, use_table=plan.use_table, thresholds=plan.thresholds, divisor=plan.divisor,
+                      div_offset=plan.div_offset, div_rounding=plan.div_rounding, div_zero_point=plan.div_zero_point)
+        return [Node(node.name, "pool_int", [xin], out, attrs, consts, node.source, node.torch_op)]
+
+    nodes = _nchw_wrap(ctx, node, "QLinearGlobalAveragePool", make) if cl else make(node.inputs[0], node.output)
+    ctx.ranges[node.output] = (out_min, out_max)
+    return nodes, OpCert(node.name, node.op, "sum + " + _method(plan), plan.domain, int(plan.mismatches.sum()),
+                         {"multiplier": plan.multiplier, "shift": plan.shift, "bias": plan.bias, "frac": plan.frac,
+                          "use_table": plan.use_table, "rounding": ctx.rounding}, {"enumerated": plan.enumerated})
+
+
+def _onnx_lut(ctx, node):
+    """QLinearSigmoid / QLinearLeakyRelu (onnx_lookup, indexed by the input's byte): the same table as
+    a lut indexed by x - qmin, checked on every input value."""
+    from . import onnx_forms as OF
+
+    dt = _dtype(ctx.p, node.inputs[0])
+    out_dt = _dtype(ctx.p, node.output)
+    qmin, qmax = QRANGE[dt]
+    tab = OF.byte_table_as_lut(node.consts["table"], dt)
+    v = np.arange(qmin, qmax + 1).astype(dt)
+    want = np.asarray(ops.get(node.op)(v, **node.attrs, **node.consts, profile=ctx.profile)).astype(np.int64)
+    got = ops.get("lut")(v, table=tab, in_min=qmin, dtype=out_dt).astype(np.int64)
+    nn = Node(node.name, "lut", list(node.inputs), node.output, {"in_min": qmin, "order": None, "dtype": out_dt},
+              {"table": tab}, node.source, node.torch_op)
+    return [nn], OpCert(node.name, node.op, "lut", int(v.size), int((want != got).sum()), {"table": tab})
+
+
+def _onnx_cat(ctx, node):
+    """QLinearConcat (a table per input, None where it copies) and Concat of equal qparams: cat_int,
+    each table checked on every value of its input."""
+    xs = node.inputs[0]
+    dt = _dtype(ctx.p, node.output)
+    qmin, qmax = QRANGE[dt]
+    v = np.arange(qmin, qmax + 1).astype(dt)
+    tables, mism, dom = [], 0, 0
+    for i, x in enumerate(xs):
+        if node.op != "onnx_qlinear_concat":
+            tables.append(None)
+            continue
+        t = np.asarray(node.consts["tables"])[i]
+        want = t[v.view(np.uint8)].astype(np.int64)
+        if np.array_equal(want, v.astype(np.int64)):
+            tables.append(None)
+            continue
+        from . import onnx_forms as OF
+
+        tab = OF.byte_table_as_lut(t, dt)
+        got = ops.get("cat_int")([v], tables=[tab], in_min=qmin, dim=0, dtype=dt).astype(np.int64)
+        mism += int((got != want).sum())
+        dom += v.size
+        tables.append(tab.tolist())
+    nn = Node(node.name, "cat_int", list(node.inputs), node.output,
+              {"tables": tables, "in_min": qmin, "dim": int(node.attrs["axis"]), "dtype": dt}, {}, node.source,
+              node.torch_op)
+    return [nn], OpCert(node.name, node.op, "exact integer (copy)" if dom == 0 else "lut per rescaled input", dom,
+                        mism)
+
+
+def _onnx_nchw(ctx, node):
+    """Integer data movement kept as it is; a channels-last max pool (NhwcMaxPool) becomes
+    Transpose -> the NCHW max pool -> Transpose (the C export's window kernel is NCHW)."""
+    if ctx.ranges.get(node.inputs[0]) is not None:
+        ctx.ranges[node.output] = ctx.ranges[node.inputs[0]]
+    if not node.attrs.get("channels_last"):
+        return [node], OpCert(node.name, node.op, "exact integer (unchanged)", 0, 0)
+
+    def make(xin, out):
+        nn = copy.copy(node)
+        nn.inputs, nn.output, nn.attrs = [xin], out, dict(node.attrs, channels_last=False)
+        return [nn]
+
+    return _nchw_wrap(ctx, node, "MaxPool", make), OpCert(node.name, node.op, "exact integer (NCHW + transposes)",
+                                                          0, 0)
+
+
 # ops a runtime computes in float32 (ops/qdq.py, ops/float_ops.py ...): no integer-only form
 FLOAT_OPS = ops.where(integer="float")
 
@@ -651,14 +919,17 @@ def _float_region(ctx, node):
 METHODS = {"gemm": _linear_conv, "quantize": _quantize, "dequantize": _dequantize, "binary_lut": _binary_lut,
            "mul": _mul, "cat": _cat, "concat": _concat, "batch_norm": _batch_norm, "pool": _pool,
            "upsample": _upsample, "lut": _unary, "clamp": _clamp, "xnnpack_quantize": _xnnpack_quantize,
-           "xnnpack_mean": _xnnpack_mean, "float": _float_region}
+           "xnnpack_mean": _xnnpack_mean, "float": _float_region, "onnx_gemm": _onnx_gemm,
+           "onnx_binary": _onnx_binary, "onnx_pool": _onnx_pool, "onnx_lut": _onnx_lut, "onnx_cat": _onnx_cat,
+           "onnx_nchw": _onnx_nchw}
 HANDLERS = {name: METHODS[spec.integer] for name, spec in ops.table().items() if spec.integer in METHODS}
 
 
 MOVES = ops.where(moves_data=True)
-DEQUANTIZE, QUANTIZE = {"dequantize", "qdq_dequantize"}, {"quantize", "qdq_quantize"}
+DEQUANTIZE = {"dequantize", "qdq_dequantize", "onnx_dequantize"}
+QUANTIZE = {"quantize", "qdq_quantize", "onnx_quantize"}
 # float32 ops of one tensor that act on each value alone (PT2E float regions: dq -> hardswish -> q)
-ELEMENTWISE = {"float_unary", "float_op"}
+ELEMENTWISE = {"float_unary", "float_op", "onnx_float_unary"}
 # float32 max pool (PT2E): the integer max pool, valid where the values so far are non-decreasing in q
 FLOAT_POOLS = {"float_max_pool": "max_pool"}
 
@@ -693,8 +964,14 @@ def value_steps(d, chain):
 
 
 def apply_steps(v, steps, profile):
-    """The folded per-value function on the integers v: dequantize, then each elementwise op."""
+    """The folded per-value function on the integers v: dequantize, then each elementwise op (a binary
+    op with a scalar constant operand: attrs `constant`, `constant_first`)."""
     for op, attrs in steps:
+        if "constant" in attrs:
+            kw = {k: a for k, a in attrs.items() if k not in ("constant", "constant_first")}
+            c = np.full(np.shape(v), attrs["constant"], np.float32)
+            v = ops.get(op)(*((c, v) if attrs["constant_first"] else (v, c)), **kw, profile=profile)
+            continue
         v = ops.get(op)(v, **attrs, profile=profile)
     return v
 
@@ -727,6 +1004,8 @@ def _readers(program):
 
 def _quantized_dq(program, node) -> bool:
     """A per-tensor dequantize of a quantized tensor."""
+    if node.op not in DEQUANTIZE or not node.inputs:
+        return False
     info = program.tensors.get(node.inputs[0]) if isinstance(node.inputs[0], str) else None
     return node.op in DEQUANTIZE and _per_tensor(node) and info is not None and info.quantized
 
@@ -797,6 +1076,57 @@ def fold_float_moves(program):
                                  "dim": c.attrs["dim"]}, {}, q.source, q.torch_op)] \
             + _integer_moves(moves, cat_out, q.output, qt, program, tensors)
         drop.update([c.name] + [m.name for m in chain])
+    for c in program.nodes:  # ONNX: float Add/Sub/Mul/Div of two dequantized tensors -> elementwise ops -> quantize
+        cs = consumers.get(c.output, [])
+        ds = [producers.get(r) for r in c.inputs] if c.op == "onnx_float_binary" else []
+        if len(ds) != 2 or len(cs) != 1 or c.output in outputs or c.name in drop:
+            continue
+        consts = [d is not None and d.op == "onnx_constant" and np.size(d.consts["value"]) == 1
+                  and np.asarray(d.consts["value"]).dtype == np.float32 and not consumers.get(d.output, [None])[1:]
+                  for d in ds]
+        dqs = [d is not None and _quantized_dq(program, d) for d in ds]
+        if sum(consts) == 1 and sum(dqs) == 1:  # one dequantized input and a scalar constant: a unary table
+            chain = _fold_chain(c, cs[0], consumers, outputs)
+            if chain is None or any(m.op in FLOAT_POOLS for m in chain):
+                continue
+            d, k = (ds[0], ds[1]) if dqs[0] else (ds[1], ds[0])
+            q = consumers[(chain[-1] if chain else c).output][0]
+            moves = [m for m in chain if m.op not in ELEMENTWISE]
+            out = q.output if not moves else c.output + "__q"
+            qt = program.tensors[q.output]
+            if moves:
+                tensors[out] = _like(out, qt, program.tensors.get(c.output))
+            value = float(np.asarray(k.consts["value"]).reshape(-1)[0])
+            step = ("onnx_float_binary", dict(c.attrs, constant=value, constant_first=bool(consts[0])))
+            replace[q.name] = [Node(q.name, "_requant8", [d.inputs[0]], out,
+                                    {"steps": value_steps(d, []) + [step] + [(m.op, dict(m.attrs)) for m in chain
+                                                                             if m.op in ELEMENTWISE],
+                                     "q": (q.op, dict(q.attrs)), "in_dtype": program.tensors[d.inputs[0]].dtype},
+                                    {}, q.source, q.torch_op)] + _integer_moves(moves, out, q.output, qt, program,
+                                                                                tensors)
+            drop.update([c.name, k.name] + [m.name for m in chain])
+            continue
+        if not all(dqs):
+            continue
+        chain = _fold_chain(c, cs[0], consumers, outputs)
+        if chain is None or any(m.op in FLOAT_POOLS for m in chain):
+            continue
+        q = consumers[(chain[-1] if chain else c).output][0]
+        if q.name in replace:
+            continue
+        moves = [m for m in chain if m.op not in ELEMENTWISE]  # commute with the per-pair function
+        pair_out = q.output if not moves else c.output + "__q"
+        qt = program.tensors[q.output]
+        if moves:
+            tensors[pair_out] = _like(pair_out, qt, program.tensors.get(c.output))
+        chain = [m for m in chain if m.op in ELEMENTWISE]
+        replace[q.name] = [Node(q.name, "_pair8", [d.inputs[0] for d in ds], pair_out,
+                                {"a_steps": value_steps(ds[0], []), "b_steps": value_steps(ds[1], []),
+                                 "binary": (c.op, dict(c.attrs)), "steps": [(m.op, dict(m.attrs)) for m in chain],
+                                 "q": (q.op, dict(q.attrs)),
+                                 "in_dtypes": [program.tensors[d.inputs[0]].dtype for d in ds]}, {}, q.source,
+                                q.torch_op)] + _integer_moves(moves, pair_out, q.output, qt, program, tensors)
+        drop.update([c.name] + [m.name for m in chain + moves])
     return _drop_unread_dequantize(_spliced(program, replace, drop, tensors))
 
 
@@ -913,6 +1243,31 @@ def _spliced(program, replace, drop, tensors):
     return Program(program.inputs, program.outputs, nodes, tensors, program.profile, program.meta)
 
 
+def merge_transposes(program):
+    """onnx_transpose -> onnx_transpose (the first read by the second alone, not an output) becomes one
+    transpose by the composed permutation p1[p2[j]], or an identity when that is the identity (what the
+    NCHW forms of channels-last ops leave between two such ops). Exact: data movement composed."""
+    consumers, outputs = _readers(program)
+    producers = program.producers()
+    drop, replace = set(), {}
+    for t2 in program.nodes:
+        t1 = producers.get(t2.inputs[0]) if t2.op == "onnx_transpose" and t2.inputs else None
+        if (t1 is None or t1.op != "onnx_transpose" or t1.name in drop or t1.name in replace
+                or t1.output in outputs or len(consumers.get(t1.output, [])) != 1):
+            continue
+        p1, p2 = list(t1.attrs["perm"]), list(t2.attrs["perm"])
+        perm = [p1[j] for j in p2]
+        nn = copy.copy(t2)
+        nn.inputs = [t1.inputs[0]]
+        if perm == list(range(len(perm))):
+            nn.op, nn.attrs = "onnx_identity", {}
+        else:
+            nn.attrs = {"perm": perm}
+        drop.add(t1.name)
+        replace[t2.name] = [nn]
+    return _spliced(program, replace, drop, dict(program.tensors))
+
+
 def _drop_unread_dequantize(program):
     """The program without the dequantize nodes whose float output nothing reads any more."""
     consumers, outputs = _readers(program)
@@ -961,7 +1316,41 @@ def _cat8(ctx, node):
                         "-> quantize, folded)", dom, 0)
 
 
+def _pair8(ctx, node):
+    """A float binary op of two dequantized tensors (then elementwise ops) folded with its quantize: lut2
+    over every pair of input values, quantize(g(op(dequantize_a(u), dequantize_b(v)))) by the runtime's
+    own ops (exact: each output element depends on its pair of inputs alone)."""
+    a_dt, b_dt = node.attrs["in_dtypes"]
+    if a_dt != b_dt:
+        raise Unsupported("a float binary op of tensors with different integer dtypes")
+    shapes = [getattr(ctx.p.tensors.get(r), "shape", None) for r in node.inputs]
+    if any(sh is None for sh in shapes):
+        raise Unsupported("operand shapes unknown (lower with a static input shape)")
+    out_shape = list(np.broadcast_shapes(*(tuple(sh) for sh in shapes)))
+    qmin, qmax = QRANGE[a_dt]
+    v = np.arange(qmin, qmax + 1).astype(a_dt)
+    fa = np.asarray(apply_steps(v, node.attrs["a_steps"], ctx.profile), np.float32)
+    fb = np.asarray(apply_steps(v, node.attrs["b_steps"], ctx.profile), np.float32)
+    b_op, b_attrs = node.attrs["binary"]
+    f = ops.get(b_op)(fa[:, None], fb[None, :], **b_attrs, profile=ctx.profile)
+    f = np.asarray(apply_steps(f, node.attrs["steps"], ctx.profile), np.float32)
+    q_op, q_attrs = node.attrs["q"]
+    tab = np.asarray(ops.get(q_op)(f, **q_attrs, profile=ctx.profile)).astype(np.int64)  # [a, b]
+    first, second = node.inputs
+    if list(shapes[0]) != out_shape:  # lut2 broadcasts its second input
+        if list(shapes[1]) != out_shape:
+            raise Unsupported("both operands are broadcast (qgolden's pair table needs one full-shape input)")
+        first, second, tab = second, first, tab.T
+    out_dt = q_attrs.get("dtype", "uint8")
+    nn = Node(node.name, "lut2", [first, second], node.output, {"in_min": qmin, "order": None, "dtype": out_dt},
+              {"table": np.ascontiguousarray(tab).reshape(-1)}, node.source, node.torch_op)
+    what = " -> ".join([b_attrs.get("fn", b_op)] + [a.get("fn", op) for op, a in node.attrs["steps"]])
+    return [nn], OpCert(node.name, q_op, f"lut2 (dequantize both -> {what} -> quantize, folded)", int(v.size) ** 2,
+                        0, {"table_entries": int(tab.size)})
+
+
 HANDLERS["_requant8"] = _requant8
+HANDLERS["_pair8"] = _pair8
 HANDLERS["_cat8"] = _cat8
 
 
@@ -1009,8 +1398,8 @@ def convert(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allo
     meta = dict(program.meta)
     meta["integer_only"] = {"multiplier_bits": int(multiplier_bits), "rounding": rounding,
                             "acc_bits": acc_bits, "tables": bool(allow_tables)}
-    return Program(list(program.inputs), copy.deepcopy(program.outputs), nodes, tensors, dict(program.profile),
-                   meta), certs
+    out = Program(list(program.inputs), copy.deepcopy(program.outputs), nodes, tensors, dict(program.profile), meta)
+    return merge_transposes(out), certs
 
 
 def _why_not(cert) -> str:

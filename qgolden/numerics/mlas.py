@@ -214,12 +214,12 @@ LOGISTIC = dict(lower=-18.0, upper=18.0,
                       1.70198817374094e-03, 1.16817656904453e-01, 9.93151921023180e-01))
 
 
-def mlas_logistic(x, fused: bool) -> np.ndarray:
+def mlas_logistic(x, fused: bool, clamp_one: bool = True) -> np.ndarray:
     """MlasComputeLogistic (mlas/lib/logistic.cpp; Eigen's rational approximation):
         v = clamp(x, -18, 18); v2 = v*v
         p = ((((v2*a9 + a7)*v2 + a5)*v2 + a3)*v2 + a1) * v
         q = (((((v2*b10 + b8)*v2 + b6)*v2 + b4)*v2 + b2)*v2 + b0)
-        y = clamp(p / q + 0.5, 0, 1)
+        y = clamp(p / q + 0.5, 0, 1)       (x86's FMA3 kernel: max(p / q + 0.5, 0) only: clamp_one False)
     fused: each `*v2 +` is one fused multiply-add (x86's FMA3 kernel, NEON's vfmaq)."""
     v = f32(x)
     v = np.minimum(np.maximum(v, np.float32(LOGISTIC["lower"])), np.float32(LOGISTIC["upper"]))
@@ -237,12 +237,12 @@ def mlas_logistic(x, fused: bool) -> np.ndarray:
     q = mad(v2, be[0], be[1])
     for c in be[2:]:
         q = mad(q, v2, c)
-    y = p / q + np.float32(0.5)
-    return np.minimum(np.maximum(y, np.float32(0.0)), np.float32(1.0)).astype(np.float32)
+    y = np.maximum(p / q + np.float32(0.5), np.float32(0.0))
+    return (np.minimum(y, np.float32(1.0)) if clamp_one else y).astype(np.float32)
 
 
 def lookup_table(fn: str, x_scale, x_zp: int, y_scale, y_zp: int, dtype: str, alpha: float = 0.01,
-                 fused: bool = True) -> np.ndarray:
+                 fused: bool = True, clamp_one: bool = True) -> np.ndarray:
     """QlinearBuildLookupTable (contrib_ops/cpu/quantization/qlinear_lookup_table.cc): for each of
     the 256 byte values b (read as `dtype`):
         d = X_scale * (int(b) - zX)             (float32)
@@ -252,7 +252,7 @@ def lookup_table(fn: str, x_scale, x_zp: int, y_scale, y_zp: int, dtype: str, al
     b = np.arange(256, dtype=np.uint8).view(np.dtype(dtype)).astype(np.int64)
     d = np.float32(x_scale) * (b - int(x_zp)).astype(np.float32)
     if fn == "sigmoid":
-        e = mlas_logistic(d, fused)
+        e = mlas_logistic(d, fused, clamp_one)
     elif fn == "leaky_relu":
         e = np.where(d >= 0, d, np.float32(alpha) * d).astype(np.float32)
     elif fn == "identity":  # QLinearConcat's requantization of an input with other qparams (qlinear_concat.cc)

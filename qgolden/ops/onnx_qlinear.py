@@ -18,7 +18,7 @@ from .spec import OpSpec
 RUNTIMES = ("mlas", "reference")
 
 
-def _saturating(profile, a_dtype: str, b_dtype: str, runtime: str) -> bool:
+def saturating(profile, a_dtype: str, b_dtype: str, runtime: str) -> bool:
     """MLAS's u8*s8 kernels pair products in saturating int16 on this CPU class (CpuClass.mlas_u8s8_saturates);
     an int8 A is biased to uint8 (+128) first, so s8*s8 takes the same kernel."""
     if runtime != "mlas" or b_dtype != "int8" or profile is None:
@@ -70,14 +70,12 @@ def onnx_dequantize(q, *, scale, zero_point, profile=None, trace=None):
 
 
 # -- conv / gemm -----------------------------------------------------------------------------------
-def onnx_qlinear_conv(x, *, weight, w_zero_point, bias, scale, x_zero_point, y_zero_point, strides, pads,
-                      dilations, group, channels_last=False, dtype, runtime="mlas", profile=None, trace=None):
-    """QLinearConv (providers/cpu/quantization/qlinearconv.cc; reference op_qlinear_conv.py), 1-D
-    and 2-D:
-        acc[n, o, p] = bias[o] + Σ_{c, taps} (x - zx) * (w[o] - zw[o])   (padding reads zx)
-        y = requantize(acc, scale[o], zy)       scale = (x_scale * w_scale[o]) / y_scale
-    The im2col K order is ORT's NHWC one (tap outer, channel inner), which is where adjacent
-    products pair on CPUs whose u8s8 kernel saturates."""
+def conv_accumulate(x, weight, w_zero_point, x_zero_point, strides, pads, dilations, group, channels_last,
+                    saturate):
+    """QLinearConv's sums without the bias: acc[n, p, o] = Σ_{c, taps} (x - zx) * (w[o] - zw[o]), padding
+    reading zx, 1-D and 2-D, as int64 [N, OH, OW, O] (OH = 1 for 1-D), and whether the input was 1-D.
+    The im2col K order is ORT's NHWC one (tap outer, channel inner), which is where adjacent products
+    pair when `saturate` (MLAS's u8s8 kernels on CPUs without VNNI, gemm_acc)."""
     x = np.asarray(x)
     if channels_last:
         x = np.moveaxis(x, -1, 1)
@@ -96,11 +94,8 @@ def onnx_qlinear_conv(x, *, weight, w_zero_point, bias, scale, x_zero_point, y_z
     _, oh, ow = patches.shape[:3]
     og = o // group
     zw = np.broadcast_to(np.asarray(w_zero_point, dtype=np.int64).reshape(-1), (o,))
-    sat = _saturating(profile, str(x.dtype), str(w.dtype), runtime)
     acc = np.empty((n * oh * ow, o), dtype=np.int64)
-    # MLAS's symmetric conv kernels (int8 weights, all zero points 0: qlinearconv.cc TryConvSymPrepack,
-    # convsym.cpp) pack each tap's channels in groups of 4, zero-padded: pairs never straddle taps
-    pad_c = 1 if sat and cg % 2 and cg > 1 and not zw.any() and w.dtype == np.int8 else 0
+    pad_c = symmetric_channel_pad(saturate, cg, zw, w.dtype)
     for g in range(group):
         cols = np.ascontiguousarray(patches[:, :, :, g * cg:(g + 1) * cg].transpose(0, 1, 2, 4, 5, 3))
         wg = w[g * og:(g + 1) * og].transpose(2, 3, 1, 0)
@@ -109,17 +104,72 @@ def onnx_qlinear_conv(x, *, weight, w_zero_point, bias, scale, x_zero_point, y_z
             wg = np.concatenate([wg, np.zeros(wg.shape[:2] + (1, og), wg.dtype)], axis=2)
         cols = cols.reshape(n * oh * ow, kh * kw * (cg + pad_c))
         wg = wg.reshape(kh * kw * (cg + pad_c), og)
-        acc[:, g * og:(g + 1) * og] = gemm_acc(cols, wg, x_zero_point, zw[g * og:(g + 1) * og], sat)
+        acc[:, g * og:(g + 1) * og] = gemm_acc(cols, wg, x_zero_point, zw[g * og:(g + 1) * og], saturate)
+    return acc.reshape(n, oh, ow, o), one_d
+
+
+def symmetric_channel_pad(saturate, channels_per_group, w_zero_point, w_dtype) -> int:
+    """1 where MLAS's symmetric conv kernels (int8 weights, all zero points 0: qlinearconv.cc
+    TryConvSymPrepack, convsym.cpp) pad each tap's odd channel count with one zero channel, so that
+    saturating pairs never straddle taps; 0 elsewhere."""
+    return int(bool(saturate and channels_per_group % 2 and channels_per_group > 1
+                    and not np.any(w_zero_point) and np.dtype(w_dtype) == np.int8))
+
+
+def _conv_layout(acc, one_d, channels_last):
+    """[N, OH, OW, O] -> the op's layout: NCHW / NCL, or channels last."""
+    if one_d:
+        acc = acc[:, 0]
+        return np.ascontiguousarray(acc if channels_last else np.moveaxis(acc, -1, 1))
+    return np.ascontiguousarray(acc if channels_last else acc.transpose(0, 3, 1, 2))
+
+
+def onnx_qlinear_conv(x, *, weight, w_zero_point, bias, scale, x_zero_point, y_zero_point, strides, pads,
+                      dilations, group, channels_last=False, dtype, runtime="mlas", profile=None, trace=None):
+    """QLinearConv (providers/cpu/quantization/qlinearconv.cc; reference op_qlinear_conv.py), 1-D
+    and 2-D:
+        acc[n, o, p] = bias[o] + Σ_{c, taps} (x - zx) * (w[o] - zw[o])   (padding reads zx)
+        y = requantize(acc, scale[o], zy)       scale = (x_scale * w_scale[o]) / y_scale
+    The im2col K order is ORT's NHWC one (tap outer, channel inner), which is where adjacent
+    products pair on CPUs whose u8s8 kernel saturates."""
+    sat = saturating(profile, str(np.asarray(x).dtype), str(np.asarray(weight).dtype), runtime)
+    acc, one_d = conv_accumulate(x, weight, w_zero_point, x_zero_point, strides, pads, dilations, group,
+                                 channels_last, sat)
+    n, oh, ow, o = acc.shape
+    acc = acc.reshape(-1, o)
     if bias is not None:
         acc = acc + np.asarray(bias, dtype=np.int64)[None, :]
     if trace is not None:
         trace.update(accumulator=acc, scale=scale)
     y = _requant(acc, np.asarray(scale, np.float32).reshape(-1), y_zero_point, dtype, runtime)
-    y = y.reshape(n, oh, ow, o)
-    if one_d:
-        y = y[:, 0]
-        return np.ascontiguousarray(y if channels_last else np.moveaxis(y, -1, 1))
-    return np.ascontiguousarray(y if channels_last else y.transpose(0, 3, 1, 2))
+    return _conv_layout(y.reshape(n, oh, ow, o), one_d, channels_last)
+
+
+def onnx_conv_acc(x, *, weight, w_zero_point, x_zero_point, strides, pads, dilations, group, channels_last=False,
+                  runtime="mlas", profile=None, trace=None):
+    """Integer-only QLinearConv, accumulation stage: the sums Σ (x - zx)(w - zw) of onnx_qlinear_conv
+    without its bias (the bias is part of the requantize_int that follows), as the runtime forms them
+    (MLAS's int16 pair saturation on the CPU classes that have it), int64 in the op's layout."""
+    sat = saturating(profile, str(np.asarray(x).dtype), str(np.asarray(weight).dtype), runtime)
+    acc, one_d = conv_accumulate(x, weight, w_zero_point, x_zero_point, strides, pads, dilations, group,
+                                 channels_last, sat)
+    out = _conv_layout(acc, one_d, channels_last)
+    if trace is not None:
+        trace.update(acc=out)
+    return out
+
+
+def onnx_gemm_acc(a, *, b, b_zero_point, a_zero_point, runtime="mlas", profile=None, trace=None):
+    """Integer-only QGemm / QLinearMatMul, accumulation stage: Σ_k (a - za)(b[k, n] - zb[n]) of onnx_qgemm
+    without its bias, as the runtime forms it, int64 [..., N]."""
+    a = np.asarray(a)
+    bb = np.asarray(b)
+    acc = gemm_acc(a.reshape(-1, a.shape[-1]), bb, a_zero_point, b_zero_point,
+                   saturating(profile, str(a.dtype), str(bb.dtype), runtime))
+    out = acc.reshape(a.shape[:-1] + (bb.shape[1],))
+    if trace is not None:
+        trace.update(acc=out)
+    return out
 
 
 def onnx_qgemm(a, *, b, b_zero_point, bias, scale, a_zero_point, y_zero_point, dtype, runtime="mlas",
@@ -134,7 +184,7 @@ def onnx_qgemm(a, *, b, b_zero_point, bias, scale, a_zero_point, y_zero_point, d
     lead = a.shape[:-1]
     a2 = a.reshape(-1, a.shape[-1])
     bb = np.asarray(b)
-    acc = gemm_acc(a2, bb, a_zero_point, b_zero_point, _saturating(profile, str(a.dtype), str(bb.dtype), runtime))
+    acc = gemm_acc(a2, bb, a_zero_point, b_zero_point, saturating(profile, str(a.dtype), str(bb.dtype), runtime))
     if bias is not None:
         acc = acc + np.broadcast_to(np.asarray(bias, dtype=np.int64), acc.shape)
     if trace is not None:
@@ -292,28 +342,34 @@ SPECS = [
            formula=("q = clamp(rint(x / scale) + zp, qmin, qmax)",)),
     OpSpec("onnx_dequantize", "onnx_dequantize", integer="dequantize",
            summary="DequantizeLinear: float32(q - zp) * scale", formula=("y = float32(q - zp) * scale",)),
-    OpSpec("onnx_qlinear_conv", "onnx_qlinear_conv", integer="float",
+    OpSpec("onnx_qlinear_conv", "onnx_qlinear_conv", integer="onnx_gemm",
            summary="QLinearConv: exact int32 sums, MLAS float32 requantization (or the reference's float64)",
            formula=("acc = bias + Σ (x - zx)(w - zw)", "y = clamp(rint(float32(acc) * scale) + zy)")),
-    OpSpec("onnx_qgemm", "onnx_qgemm", integer="float",
+    OpSpec("onnx_qgemm", "onnx_qgemm", integer="onnx_gemm",
            summary="QGemm / QLinearMatMul: exact int32 sums, MLAS float32 requantization",
            formula=("acc = bias + Σ (a - za)(b - zb)", "y = clamp(rint(float32(acc) * scale) + zy)")),
+    OpSpec("onnx_conv_acc", "onnx_conv_acc", integer="integer",
+           summary="QLinearConv's integer sums without the bias (integer-only programs)",
+           formula=("acc = Σ (x - zx)(w - zw)",)),
+    OpSpec("onnx_gemm_acc", "onnx_gemm_acc", integer="integer",
+           summary="QGemm / QLinearMatMul's integer sums without the bias (integer-only programs)",
+           formula=("acc = Σ (a - za)(b - zb)",)),
     OpSpec("onnx_integer_matmul", "onnx_integer_matmul", integer="keep",
            summary="MatMulInteger: exact int32 sums", formula=("y = Σ (a - za)(b - zb)",)),
-    OpSpec("onnx_qlinear_add", "onnx_qlinear_add", elementwise=False, integer="float",
+    OpSpec("onnx_qlinear_add", "onnx_qlinear_add", elementwise=False, integer="onnx_binary",
            summary="QLinearAdd: MLAS AVX2 kernel, two fused multiply-adds in float32",
            formula=("y = sat(rint(fma(a, sA/sC, fma(b, sB/sC, zC - (sA/sC*zA + sB/sC*zB)))))",)),
-    OpSpec("onnx_qlinear_mul", "onnx_qlinear_mul", integer="float",
+    OpSpec("onnx_qlinear_mul", "onnx_qlinear_mul", integer="onnx_binary",
            summary="QLinearMul: exact integer product, one float32 multiply and add",
            formula=("y = sat(rint(float32((a - zA)(b - zB)) * (sA*sB/sC) + zC))",)),
-    OpSpec("onnx_qlinear_global_average_pool", "onnx_qlinear_global_average_pool", integer="float",
+    OpSpec("onnx_qlinear_global_average_pool", "onnx_qlinear_global_average_pool", integer="onnx_pool",
            summary="QLinearGlobalAveragePool: exact sum, float32 requantization by sX/(sY*N)",
            formula=("y = sat(rint(float32(Σx - zX*N) * (sX / (sY*N))) + zY)",)),
-    OpSpec("onnx_lookup", "onnx_lookup", integer="keep", summary="QLinearSigmoid / QLinearLeakyRelu: a 256-entry table",
+    OpSpec("onnx_lookup", "onnx_lookup", integer="onnx_lut", summary="QLinearSigmoid / QLinearLeakyRelu: a 256-entry table",
            formula=("y = table[x]",)),
-    OpSpec("onnx_max_pool", "onnx_max_pool", integer="keep", passes_range=True,
+    OpSpec("onnx_max_pool", "onnx_max_pool", integer="onnx_nchw", passes_range=True,
            summary="MaxPool on the integers", formula=("y = max over the window of x",)),
-    OpSpec("onnx_qlinear_concat", "onnx_qlinear_concat", integer="float",
+    OpSpec("onnx_qlinear_concat", "onnx_qlinear_concat", integer="onnx_cat",
            summary="QLinearConcat: each input through its 256-entry requantization table, then Concat",
            formula=("y = concat(table_i[x_i])",)),
     OpSpec("onnx_constant", "onnx_constant", integer="keep", summary="a constant tensor of the model"),
@@ -322,6 +378,6 @@ SPECS = [
            summary="Transpose"),
     OpSpec("onnx_reshape", "onnx_reshape", integer="keep", passes_range=True, moves_data=True, summary="Reshape"),
     OpSpec("onnx_flatten", "onnx_flatten", integer="keep", passes_range=True, moves_data=True, summary="Flatten"),
-    OpSpec("onnx_concat", "onnx_concat", integer="keep", passes_range=True, moves_data=True,
+    OpSpec("onnx_concat", "onnx_concat", integer="onnx_cat", passes_range=True, moves_data=True,
            summary="Concat of tensors that share scale and zero point"),
 ]

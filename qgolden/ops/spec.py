@@ -17,6 +17,9 @@ INTEGER_METHODS = (
     "gemm",        # int32 accumulator + integer requantization (linear, conv)
     "quantize", "dequantize", "binary_lut", "mul", "cat", "concat", "batch_norm", "pool", "upsample",
     "xnnpack_quantize", "xnnpack_mean",
+    "onnx_gemm",   # ONNX QLinearConv / QGemm: exact sums + integer requantization certified against MLAS
+    "onnx_binary", "onnx_pool", "onnx_lut", "onnx_cat",
+    "onnx_nchw",   # ONNX integer data movement; channels-last forms become NCHW between transposes
     "float",       # the runtime computes it in float32: no integer-only form, reported by name
     "none",        # not lowered (shape bookkeeping the transform never meets)
 )
