@@ -1,0 +1,165 @@
+"""Quantized embeddings (weight-only 8-bit quint8 and 4-bit quint4x2 tables, float32 out): the ops, eager,
+FX and TorchScript models, against PyTorch with equal float32 bit patterns, on every engine (the host's
+CPU class through the engine fixture's profile)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.ao.quantization import float_qparams_weight_only_qconfig as QC8
+from torch.ao.quantization import float_qparams_weight_only_qconfig_4bit as QC4
+
+from qgolden import api
+from qgolden.importers.fx_ops import packed_embedding_table
+from qgolden.ops.embedding import embedding_bag
+
+DIMS = (1, 7, 8, 15, 16, 17, 31, 33, 64, 65)
+DIMS_4BIT = (2, 6, 8, 14, 16, 18, 30, 32, 34, 64, 66)  # PyTorch's 4-bit kernel needs an even width
+
+
+def same_bits(a, b) -> bool:
+    a = np.ascontiguousarray(np.asarray(a, np.float32))
+    b = np.ascontiguousarray(np.asarray(b, np.float32))
+    return a.shape == b.shape and np.array_equal(a.view(np.int32), b.view(np.int32))
+
+
+def _bags(rng, n_rows, n_bags):
+    """Indices and offsets with empty bags, repeated indices and a long bag (more than 16 indices)."""
+    lengths = rng.integers(0, 6, n_bags)
+    lengths[0] = 0
+    lengths[-1] = 21
+    idx = rng.integers(0, n_rows, int(lengths.sum()))
+    if idx.size > 3:
+        idx[1] = idx[2]  # a repeated index in one bag
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return torch.from_numpy(idx.astype(np.int64)), torch.from_numpy(offsets.astype(np.int64))
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_rowwise_offsets_ops_match_pytorch(engine, bits):
+    """quantized::embedding_bag_{byte,4bit}_rowwise_offsets: random tables (wide rows so rounding matters),
+    every mode (PyTorch sums in all), include_last_offset, per_sample_weights, odd widths."""
+    rng = np.random.default_rng(bits)
+    prepack = torch.ops.quantized.embedding_bag_byte_prepack if bits == 8 else torch.ops.quantized.embedding_bag_4bit_prepack
+    op = (torch.ops.quantized.embedding_bag_byte_rowwise_offsets if bits == 8
+          else torch.ops.quantized.embedding_bag_4bit_rowwise_offsets)
+    checked = 0
+    for d in DIMS if bits == 8 else DIMS_4BIT:
+        n = 37
+        table = torch.from_numpy((rng.standard_normal((n, d)) * rng.uniform(0.1, 40, (n, 1))).astype(np.float32))
+        packed = prepack(table)
+        codes, scale, bias = packed_embedding_table(packed, bits)
+        idx, off = _bags(rng, n, 7)
+        for mode in (0, 1, 2):
+            for last in (False, True):
+                for weighted in (False, True):
+                    o = torch.cat([off, torch.tensor([idx.numel()])]) if last else off
+                    w = torch.from_numpy(rng.standard_normal(idx.numel()).astype(np.float32)) if weighted else None
+                    want = op(packed, idx, o, False, mode, False, w, None, last)
+                    got = embedding_bag(idx.numpy(), o.numpy(), *([w.numpy()] if weighted else []), codes=codes,
+                                        row_scale=scale, row_bias=bias, bits=bits, has_offsets=True,
+                                        weighted=weighted, include_last_offset=last,
+                                        mode=("sum", "mean", "max")[mode], profile=engine)
+                    assert same_bits(got, want.numpy()), (d, mode, last, weighted)
+                    checked += 1
+    assert checked == 12 * len(DIMS if bits == 8 else DIMS_4BIT)
+
+
+class Bags(torch.nn.Module):
+    """A bag and a lookup. (PyTorch 2.13's 4-bit nnq.Embedding lookup, quantized::embedding_4bit, fails or reads
+    out of bounds on most inputs, so 4-bit models test the bag only: the lookup is its bags of one.)"""
+
+    def __init__(self, d, mode="sum", last=False, lookup=True):
+        super().__init__()
+        self.bag = torch.nn.EmbeddingBag(50, d, mode=mode, include_last_offset=last)
+        self.table = torch.nn.Embedding(50, d) if lookup else None
+
+    def forward(self, idx, offsets, weights, idx2d):
+        bag = self.bag(idx, offsets, per_sample_weights=weights)
+        if self.table is not None:
+            return bag, self.table(idx2d)
+        # 2-D indices are bags of one row each; PyTorch refuses them with include_last_offset
+        return (bag,) if self.bag.include_last_offset else (bag, self.bag(idx2d))
+
+
+def _quantized_bags(d, qconfig, mode="sum", last=False, fx=False, seed=0):
+    torch.manual_seed(seed)
+    m = Bags(d, mode, last, lookup=qconfig is QC8).eval()
+    with torch.no_grad():
+        m.bag.weight.mul_(torch.rand(50, 1) * 20)
+    if fx:
+        from torch.ao.quantization import QConfigMapping
+        from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+        mapping = QConfigMapping().set_object_type(torch.nn.EmbeddingBag, qconfig).set_object_type(
+            torch.nn.Embedding, qconfig)
+        return convert_fx(prepare_fx(m, mapping, example_inputs=_inputs(d, last, 0)))
+    m.bag.qconfig = qconfig
+    if m.table is not None:
+        m.table.qconfig = qconfig
+    return torch.ao.quantization.convert(torch.ao.quantization.prepare(m))
+
+
+def _inputs(d, last, seed):
+    rng = np.random.default_rng(seed)
+    idx, off = _bags(rng, 50, 6)
+    if last:
+        off = torch.cat([off, torch.tensor([idx.numel()])])
+    w = torch.from_numpy(rng.standard_normal(idx.numel()).astype(np.float32))
+    idx2d = torch.from_numpy(rng.integers(0, 50, (3, 4)))
+    return idx, off, w, idx2d
+
+
+@pytest.mark.parametrize("bits,mode,last,fx", [(8, "sum", False, False), (8, "mean", True, True),
+                                               (4, "max", False, True), (4, "sum", True, False)])
+def test_eager_and_fx_modules_match_pytorch(engine, bits, mode, last, fx):
+    """nnq.EmbeddingBag (with per_sample_weights, empty bags, repeated indices) and nnq.Embedding (2-D
+    indices), from eager prepare/convert and prepare_fx/convert_fx with the float_qparams qconfigs."""
+    for d in (1, 16, 33) if bits == 8 else (2, 16, 34):
+        model = _quantized_bags(d, QC8 if bits == 8 else QC4, mode, last, fx, seed=d)
+        for seed in (1, 2):
+            x = _inputs(d, last, seed)
+            program = api.lower(model, example_inputs=x, engine=torch.backends.quantized.engine)
+            got = program.run(*[t.numpy() for t in x])
+            want = model(*x)
+            assert all(same_bits(g, w.numpy()) for g, w in zip(got, want)), d
+            report = api.verify(model, *x, engine=torch.backends.quantized.engine)
+            assert report.bit_exact
+
+
+@pytest.mark.parametrize("how", ["script", "trace"])
+def test_torchscript_embeddings_match_pytorch(engine, how, tmp_path):
+    """A scripted / traced quantized model (quantized::embedding_bag_byte, embedding_byte via packed params),
+    loaded with trust_code. (torch 2.13 cannot reload a saved quint4x2 table: its storage is saved at half size.)"""
+    model = _quantized_bags(17 if how == "script" else 16, QC8, seed=3)
+    x = _inputs(16, False, 4)
+    sm = torch.jit.script(model) if how == "script" else torch.jit.trace(model, x)
+    path = tmp_path / "m.pt"
+    torch.jit.save(sm, str(path))
+    program = api.lower(str(path), example_inputs=x, engine=torch.backends.quantized.engine, trust_code=True)
+    got = program.run(*[t.numpy() for t in x])
+    want = model(*x)
+    assert all(same_bits(g, w.numpy()) for g, w in zip(got, want))
+    ops = [nd.op for nd in program.nodes]
+    assert ops.count("embedding_bag") == 2
+
+
+def test_integer_only_refuses_embeddings(tmp_path):
+    """An embedding's output is float: lower --integer-only and certify say so in one line (exit 2)."""
+    from qgolden.errors import UserError
+    from qgolden.integer import to_integer_only
+
+    model = _quantized_bags(8, QC8)
+    x = _inputs(8, False, 0)
+    program = api.lower(model, example_inputs=x)
+    with pytest.raises(UserError, match="embedding"):
+        to_integer_only(program)
+
+
+def test_explain_shows_rows_and_bags():
+    from qgolden.explain import explain_text
+
+    model = _quantized_bags(8, QC8, mode="mean")
+    x = _inputs(8, False, 0)
+    text = explain_text(model, x)
+    assert "embedding_bag" in text and "ignore" in text and "bag" in text
