@@ -57,7 +57,7 @@ def test_rowwise_offsets_ops_match_pytorch(engine, bits):
                     w = torch.from_numpy(rng.standard_normal(idx.numel()).astype(np.float32)) if weighted else None
                     want = op(packed, idx, o, False, mode, False, w, None, last)
                     got = embedding_bag(idx.numpy(), o.numpy(), *([w.numpy()] if weighted else []), codes=codes,
-                                        row_scale=scale, row_bias=bias, bits=bits, has_offsets=True,
+                                        scale_bias=np.stack([scale, bias], 1), bits=bits, has_offsets=True,
                                         weighted=weighted, include_last_offset=last,
                                         mode=("sum", "mean", "max")[mode], profile=engine)
                     assert same_bits(got, want.numpy()), (d, mode, last, weighted)
@@ -144,22 +144,130 @@ def test_torchscript_embeddings_match_pytorch(engine, how, tmp_path):
     assert ops.count("embedding_bag") == 2
 
 
-def test_integer_only_refuses_embeddings(tmp_path):
-    """An embedding's output is float: lower --integer-only and certify say so in one line (exit 2)."""
-    from qgolden.errors import UserError
-    from qgolden.integer import to_integer_only
+BUILDER = """
+import torch
+from torch.ao.quantization import float_qparams_weight_only_qconfig
 
-    model = _quantized_bags(8, QC8)
-    x = _inputs(8, False, 0)
+
+class M(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bag = torch.nn.EmbeddingBag(20, 9)
+
+    def forward(self, idx, offsets):
+        return self.bag(idx, offsets)
+
+
+def build():
+    torch.manual_seed(0)
+    m = M().eval()
+    m.bag.qconfig = float_qparams_weight_only_qconfig
+    return torch.ao.quantization.convert(torch.ao.quantization.prepare(m))
+"""
+
+
+def _cli(*args):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    return subprocess.run([sys.executable, "-m", "qgolden", *args], capture_output=True, text=True, env=env)
+
+
+def test_cli_lower_run_explain_and_integer_refusal(tmp_path):
+    """lower/run/verify/explain on a model with integer index inputs; lower --integer-only, certify and export
+    refuse in one line (exit 2) naming the layer and why."""
+    builder = tmp_path / "emb.py"
+    builder.write_text(BUILDER)
+    np.savez(tmp_path / "x.npz", idx=np.array([3, 3, 19, 0, 7, 1, 2], dtype=np.int64),
+             offsets=np.array([0, 2, 2, 5], dtype=np.int64))
+    model = f"{builder}:build"
+    ins = ["--input", str(tmp_path / "x.npz")]
+    r = _cli("verify", model, *ins)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = _cli("explain", model, *ins)
+    assert r.returncode == 0, r.stderr
+    assert "bag" in r.stdout and "embedding_bag" in r.stdout
+    for cmd in (["lower", model, "--integer-only", "-o", str(tmp_path / "m.qgp")],
+                ["export", model, "--target", "c", "--out", str(tmp_path / "c"), *ins]):
+        r = _cli(*cmd)
+        assert r.returncode == 2, (cmd, r.stdout, r.stderr)
+        err = r.stderr.strip()
+        assert "Traceback" not in err and len(err.splitlines()) == 1, (cmd, err)
+        assert "bag" in err and "float32" in err and "no integer-only form" in err, (cmd, err)
+    # certify: the op is reported as not integer, with why (exit 1: not certified)
+    r = _cli("certify", model, "--json")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "no integer-only form" in r.stdout and "Traceback" not in r.stderr
+
+
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_explain_shows_row_lookup_and_bag_reduction(bits):
+    """explain lists the rows each bag reads (empty bags too) and one element's reduction index by index;
+    every printed number is the engine's own (explain.check), and the ignored mode is said."""
+    from qgolden.explain import explain, render
+    from qgolden.explain.check import problems
+
+    model = _quantized_bags(10, QC8 if bits == 8 else QC4, mode="mean", seed=5)
+    x = _inputs(10, False, 6)
     program = api.lower(model, example_inputs=x)
-    with pytest.raises(UserError, match="embedding"):
-        to_integer_only(program)
+    doc, trace, env = explain(program, [t.numpy() for t in x])
+    assert problems(doc, program, trace, env) == []
+    text = render(doc, "markdown")
+    assert "rows it reads" in text and "none (empty)" in text and "running sum" in text
+    assert "ignores the mode" in text and "weight w" in text
+    bag = trace["bag"]
+    rows = x[0].numpy()
+    assert np.array_equal(bag["rows"], rows)
+    last = bag["bag_end"] - 1
+    full = bag["bag_end"] > bag["bag_start"]
+    assert same_bits(bag["running"][last[full]], env["bag"][full])
 
 
-def test_explain_shows_rows_and_bags():
-    from qgolden.explain import explain_text
+def test_arm64_byte_kernel_groups_biases():
+    """arm64 (no FBGEMM): the 8-bit bag without weights runs ATen's NEON kernel, whose float32 order differs
+    from FBGEMM's (group biases summed first); with exactly representable terms both give the exact sum,
+    bags of one agree always, and on random tables the orders give different bits somewhere."""
+    from qgolden.numerics.profile import make_profile
 
-    model = _quantized_bags(8, QC8, mode="mean")
-    x = _inputs(8, False, 0)
-    text = explain_text(model, x)
-    assert "embedding_bag" in text and "ignore" in text and "bag" in text
+    rng = np.random.default_rng(7)
+    n, d = 40, 33
+    codes = rng.integers(0, 256, (n, d)).astype(np.uint8)
+    idx = rng.integers(0, n, 60).astype(np.int64)
+    off = np.array([0, 1, 1, 3, 20, 37], np.int64)  # bags of 1, 0, 2, 17, 17, 23 indices
+    kw = dict(has_offsets=True, bits=8)
+    arm, x86 = make_profile("qnnpack", "arm64"), make_profile("x86", "avx2")
+    exact = np.stack([2.0 ** -rng.integers(2, 6, n), -rng.integers(0, 64, n)], 1).astype(np.float32)
+    a = embedding_bag(idx, off, codes=codes, scale_bias=exact, profile=arm, **kw)
+    b = embedding_bag(idx, off, codes=codes, scale_bias=exact, profile=x86, **kw)
+    want = np.zeros((6, d))
+    for m, (s, e) in enumerate(zip(off, list(off[1:]) + [60])):
+        for r in idx[s:e]:
+            want[m] += codes[r] * exact[r, 0].astype(np.float64) + exact[r, 1]
+    assert same_bits(a, want) and same_bits(b, want)
+    sb = np.stack([rng.uniform(0.001, 0.1, n), rng.uniform(-10, 0, n)], 1).astype(np.float32)
+    a = embedding_bag(idx, off, codes=codes, scale_bias=sb, profile=arm, **kw)
+    b = embedding_bag(idx, off, codes=codes, scale_bias=sb, profile=x86, **kw)
+    assert same_bits(a[0], b[0]) and same_bits(a[1], b[1])
+    assert not same_bits(a[3:], b[3:])
+
+
+def test_verifier_refuses_a_bad_table(tmp_path):
+    """A .qgp whose table is not what PyTorch's prepack makes is refused by the verifier (exit 2 on load)."""
+    from qgolden.ir import ProgramError, load
+
+    program = api.lower(_quantized_bags(8, QC4), example_inputs=_inputs(8, False, 0))
+    node = next(nd for nd in program.nodes if nd.op == "embedding_bag")
+    node.consts["codes"] = node.consts["codes"].copy()
+    node.consts["codes"][0, 0] = 16
+    program.save(tmp_path / "bad.qgp")
+    with pytest.raises(ProgramError, match="above 15"):
+        load(tmp_path / "bad.qgp")
+    node.consts["codes"][0, 0] = 1
+    node.consts["scale_bias"] = node.consts["scale_bias"].astype(np.float32)
+    program.save(tmp_path / "bad2.qgp")
+    with pytest.raises(ProgramError, match="scale_bias must be float16"):
+        load(tmp_path / "bad2.qgp")

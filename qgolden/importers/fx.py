@@ -45,6 +45,7 @@ class _Lowering:
         self.outputs: list = []
         self.input_dtypes = {}
         self.observed = {}  # FX node name -> torch value from an example run
+        self.float_regions = []  # ops the runtime computes in float32: {name, what, exact, why}
 
     # -- helpers ---------------------------------------------------------------
     def fail(self, n, what: str, reason: str):
@@ -165,8 +166,10 @@ class _Lowering:
                 poisoned.add(n.name)
         if failures:
             raise ImportErrorQ(unsupported_message(self.where, failures))
-        return Program(self.inputs, self.outputs, self.nodes, self.tensors, dict(self.profile),
-                       meta={"source": self.where, "returns": self.returns})
+        meta = {"source": self.where, "returns": self.returns}
+        if self.float_regions:
+            meta["float_regions"] = self.float_regions
+        return Program(self.inputs, self.outputs, self.nodes, self.tensors, dict(self.profile), meta=meta)
 
     def lower_node(self, n):
         if n.op == "placeholder":

@@ -288,8 +288,12 @@ def m_embedding(L, n, x, mod, src):
 
 def _embedding(L, n, indices, offsets, weights, codes, scale, bias, bits, lookup, src, torch_op,
                include_last_offset=False, mode="sum"):
+    import numpy as np
+
     for what, ref in (("indices", indices), ("offsets", offsets)):
         i = L.info(ref)
+        if i is not None and ref in L.inputs and ref not in L.input_dtypes and not L.observed:
+            i.dtype = "int64"  # no example input: a model input read as indices holds integers
         if ref is not None and (i is None or i.dtype not in ("int64", "int32")):
             L.fail(n, torch_op, f"expects {what} as an integer tensor input of the model, got "
                    + (f"a {i.dtype} tensor" if i is not None else repr(ref)[:60]))
@@ -300,8 +304,12 @@ def _embedding(L, n, indices, offsets, weights, codes, scale, bias, bits, lookup
     inputs = [indices] + ([offsets] if offsets is not None else []) + ([weights] if weights is not None else [])
     attrs = {"bits": int(bits), "has_offsets": offsets is not None, "weighted": weights is not None,
              "include_last_offset": bool(include_last_offset), "mode": mode, "lookup": bool(lookup)}
+    L.float_regions.append({"name": n.name, "what": f"{torch_op} ({src})", "exact": True,
+                            "why": "it looks up integer codes but computes scale*q + bias and the bag sums in "
+                                   "float32, and its output is float32, so it has no integer-only form"})
     return L.emit(n, "embedding_bag", inputs, dtype="float32", attrs=attrs,
-                  consts={"codes": codes, "row_scale": scale, "row_bias": bias}, torch_op=torch_op, source=src)
+                  consts={"codes": codes, "scale_bias": np.stack([scale, bias], axis=1)}, torch_op=torch_op,
+                  source=src)
 
 
 EMBEDDING_MODES = {0: "sum", 1: "mean", 2: "max"}

@@ -66,7 +66,7 @@ def bag_bounds(indices, bag_inputs, has_offsets, include_last_offset):
     return idx, bounds[:-1], bounds[1:]
 
 
-def fbgemm_bag_sum(q, scale, bias, idx, starts, ends, weights):
+def fbgemm_bag_sum(q, scale, bias, idx, starts, ends, weights, running=None):
     """FBGEMM EmbeddingSpMDM (8-bit and N-bit, reference and JIT alike), per bag from out = 0:
         for each index i of the bag, in order:  s = f32(scale[r]·w_i), b = f32(bias[r]·w_i)  (w_i = 1: s, b)
                                                 out = fma(s, q[r], f32(out + b))
@@ -85,10 +85,12 @@ def fbgemm_bag_sum(q, scale, bias, idx, starts, ends, weights):
             b = f32(b.astype(np.float64) * weights[pos].astype(np.float64))
         t = f32(out[bags].astype(np.float64) + b[:, None].astype(np.float64))
         out[bags] = fma32(np.broadcast_to(s[:, None], t.shape), q[rows].astype(np.float32), t)
+        if running is not None:
+            running[pos] = out[bags]
     return out
 
 
-def neon_byte_bag_sum(q, scale, bias, idx, starts, ends, contract):
+def neon_byte_bag_sum(q, scale, bias, idx, starts, ends, contract, running=None):
     """PyTorch's aarch64 8-bit kernel without weights (qembeddingbag.cpp embedding_lookup_byte_neon_impl),
     per bag from out = 0, over groups of 16, 8, 4, 2, 1 consecutive indices (greedy):
         bsum = ((0 + bias[r0]) + bias[r1]) + ...       (float32 adds)
@@ -107,21 +109,24 @@ def neon_byte_bag_sum(q, scale, bias, idx, starts, ends, contract):
             for r in rows:
                 bsum = np.float32(bsum + bias[r])
             acc = f32(acc.astype(np.float64) + np.float64(bsum))
-            for r in rows:
+            for k, r in enumerate(rows):
                 qs = q[r].astype(np.float32)
                 if contract:
                     acc = fma32(qs, np.full(d, scale[r], np.float32), acc)
                 else:
                     acc = f32(acc.astype(np.float64) + f32(qs.astype(np.float64) * np.float64(scale[r])))
+                if running is not None:
+                    running[i + k] = acc
             i += group
         out[bag] = acc
     return out
 
 
-def embedding_bag(indices, *bag_inputs, codes, row_scale, row_bias, bits=8, has_offsets=False, weighted=False,
+def embedding_bag(indices, *bag_inputs, codes, scale_bias, bits=8, has_offsets=False, weighted=False,
                   include_last_offset=False, mode="sum", lookup=False, profile, trace=None):
     """Quantized embedding lookup / bag sum: indices int [L] (with offsets [M]) or [B, L]; codes uint8 [N, D]
-    (one code per element, 0..255 or 0..15), row_scale / row_bias [N] (float32, float16 for 4-bit);
+    (one code per element, 0..255 or 0..15), scale_bias [N, 2]: each row's scale and bias (float32, float16 for
+    4-bit; PyTorch keeps them at the end of each packed row, a scale of 0 included);
     per_sample_weights float32 like indices when weighted -> float32 [bags, D] ([..., D] per index for a lookup).
 
         out[bag] = Σ over the bag's indices r, in order, of (scale[r]·w)·q[r] + bias[r]·w
@@ -147,18 +152,24 @@ def embedding_bag(indices, *bag_inputs, codes, row_scale, row_bias, bits=8, has_
         weights = np.asarray(bag_inputs[-1], dtype=np.float32).reshape(-1)
         if weights.size != flat.size:
             raise ValueError(f"per_sample_weights has {weights.size} values for {flat.size} indices")
-    scale = np.asarray(row_scale)
-    bias = np.asarray(row_bias)
+    sb = np.asarray(scale_bias)
+    if sb.shape != (n, 2):
+        raise ValueError(f"scale_bias has shape {sb.shape} for a table of {n} rows")
+    scale, bias = sb[:, 0], sb[:, 1]
     neon = bits == 8 and weights is None and cpu_class(profile).embedding_byte_neon
+    # the bag's running sum after each index (explain shows the reduction step by step)
+    running = np.zeros((flat.size, q.shape[1]), np.float32) if trace is not None else None
     if neon:
         out = neon_byte_bag_sum(q, scale.astype(np.float32), bias.astype(np.float32), flat, starts, ends,
-                                cpu_class(profile).baseline_fma)
+                                cpu_class(profile).baseline_fma, running)
     else:
-        out = fbgemm_bag_sum(q, scale, bias, flat, starts, ends, weights)
+        out = fbgemm_bag_sum(q, scale, bias, flat, starts, ends, weights, running)
     out = out.reshape(tuple(lead) + (q.shape[1],))
     if trace is not None:
-        trace.update(indices=flat, bag_start=starts, bag_end=ends, row_scale=scale.astype(np.float32),
-                     row_bias=bias.astype(np.float32), kernel="neon" if neon else "fbgemm", out=out)
+        trace.update(rows=flat, bag_start=starts, bag_end=ends, row_scale=scale.astype(np.float32),
+                     row_bias=bias.astype(np.float32), running=running, out=out,
+                     kernel=("ATen's aarch64 NEON kernel: biases of up to 16 indices summed first" if neon
+                             else "FBGEMM EmbeddingSpMDM: one fma per index, its bias added first"))
         if weights is not None:
             trace["per_sample_weights"] = weights
     return out
