@@ -82,8 +82,11 @@ class _Lowering:
     def emit(self, n, op, inputs, *, dtype, scale=None, zero_point=None, attrs=None, consts=None,
              torch_op="", source=None, names=None):
         out = n.name
+        source = source or n.name
+        if source == n.name and n.meta.get("module_path"):
+            source = n.meta["module_path"]  # a TorchScript op: the module path of its code
         self.nodes.append(Node(name=n.name, op=op, inputs=list(inputs), output=out, attrs=attrs or {},
-                               consts=consts or {}, source=source or n.name, torch_op=torch_op,
+                               consts=consts or {}, source=source, torch_op=torch_op,
                                names=names if names is not None else self.param_names(n, source)))
         info = TensorInfo(out, dtype, None if scale is None else float(scale),
                           None if zero_point is None else int(zero_point))
