@@ -808,6 +808,11 @@ def c_dropout(L, n, name, x, p=0.5, training=False, inplace=False):
     return _passthrough(L, n, x, "identity", n.name, name)
 
 
+def c_quantized_dropout(L, n, name, x, output_scale=None, output_zero_point=None, p=0.5, training=False):
+    """quantized::dropout (F.dropout after convert_fx): in eval the input itself, its qparams kept (measured)."""
+    return c_dropout(L, n, name, x, p, training)
+
+
 def c_relu(L, n, name, x, inplace=False):
     return _maybe_float(L, n, x, "relu", n.name, name)
 
@@ -820,7 +825,10 @@ def c_relu6(L, n, name, x, inplace=False):
     return _maybe_float(L, n, x, "hardtanh", n.name, name, {"min_val": 0.0, "max_val": 6.0})
 
 
-def c_hardswish(L, n, name, x, scale=None, zero_point=None, inplace=False):
+def c_hardswish(L, n, name, x, scale=None, zero_point=None, inplace=False, output_scale=None,
+                output_zero_point=None):
+    if output_scale is not None:  # quantized::hardswish(input, output_scale=, output_zero_point=)
+        scale, zero_point = output_scale, output_zero_point
     out = None if scale is None else (float(scale), int(zero_point))
     return _unary(L, n, x, "hardswish", n.name, name, out=out)
 
@@ -1111,6 +1119,14 @@ CALLS = {
     "torch.mean": c_mean,
     "method.mean": c_mean,
     "method.to": c_to,
+    "method.relu_": c_relu,
+    "method.clip": c_clamp,
+    "method.add": c_float_binary("add"),
+    "method.sub": c_float_binary("sub"),
+    "method.mul": c_float_binary("mul"),
+    "torch.sub": c_float_binary("sub"),
+    "quantized::dropout": c_quantized_dropout,
+    "torch.adaptive_avg_pool2d": c_adaptive_avg_pool(2),
     "quantized::embedding_byte": c_embedding_op(8, True, False),
     "quantized::embedding_4bit": c_embedding_op(4, True, False),
     "quantized::embedding_bag_byte": c_embedding_op(8, False, False),
