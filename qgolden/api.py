@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from .errors import code_trusted
 from .importers import ImportErrorQ
 from .ir import Program, load
@@ -89,6 +91,9 @@ def lower(model_or_path, example_inputs=None, engine: str | None = None, isa: st
             for nm, x in zip(names, ex):
                 if isinstance(x, torch.Tensor) and x.is_quantized:
                     input_dtypes[nm] = "uint8" if x.dtype == torch.quint8 else "int8"
+                elif (x.dtype in (torch.int64, torch.int32) if isinstance(x, torch.Tensor)
+                      else np.asarray(x).dtype in (np.int64, np.int32)):
+                    input_dtypes[nm] = "int64"  # embedding indices and offsets
         seen = {}
         if ex is not None:
             with torch.no_grad():

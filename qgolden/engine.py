@@ -34,6 +34,11 @@ def check_input(program, i: int, x) -> np.ndarray:
         if x.dtype != np.float32:
             raise RunError(f"input {i} ({name}): expected float32 values, got dtype {x.dtype} "
                            "(convert it: x.astype(numpy.float32))")
+    elif want == "int64":
+        # embedding indices and offsets: torch takes int32 or int64 tensors
+        if x.dtype.kind not in "iu":
+            raise RunError(f"input {i} ({name}): expected integer indices, got dtype {x.dtype}")
+        x = x.astype(np.int64)
     elif want in ("uint8", "int8"):
         if x.dtype != np.dtype(want):
             raise RunError(f"input {i} ({name}): expected quantized {want} values, got dtype {x.dtype}")

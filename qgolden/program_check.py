@@ -248,6 +248,24 @@ def _check_signature(node, where):
             _fail(where, f"{label}: {k} is not true or false")
 
 
+def _check_embedding_table(node, label, where):
+    """A quantized embedding table: uint8 codes [N, D] below 2**bits, one scale and bias per row, float32
+    (8-bit) or float16 (4-bit) as PyTorch's prepack stores them."""
+    bits = node.attrs.get("bits", 8)
+    if bits not in (4, 8):
+        _fail(where, f"{label}: bits must be 4 or 8")
+    codes = np.asarray(node.consts.get("codes"))
+    if codes.dtype != np.uint8 or codes.ndim != 2 or 0 in codes.shape:
+        _fail(where, f"{label}: codes must be a non-empty 2-D uint8 table, the file holds {codes.dtype} {codes.shape}")
+    if bits == 4 and codes.size and codes.max() > 15:
+        _fail(where, f"{label}: a 4-bit table holds a code above 15")
+    want = np.float32 if bits == 8 else np.float16
+    a = np.asarray(node.consts.get("scale_bias"))
+    if a.dtype != want or a.shape != (codes.shape[0], 2):
+        _fail(where, f"{label}: scale_bias must be {np.dtype(want).name} [{codes.shape[0]}, 2], the file holds "
+              f"{a.dtype} {a.shape}")
+
+
 def _check_values(prog, node, where):
     label = f"node {node.name} (op {node.op})"
     params = dict(node.attrs)
@@ -280,6 +298,8 @@ def _check_values(prog, node, where):
                 _fail(where, f"{label}: scale_factor must be in (0, {MAX_SCALE_FACTOR:g}]")
         if k in ("dtype", "out_dtype") and v not in ATTR_DTYPES:
             _fail(where, f"{label}: {k} {str(v)[:20]!r} is not one of {', '.join(ATTR_DTYPES)}")
+    if node.op == "embedding_bag":
+        _check_embedding_table(node, label, where)
     w = node.consts.get("weight")
     if node.op in INT8_WEIGHT_OPS:
         w = np.asarray(w)

@@ -175,7 +175,11 @@ def test_layer_names_follow_modules():
     em = _model("cnn", "eager")
     names = [l.name for l in qgolden.verify(_script(em, "script", x), x).layers]
     assert names[:4] == ["quant", "conv1", "pool", "conv2"]
-    assert "skip" in names and "join" in names and "conv1d" in names and "fc" in names
+    # FloatFunctional's methods are traced through by torch.fx, so the eager import names their ops by
+    # the op (add, cat): TorchScript does the same
+    eager = [n.name for n in qgolden.lower(em, (x,)).nodes if n.op != "identity"]
+    assert names[4:8] == ["add", "hs", "cat", "avg"] == eager[4:8]
+    assert "conv1d" in names and "fc" in names
     gm = script_to_graph_module(_script(em, "trace", x), "traced")
     gnames = [n.name for n in gm.graph.nodes if n.op == "call_function"]
     assert gnames[:4] == ["quant", "conv1", "pool", "conv2"] and "fc" in gnames
@@ -261,3 +265,87 @@ def test_truncated_torchscript_file_is_an_import_error(tmp_path):
     with pytest.raises(ImportErrorQ) as e:
         qgolden.verify(str(bad), x, trust_code=True)
     assert str(bad) in str(e.value)
+
+
+class _Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.ff = FloatFunctional()
+
+    def forward(self, x):
+        return self.ff.add(self.relu(self.conv(x)), x)
+
+
+class _Nested(nn.Module):
+    """Module paths several levels deep: Sequentials of blocks, modules that read nothing of `self`
+    (MaxPool2d, Flatten) and same-named modules (two `conv`s, two `0`s) in different places."""
+
+    def __init__(self):
+        super().__init__()
+        self.quant, self.dequant = QuantStub(), DeQuantStub()
+        self.stem = nn.Conv2d(3, 4, 3)
+        self.features = nn.Sequential(_Block(), _Block(), nn.MaxPool2d(2))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(36, 5))
+
+    def forward(self, x):
+        return self.dequant(self.classifier(self.features(self.stem(self.quant(x)))))
+
+
+class _NestedFx(_Nested):
+    def forward(self, x):
+        return self.classifier(self.features(self.stem(x)))
+
+
+def _nested(flow):
+    torch.manual_seed(0)
+    m = (_NestedFx if flow == "fx" else _Nested)().eval()
+    if flow == "fx":
+        x = _calib((2, 3, 8, 8))
+        p = prepare_fx(m, get_default_qconfig_mapping(torch.backends.quantized.engine), (x[0],))
+        for c in x:
+            p(c)
+        return convert_fx(p)
+    m.qconfig = get_default_qconfig(torch.backends.quantized.engine)
+    p = prepare(m)
+    for x in _calib((2, 3, 8, 8)):
+        p(x)
+    return eager_convert(p)
+
+
+@pytest.mark.parametrize("flow,how", [("eager", "script"), ("eager", "trace"), ("fx", "script"), ("fx", "trace")])
+def test_scripted_and_traced_names_follow_module_paths(flow, how, tmp_path):
+    """A saved scripted / traced model (--trust-code) names its layers by module path exactly as the eager /
+    FX import of the same model does (node name `features_0_conv`, source `features.0.conv`), also where the
+    TorchScript call frame only knows the last attribute (a scripted GraphModule calls
+    `getattr(self.features, "0").conv` itself) and for modules whose code never reads `self`; explain and
+    trace show them. (Traced graphs keep no names for functional ops: those are compared by module only.)"""
+    from qgolden.explain import explain, render
+
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    model = _nested(flow)
+    ref = qgolden.lower(model, (x,))
+    path = tmp_path / "m.pt"
+    torch.jit.save(_script(model, how, x), str(path))
+    prog = qgolden.lower(str(path), (x,), trust_code=True)
+    ref_nodes = [n for n in ref.nodes if n.op != "identity"]  # eager observers TorchScript leaves out
+    assert len(prog.nodes) == len(ref_nodes)
+    pairs = list(zip(prog.nodes, ref_nodes))
+    assert all(a.op == b.op for a, b in pairs)
+    module_nodes = [(a, b) for a, b in pairs if "." in b.source or b.source in ("stem", "quant", "dequant")]
+    assert len(module_nodes) >= 6
+    for a, b in module_nodes:
+        assert (a.name, a.source) == (b.name, b.source)
+    if flow == "eager":
+        assert [(a.name, a.source) for a, _ in pairs] == [(b.name, b.source) for b in ref_nodes]
+    elif how == "script":
+        # scripting keeps the GraphModule's own variable names for its functional ops (but not for the
+        # value it returns)
+        assert [(a.name, a.source) for a, _ in pairs[:-1]] == [(b.name, b.source) for b in ref_nodes[:-1]]
+    assert any(a.source == "features.1.conv" for a, _ in pairs) and any(a.source == "classifier.0" for a, _ in pairs)
+    doc, _, _ = explain(prog, [x.numpy()])
+    text = render(doc, "markdown")
+    assert "features_1_conv" in text and "classifier_1" in text
+    r = qgolden.verify(str(path), x, trust_code=True)
+    assert r.bit_exact and "features_0_conv" in [l.name for l in r.layers]

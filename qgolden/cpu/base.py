@@ -106,6 +106,14 @@ class CpuClass:
         return not self.fbgemm_vnni
 
     @property
+    def embedding_byte_neon(self) -> bool:
+        """PyTorch's 8-bit quantized embedding bag without per_sample_weights runs ATen's NEON kernel
+        (aten/src/ATen/native/quantized/cpu/qembeddingbag.cpp embedding_lookup_byte_neon_impl: biases of
+        up to 16 indices summed first, then q*scale added per index) where PyTorch is built without
+        FBGEMM on aarch64; x86 builds run FBGEMM's EmbeddingSpMDM (one fma per index, bias added first)."""
+        return self.arch == "arm64"
+
+    @property
     def x86_conv_to_onednn(self) -> bool:
         """The x86 engine sends quantized conv to oneDNN (symmetric weights, groups <= 100)
         only where cpuinfo reports AVX512-VNNI (onednn_utils::should_use_onednn_quant,

@@ -239,6 +239,8 @@ def section(ctx, node, number) -> Section:
         from .rnn import rnn_section
 
         return rnn_section(ctx, node, number, _title(node, number))
+    if node.op == "embedding_bag" and (ctx.trace.get(node.name) or {}).get("running") is not None:
+        return embedding_section(ctx, node, number)
     return generic_section(ctx, node, number)
 
 
@@ -725,6 +727,56 @@ def generic_section(ctx, node, number) -> Section:
     if rows:
         sec.where = Table(["symbol", "in the model", "value"], rows)
     return _elementwise_body(ctx, node, sec)
+
+
+def embedding_section(ctx, node, number) -> Section:
+    """A quantized embedding: which rows each bag reads, then one element's bag reduction index by index
+    (the row's code, scale and bias, the per-sample weight, the running float32 sum)."""
+    sec = generic_section(ctx, node, number)
+    t = ctx.trace[node.name]
+    rows, starts, ends, running = t["rows"], t["bag_start"], t["bag_end"], t["running"]
+    a = node.attrs
+    if not a.get("lookup") and a.get("mode", "sum") != "sum":
+        sec.notes.append([f"built with mode {a['mode']!r}: PyTorch's quantized embedding bag ignores the mode "
+                          "and sums (nnq.EmbeddingBag passes mode 0; the kernels never read it), and so does this program"])
+    what = "index" if a.get("lookup") else "bag"
+    listing = Table([what, "rows it reads, in order"], [])
+    for m in range(min(len(starts), MAX_SHOWN)):
+        b, e = int(starts[m]), int(ends[m])
+        line = [] if b < e else ["none (empty): every element 0"]
+        for i in range(b, min(e, b + MAX_SHOWN)):
+            line += ([", "] if i > b else []) + [Val(int(rows[i]), ("trace", node.name, "rows", (i,)))]
+        if e - b > MAX_SHOWN:
+            line.append(f", … ({e - b} rows)")
+        listing.rows.append([str(m), line])
+    listing.caption = f"{len(starts)} {'lookups' if what == 'index' else 'bags'}" + (
+        f", the first {MAX_SHOWN} shown" if len(starts) > MAX_SHOWN else "")
+    sec.tables.insert(0, listing)
+    full = [m for m in range(len(starts)) if ends[m] > starts[m]]
+    if not full:
+        return sec
+    m, j = full[0], 0
+    b, e = int(starts[m]), min(int(ends[m]), int(starts[m]) + MAX_SHOWN)
+    lead = ctx.env[node.output].shape[:-1]
+    out_idx = tuple(int(u) for u in np.unravel_index(m, lead)) + (j,) if lead else (j,)
+    weighted = "per_sample_weights" in t
+    cells = {k: [] for k in ("row r", "code q[r, j]", "scale[r]", "bias[r]", "weight w", "running sum")}
+    for i in range(b, e):
+        r = int(rows[i])
+        cells["row r"].append([Val(r, ("trace", node.name, "rows", (i,)))])
+        cells["code q[r, j]"].append([Val(_item(np.asarray(node.consts["codes"])[r, j]), ("const", node.name, "codes", (r, j)))])
+        cells["scale[r]"].append([Val(_item(t["row_scale"][r]), ("trace", node.name, "row_scale", (r,)))])
+        cells["bias[r]"].append([Val(_item(t["row_bias"][r]), ("trace", node.name, "row_bias", (r,)))])
+        if weighted:
+            cells["weight w"].append([Val(_item(t["per_sample_weights"][i]), ("trace", node.name, "per_sample_weights", (i,)))])
+        cells["running sum"].append([Val(_item(running[i, j]), ("trace", node.name, "running", (i, j)))])
+    tab = Table(["step"] + [f"index {i}" for i in range(b, e)],
+                [[k] + v for k, v in cells.items() if v])
+    tab.caption = (f"{node.output}{list(out_idx)}: {what} {m}, element j = {j}, from 0"
+                   + ("" if a.get("lookup") else ", one index at a time in order")
+                   + (f" (first {MAX_SHOWN} of {int(ends[m]) - b} indices)" if int(ends[m]) - b > MAX_SHOWN else ""))
+    sec.tables.append(tab)
+    return sec
 
 
 def _param_name(ctx, node, k) -> str:

@@ -45,6 +45,7 @@ class _Lowering:
         self.outputs: list = []
         self.input_dtypes = {}
         self.observed = {}  # FX node name -> torch value from an example run
+        self.float_regions = []  # ops the runtime computes in float32: {name, what, exact, why}
 
     # -- helpers ---------------------------------------------------------------
     def fail(self, n, what: str, reason: str):
@@ -81,8 +82,11 @@ class _Lowering:
     def emit(self, n, op, inputs, *, dtype, scale=None, zero_point=None, attrs=None, consts=None,
              torch_op="", source=None, names=None):
         out = n.name
+        source = source or n.name
+        if source == n.name and n.meta.get("module_path"):
+            source = n.meta["module_path"]  # a TorchScript op: the module path of its code
         self.nodes.append(Node(name=n.name, op=op, inputs=list(inputs), output=out, attrs=attrs or {},
-                               consts=consts or {}, source=source or n.name, torch_op=torch_op,
+                               consts=consts or {}, source=source, torch_op=torch_op,
                                names=names if names is not None else self.param_names(n, source)))
         info = TensorInfo(out, dtype, None if scale is None else float(scale),
                           None if zero_point is None else int(zero_point))
@@ -165,8 +169,10 @@ class _Lowering:
                 poisoned.add(n.name)
         if failures:
             raise ImportErrorQ(unsupported_message(self.where, failures))
-        return Program(self.inputs, self.outputs, self.nodes, self.tensors, dict(self.profile),
-                       meta={"source": self.where, "returns": self.returns})
+        meta = {"source": self.where, "returns": self.returns}
+        if self.float_regions:
+            meta["float_regions"] = self.float_regions
+        return Program(self.inputs, self.outputs, self.nodes, self.tensors, dict(self.profile), meta=meta)
 
     def lower_node(self, n):
         if n.op == "placeholder":

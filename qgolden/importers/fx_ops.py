@@ -219,9 +219,137 @@ def _conv3d(L, n, x, weight, bias, stride, padding, dilation, groups, scale, zer
                   consts=consts, torch_op=op, source=src)
 
 
+# ------------------------------------------------------------ embeddings ----
+
+def _is_embedding(mod) -> bool:
+    import torch.ao.nn.quantized as nnq
+
+    return isinstance(mod, nnq.Embedding)  # nnq.EmbeddingBag is a subclass
+
+
+def embedding_table(qweight):
+    """(codes uint8 [N, D], row scale, row bias, bits) of a quantized embedding table (quint8 or quint4x2,
+    per_channel_affine_float_qparams), with scale and bias as PyTorch's prepack stores them."""
+    import numpy as np
+    import torch
+
+    from ..ops.embedding import row_scale_bias
+
+    bits = 4 if qweight.dtype == torch.quint4x2 else 8
+    n, d = qweight.shape
+    raw = qweight.int_repr().numpy().astype(np.uint8)
+    if bits == 4:
+        per_row = (d + 1) // 2
+        packed = raw.reshape(n, per_row)
+        codes = np.stack([packed & 15, packed >> 4], axis=-1).reshape(n, 2 * per_row)[:, :d]
+    else:
+        codes = raw.reshape(n, d)
+    scale, bias = row_scale_bias(qweight.q_per_channel_scales().numpy(),
+                                 qweight.q_per_channel_zero_points().numpy(), bits)
+    return np.ascontiguousarray(codes), scale, bias, bits
+
+
+def packed_embedding_table(weight, bits):
+    """(codes, row scale, row bias) of a prepacked uint8 table (embedding_bag_byte_prepack /
+    embedding_bag_4bit_prepack): each row is its codes then scale and bias, float32 (8-bit) or float16 (4-bit)."""
+    import numpy as np
+
+    w = weight.contiguous().numpy().astype(np.uint8)
+    if bits == 8:
+        d = w.shape[1] - 8
+        return (np.ascontiguousarray(w[:, :d]), w[:, d:d + 4].copy().view(np.float32)[:, 0].copy(),
+                w[:, d + 4:d + 8].copy().view(np.float32)[:, 0].copy())
+    nb = w.shape[1] - 4
+    codes = np.stack([w[:, :nb] & 15, w[:, :nb] >> 4], axis=-1).reshape(w.shape[0], 2 * nb)
+    return (np.ascontiguousarray(codes), w[:, nb:nb + 2].copy().view(np.float16)[:, 0].copy(),
+            w[:, nb + 2:nb + 4].copy().view(np.float16)[:, 0].copy())
+
+
+def m_embedding(L, n, x, mod, src):
+    """nnq.Embedding (quantized::embedding_byte / embedding_4bit) and nnq.EmbeddingBag (embedding_bag_byte /
+    embedding_bag_4bit, mode 0 whatever the module's mode: torch/ao/nn/quantized/modules/embedding_ops.py)."""
+    import torch.ao.nn.quantized as nnq
+
+    codes, scale, bias, bits = embedding_table(mod.weight())
+    kind = "byte" if bits == 8 else "4bit"
+    if not isinstance(mod, nnq.EmbeddingBag):
+        return _embedding(L, n, x, None, None, codes, scale, bias, bits, lookup=True, src=src,
+                          torch_op=f"quantized::embedding_{kind}")
+    args = [L.val(a) for a in n.args] + [None] * 4
+    kw = {k: L.val(v) for k, v in n.kwargs.items()}
+    offsets = kw.get("offsets", args[1])
+    weights = kw.get("per_sample_weights", args[2])
+    if kw.get("compressed_indices_mapping", args[3]) is not None:
+        L.fail(n, f"module {src}: {type(mod).__name__}", "pruned tables (compressed_indices_mapping) are not supported")
+    return _embedding(L, n, x, offsets, weights, codes, scale, bias, bits, lookup=False, src=src,
+                      torch_op=f"quantized::embedding_bag_{kind}", include_last_offset=bool(mod.include_last_offset),
+                      mode=str(mod.mode))
+
+
+def _embedding(L, n, indices, offsets, weights, codes, scale, bias, bits, lookup, src, torch_op,
+               include_last_offset=False, mode="sum"):
+    import numpy as np
+
+    for what, ref in (("indices", indices), ("offsets", offsets)):
+        i = L.info(ref)
+        if i is not None and ref in L.inputs and ref not in L.input_dtypes and not L.observed:
+            i.dtype = "int64"  # no example input: a model input read as indices holds integers
+        if ref is not None and (i is None or i.dtype not in ("int64", "int32")):
+            L.fail(n, torch_op, f"expects {what} as an integer tensor input of the model, got "
+                   + (f"a {i.dtype} tensor" if i is not None else repr(ref)[:60]))
+    if weights is not None:
+        i = L.info(weights)
+        if i is None or i.dtype != "float32":
+            L.fail(n, torch_op, "expects per_sample_weights as a float32 tensor")
+    inputs = [indices] + ([offsets] if offsets is not None else []) + ([weights] if weights is not None else [])
+    attrs = {"bits": int(bits), "has_offsets": offsets is not None, "weighted": weights is not None,
+             "include_last_offset": bool(include_last_offset), "mode": mode, "lookup": bool(lookup)}
+    L.float_regions.append({"name": n.name, "what": f"{torch_op} ({src})", "exact": True,
+                            "why": "it looks up integer codes but computes scale*q + bias and the bag sums in "
+                                   "float32, and its output is float32, so it has no integer-only form"})
+    return L.emit(n, "embedding_bag", inputs, dtype="float32", attrs=attrs,
+                  consts={"codes": codes, "scale_bias": np.stack([scale, bias], axis=1)}, torch_op=torch_op,
+                  source=src)
+
+
+EMBEDDING_MODES = {0: "sum", 1: "mean", 2: "max"}
+
+
+def c_embedding_op(bits, lookup, packed_tensor):
+    """quantized::embedding_{byte,4bit}(packed, indices, pruned_weights) and quantized::embedding_bag_{byte,4bit}
+    [_rowwise_offsets](weight, indices, offsets, scale_grad_by_freq, mode, pruned_weights, per_sample_weights,
+    compressed_indices_mapping, include_last_offset), in schema order (keywords too)."""
+    names = (("weight", "indices", "pruned_weights") if lookup else
+             ("weight", "indices", "offsets", "scale_grad_by_freq", "mode", "pruned_weights", "per_sample_weights",
+              "compressed_indices_mapping", "include_last_offset"))
+
+    def rule(L, n, name, *args, **kwargs):
+        a = dict(zip(names, args))
+        a.update(kwargs)
+        if a.get("pruned_weights") or a.get("compressed_indices_mapping") is not None:
+            L.fail(n, name, "pruned tables (pruned_weights, compressed_indices_mapping) are not supported")
+        w = a.get("weight")
+        try:
+            if packed_tensor:
+                codes, scale, bias = packed_embedding_table(w, bits)
+            else:
+                import torch
+
+                codes, scale, bias, b = embedding_table(torch.ops.quantized.embedding_bag_unpack(w))
+                if b != bits:
+                    L.fail(n, name, f"the packed table holds {b}-bit codes, the op reads {bits}-bit ones")
+        except (RuntimeError, AttributeError, TypeError) as e:
+            L.fail(n, name, f"expects a quantized embedding table as its first argument ({str(e).splitlines()[0][:80]})")
+        mode = a.get("mode", 0)
+        return _embedding(L, n, a.get("indices"), a.get("offsets"), a.get("per_sample_weights"), codes, scale, bias,
+                          bits, lookup, n.name, name, bool(a.get("include_last_offset", False)),
+                          EMBEDDING_MODES.get(int(mode), str(mode)) if not lookup else "sum")
+    return rule
+
+
 # (applies(module), rule(L, n, x, module, src)) tried before the built-in module rules
 MODULE_RULES = [(_is_dynamic_linear, m_dynamic_linear), (_is_conv_transpose, m_conv_transpose),
-                (_is_conv3d, m_conv3d)]
+                (_is_conv3d, m_conv3d), (_is_embedding, m_embedding)]
 
 
 # ---------------------------------------------------------------- calls -----
@@ -680,6 +808,11 @@ def c_dropout(L, n, name, x, p=0.5, training=False, inplace=False):
     return _passthrough(L, n, x, "identity", n.name, name)
 
 
+def c_quantized_dropout(L, n, name, x, output_scale=None, output_zero_point=None, p=0.5, training=False):
+    """quantized::dropout (F.dropout after convert_fx): in eval the input itself, its qparams kept (measured)."""
+    return c_dropout(L, n, name, x, p, training)
+
+
 def c_relu(L, n, name, x, inplace=False):
     return _maybe_float(L, n, x, "relu", n.name, name)
 
@@ -692,7 +825,10 @@ def c_relu6(L, n, name, x, inplace=False):
     return _maybe_float(L, n, x, "hardtanh", n.name, name, {"min_val": 0.0, "max_val": 6.0})
 
 
-def c_hardswish(L, n, name, x, scale=None, zero_point=None, inplace=False):
+def c_hardswish(L, n, name, x, scale=None, zero_point=None, inplace=False, output_scale=None,
+                output_zero_point=None):
+    if output_scale is not None:  # quantized::hardswish(input, output_scale=, output_zero_point=)
+        scale, zero_point = output_scale, output_zero_point
     out = None if scale is None else (float(scale), int(zero_point))
     return _unary(L, n, x, "hardswish", n.name, name, out=out)
 
@@ -983,6 +1119,20 @@ CALLS = {
     "torch.mean": c_mean,
     "method.mean": c_mean,
     "method.to": c_to,
+    "method.relu_": c_relu,
+    "method.clip": c_clamp,
+    "method.add": c_float_binary("add"),
+    "method.sub": c_float_binary("sub"),
+    "method.mul": c_float_binary("mul"),
+    "torch.sub": c_float_binary("sub"),
+    "quantized::dropout": c_quantized_dropout,
+    "torch.adaptive_avg_pool2d": c_adaptive_avg_pool(2),
+    "quantized::embedding_byte": c_embedding_op(8, True, False),
+    "quantized::embedding_4bit": c_embedding_op(4, True, False),
+    "quantized::embedding_bag_byte": c_embedding_op(8, False, False),
+    "quantized::embedding_bag_4bit": c_embedding_op(4, False, False),
+    "quantized::embedding_bag_byte_rowwise_offsets": c_embedding_op(8, False, True),
+    "quantized::embedding_bag_4bit_rowwise_offsets": c_embedding_op(4, False, True),
 }
 CALLS = {k: v for k, v in CALLS.items() if v is not None}
 
@@ -990,17 +1140,17 @@ SUPPORTED = ("Supported: Quantize/DeQuantize, quantize_per_tensor, dequantize, L
              "Conv1d/Conv2d (+ReLU), BatchNorm2d (+ReLU), ReLU, ReLU6, Hardtanh, Hardswish, LeakyReLU, ELU, "
              "Sigmoid, Tanh, add/add_relu/mul/mul_relu (QFunctional, quantized::add...), add_scalar, mul_scalar, "
              "cat, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, interpolate/Upsample nearest, mean, "
+             "quantized Embedding/EmbeddingBag, dynamic Linear, LayerNorm, GroupNorm, InstanceNorm, PReLU, "
+             "Softmax, GELU, Hardsigmoid, ConvTranspose, Conv3d, matmul, "
              "flatten, reshape, view, squeeze, unsqueeze, permute, transpose, contiguous, getitem, "
              "Dropout, Identity, clamp, chunk, split, channel_shuffle, pixel_shuffle, pixel_unshuffle, "
              "and exact float ops (relu, hardtanh, add, sub, mul) between dequantize and quantize.")
 
 
 def _with_table(text: str) -> str:
-    """SUPPORTED, plus the PyTorch spellings the op table declares (OpSpec.torch)."""
-    from ..ops import table
-
-    spellings = [t for spec in table().values() for t in spec.torch]
-    return text[:-1] + "; " + ", ".join(spellings) + "." if spellings else text
+    """SUPPORTED, and where the whole list is: the op table declares every op's PyTorch spellings
+    (OpSpec.torch), printed by `python -m qgolden.ops` and in the README (too long for one error line)."""
+    return text[:-1] + "; every spelling: `python -m qgolden.ops` (README, Supported ops)."
 
 
 SUPPORTED = _with_table(SUPPORTED)

@@ -38,9 +38,10 @@ def ref_name(lowering, ref) -> str:
 
 
 class _Op:
-    __slots__ = ("kind", "target", "args", "name", "ts_node", "placeholder", "attr")
+    __slots__ = ("kind", "target", "args", "name", "ts_node", "placeholder", "attr", "path")
 
     def __init__(self, kind, target=None, args=(), name="", ts_node=None, placeholder=False, attr=None):
+        self.path = ""  # the module path of the code it comes from ('features.0.conv'), if known
         self.kind = kind
         self.target = target
         self.args = args
@@ -110,6 +111,41 @@ def _module_path(node) -> list:
     return names
 
 
+def hierarchy_frames(node) -> list:
+    """The module frames an inlined node runs in, outermost first, as hierarchy prefixes:
+    'features(Sequential).0(Block)' -> ['features(Sequential)', 'features(Sequential).0(Block)'].
+    Frames of script functions (UNKNOWN_INSTANCE) belong to the module that calls them."""
+    try:
+        h = node.getModuleHierarchy() or ""
+    except Exception:
+        return []
+    frames, parts = [], []
+    for name, typ in re.findall(r"([^.()]+)\(([^()]*)\)", h):
+        if name == "UNKNOWN_INSTANCE":
+            break
+        parts.append(f"{name}({typ})")
+        frames.append(".".join(parts))
+    return frames
+
+
+# torch.nn modules torch.fx traces through: containers, and the quantized functional modules whose
+# methods (add, cat...) are not forward
+_FX_TRACED_THROUGH = {"Sequential", "ModuleList", "ModuleDict", "FloatFunctional", "QFunctional", "FXFloatFunctional"}
+
+
+def fx_leaf(obj) -> bool:
+    """Whether torch.fx's default tracer keeps a call of this (script) module as one node: a module
+    of torch.nn / torch.ao.nn (torch/fx/_symbolic_trace.py Tracer.is_leaf_module), by its TorchScript
+    type's qualified name ('__torch__.torch.nn.modules.conv.___torch_mangle_3.Conv2d')."""
+    try:
+        qualified = obj._c._type().qualified_name()
+    except Exception:
+        qualified = type(obj).__module__ + "." + type(obj).__name__
+    qualified = qualified.removeprefix("__torch__.")
+    cls = qualified.rsplit(".", 1)[-1]
+    return qualified.startswith(("torch.nn.", "torch.ao.nn.")) and cls not in _FX_TRACED_THROUGH
+
+
 def _ident(s: str) -> str:
     s = re.sub(r"\W", "_", s)
     s = re.sub(r"_+", "_", s).strip("_")
@@ -133,8 +169,8 @@ def _debug_base(value) -> str:
     except Exception:
         return ""
     base = re.sub(r"\.\d+$", "", name)
-    if not base or base.isdigit() or base in _GENERIC:
-        return ""
+    if not base or base.isdigit() or base in _GENERIC or re.sub(r"\d+$", "", base) in _GENERIC:
+        return ""  # 'input0': a traced graph's name for the next call's argument
     return base
 
 
@@ -206,6 +242,74 @@ _ALIASES = {"prim::NumToTensor", "aten::ScalarImplicit", "prim::unchecked_cast",
 _NO_EFFECT = {"aten::warn", "prim::PythonOp_warn", "aten::_assert_async", "prim::Print"}
 
 
+class FrameTracker:
+    """The module path of the code each node of an inlined TorchScript graph comes from.
+
+    Inlining records for every node the chain of module calls it was inlined from, but names each
+    module only by the attribute its caller read it through: a scripted convert_fx GraphModule calls
+    `getattr(self.features, "0").conv` from its own forward, so that conv's frame is just 'conv(...)'.
+    The attribute reads give the whole path ('features.0.conv'): a called module's code reaches
+    everything through its `self`, so the first prim::GetAttr of a new call frame reads that frame's own
+    module. A module whose code reads nothing of `self` (constants only: MaxPool2d, Flatten) is the
+    module of its instance name and type its caller read last and no other frame took (scripted code
+    reads a module just before calling it; traced code reads them all first, in reverse call order)."""
+
+    def __init__(self):
+        self.prev: list = []
+        self.current: list = []
+        self.bound: dict = {}  # frame (hierarchy prefix) -> module path, for the call under way
+        self.guessed: dict = {}  # frame -> (key, index) of the caller-side read it was bound to
+        self.reads: dict = {}  # (attribute name, type name) -> [module paths read, oldest first]
+
+    @staticmethod
+    def _key(frame: str) -> tuple:
+        last = frame.rsplit(").", 1)[-1] if ")." in frame else frame
+        name, _, typ = last.partition("(")
+        return name, typ.rstrip(")")
+
+    def enter(self, node):
+        """Start the node's frames that the previous node was not inside: new calls."""
+        frames = hierarchy_frames(node)
+        for f in frames:
+            if f in self.prev:
+                continue
+            self.bound.pop(f, None)
+            self.guessed.pop(f, None)
+            key = self._key(f)
+            stack = self.reads.get(key)
+            if stack:
+                self.bound[f] = stack.pop()
+                self.guessed[f] = key
+        self.prev = frames
+        self.current = frames
+
+    def read_attribute(self, from_root: bool, obj_path, name, value):
+        """A prim::GetAttr of attribute `name` on an object whose path is `obj_path` ('' or None: the root)."""
+        import torch
+
+        frames = self.current
+        if frames and not from_root and obj_path and (frames[-1] not in self.bound or frames[-1] in self.guessed):
+            f = frames[-1]
+            if f in self.guessed:  # the caller-side guess was another module's read: give it back
+                key = self.guessed.pop(f)
+                if self.bound[f] != obj_path:
+                    self.reads.setdefault(key, []).append(self.bound[f])
+                    stack = self.reads.get(key, [])
+                    if obj_path in stack:
+                        stack.remove(obj_path)
+            self.bound[f] = obj_path
+        if isinstance(value, (torch.nn.Module, torch.jit.ScriptModule)):
+            typ = getattr(value, "original_name", None) or type(value).__name__
+            self.reads.setdefault((name, typ), []).append(f"{obj_path}.{name}" if obj_path else name)
+
+    def path_of(self, node) -> list:
+        """['features', '0', 'conv'] for a node inlined from that module's code; [] if unknown."""
+        frames = hierarchy_frames(node)
+        if frames and frames[-1] in self.bound:
+            return self.bound[frames[-1]].split(".")
+        return []
+
+
 class _Converter:
     def __init__(self, sm, where, examples=None):
         self.sm = sm
@@ -219,6 +323,8 @@ class _Converter:
         self.attrs: dict = {}  # attribute key -> (name, object)
         self.attr_ids: dict = {}
         self.py = _py_ops()
+        # the module path each inlined call frame runs for (FrameTracker)
+        self.frames = FrameTracker()
 
     # -- errors ------------------------------------------------------------------
     def fail(self, node, reason):
@@ -311,6 +417,7 @@ class _Converter:
 
     def node(self, node):
         kind = node.kind()
+        self.frames.enter(node)
         if kind == "prim::Constant":
             out = node.output()
             try:
@@ -333,6 +440,7 @@ class _Converter:
                     self.fail(node, f"attribute {name!r} could not be read: {_first_line(e)}")
             self.put(node.output(), v)
             path = self.attr_names.get(id(obj))
+            self.frames.read_attribute(obj is self.sm, path, name, v)
             self.attr_names[id(v)] = f"{path}.{name}" if path else name
             return
         if kind == "prim::If":
@@ -478,6 +586,7 @@ class _Converter:
         kwargs = {kw_only[i]: a for i, a in enumerate(args) if i in kw_only}
         args = tuple(a for i, a in enumerate(args) if i not in kw_only)
         ref = self.new_op(_Op("call_function", target, (args, kwargs), hint, node))
+        self.ops[ref.idx].path = ".".join(self.module_path(node))
         if multi:  # a multi-output op: its caller puts each output
             if self.ex:
                 self._run_example(ref, target, args, kwargs)
@@ -519,8 +628,21 @@ class _Converter:
         except Exception:
             pass
 
+    def module_path(self, node) -> list:
+        """The module path of a call node's code, [] where torch.fx would name the op by itself: FX
+        makes a node per call of a leaf module (torch.nn / torch.ao.nn, not Sequential) and traces
+        through everything else, including FloatFunctional's methods."""
+        path = self.frames.path_of(node) or _module_path(node)
+        obj = self.sm
+        for part in path:
+            try:
+                obj = getattr(obj, part)
+            except Exception:
+                return path
+        return path if fx_leaf(obj) else []
+
     def name_for(self, node, out) -> str:
-        path = _module_path(node)
+        path = self.module_path(node)
         if path:
             return _ident("_".join(path))
         base = _debug_base(out)
@@ -661,6 +783,8 @@ class _Converter:
                 args, kwargs = op.args if op.target is not operator.getitem else (op.args, {})
                 n = graph.create_node("call_function", op.target, conv(args), conv(kwargs), name=unique(op.name))
             taken.add(n.name)
+            if op.path:
+                n.meta["module_path"] = op.path  # the source the program names (as for eager/FX)
             if op.ts_node is not None:
                 n.meta["ts_kind"] = op.ts_node.kind()
                 n.meta["ts_source"] = _source_line(op.ts_node)

@@ -20,9 +20,33 @@ from importlib import import_module
 from .spec import INTEGER_METHODS, OpSpec  # noqa: F401
 
 
-@functools.lru_cache(maxsize=1)
+_TABLE: dict = {}  # the complete table, once built
+_building = False
+
+
 def _declared() -> dict:
-    """{op name: (module name, OpSpec)} over every module of this package."""
+    """{op name: (module name, OpSpec)} over every module of this package.
+
+    Importing an op module can import a module that reads the table at import time (mul_int imports
+    qgolden.integer, whose transform builds its handler map from it): that inner call sees the modules
+    still being imported without their SPECS, so its table is returned but not kept; only the outer,
+    complete one is cached."""
+    global _building
+    if _TABLE:
+        return _TABLE
+    outer = not _building
+    _building = True
+    try:
+        specs = _collect()
+    finally:
+        if outer:
+            _building = False
+    if outer:
+        _TABLE.update(specs)
+    return specs
+
+
+def _collect() -> dict:
     specs: dict = {}
     for info in pkgutil.iter_modules(__path__):
         if info.name == "spec":

@@ -124,5 +124,6 @@ def adaptive_avg_pool(x, *, x_scale, x_zero_point, output_size, profile, trace=N
 
 
 SPECS = [
-    OpSpec("adaptive_avg_pool", "adaptive_avg_pool", integer="pool", summary='average over adaptive bins (qparams unchanged)', formula=('S = Σ_bin (x_q − z);  y_q = clamp(rne(S/|bin|) + z)', )),
+    OpSpec("adaptive_avg_pool", "adaptive_avg_pool", integer="pool", summary='average over adaptive bins (qparams unchanged)', formula=('S = Σ_bin (x_q − z);  y_q = clamp(rne(S/|bin|) + z)', ),
+           torch=('nn.AdaptiveAvgPool1d/2d', 'F.adaptive_avg_pool1d/2d', 'torch.adaptive_avg_pool1d/2d', 'aten::adaptive_avg_pool1d/2d')),
 ]

@@ -148,6 +148,8 @@ def add_scalar(x, *, x_scale, x_zero_point, scalar, relu=False, dtype="uint8", p
 
 
 SPECS = [
-    OpSpec("add", "add", elementwise=True, integer="binary_lut", summary='adds two quantized tensors with their own scales', formula=('a = s_a·(a_q − z_a);  b = s_b·(b_q − z_b);  y_q = clamp(rne((a + b)/s_y) + z_y)   (ATen, float32)', '(qnnpack: fixed-point a_multiplier·a_q + b_multiplier·b_q, shifted right with rounding)', )),
-    OpSpec("add_scalar", "add_scalar", elementwise=True, integer="lut", summary='adds a constant', formula=('y_q = x_q (new zero point z − round(c/s)) or requantized', )),
+    OpSpec("add", "add", elementwise=True, integer="binary_lut", summary='adds two quantized tensors with their own scales', formula=('a = s_a·(a_q − z_a);  b = s_b·(b_q − z_b);  y_q = clamp(rne((a + b)/s_y) + z_y)   (ATen, float32)', '(qnnpack: fixed-point a_multiplier·a_q + b_multiplier·b_q, shifted right with rounding)', ),
+           torch=('quantized::add', 'quantized::add_relu', 'FloatFunctional.add / add_relu', 'x + y (convert_fx)')),
+    OpSpec("add_scalar", "add_scalar", elementwise=True, integer="lut", summary='adds a constant', formula=('y_q = x_q (new zero point z − round(c/s)) or requantized', ),
+           torch=('quantized::add_scalar', 'quantized::add with a number', 'FloatFunctional.add_scalar', 'x + c (convert_fx)')),
 ]

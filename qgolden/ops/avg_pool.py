@@ -169,5 +169,6 @@ def avg_pool(x, *, x_scale, x_zero_point, out_scale, out_zero_point, kernel_size
 
 
 SPECS = [
-    OpSpec("avg_pool", "avg_pool", integer="pool", summary='average over each window (qparams unchanged)', formula=('S = Σ_window (x_q − z);  y_q = clamp(rne(S / divisor) + z)   (order of + z and rounding depends on the kernel)', )),
+    OpSpec("avg_pool", "avg_pool", integer="pool", summary='average over each window (qparams unchanged)', formula=('S = Σ_window (x_q − z);  y_q = clamp(rne(S / divisor) + z)   (order of + z and rounding depends on the kernel)', ),
+           torch=('nn.AvgPool1d/2d', 'F.avg_pool1d/2d', 'torch.avg_pool1d/2d', 'aten::avg_pool1d/2d')),
 ]

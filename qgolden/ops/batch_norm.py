@@ -75,5 +75,6 @@ def batch_norm(x, *, x_scale, x_zero_point, out_scale, out_zero_point, weight, b
 
 
 SPECS = [
-    OpSpec("batch_norm", "batch_norm", integer="batch_norm", summary='batch norm folded to a per-channel affine map', formula=('y_q = clamp(rne(alpha·x_q + beta))', )),
+    OpSpec("batch_norm", "batch_norm", integer="batch_norm", summary='batch norm folded to a per-channel affine map', formula=('y_q = clamp(rne(alpha·x_q + beta))', ),
+           torch=('nnq.BatchNorm2d/3d', 'nniq.BNReLU2d/3d', 'quantized::batch_norm2d', 'quantized::batch_norm2d_relu')),
 ]

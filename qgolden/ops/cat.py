@@ -33,5 +33,6 @@ def cat(xs, *, x_scales, x_zero_points, out_scale, out_zero_point, dim=0, relu=F
 
 
 SPECS = [
-    OpSpec("cat", "cat", integer="cat", summary='concatenates; inputs with other qparams are requantized', formula=('y_q = concat(requant(x_i))', )),
+    OpSpec("cat", "cat", integer="cat", summary='concatenates; inputs with other qparams are requantized', formula=('y_q = concat(requant(x_i))', ),
+           torch=('torch.cat', 'torch.concat', 'FloatFunctional.cat', 'quantized::cat', 'aten::cat', 'aten::concat')),
 ]

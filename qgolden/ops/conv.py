@@ -435,5 +435,6 @@ def conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding,
 
 
 SPECS = [
-    OpSpec("conv", "conv", integer="gemm"),
+    OpSpec("conv", "conv", integer="gemm",
+           torch=('nnq.Conv1d/2d', 'nniq.ConvReLU1d/2d', 'quantized::conv1d', 'quantized::conv1d_relu', 'quantized::conv2d', 'quantized::conv2d_relu')),
 ]

@@ -19,5 +19,6 @@ def dequantize(q, *, scale, zero_point, axis=None, profile=None, trace=None) -> 
 
 
 SPECS = [
-    OpSpec("dequantize", "dequantize", elementwise=True, integer="dequantize", summary="turns integers back into floats: the model's last step", formula=('y = f32(f32(s) · f32(x_q − z))', )),
+    OpSpec("dequantize", "dequantize", elementwise=True, integer="dequantize", summary="turns integers back into floats: the model's last step", formula=('y = f32(f32(s) · f32(x_q − z))', ),
+           torch=('nnq.DeQuantize (DeQuantStub)', 'x.dequantize()', 'torch.dequantize', 'aten::dequantize')),
 ]

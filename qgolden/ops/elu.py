@@ -46,5 +46,6 @@ def elu(x, *, x_scale, x_zero_point, out_scale, out_zero_point, alpha=1.0, dtype
 
 
 SPECS = [
-    OpSpec("elu", "elu", elementwise=True, integer="lut", summary='ELU through floats', formula=('y_q = clamp(rne(elu(s_x·(x_q − z_x))/s_y) + z_y)', )),
+    OpSpec("elu", "elu", elementwise=True, integer="lut", summary='ELU through floats', formula=('y_q = clamp(rne(elu(s_x·(x_q − z_x))/s_y) + z_y)', ),
+           torch=('nnq.ELU', 'nn.ELU', 'F.elu', 'quantized::elu', 'aten::elu')),
 ]

@@ -94,6 +94,8 @@ def float_cat(xs, *, dim, profile=None, trace=None):
 
 
 SPECS = [
-    OpSpec("float_op", "float_op", integer="float"),
-    OpSpec("float_cat", "float_cat", integer="float"),
+    OpSpec("float_op", "float_op", integer="float",
+           torch=('operator.add/sub/mul', 'torch.add/sub/mul', 'x.add/sub/mul', 'F.relu, F.hardtanh, x.clamp on float tensors between dequantize and quantize (FX)')),
+    OpSpec("float_cat", "float_cat", integer="float",
+           torch=('torch.cat of float tensors (FX)',)),
 ]

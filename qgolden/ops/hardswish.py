@@ -56,5 +56,6 @@ def hardswish(x, *, x_scale, x_zero_point, out_scale, out_zero_point, dtype="uin
 
 
 SPECS = [
-    OpSpec("hardswish", "hardswish", elementwise=True, integer="lut", summary='hardswish through floats', formula=('x = s_x·(x_q − z_x);  y = x·min(max(x + 3, 0), 6) / 6;  y_q = clamp(rne(y/s_y) + z_y)', '(qnnpack: a 256-entry table indexed by x_q)', )),
+    OpSpec("hardswish", "hardswish", elementwise=True, integer="lut", summary='hardswish through floats', formula=('x = s_x·(x_q − z_x);  y = x·min(max(x + 3, 0), 6) / 6;  y_q = clamp(rne(y/s_y) + z_y)', '(qnnpack: a 256-entry table indexed by x_q)', ),
+           torch=('nnq.Hardswish', 'F.hardswish', 'quantized::hardswish', 'aten::hardswish')),
 ]

@@ -43,5 +43,6 @@ def relu6(x, *, x_scale, x_zero_point, dtype="uint8", profile, trace=None) -> np
 
 
 SPECS = [
-    OpSpec("hardtanh", "hardtanh", integer="clamp", summary='clamp between two integer limits', formula=('y_q = clamp(x_q, q(min_val), q(max_val))', )),
+    OpSpec("hardtanh", "hardtanh", integer="clamp", summary='clamp between two integer limits', formula=('y_q = clamp(x_q, q(min_val), q(max_val))', ),
+           torch=('nn.Hardtanh', 'nn.ReLU6', 'nnq.ReLU6', 'F.hardtanh', 'F.relu6', 'torch.clamp', 'torch.clip', 'x.clamp', 'x.clip', 'quantized::relu6', 'aten::hardtanh', 'aten::relu6', 'aten::clamp', 'aten::clip')),
 ]

@@ -57,5 +57,6 @@ def float_mean_inductor(x, *, dim, keepdim, channels_last, profile=None, trace=N
 
 
 SPECS = [
-    OpSpec("float_mean_inductor", "float_mean_inductor", integer="float"),
+    OpSpec("float_mean_inductor", "float_mean_inductor", integer="float",
+           torch=("aten.mean / adaptive_avg_pool2d (x86-inductor)",)),
 ]

@@ -46,5 +46,6 @@ def leaky_relu(x, *, x_scale, x_zero_point, out_scale, out_zero_point, negative_
 
 
 SPECS = [
-    OpSpec("leaky_relu", "leaky_relu", elementwise=True, integer="lut", summary='leaky ReLU through floats', formula=('y_q = clamp(rne(leaky(s_x·(x_q − z_x))/s_y) + z_y)', )),
+    OpSpec("leaky_relu", "leaky_relu", elementwise=True, integer="lut", summary='leaky ReLU through floats', formula=('y_q = clamp(rne(leaky(s_x·(x_q − z_x))/s_y) + z_y)', ),
+           torch=('nnq.LeakyReLU', 'nn.LeakyReLU', 'F.leaky_relu', 'quantized::leaky_relu', 'aten::leaky_relu')),
 ]

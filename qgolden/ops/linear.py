@@ -148,5 +148,6 @@ def count_pair_saturations_blocked(xq_u8, wq_s8, block_starts) -> np.ndarray:
 
 
 SPECS = [
-    OpSpec("linear", "linear", integer="gemm"),
+    OpSpec("linear", "linear", integer="gemm",
+           torch=('nnq.Linear', 'nniq.LinearReLU', 'quantized::linear', 'quantized::linear_relu')),
 ]

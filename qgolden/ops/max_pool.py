@@ -154,5 +154,6 @@ def max_pool(x, *, kernel_size, stride, padding, dilation, ceil_mode, profile, t
 
 
 SPECS = [
-    OpSpec("max_pool", "max_pool", integer="keep", passes_range=True, summary='maximum over each window, on the integers (qparams unchanged)', formula=('y_q = max over the window of x_q', )),
+    OpSpec("max_pool", "max_pool", integer="keep", passes_range=True, summary='maximum over each window, on the integers (qparams unchanged)', formula=('y_q = max over the window of x_q', ),
+           torch=('nn.MaxPool1d/2d', 'F.max_pool1d/2d', 'torch.max_pool1d/2d', 'aten::max_pool1d/2d')),
 ]

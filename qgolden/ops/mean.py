@@ -81,5 +81,6 @@ def _float_mean(x, dims, keepdim, x_scale, zp, profile, trace, channels_last):
 
 
 SPECS = [
-    OpSpec("mean", "mean", integer="pool", summary='mean over dims', formula=('y_q = clamp(rne(Σ (x_q − z) / n) + z)', )),
+    OpSpec("mean", "mean", integer="pool", summary='mean over dims', formula=('y_q = clamp(rne(Σ (x_q − z) / n) + z)', ),
+           torch=('torch.mean', 'x.mean', 'aten::mean')),
 ]

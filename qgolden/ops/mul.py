@@ -67,6 +67,8 @@ def mul_scalar(x, *, x_scale, x_zero_point, scalar, relu=False, dtype="uint8", p
 
 
 SPECS = [
-    OpSpec("mul", "mul", elementwise=True, integer="mul", summary='multiplies two quantized tensors', formula=('y_q = clamp(rne((a_q − z_a)(b_q − z_b)·s_a·s_b/s_y) + z_y)', )),
-    OpSpec("mul_scalar", "mul_scalar", elementwise=True, integer="lut", summary='multiplies by a constant', formula=('y_q = x_q with a new scale (or requantized)', )),
+    OpSpec("mul", "mul", elementwise=True, integer="mul", summary='multiplies two quantized tensors', formula=('y_q = clamp(rne((a_q − z_a)(b_q − z_b)·s_a·s_b/s_y) + z_y)', ),
+           torch=('quantized::mul', 'quantized::mul_relu', 'FloatFunctional.mul', 'x * y (convert_fx)')),
+    OpSpec("mul_scalar", "mul_scalar", elementwise=True, integer="lut", summary='multiplies by a constant', formula=('y_q = x_q with a new scale (or requantized)', ),
+           torch=('quantized::mul_scalar', 'quantized::mul with a number', 'FloatFunctional.mul_scalar', 'x * c (convert_fx)')),
 ]

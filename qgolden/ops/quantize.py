@@ -33,5 +33,6 @@ def quantize(x, *, scale, zero_point, dtype="uint8", axis=None, profile=None, tr
 
 
 SPECS = [
-    OpSpec("quantize", "quantize", elementwise=True, integer="quantize", summary='turns floats into integers', formula=('y_q = clamp(rne(f32(x · f32(1/s) + z)), 0, 255)   (one fused multiply-add: z added before rounding)', )),
+    OpSpec("quantize", "quantize", elementwise=True, integer="quantize", summary='turns floats into integers', formula=('y_q = clamp(rne(f32(x · f32(1/s) + z)), 0, 255)   (one fused multiply-add: z added before rounding)', ),
+           torch=('nnq.Quantize (QuantStub)', 'torch.quantize_per_tensor', 'aten::quantize_per_tensor')),
 ]

@@ -16,5 +16,6 @@ def relu(x, *, x_scale, x_zero_point, dtype="uint8", profile, trace=None) -> np.
 
 
 SPECS = [
-    OpSpec("relu", "relu", elementwise=True, integer="clamp", summary='ReLU on integers: nothing below the zero point', formula=('y_q = max(x_q, z)   (scale and zero point unchanged)', )),
+    OpSpec("relu", "relu", elementwise=True, integer="clamp", summary='ReLU on integers: nothing below the zero point', formula=('y_q = max(x_q, z)   (scale and zero point unchanged)', ),
+           torch=('nn.ReLU', 'F.relu', 'torch.relu', 'x.relu', 'x.relu_', 'aten::relu')),
 ]

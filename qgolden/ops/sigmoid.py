@@ -54,5 +54,6 @@ def sigmoid(x, *, x_scale, x_zero_point, dtype="uint8", profile, trace=None) -> 
 
 
 SPECS = [
-    OpSpec("sigmoid", "sigmoid", elementwise=True, integer="lut", summary='sigmoid through floats (fixed output scale 1/256)', formula=('y_q = clamp(rne(σ(s_x·(x_q − z_x))·256))', )),
+    OpSpec("sigmoid", "sigmoid", elementwise=True, integer="lut", summary='sigmoid through floats (fixed output scale 1/256)', formula=('y_q = clamp(rne(σ(s_x·(x_q − z_x))·256))', ),
+           torch=('nn.Sigmoid', 'nnq.Sigmoid', 'torch.sigmoid', 'x.sigmoid', 'F.sigmoid', 'quantized::sigmoid', 'aten::sigmoid')),
 ]

@@ -47,5 +47,6 @@ def tanh(x, *, x_scale, x_zero_point, dtype="uint8", profile, trace=None) -> np.
 
 
 SPECS = [
-    OpSpec("tanh", "tanh", elementwise=True, integer="lut", summary='tanh through floats (fixed output scale 2/256, zero point 128)', formula=('y_q = clamp(rne(tanh(s_x·(x_q − z_x))·128) + 128)', )),
+    OpSpec("tanh", "tanh", elementwise=True, integer="lut", summary='tanh through floats (fixed output scale 2/256, zero point 128)', formula=('y_q = clamp(rne(tanh(s_x·(x_q − z_x))·128) + 128)', ),
+           torch=('nn.Tanh', 'torch.tanh', 'x.tanh', 'F.tanh', 'aten::tanh')),
 ]

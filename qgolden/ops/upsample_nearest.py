@@ -82,5 +82,6 @@ def upsample_nearest(x, *, size, scale_factor, profile, trace=None, recompute_sc
 
 
 SPECS = [
-    OpSpec("upsample_nearest", "upsample_nearest", integer="upsample", passes_range=True, moves_data=True, summary='nearest-neighbour upsampling (copies integers)', formula=('y_q[h, w] = x_q[src_h[h], src_w[w]]', )),
+    OpSpec("upsample_nearest", "upsample_nearest", integer="upsample", passes_range=True, moves_data=True, summary='nearest-neighbour upsampling (copies integers)', formula=('y_q[h, w] = x_q[src_h[h], src_w[w]]', ),
+           torch=("nn.Upsample(mode='nearest')", 'nn.UpsamplingNearest2d', "F.interpolate(mode='nearest')", 'F.upsample', 'F.upsample_nearest', 'aten::upsample_nearest1d/2d')),
 ]
