@@ -1,0 +1,397 @@
+"""The integer-only program's requantization at full speed: exactly the integers of the reference
+definitions (requant.apply_plan with fixedpoint.requantize_values / threshold_values), computed
+channel-last in cache-sized row blocks on every core, from per-channel constants prepared once
+per node instead of per-element gathers. No float operation anywhere.
+
+For one channel c (the reference, integer/requant.py apply_plan):
+
+    multiplier:  out = clamp(round_shift((acc + B)*M0 + F, n) + zo, out_min, out_max)
+    segments:    B, F = seg_bias[c, s], seg_frac[c, s],  s = #{i : acc >= seg_bounds[c, i]}
+    table:       out = out_min + #{k : acc >= thresholds[c, k]}
+
+How the same integers are found faster:
+  - half_up:  round_shift(v, n) = (v + 2**(n-1)) >> n, and int64 arithmetic wraps modulo 2**64,
+    so (acc + B)*M0 + F + 2**(n-1) = acc*M0 + K with K = B*M0 + F + 2**(n-1) (mod 2**64): one
+    multiply and one add per element, K per channel (per channel and segment) prepared once.
+  - counts of sorted thresholds (table channels): the multiplier result y0 of the channel (its
+    parameters approximate the staircase) gives a first count j = y0 - out_min, then
+    j += [acc >= T[j+1]] - [acc < T[j]] (T = the row with -inf / +inf ends) until no element
+    moves: each step moves j toward the count, which it reaches and keeps; elements still moving
+    after a few steps are counted with searchsorted.
+  - segment channels (half_up): their staircase, non-decreasing, written as thresholds once
+    (segment_thresholds, closed form per segment) and counted like the table channels; where it
+    cannot be, the segment index by a branchless binary search over the channel's sorted bounds.
+The reference counts thresholds in one searchsorted over rows offset by 2**40 (fixedpoint.
+threshold_values); that is the per-row count exactly when the rows are sorted and every threshold
+and accumulator value lies in [-2**39, 2**39): prepare() checks the rows once, requantize_rows()
+the accumulator range; anything else takes the reference path.
+"""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..numerics import parallel
+from .fixedpoint import requantize_values
+
+# thresholds and accumulator values inside [-LIMIT, LIMIT): the reference's row offsets (2**40)
+# keep rows apart, so its count is the per-row count
+LIMIT = 1 << 39
+# steps of the threshold correction before the remaining elements are counted by searchsorted
+CORRECTION_STEPS = 4
+_I64_MIN, _I64_MAX = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+
+
+@dataclass
+class Counted:
+    """Channels computed as counts of thresholds: out = out_min + #{k : acc >= t[c, k]}.
+    cols: the channels; ends: int64 [len(cols), levels + 2], each row [-inf, t..., +inf] (flattened)."""
+    cols: np.ndarray
+    ends: np.ndarray
+    levels: int
+
+
+@dataclass
+class ChannelConstants:
+    """Per-channel constants of one requantization (rows broadcast along the accumulator's rows).
+
+    multiplier, shift, bias, frac: int64 [C]; fused_add: int64 [C], K = B*M0 + F + 2**(n-1) (mod
+    2**64; half_up only). counted: the table channels, and the channels with a bias per segment
+    when their staircase could be written as thresholds (segment_thresholds); seg_*: the other
+    segment channels (seg_cols), bounds flattened [len, seg_count], seg_bias / seg_frac / seg_add
+    flattened [len, seg_count + 1]. acc_lo..acc_hi: the accumulator values these constants give the
+    reference's integers for (outside: the reference path)."""
+    channels: int
+    multiplier: np.ndarray
+    shift: np.ndarray
+    bias: np.ndarray
+    frac: np.ndarray
+    fused_add: np.ndarray | None
+    out_zero_point: int
+    out_min: int
+    out_max: int
+    rounding: str
+    bits: int
+    counted: list
+    seg_cols: np.ndarray
+    seg_bounds: np.ndarray
+    seg_count: int
+    seg_bias: np.ndarray
+    seg_frac: np.ndarray
+    seg_add: np.ndarray | None
+    acc_lo: int = -LIMIT
+    acc_hi: int = LIMIT - 1
+
+
+def _rows_in_range(t) -> bool:
+    """Rows sorted ascending and every value in [-LIMIT, LIMIT)."""
+    return t.size == 0 or (int(t.min()) >= -LIMIT and int(t.max()) < LIMIT and bool(np.all(np.diff(t, axis=1) >= 0)))
+
+
+def fused_add(multiplier, shift, bias, frac):
+    """K = B*M0 + F + 2**(n-1) in wrapping int64, as the reference forms (acc + B)*M0 + F and then
+    adds 2**(n-1) (np.int64(1) << (n - 1), the same expression as fixedpoint.round_shift)."""
+    with np.errstate(over="ignore"):
+        h = np.int64(1) << (np.asarray(shift, np.int64) - 1)
+        return np.asarray(bias, np.int64) * np.asarray(multiplier, np.int64) + np.asarray(frac, np.int64) + h
+
+
+def _ends(t):
+    """Rows [-inf, t..., +inf] of sorted thresholds t [J, L], flattened."""
+    ends = np.empty((t.shape[0], t.shape[1] + 2), np.int64)
+    ends[:, 0], ends[:, -1] = _I64_MIN, _I64_MAX
+    ends[:, 1:-1] = t
+    return ends.reshape(-1)
+
+
+# accumulators are int32 in every engine: the segment staircases are written as thresholds over
+# this range (wider would only reach the padding segments at 2**38)
+SEGMENT_RANGE = 1 << 32
+
+
+def segment_span(multiplier, seg_k):
+    """The largest R such that |acc*M0 + K| < 2**63 for every |acc| <= R, every segment constant
+    K of seg_k [J, S+1] (exact integers: true values, not wrapped) and M0 = multiplier [J] > 0;
+    capped at SEGMENT_RANGE. On [-R, R] the reference's wrapping int64 arithmetic is exact."""
+    r = SEGMENT_RANGE
+    for m, ks in zip(multiplier, seg_k):
+        kmax = max(abs(int(k)) for k in ks)
+        r = min(r, ((1 << 63) - 1 - kmax) // int(m))
+    return r
+
+
+def segment_thresholds(multiplier, shift, seg_k, bounds, zo, out_min, out_max, span):
+    """Thresholds [J, out_max - out_min] of the half_up segment staircases on [-span, span], or None
+    when one is not non-decreasing there (or its numbers leave int64).
+
+    Channel j, segment s = #{i : acc >= bounds[j, i]} (acc in [b_{s-1}, b_s), b_{-1} = -inf):
+        f(acc) = clamp(((acc*M0 + K_s) >> n) + zo, out_min, out_max),  K_s = seg_k[j, s] (exact)
+    For out_min < L <= out_max:  f(acc) >= L  <=>  acc >= u_{s,L} = ceil(((L - zo)*2**n - K_s) / M0)
+    inside segment s, so the first acc of [-span, span] with f >= L is min over segments of
+    max(start_s, u_{s,L}) (where that is <= end_s), span + 1 if none: the threshold of level L when f
+    is non-decreasing, which holds when f(end of a segment) <= f(start of the next) everywhere."""
+    levels = np.arange(out_min + 1, out_max + 1, dtype=np.int64)
+    out = np.empty((len(multiplier), levels.size), np.int64)
+    d = max(abs(out_min - zo), abs(out_max - zo))
+    for j, (m, n, ks, b) in enumerate(zip(multiplier, shift, seg_k, bounds)):
+        m, n = int(m), int(n)
+        if m <= 0 or not 1 <= n <= 62 or (d << n) >= (1 << 62) or max(abs(int(k)) for k in ks) >= (1 << 62):
+            return None
+        starts = np.concatenate([[-span], np.clip(np.asarray(b, np.int64), -span, span + 1)])
+        ends = np.concatenate([starts[1:] - 1, [span]])
+        keep = starts <= ends  # segments with values inside [-span, span]
+        starts, ends = starts[keep], ends[keep]
+        k = np.asarray([int(v) for v in ks], np.int64)[keep]
+
+        def f(acc):
+            return np.clip(((acc * m + k) >> n) + zo, out_min, out_max)
+
+        fs, fe = f(starts), f(ends)
+        if np.any(fe[:-1] > fs[1:]):
+            return None
+        u = -((k[:, None] - ((levels[None, :] - zo) << n)) // m)  # ceil(((L - zo)*2**n - K_s) / M0)
+        first = np.maximum(starts[:, None], u)
+        first = np.where(first <= ends[:, None], first, span + 1)
+        out[j] = first.min(axis=0)
+    return out
+
+
+def prepare(p, channels: int) -> ChannelConstants | None:
+    """The constants of requantization parameters p (the keys of requantize_int) for `channels`
+    channels, or None when they are not of the shapes and ranges the fast path reproduces exactly
+    (the caller then takes the reference path)."""
+    def ints(key, shape):
+        v = p.get(key)
+        if v is None:
+            return None
+        a = np.asarray(v)
+        if a.shape != shape or a.dtype.kind not in "iub":
+            raise _NotFast
+        return a.astype(np.int64)
+
+    try:
+        c = int(channels)
+        mult, shift = ints("multiplier", (c,)), ints("shift", (c,))
+        bias, frac = ints("bias", (c,)), ints("frac", (c,))
+        use_table = ints("use_table", (c,))
+        if mult is None or shift is None or bias is None or frac is None or use_table is None:
+            return None
+        rounding = p["rounding"]
+        zo, out_min, out_max = int(p["out_zero_point"]), int(p["out_min"]), int(p["out_max"])
+        if rounding == "half_up" and (shift.min(initial=1) < 1 or shift.max(initial=1) > 62):
+            return None  # the fused form's 2**(n-1) and shift as the reference's only for 1 <= n <= 62
+        counted = []
+        table_cols = np.flatnonzero(use_table != 0)
+        if table_cols.size:
+            t = np.asarray(p["thresholds"])
+            if t.ndim == 1:
+                t = t[None, :]
+            if t.ndim != 2 or t.shape[0] != c or t.dtype.kind not in "iu":
+                return None
+            t = t.astype(np.int64)
+            if not _rows_in_range(t):
+                return None
+            counted.append(Counted(table_cols, _ends(t[table_cols]), t.shape[1]))
+        us = p.get("use_segments")
+        seg_cols = np.zeros(0, np.int64)
+        seg_bounds, seg_b, seg_f, seg_add, seg_count = (np.zeros(0, np.int64),) * 3 + (None, 0)
+        acc_lo, acc_hi = -LIMIT, LIMIT - 1
+        guess_k = None
+        if us is not None and np.any(us):
+            us = ints("use_segments", (c,))
+            sb, sbias, sfrac = (np.asarray(p[k]) for k in ("seg_bounds", "seg_bias", "seg_frac"))
+            if sb.ndim != 2 or sb.shape[0] != c or sbias.shape != (c, sb.shape[1] + 1) or sfrac.shape != sbias.shape \
+                    or any(a.dtype.kind not in "iu" for a in (sb, sbias, sfrac)):
+                return None
+            sb = sb.astype(np.int64)
+            if not _rows_in_range(sb):
+                return None
+            seg_cols = np.flatnonzero((us != 0) & (use_table == 0))
+            seg_count = sb.shape[1]
+            seg_b = sbias.astype(np.int64)[seg_cols]
+            seg_f = sfrac.astype(np.int64)[seg_cols]
+            thr = None
+            if rounding == "half_up" and seg_cols.size and np.all(mult[seg_cols] > 0):
+                ms = mult[seg_cols]
+                h = [1 << (int(n) - 1) for n in shift[seg_cols]]
+                exact_k = [[int(bb) * int(m) + int(ff) + hh for bb, ff in zip(br, fr)]
+                           for m, hh, br, fr in zip(ms, h, seg_b, seg_f)]
+                span = segment_span(ms, exact_k)
+                if span > 0:
+                    thr = segment_thresholds(ms, shift[seg_cols], exact_k, sb[seg_cols], zo, out_min, out_max, span)
+            if thr is not None:
+                counted.append(Counted(seg_cols, _ends(thr), thr.shape[1]))
+                # the multiplier result of these channels is only the first guess of their count:
+                # make it step where the staircase does at its middle level
+                mid = thr.shape[1] // 2
+                if thr.shape[1]:
+                    guess_k = ((np.int64(out_min + 1 + mid - zo) << shift[seg_cols]) - thr[:, mid] * mult[seg_cols]
+                               + (np.int64(1) << (shift[seg_cols] - 1)))
+                    guess_at = np.zeros(c, bool)
+                    guess_at[seg_cols] = True
+                acc_lo, acc_hi = -span, span
+                seg_cols = np.zeros(0, np.int64)
+            else:
+                seg_bounds = sb[seg_cols].reshape(-1)
+                if rounding == "half_up":
+                    seg_add = fused_add(mult[seg_cols, None], shift[seg_cols, None], seg_b, seg_f).reshape(-1)
+            seg_b, seg_f = seg_b.reshape(-1), seg_f.reshape(-1)
+        fused = fused_add(mult, shift, bias, frac) if rounding == "half_up" else None
+        if guess_k is not None:
+            fused[guess_at] = guess_k
+        return ChannelConstants(
+            c, mult, shift, bias, frac, fused,
+            zo, out_min, out_max, rounding, int(p.get("bits", 32)), counted, seg_cols, seg_bounds, seg_count,
+            seg_b, seg_f, seg_add, acc_lo, acc_hi)
+    except _NotFast:
+        return None
+
+
+class _NotFast(Exception):
+    pass
+
+
+# -- the constants, prepared once per node ---------------------------------------------------------
+_CACHE: dict = {}
+PARAM_KEYS = ("multiplier", "shift", "bias", "frac", "use_table", "thresholds", "use_segments", "seg_bounds",
+              "seg_bias", "seg_frac")
+
+
+def cached_prepare(p, channels: int) -> ChannelConstants | None:
+    """prepare(p, channels), kept while the parameter arrays live (keyed by their identity: a
+    program's constants are not changed in place; replace an array to change it). Parameters
+    that are not all NumPy arrays are prepared on every call."""
+    arrays = [p.get(k) for k in PARAM_KEYS]
+    if not all(a is None or isinstance(a, np.ndarray) for a in arrays) or not isinstance(arrays[0], np.ndarray):
+        return prepare(p, channels)
+    scalars = (int(channels), p["out_zero_point"], p["out_min"], p["out_max"], p["rounding"], p.get("bits", 32))
+    key = (id(arrays[0]),) + tuple(id(a) for a in arrays[1:]) + scalars
+    hit = _CACHE.get(key)
+    if hit is not None and all((r() if r is not None else None) is a for r, a in zip(hit[0], arrays)):
+        return hit[1]
+    val = prepare(p, channels)
+    refs = [None if a is None else weakref.ref(a) for a in arrays]
+    # the entry goes when its multiplier array goes
+    weakref.finalize(arrays[0], _CACHE.pop, key, None)
+    if len(_CACHE) > 4096:
+        _CACHE.clear()
+    _CACHE[key] = (refs, val)
+    return val
+
+
+# -- the computation ---------------------------------------------------------------------------------
+
+def multiplier_rows(a, k: ChannelConstants, cols=None):
+    """clamp(round_shift((a + B)*M0 + F, n) + zo, out_min, out_max) for a int64 [m, C] (or the
+    columns `cols`), in place in a when half_up; the parameters broadcast as rows."""
+    sel = (lambda v: v) if cols is None else (lambda v: v[cols])
+    if k.fused_add is not None:
+        with np.errstate(over="ignore"):
+            np.multiply(a, sel(k.multiplier), out=a)
+            a += sel(k.fused_add)
+        np.right_shift(a, sel(k.shift), out=a)
+        a += k.out_zero_point
+        return np.clip(a, k.out_min, k.out_max, out=a)
+    return requantize_values(a, sel(k.multiplier), sel(k.shift), sel(k.bias), sel(k.frac), k.out_zero_point,
+                             k.out_min, k.out_max, k.rounding, k.bits)
+
+
+def segment_index(a, bounds_flat, count):
+    """s = #{i : a[:, j] >= bounds[j, i]} for a int64 [m, J], bounds [J, count] sorted per row
+    (flattened): branchless binary search, one gather per halving."""
+    base = (np.arange(a.shape[1], dtype=np.int64) * count)[None, :]
+    s = np.zeros(a.shape, np.int64)
+    step = 1 << (max(count, 1).bit_length() - 1)
+    while step:
+        cand = s + step
+        ok = cand <= count
+        g = np.take(bounds_flat, base + np.minimum(cand, count) - 1)
+        s = np.where(ok & (g <= a), cand, s)
+        step >>= 1
+    return s
+
+
+def threshold_counts(a, ends_flat, levels, guess):
+    """#{k : a[:, j] >= t[j, k]} for a int64 [m, J], t [J, levels] sorted per row, stored in
+    ends_flat as rows [-inf, t..., +inf] of levels + 2, starting from `guess` (any ints)."""
+    width = levels + 2
+    base = np.arange(a.shape[1], dtype=np.int64) * width
+    j = np.ascontiguousarray(np.clip(guess, 0, levels), dtype=np.int64)
+    flat_a, flat_j = np.ascontiguousarray(a).reshape(-1), j.reshape(-1)  # flat_j: a view, written through
+    at = (np.broadcast_to(base, a.shape).reshape(-1) + flat_j)  # index of T[j] in ends_flat
+    todo = None  # element positions still to check (None: all)
+    for _ in range(CORRECTION_STEPS):
+        aa = flat_a if todo is None else flat_a[todo]
+        ii = at if todo is None else at[todo]
+        up = aa >= np.take(ends_flat, ii + 1)
+        down = aa < np.take(ends_flat, ii)
+        moving = up | down
+        if not moving.any():
+            return j
+        pos = np.flatnonzero(moving) if todo is None else todo[moving]
+        delta = up[moving].astype(np.int64) - down[moving]
+        flat_j[pos] += delta
+        at[pos] += delta
+        todo = pos
+    # the few left: counted outright, one searchsorted over the rows offset by 2**40 (rows and
+    # values lie in [-LIMIT, LIMIT), so each row's count stays its own)
+    cols = np.broadcast_to(np.arange(a.shape[1], dtype=np.int64), a.shape).reshape(-1)[todo]
+    off = np.int64(1) << 40
+    rows = ends_flat.reshape(-1, width)[:, 1:-1] + (np.arange(a.shape[1], dtype=np.int64) * off)[:, None]
+    flat_j[todo] = np.searchsorted(rows.reshape(-1), flat_a[todo] + cols * off, side="right") - cols * levels
+    return j
+
+
+def requantize_block(acc, k: ChannelConstants, out):
+    """One block: acc [m, C] (any integer dtype, values in [k.acc_lo, k.acc_hi]) -> out [m, C]."""
+    a = acc.astype(np.int64)
+    seg_y = None
+    if k.seg_cols.size:
+        sa = a[:, k.seg_cols]
+        s = segment_index(sa, k.seg_bounds, k.seg_count)
+        at = (np.arange(k.seg_cols.size, dtype=np.int64) * (k.seg_count + 1))[None, :] + s
+        if k.seg_add is not None:
+            with np.errstate(over="ignore"):
+                sa *= k.multiplier[k.seg_cols]
+                sa += np.take(k.seg_add, at)
+            np.right_shift(sa, k.shift[k.seg_cols], out=sa)
+            sa += k.out_zero_point
+            seg_y = np.clip(sa, k.out_min, k.out_max, out=sa)
+        else:
+            seg_y = requantize_values(sa, k.multiplier[k.seg_cols], k.shift[k.seg_cols], np.take(k.seg_bias, at),
+                                      np.take(k.seg_frac, at), k.out_zero_point, k.out_min, k.out_max, k.rounding,
+                                      k.bits)
+    counted = [(g, a[:, g.cols]) for g in k.counted]
+    y = multiplier_rows(a, k)
+    if seg_y is not None:
+        y[:, k.seg_cols] = seg_y
+    for g, ga in counted:
+        # the multiplier result of these channels is the first guess of their count
+        y[:, g.cols] = threshold_counts(ga, g.ends, g.levels, y[:, g.cols] - k.out_min) + k.out_min
+    np.copyto(out, y, casting="unsafe")
+
+
+def requantize_rows(acc, k: ChannelConstants, dtype) -> np.ndarray | None:
+    """out [M, C] of `dtype` for acc [M, C] (C-contiguous integers), in row blocks on every core;
+    None when some accumulator value lies outside [k.acc_lo, k.acc_hi] (the caller takes the
+    reference)."""
+    if acc.dtype.kind not in "iu":
+        return None
+    info = np.iinfo(acc.dtype)
+    if (int(info.min) < k.acc_lo or int(info.max) > k.acc_hi) and acc.size and \
+            (int(acc.min()) < k.acc_lo or int(acc.max()) > k.acc_hi):
+        return None
+    out = np.empty(acc.shape, dtype)
+    blocks = parallel.row_blocks(acc.shape[0], acc.shape[1])
+    parallel.for_blocks(blocks, lambda r0, r1: requantize_block(acc[r0:r1], k, out[r0:r1]))
+    return out
+
+
+def reference_rows(acc, p):
+    """The reference (requant.apply_plan) on acc [M, C], channel last: what requantize_rows equals."""
+    from .requant import apply_plan
+
+    return apply_plan(np.asarray(acc, np.int64), p, np.arange(acc.shape[-1]))
+

@@ -1,0 +1,231 @@
+"""The integer-only program's fast paths give the reference paths' integers.
+
+requantize_int without a trace runs integer/blocked.py (channel last, row blocks on every core,
+per-channel constants prepared once); with a trace, the reference (requant.apply_plan, one
+parameter gather per element). Random parameters cover every channel kind (multiplier, bias per
+segment, thresholds), every rounding, accumulator values on the steps and at the int32 ends,
+odd channel counts, NCHW views of NHWC memory, and parameters the fast path must refuse."""
+import numpy as np
+import pytest
+
+from qgolden import ops
+from qgolden.integer import blocked as B
+from qgolden.integer.fixedpoint import ROUNDINGS
+
+REQ = ops.get("requantize_int")
+
+
+def _steps(m, n, k, zo, levels):
+    """Where clamp(((acc*M0 + K) >> n) + zo) reaches each level (half_up form, exact ints)."""
+    return np.array([-(((k - ((int(L) - zo) << n))) // m) for L in levels], np.int64)
+
+
+def random_params(rng, channels, rounding, monotone_segments=True):
+    """requantize_int parameters shaped like transform.py's: a multiplier per channel, some
+    channels with thresholds (near the multiplier's steps or anywhere), some with a bias per segment."""
+    out_min, out_max = [(0, 255), (-128, 127), (0, 255)][rng.integers(3)]
+    zo = int(rng.integers(out_min, out_max + 1))
+    slope = 10.0 ** rng.uniform(-4, -0.5, channels)
+    top = np.floor(np.log2((2.0**31 - 1) / slope)).astype(np.int64)
+    shift = np.maximum(top - rng.integers(0, 3, channels), 31 if rounding == "tflite" else 1)
+    mult = np.clip(np.round(slope * 2.0**shift), 1, 2**31 - 1).astype(np.int64)
+    shift = np.minimum(shift, 62)
+    bias = rng.integers(-2**20, 2**20, channels)
+    frac = np.array([rng.integers(0, m) for m in mult], np.int64) if rounding != "tflite" else np.zeros(channels, np.int64)
+    levels = np.arange(out_min + 1, out_max + 1)
+    thr = np.sort(rng.integers(-2**31, 2**31, (channels, levels.size)), axis=1)
+    near = rng.random() < 0.7
+    for c in range(channels):
+        if near:
+            k = int(bias[c]) * int(mult[c]) + int(frac[c]) + (1 << (int(shift[c]) - 1))
+            t = _steps(int(mult[c]), int(shift[c]), k, zo, levels)
+            t = t + rng.choice([0, 0, 0, -1, 1, 3], t.size)
+            thr[c] = np.sort(np.clip(t, -2**38, 2**38))
+    use_table = rng.random(channels) < 0.4
+    p = dict(multiplier=mult, shift=shift, bias=bias, frac=frac, use_table=use_table, thresholds=thr,
+             out_zero_point=zo, out_min=out_min, out_max=out_max, rounding=rounding, bits=32)
+    if rng.random() < 0.8:
+        s = int(rng.integers(1, 14))
+        bounds = np.sort(rng.integers(-2**24, 2**24, (channels, s)), axis=1)
+        bounds[:, s - int(rng.integers(0, min(s, 3))):] = 1 << 38  # padding, as plan_layer writes it
+        bounds = np.sort(bounds, axis=1)
+        step = rng.integers(0, 3, (channels, s + 1)) if monotone_segments else rng.integers(-50, 50, (channels, s + 1))
+        p.update(use_segments=rng.random(channels) < 0.5, seg_bounds=bounds,
+                 seg_bias=bias[:, None] + np.cumsum(step, axis=1),
+                 seg_frac=np.array([rng.integers(0, m, s + 1) for m in mult], np.int64))
+    return p
+
+
+def random_acc(rng, rows, p, dtype):
+    """Accumulators [rows, C]: spread values, values on and next to the thresholds and segment
+    starts, and the int32 ends."""
+    c = p["multiplier"].size
+    acc = rng.integers(-2**24, 2**24, (rows, c))
+    t = p["thresholds"]
+    pick = rng.random((rows, c)) < 0.3
+    at = t[np.arange(c)[None, :], rng.integers(0, t.shape[1], (rows, c))] + rng.integers(-1, 2, (rows, c))
+    acc = np.where(pick, at, acc)
+    if "seg_bounds" in p:
+        sb = p["seg_bounds"]
+        at = sb[np.arange(c)[None, :], rng.integers(0, sb.shape[1], (rows, c))] + rng.integers(-1, 1, (rows, c))
+        acc = np.where((rng.random((rows, c)) < 0.2) & (at < 2**31 - 1), at, acc)
+    ends = rng.random((rows, c)) < 0.02
+    acc = np.where(ends, rng.choice([-2**31, 2**31 - 1], (rows, c)), acc)
+    return np.clip(acc, -2**31, 2**31 - 1).astype(dtype)
+
+
+def _both(acc, p, axis=-1, dtype="uint8"):
+    kw = dict(p, axis=axis, dtype=dtype)
+    return REQ(acc, **kw), REQ(acc, **kw, trace={})
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_requantize_int_fast_equals_reference(seed, monkeypatch):
+    rng = np.random.default_rng(seed)
+    rounding = ROUNDINGS[seed % len(ROUNDINGS)]
+    channels = int(rng.choice([1, 3, 7, 16, 17, 64, 65, 300]))
+    p = random_params(rng, channels, rounding, monotone_segments=seed % 5 != 4)
+    rows = int(rng.choice([1, 5, 33, 700, 2049]))
+    out_dt = "int8" if p["out_min"] < 0 else "uint8"
+    assert B.cached_prepare(p, channels) is not None  # the fast path runs: no silent fallback
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("QGOLDEN_NUM_THREADS", threads)
+        for dt in (np.int32, np.int64):
+            acc = random_acc(rng, rows, p, dt)
+            got, want = _both(acc, p, dtype=out_dt)
+            assert got.dtype == want.dtype and np.array_equal(got, want), (seed, threads, dt)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_conv_layout_and_axis(seed):
+    """A conv's accumulator: NCHW view of NHWC memory (conv_acc), or contiguous NCHW; channel axis 1."""
+    rng = np.random.default_rng(100 + seed)
+    c = int(rng.choice([3, 16, 33]))
+    p = random_params(rng, c, "half_up")
+    n, h, w = 2, int(rng.integers(1, 9)), int(rng.integers(1, 9))
+    nhwc = random_acc(rng, n * h * w, p, np.int32).reshape(n, h, w, c)
+    out_dt = "int8" if p["out_min"] < 0 else "uint8"
+    for acc in (nhwc.transpose(0, 3, 1, 2), np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))):
+        got, want = _both(acc, p, axis=1, dtype=out_dt)
+        assert got.shape == want.shape == (n, c, h, w) and np.array_equal(got, want)
+
+
+def test_out_of_range_accumulators_take_the_reference():
+    """int64 values beyond the fast path's range: the reference's own integers (its offset rows included)."""
+    rng = np.random.default_rng(5)
+    p = random_params(rng, 9, "half_up")
+    acc = random_acc(rng, 50, p, np.int64)
+    acc[3, 4] = 1 << 45
+    acc[7, 0] = -(1 << 41)
+    got, want = _both(acc, p, dtype="int8" if p["out_min"] < 0 else "uint8")
+    assert np.array_equal(got, want)
+
+
+def test_parameters_the_fast_path_refuses():
+    """Unsorted thresholds, out-of-range shifts, mis-shaped rows: prepare() says no, the reference runs."""
+    rng = np.random.default_rng(9)
+    p = random_params(rng, 6, "half_up")
+    p["use_table"] = np.ones(6, bool)
+    bad = dict(p, thresholds=p["thresholds"][:, ::-1].copy())
+    assert B.prepare(bad, 6) is None
+    assert B.prepare(dict(p, shift=np.full(6, 63)), 6) is None
+    assert B.prepare(dict(p, multiplier=p["multiplier"][:5]), 6) is None
+    acc = random_acc(rng, 40, p, np.int32)
+    for q in (bad, dict(p, shift=np.full(6, 63))):
+        got, want = _both(acc, q, dtype="int8" if p["out_min"] < 0 else "uint8")
+        assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_segment_thresholds_against_every_value(seed):
+    """The closed-form thresholds of the segment staircases, against the staircase evaluated on
+    every value of a small span; a staircase that steps down is refused."""
+    rng = np.random.default_rng(200 + seed)
+    span = int(rng.integers(50, 3000))
+    j = int(rng.integers(1, 5))
+    out_min, out_max = (0, 255) if seed % 2 else (-128, 127)
+    zo = int(rng.integers(out_min, out_max + 1))
+    mult = rng.integers(1, 2**31 - 1, j)
+    shift = np.array([int(rng.integers(20, 40)) for _ in range(j)])
+    s = int(rng.integers(0, 6))
+    bounds = np.sort(rng.integers(-span - 10, span + 10, (j, s)), axis=1)
+    mono = seed % 3 != 0
+    ks = [[int(v) for v in sorted(rng.integers(-2**50, 2**50, s + 1), reverse=not mono)] for _ in range(j)]
+    got = B.segment_thresholds(mult, shift, ks, bounds, zo, out_min, out_max, span)
+    acc = np.arange(-span, span + 1)
+    levels = np.arange(out_min + 1, out_max + 1)
+    ok = True
+    for c in range(j):
+        seg = np.searchsorted(bounds[c], acc, side="right")
+        f = np.clip(np.array([(int(a) * int(mult[c]) + ks[c][i]) >> int(shift[c]) for a, i in zip(acc, seg)]) + zo,
+                    out_min, out_max)
+        if np.any(np.diff(f) < 0):
+            ok = False
+            continue
+        if got is not None:
+            count = (acc[:, None] >= got[c][None, :]).sum(axis=1)
+            assert np.array_equal(out_min + count, f)
+            want_t = [acc[np.argmax(f >= L)] if np.any(f >= L) else span + 1 for L in levels]
+            assert np.array_equal(got[c], want_t)
+    assert (got is not None) == ok
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_threshold_counts_from_any_guess(seed):
+    """Counting from a guess: right from a good guess, a bad one, or one far off (searchsorted finishes)."""
+    rng = np.random.default_rng(300 + seed)
+    j, L = int(rng.integers(1, 40)), int(rng.integers(1, 300))
+    t = np.sort(rng.integers(-2**30, 2**30, (j, L)), axis=1)
+    t[:, rng.integers(0, L):] = t[:, -1:]  # repeated thresholds (levels never reached)
+    a = rng.integers(-2**31, 2**31, (int(rng.integers(1, 500)), j))
+    a[: a.shape[0] // 3] = t[np.arange(j), rng.integers(0, L, j)]  # on the steps
+    want = np.stack([np.searchsorted(t[c], a[:, c], side="right") for c in range(j)], axis=1)
+    ends = B._ends(t)
+    for guess in (want, want + rng.integers(-1, 2, want.shape), rng.integers(-5, L + 5, want.shape)):
+        got = B.threshold_counts(a.astype(np.int64), ends, L, guess)
+        assert np.array_equal(got, want)
+
+
+def _small_cnn(seed=0):
+    """conv -> bn -> relu -> conv (stride 2) -> bn, quantized with FX (x86 qconfig, per-channel
+    weights), random weights calibrated on random data, and its input."""
+    import torch
+    from torch import nn
+    from torch.ao.quantization import QConfigMapping, get_default_qconfig
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    from qgolden.torch_side import engine
+
+    torch.manual_seed(seed)
+    m = nn.Sequential(nn.Conv2d(3, 24, 3, 1, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU(),
+                      nn.Conv2d(24, 40, 3, 2, 1, bias=False), nn.BatchNorm2d(40)).eval()
+    x = torch.randn(2, 3, 17, 19)
+    with engine("x86"):
+        p = prepare_fx(m, QConfigMapping().set_global(get_default_qconfig("x86")), (x,))
+        with torch.no_grad():
+            p(x)
+        return convert_fx(p), x
+
+
+def test_certified_layers_take_the_counted_segment_path():
+    """Certified conv layers with binade segments (oneDNN's AMX output stage): their staircases become
+    thresholds (no per-element segment search), and the program's integers are the reference's."""
+    import qgolden
+    from qgolden.integer import to_integer_only
+
+    q, x = _small_cnn()
+    prog = to_integer_only(qgolden.lower(q, example_inputs=(x,), engine="x86", isa="avx512_amx"))
+    seen = 0
+    for n in prog.nodes:
+        if n.op != "requantize_int" or n.consts.get("use_segments") is None or not np.any(n.consts["use_segments"]):
+            continue
+        channels = np.asarray(n.consts["multiplier"]).size
+        k = B.cached_prepare(dict(n.consts, **n.attrs), channels)
+        assert k is not None and k.seg_cols.size == 0 and len(k.counted) >= 1
+        seen += 1
+    assert seen
+    xs = x.numpy()
+    fast, env = prog.run(xs, keep=True)
+    ref, env_ref = prog.run(xs, keep=True, trace={})
+    assert np.array_equal(fast.view(np.int32), ref.view(np.int32))
+    assert all(np.array_equal(env[k], env_ref[k]) for k in env)
