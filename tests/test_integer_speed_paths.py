@@ -31,7 +31,9 @@ def random_params(rng, channels, rounding, monotone_segments=True):
     mult = np.clip(np.round(slope * 2.0**shift), 1, 2**31 - 1).astype(np.int64)
     shift = np.minimum(shift, 62)
     bias = rng.integers(-2**20, 2**20, channels)
-    frac = np.array([rng.integers(0, m) for m in mult], np.int64) if rounding != "tflite" else np.zeros(channels, np.int64)
+    frac = np.array([rng.integers(0, m) for m in mult], np.int64)
+    if rounding == "tflite":
+        frac[:] = 0
     levels = np.arange(out_min + 1, out_max + 1)
     thr = np.sort(rng.integers(-2**31, 2**31, (channels, levels.size)), axis=1)
     near = rng.random() < 0.7
@@ -229,3 +231,80 @@ def test_certified_layers_take_the_counted_segment_path():
     ref, env_ref = prog.run(xs, keep=True, trace={})
     assert np.array_equal(fast.view(np.int32), ref.view(np.int32))
     assert all(np.array_equal(env[k], env_ref[k]) for k in env)
+
+
+# -- lookups: lut, lut2, quantize_thr ------------------------------------------------------------------
+
+LUT, LUT2, QTHR = ops.get("lut"), ops.get("lut2"), ops.get("quantize_thr")
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_lut_ops_fast_equal_reference(seed):
+    """Byte / uint16 indices and tables cast once give the reference's integers: both 8-bit dtypes,
+    out-of-range table values (cast like the reference), scalar-tail tables, broadcast b, memory orders."""
+    from qgolden.numerics.profile import make_profile
+
+    rng = np.random.default_rng(400 + seed)
+    dt = ["uint8", "int8"][seed % 2]
+    in_min = 0 if dt == "uint8" else -128
+    out_dt = ["uint8", "int8", "int32"][seed % 3]
+    prof = make_profile("x86")
+    shape = (2, int(rng.integers(1, 40)), int(rng.integers(1, 9)), int(rng.integers(1, 9)))
+    a = rng.integers(in_min, in_min + 256, shape).astype(dt)
+    b = rng.integers(in_min, in_min + 256, shape).astype(dt)
+    t1 = rng.integers(-300, 300, 256)
+    t2 = rng.integers(-300, 300, 65536)
+    for order in (None, [0, 2, 3, 1]):
+        for scalar in (False, True):
+            kw = dict(in_min=in_min, order=order, dtype=out_dt, profile=prof)
+            s1 = dict(scalar_table=rng.integers(0, 256, 256)) if scalar else {}
+            s2 = dict(scalar_table=rng.integers(0, 256, 65536)) if scalar else {}
+            got, want = LUT(a, table=t1, **s1, **kw), LUT(a, table=t1, **s1, **kw, trace={})
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+            for bb in (b, b[:, :, :1, :1].copy()):
+                got, want = LUT2(a, bb, table=t2, **s2, **kw), LUT2(a, bb, table=t2, **s2, **kw, trace={})
+                assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def _float_inputs(rng, thresholds):
+    """float32 values: spread over many binades, exactly on the thresholds and one ulp below, ±0,
+    ±inf, NaNs (quiet, signalling, negative, 0x7fffffff), subnormals."""
+    from qgolden.integer.fixedpoint import key_to_float32
+
+    spread = (rng.standard_normal(3000) * 10.0 ** rng.integers(-6, 6, 3000)).astype(np.float32)
+    t = np.asarray(thresholds)
+    t = t[(t >= -(2**31)) & (t < 2**31)]
+    on = key_to_float32(np.concatenate([t, t - 1, t + 1]))
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 3e38, -3e38], np.float32)
+    nans = np.array([0x7FC00000, 0x7F800001, 0xFFC00000, 0x7FFFFFFF, 0xFFFFFFFF], np.uint32).view(np.float32)
+    return np.concatenate([special, nans, on, spread]).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_quantize_thr_fast_equals_reference(seed):
+    """The bucket-table count gives the reference's integers; thresholds beyond int32 (clamped),
+    wrap keys, NaN patterns; thresholds the fast path refuses (unsorted, crowded buckets) fall back."""
+    from qgolden.integer import fastlut
+    from qgolden.integer.fixedpoint import float32_keys
+
+    rng = np.random.default_rng(500 + seed)
+    scale = float(10.0 ** rng.uniform(-4, 1))
+    levels = np.arange(0.5, 255.5) * scale * float(rng.choice([1.0, -1.0]))
+    t = np.sort(float32_keys(np.asarray(levels, np.float32).view(np.int32)))
+    if seed % 4 == 1:
+        t[:3] = -(2**33)
+        t[-2:] = 2**33
+    kw = dict(thresholds=t, out_min=int(rng.integers(-128, 1)), nan_value=int(rng.integers(0, 256)), dtype="int32")
+    if seed % 3 == 0:
+        kw.update(wrap_key=int(t[200]), wrap_value=-(2**31))
+    assert fastlut.bucket_counts_plan(t) is not None
+    x = _float_inputs(rng, t)
+    x = x[: x.size // 7 * 7].reshape(-1, 7)
+    got, want = QTHR(x, **kw), QTHR(x, **kw, trace={})
+    assert np.array_equal(got, want)
+    crowded = np.sort(rng.integers(0, 1 << 12, 255))  # all in one 2**16-wide bucket
+    assert fastlut.bucket_counts_plan(crowded) is None
+    assert fastlut.bucket_counts_plan(t[::-1].copy()) is None
+    for tt in (crowded, t[::-1].copy()):
+        k2 = dict(kw, thresholds=tt)
+        assert np.array_equal(QTHR(x, **k2), QTHR(x, **k2, trace={}))

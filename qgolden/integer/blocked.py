@@ -259,26 +259,29 @@ PARAM_KEYS = ("multiplier", "shift", "bias", "frac", "use_table", "thresholds", 
               "seg_bias", "seg_frac")
 
 
-def cached_prepare(p, channels: int) -> ChannelConstants | None:
-    """prepare(p, channels), kept while the parameter arrays live (keyed by their identity: a
-    program's constants are not changed in place; replace an array to change it). Parameters
-    that are not all NumPy arrays are prepared on every call."""
-    arrays = [p.get(k) for k in PARAM_KEYS]
-    if not all(a is None or isinstance(a, np.ndarray) for a in arrays) or not isinstance(arrays[0], np.ndarray):
-        return prepare(p, channels)
-    scalars = (int(channels), p["out_zero_point"], p["out_min"], p["out_max"], p["rounding"], p.get("bits", 32))
-    key = (id(arrays[0]),) + tuple(id(a) for a in arrays[1:]) + scalars
+def cached_for(arrays, extra, build):
+    """build(), kept while the NumPy arrays `arrays` (None allowed after the first) live, keyed by
+    their identity and the hashable `extra`: a program's constants are not changed in place
+    (replace an array to change it). Not cached (built on every call) unless they are all arrays."""
+    if not isinstance(arrays[0], np.ndarray) or not all(a is None or isinstance(a, np.ndarray) for a in arrays):
+        return build()
+    key = tuple(id(a) for a in arrays) + tuple(extra)
     hit = _CACHE.get(key)
     if hit is not None and all((r() if r is not None else None) is a for r, a in zip(hit[0], arrays)):
         return hit[1]
-    val = prepare(p, channels)
+    val = build()
     refs = [None if a is None else weakref.ref(a) for a in arrays]
-    # the entry goes when its multiplier array goes
-    weakref.finalize(arrays[0], _CACHE.pop, key, None)
+    weakref.finalize(arrays[0], _CACHE.pop, key, None)  # the entry goes with its first array
     if len(_CACHE) > 4096:
         _CACHE.clear()
     _CACHE[key] = (refs, val)
     return val
+
+
+def cached_prepare(p, channels: int) -> ChannelConstants | None:
+    """prepare(p, channels), once per parameter arrays (cached_for)."""
+    extra = (int(channels), p["out_zero_point"], p["out_min"], p["out_max"], p["rounding"], p.get("bits", 32))
+    return cached_for([p.get(k) for k in PARAM_KEYS], extra, lambda: prepare(p, channels))
 
 
 # -- the computation ---------------------------------------------------------------------------------
