@@ -29,7 +29,7 @@ the accumulator range; anything else takes the reference path.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,6 +42,8 @@ LIMIT = 1 << 39
 # steps of the threshold correction before the remaining elements are counted by searchsorted
 CORRECTION_STEPS = 4
 _I64_MIN, _I64_MAX = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+# values per tiled row of a block (see tiled_rows)
+TILE_VALUES = 2048
 
 
 @dataclass
@@ -83,6 +85,47 @@ class ChannelConstants:
     seg_add: np.ndarray | None
     acc_lo: int = -LIMIT
     acc_hi: int = LIMIT - 1
+    width: int = 0
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    tile: int = 1
+    uniform_shift: int | None = None
+    tiled: dict = field(default_factory=dict)
+
+
+def wide_rows(channels, width, groups):
+    """(low, high) int64 [channels * width]: for the channels of the Counted groups, row c holds
+    E[c, j] and E[c, j+1] at c*width + j, E[c] = [-inf, t..., +inf, ..., +inf] (width + 1 values);
+    for every other channel low = -inf and high = +inf (a count there never moves)."""
+    e = np.full((channels, width + 1), _I64_MAX, np.int64)
+    e[:, 0] = _I64_MIN
+    low = np.full((channels, width), _I64_MIN, np.int64)
+    high = np.full((channels, width), _I64_MAX, np.int64)
+    for g in groups:
+        rows = g.ends.reshape(len(g.cols), g.levels + 2)[:, 1:-1]
+        e[g.cols, 1:g.levels + 1] = rows
+        low[g.cols] = e[g.cols, :-1]
+        high[g.cols] = e[g.cols, 1:]
+    return low.reshape(-1), high.reshape(-1)
+
+
+def tiled_rows(k, t):
+    """The per-channel rows of the block computation, each tiled t times (a row of t*C values: a
+    long inner loop instead of a short broadcast one): multiplier, fused add, shift, then
+    add = zo - out_min + c*W (half_up; else -out_min + c*W), lo = c*W, hi = c*W + out_max - out_min
+    and back = c*W - out_min (out = index - back); without counted channels W = 0 and out_min is
+    not subtracted, so the index is the output itself."""
+    hit = k.tiled.get(t)
+    if hit is not None:
+        return hit
+    cw = np.arange(k.channels, dtype=np.int64) * k.width
+    sub = k.out_min if k.width else 0
+    zo = k.out_zero_point if k.fused_add is not None else 0
+    rows = {"mult": k.multiplier, "fused": k.fused_add, "shift": k.shift, "add": cw + (zo - sub),
+            "lo": cw + (k.out_min - sub), "hi": cw + (k.out_max - sub), "back": cw - sub}
+    hit = {name: None if v is None else np.tile(v, t) for name, v in rows.items()}
+    k.tiled[t] = hit
+    return hit
 
 
 def _rows_in_range(t) -> bool:
@@ -241,10 +284,15 @@ def prepare(p, channels: int) -> ChannelConstants | None:
         fused = fused_add(mult, shift, bias, frac) if rounding == "half_up" else None
         if guess_k is not None:
             fused[guess_at] = guess_k
+        if out_min > out_max:
+            return None
+        width = max([out_max - out_min] + [g.levels for g in counted]) + 1 if counted else 0
+        low, high = wide_rows(c, width, counted) if counted else (None, None)
+        uniform = int(shift[0]) if shift.size and np.all(shift == shift[0]) else None
         return ChannelConstants(
             c, mult, shift, bias, frac, fused,
             zo, out_min, out_max, rounding, int(p.get("bits", 32)), counted, seg_cols, seg_bounds, seg_count,
-            seg_b, seg_f, seg_add, acc_lo, acc_hi)
+            seg_b, seg_f, seg_add, acc_lo, acc_hi, width, low, high, max(1, TILE_VALUES // max(c, 1)), uniform)
     except _NotFast:
         return None
 
@@ -286,21 +334,6 @@ def cached_prepare(p, channels: int) -> ChannelConstants | None:
 
 # -- the computation ---------------------------------------------------------------------------------
 
-def multiplier_rows(a, k: ChannelConstants, cols=None):
-    """clamp(round_shift((a + B)*M0 + F, n) + zo, out_min, out_max) for a int64 [m, C] (or the
-    columns `cols`), in place in a when half_up; the parameters broadcast as rows."""
-    sel = (lambda v: v) if cols is None else (lambda v: v[cols])
-    if k.fused_add is not None:
-        with np.errstate(over="ignore"):
-            np.multiply(a, sel(k.multiplier), out=a)
-            a += sel(k.fused_add)
-        np.right_shift(a, sel(k.shift), out=a)
-        a += k.out_zero_point
-        return np.clip(a, k.out_min, k.out_max, out=a)
-    return requantize_values(a, sel(k.multiplier), sel(k.shift), sel(k.bias), sel(k.frac), k.out_zero_point,
-                             k.out_min, k.out_max, k.rounding, k.bits)
-
-
 def segment_index(a, bounds_flat, count):
     """s = #{i : a[:, j] >= bounds[j, i]} for a int64 [m, J], bounds [J, count] sorted per row
     (flattened): branchless binary search, one gather per halving."""
@@ -316,64 +349,84 @@ def segment_index(a, bounds_flat, count):
     return s
 
 
-def threshold_counts(a, ends_flat, levels, guess):
-    """#{k : a[:, j] >= t[j, k]} for a int64 [m, J], t [J, levels] sorted per row, stored in
-    ends_flat as rows [-inf, t..., +inf] of levels + 2, starting from `guess` (any ints)."""
-    width = levels + 2
-    base = np.arange(a.shape[1], dtype=np.int64) * width
-    j = np.ascontiguousarray(np.clip(guess, 0, levels), dtype=np.int64)
-    flat_a, flat_j = np.ascontiguousarray(a).reshape(-1), j.reshape(-1)  # flat_j: a view, written through
-    at = (np.broadcast_to(base, a.shape).reshape(-1) + flat_j)  # index of T[j] in ends_flat
-    todo = None  # element positions still to check (None: all)
+def correct_counts(x, idx, low, high, width, levels_flat):
+    """The counts idx (flat int64, idx = c*width + j, in place) made exact for the values x (flat
+    int64): j += [x >= E[c, j+1]] - [x < E[c, j]] (low/high from wide_rows) while an element moves,
+    each step toward its count, which it then keeps; elements still moving after
+    CORRECTION_STEPS are counted with one searchsorted over levels_flat() (the rows E[c, 1:width],
+    +inf as LIMIT, offset by c*2**40: values lie in [-LIMIT, LIMIT), so each row's count stays its own)."""
+    up = x >= np.take(high, idx)
+    moving = x < np.take(low, idx)
+    moving |= up
+    pos = np.flatnonzero(moving)
     for _ in range(CORRECTION_STEPS):
-        aa = flat_a if todo is None else flat_a[todo]
-        ii = at if todo is None else at[todo]
-        up = aa >= np.take(ends_flat, ii + 1)
-        down = aa < np.take(ends_flat, ii)
-        moving = up | down
-        if not moving.any():
-            return j
-        pos = np.flatnonzero(moving) if todo is None else todo[moving]
-        delta = up[moving].astype(np.int64) - down[moving]
-        flat_j[pos] += delta
-        at[pos] += delta
-        todo = pos
-    # the few left: counted outright, one searchsorted over the rows offset by 2**40 (rows and
-    # values lie in [-LIMIT, LIMIT), so each row's count stays its own)
-    cols = np.broadcast_to(np.arange(a.shape[1], dtype=np.int64), a.shape).reshape(-1)[todo]
-    off = np.int64(1) << 40
-    rows = ends_flat.reshape(-1, width)[:, 1:-1] + (np.arange(a.shape[1], dtype=np.int64) * off)[:, None]
-    flat_j[todo] = np.searchsorted(rows.reshape(-1), flat_a[todo] + cols * off, side="right") - cols * levels
-    return j
+        if not pos.size:
+            return idx
+        idx[pos] += np.where(up[pos], 1, -1)
+        xi, ii = x[pos], idx[pos]
+        up_p = xi >= np.take(high, ii)
+        still = up_p | (xi < np.take(low, ii))
+        pos = pos[still]
+        up[pos] = up_p[still]
+    if pos.size:
+        c = idx[pos] // width
+        off = np.int64(1) << 40
+        idx[pos] = c * width + np.searchsorted(levels_flat(), x[pos] + c * off, side="right") - c * (width - 1)
+    return idx
+
+
+def offset_levels(k: ChannelConstants):
+    """Rows E[c, 1:width] of every channel (+inf as LIMIT), offset by c*2**40, flattened: for
+    correct_counts' last step. Built when first needed, then kept."""
+    hit = k.tiled.get("levels")
+    if hit is None:
+        rows = np.minimum(k.high.reshape(k.channels, k.width)[:, :-1], LIMIT)
+        hit = (rows + (np.arange(k.channels, dtype=np.int64) << 40)[:, None]).reshape(-1)
+        k.tiled["levels"] = hit
+    return hit
 
 
 def requantize_block(acc, k: ChannelConstants, out):
-    """One block: acc [m, C] (any integer dtype, values in [k.acc_lo, k.acc_hi]) -> out [m, C]."""
-    a = acc.astype(np.int64)
-    seg_y = None
-    if k.seg_cols.size:
-        sa = a[:, k.seg_cols]
-        s = segment_index(sa, k.seg_bounds, k.seg_count)
-        at = (np.arange(k.seg_cols.size, dtype=np.int64) * (k.seg_count + 1))[None, :] + s
-        if k.seg_add is not None:
-            with np.errstate(over="ignore"):
-                sa *= k.multiplier[k.seg_cols]
-                sa += np.take(k.seg_add, at)
-            np.right_shift(sa, k.shift[k.seg_cols], out=sa)
-            sa += k.out_zero_point
-            seg_y = np.clip(sa, k.out_min, k.out_max, out=sa)
-        else:
-            seg_y = requantize_values(sa, k.multiplier[k.seg_cols], k.shift[k.seg_cols], np.take(k.seg_bias, at),
-                                      np.take(k.seg_frac, at), k.out_zero_point, k.out_min, k.out_max, k.rounding,
-                                      k.bits)
-    counted = [(g, a[:, g.cols]) for g in k.counted]
-    y = multiplier_rows(a, k)
-    if seg_y is not None:
-        y[:, k.seg_cols] = seg_y
-    for g, ga in counted:
-        # the multiplier result of these channels is the first guess of their count
-        y[:, g.cols] = threshold_counts(ga, g.ends, g.levels, y[:, g.cols] - k.out_min) + k.out_min
-    np.copyto(out, y, casting="unsafe")
+    """One block: acc [m, C] (any integer dtype, values in [k.acc_lo, k.acc_hi]) -> out [m, C].
+    index = clamp(((acc*M0 + K) >> n) + zo - out_min, 0, out_max - out_min) + c*W per element
+    (the multiplier form: the output of the multiplier channels, the first guess of the counted
+    ones), corrected to the counts, then out = index - c*W + out_min."""
+    m, c = acc.shape
+    t = k.tile if m % k.tile == 0 else 1
+    rows = tiled_rows(k, t)
+    x = acc.astype(np.int64)
+    if k.fused_add is not None:
+        with np.errstate(over="ignore"):
+            v = np.multiply(x.reshape(m // t, t * c), rows["mult"])
+            v += rows["fused"]
+        np.right_shift(v, k.uniform_shift if k.uniform_shift is not None else rows["shift"], out=v)
+    else:
+        v = requantize_values(x, k.multiplier, k.shift, k.bias, k.frac, k.out_zero_point, k.out_min, k.out_max,
+                              k.rounding, k.bits).reshape(m // t, t * c)
+    v += rows["add"]
+    np.clip(v, rows["lo"], rows["hi"], out=v)
+    idx = v.reshape(m, c)
+    if k.seg_cols.size:  # segment channels whose staircase is not written as thresholds
+        idx[:, k.seg_cols] = segment_rows(x[:, k.seg_cols], k) + rows["back"][k.seg_cols]
+    if k.width:
+        correct_counts(x.reshape(-1), idx.reshape(-1), k.low, k.high, k.width, lambda: offset_levels(k))
+    np.subtract(v, rows["back"], out=out.reshape(m // t, t * c), casting="unsafe")
+
+
+def segment_rows(sa, k: ChannelConstants):
+    """The segment channels' outputs (seg_cols; sa int64 [m, len(seg_cols)]): the segment index by
+    binary search, then their bias and fraction, then the multiplier form."""
+    s = segment_index(sa, k.seg_bounds, k.seg_count)
+    at = (np.arange(k.seg_cols.size, dtype=np.int64) * (k.seg_count + 1))[None, :] + s
+    if k.seg_add is not None:
+        with np.errstate(over="ignore"):
+            sa *= k.multiplier[k.seg_cols]
+            sa += np.take(k.seg_add, at)
+        np.right_shift(sa, k.shift[k.seg_cols], out=sa)
+        sa += k.out_zero_point
+        return np.clip(sa, k.out_min, k.out_max, out=sa)
+    return requantize_values(sa, k.multiplier[k.seg_cols], k.shift[k.seg_cols], np.take(k.seg_bias, at),
+                             np.take(k.seg_frac, at), k.out_zero_point, k.out_min, k.out_max, k.rounding, k.bits)
 
 
 def requantize_rows(acc, k: ChannelConstants, dtype) -> np.ndarray | None:
@@ -387,7 +440,7 @@ def requantize_rows(acc, k: ChannelConstants, dtype) -> np.ndarray | None:
             (int(acc.min()) < k.acc_lo or int(acc.max()) > k.acc_hi):
         return None
     out = np.empty(acc.shape, dtype)
-    blocks = parallel.row_blocks(acc.shape[0], acc.shape[1])
+    blocks = parallel.row_blocks(acc.shape[0], acc.shape[1], k.tile)
     parallel.for_blocks(blocks, lambda r0, r1: requantize_block(acc[r0:r1], k, out[r0:r1]))
     return out
 
