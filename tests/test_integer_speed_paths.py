@@ -73,8 +73,8 @@ def random_acc(rng, rows, p, dtype):
         sb = p["seg_bounds"]
         at = sb[np.arange(c)[None, :], rng.integers(0, sb.shape[1], (rows, c))] + rng.integers(-1, 1, (rows, c))
         acc = np.where((rng.random((rows, c)) < 0.2) & (at < 2**31 - 1), at, acc)
-    ends = rng.random((rows, c)) < 0.02
-    acc = np.where(ends, rng.choice([-2**31, 2**31 - 1], (rows, c)), acc)
+    ends = rng.random((rows, c)) < rng.choice([0.0, 0.0, 0.001, 0.02])
+    acc = np.where(ends, rng.choice([-2**31, 2**31 - 1, -2**31 + 1, 2**31 - 2], (rows, c)), acc)
     return np.clip(acc, -2**31, 2**31 - 1).astype(dtype)
 
 

@@ -91,6 +91,7 @@ class ChannelConstants:
     tile: int = 1
     uniform_shift: int | None = None
     tiled: dict = field(default_factory=dict)
+    counted32: dict | None = None
 
 
 def wide_rows(channels, width, groups):
@@ -270,8 +271,7 @@ def prepare(p, channels: int) -> ChannelConstants | None:
                 # make it step where the staircase does at its middle level
                 mid = thr.shape[1] // 2
                 if thr.shape[1]:
-                    guess_k = ((np.int64(out_min + 1 + mid - zo) << shift[seg_cols]) - thr[:, mid] * mult[seg_cols]
-                               + (np.int64(1) << (shift[seg_cols] - 1)))
+                    guess_k = (np.int64(out_min + 1 + mid - zo) << shift[seg_cols]) - thr[:, mid] * mult[seg_cols]
                     guess_at = np.zeros(c, bool)
                     guess_at[seg_cols] = True
                 acc_lo, acc_hi = -span, span
@@ -289,16 +289,177 @@ def prepare(p, channels: int) -> ChannelConstants | None:
         width = max([out_max - out_min] + [g.levels for g in counted]) + 1 if counted else 0
         low, high = wide_rows(c, width, counted) if counted else (None, None)
         uniform = int(shift[0]) if shift.size and np.all(shift == shift[0]) else None
-        return ChannelConstants(
+        k = ChannelConstants(
             c, mult, shift, bias, frac, fused,
             zo, out_min, out_max, rounding, int(p.get("bits", 32)), counted, seg_cols, seg_bounds, seg_count,
             seg_b, seg_f, seg_add, acc_lo, acc_hi, width, low, high, max(1, TILE_VALUES // max(c, 1)), uniform)
+        if rounding == "half_up" and not seg_cols.size and counted:
+            k.counted32 = all_counted32(k)
+        return k
     except _NotFast:
         return None
 
 
 class _NotFast(Exception):
     pass
+
+
+def all_counted32(k: ChannelConstants) -> dict | None:
+    """Every channel as a count of thresholds, for int32 accumulators (requantize_block32): the
+    multiplier channels' staircases written as thresholds over [-2**31, 2**31) (segment_thresholds,
+    one segment), with the counted channels' rows (wide_rows). Per channel, the line through its
+    thresholds (affine_fit) and how far they stray from it. None when the multiplier channels'
+    numbers do not allow it (segment_thresholds says None)."""
+    c, w = k.channels, k.width
+    plain = np.ones(c, bool)
+    for g in k.counted:
+        plain[g.cols] = False
+    cols = np.flatnonzero(plain)
+    groups = list(k.counted)
+    if cols.size:
+        m = k.multiplier[cols]
+        if np.any(m <= 0):
+            return None
+        exact_k = [[int(b) * int(mm) + int(f) + (1 << (int(n) - 1))]
+                   for mm, n, b, f in zip(m, k.shift[cols], k.bias[cols], k.frac[cols])]
+        span = segment_span(m, exact_k)
+        if span < 1 << 31:
+            return None
+        thr = segment_thresholds(m, k.shift[cols], exact_k, np.zeros((cols.size, 0), np.int64), k.out_zero_point,
+                                 k.out_min, k.out_max, span)
+        if thr is None:
+            return None
+        groups.append(Counted(cols, _ends(thr), thr.shape[1]))
+    low, high = wide_rows(c, w, groups)
+    fit = affine_fit(high.reshape(c, w)[:, :-1], k.out_min)
+    return {"low": low, "high": high, **fit, "tiles": {}}
+
+
+I32_MIN, I32_MAX = -(2**31), 2**31 - 1
+
+
+def affine_fit(t, out_min):
+    """For sorted thresholds t [C, L] (out = out_min + #{i : x >= t[c, i]}, int64, +-inf allowed)
+    and int32 x: per channel the float32 line A(x) = x*slope + offset (offset in output units, less
+    1/2: rint of it is the guess), the output bounds lo/hi = out_min + #{t <= -2**31} and
+    out_min + #{t <= 2**31 - 1}, and stray = max |t_i - a_i| over the thresholds inside int32, a_i
+    the x where x*slope + offset + 1/2 = out_min + i (computed in float64 from the float32 values:
+    slack added). The line goes through the first and last of those thresholds, then is moved to
+    centre the strays. Channels with fewer than two: slope 0 (their output is lo = hi or
+    every value is checked)."""
+    c, n = t.shape
+    inside = (t > I32_MIN) & (t <= I32_MAX)
+    lo = out_min + (t <= I32_MIN).sum(axis=1)
+    hi = out_min + (t <= I32_MAX).sum(axis=1)
+    slope = np.zeros(c, np.float32)
+    offset = (lo.astype(np.float64) - 0.5).astype(np.float32)
+    stray = np.where(lo == hi, 0.0, np.inf)
+    levels = out_min + np.arange(1, n + 1, dtype=np.float64)
+    for j in np.flatnonzero(inside.sum(axis=1) >= 2):
+        ii = np.flatnonzero(inside[j])
+        tt = t[j, ii].astype(np.float64)
+        lv = levels[ii]
+        if tt[-1] <= tt[0]:
+            continue
+        s = np.float32((lv[-1] - lv[0]) / (tt[-1] - tt[0]))
+        a = (lv - 0.5) / np.float64(s)  # a_i + offset / slope
+        d = tt - a
+        o = np.float32(-(d.max() + d.min()) / 2 * np.float64(s))
+        a = (lv - 0.5 - np.float64(o)) / np.float64(s)
+        slack = 1e-9 * (np.abs(a).max() + 1.0)
+        slope[j], offset[j], stray[j] = s, o, float(np.abs(tt - a).max()) + slack
+    return {"slope": slope, "offset": offset, "out_lo": lo.astype(np.float32), "out_hi": hi.astype(np.float32),
+            "stray": stray}
+
+
+def counted32_rows(k: ChannelConstants, t):
+    """all_counted32's per-channel rows tiled t times: float32 slope, offset, output bounds, and
+    to_index = c*W - out_min (index into the rows = output + to_index)."""
+    d = k.counted32
+    hit = d["tiles"].get(t)
+    if hit is None:
+        cw = np.arange(k.channels, dtype=np.int64) * k.width
+        hit = {key: np.tile(d[key], t) for key in ("slope", "offset", "out_lo", "out_hi")}
+        hit["to_index"] = cw - k.out_min
+        d["tiles"][t] = hit
+    return hit
+
+
+U32 = 2.0**-24  # unit roundoff of float32 (round to nearest)
+
+
+def safe_distance(d, x_abs_max):
+    """Per channel the largest |A(x) - rint(A(x))| (float32 A, as requantize_block32 computes it)
+    that proves rint(A(x)) is the output, for |x| <= x_abs_max; <= 0 where nothing is proved.
+
+    With a(x) = x*slope + offset exact, the float32 A(x) = f32(f32(f32(x)*slope) + offset) is within
+    eps = 2**-24 * (3*|x|*slope + |offset|) (1.001 for the higher-order terms) of a(x). If
+    |A - q| < 1/2 - slope*stray - eps for the integer q = rint(A), then a + 1/2 lies strictly
+    between q + slope*stray and q + 1 - slope*stray, so every threshold of level <= q is <= x and
+    every other is > x (each lies within stray of where the line reaches its level): the output is
+    clamp(q, lo, hi) (levels whose thresholds are outside int32 are counted by lo and hi)."""
+    s = d["slope"].astype(np.float64)
+    o = np.abs(d["offset"].astype(np.float64))
+    eps = U32 * 1.001 * (3.0 * float(x_abs_max) * s + o + 1.0)
+    safe = 0.5 - s * d["stray"] - eps
+    safe = np.where(d["out_lo"] == d["out_hi"], 1.0, safe)  # one output whatever x is
+    # round down into float32, so the float32 comparison is never looser
+    s32 = safe.astype(np.float32)
+    return np.where(s32.astype(np.float64) > safe, np.nextafter(s32, np.float32(-1)), s32)
+
+
+def requantize_block32(x, k: ChannelConstants, out, flagged):
+    """One block of int32 accumulators x [m, C] -> out [m, C] (all_counted32): out = clamp(rint(A(x)),
+    lo, hi) with the float32 line A of each channel, exact wherever |A - rint(A)| is below
+    safe_distance (the proof is there); the other elements' positions (in the block) are appended
+    to `flagged` with the block, for fix_flagged."""
+    m, c = x.shape
+    t = k.tile if m % k.tile == 0 else 1
+    d = k.counted32
+    rows = counted32_rows(k, t)
+    xw = x.reshape(m // t, t * c)
+    x_abs = max(-int(x.min()), int(x.max())) if x.size else 0
+    bound = 1 << max(x_abs, 1).bit_length()  # > |x|: one row per power of two, kept
+    safe = d["tiles"].get((t, bound))
+    if safe is None:
+        safe = d["tiles"][(t, bound)] = np.tile(safe_distance(d, bound), t)
+    f = np.empty(xw.shape, np.float32)
+    np.copyto(f, xw, casting="unsafe")
+    f *= rows["slope"]
+    f += rows["offset"]
+    q = np.rint(f)
+    f -= q
+    np.abs(f, out=f)
+    pos = np.flatnonzero(f >= safe)
+    np.maximum(q, rows["out_lo"], out=q)
+    np.minimum(q, rows["out_hi"], out=q)
+    np.copyto(out.reshape(xw.shape), q, casting="unsafe")
+    if pos.size:
+        flagged.append(pos)
+
+
+def fix_flagged(acc, k: ChannelConstants, out, starts, flagged):
+    """The exact outputs of the flagged elements of all blocks (block row starts, positions in each
+    block), from their guess in out: the count moved by one while x is outside [E[c, j], E[c, j+1])
+    (as correct_counts, lean: these are few), the rest by correct_counts."""
+    c, w = acc.shape[1], k.width
+    gpos = starts[0] * c + flagged[0] if len(flagged) == 1 else \
+        np.concatenate([r0 * c + p for r0, p in zip(starts, flagged)])
+    xs = acc.reshape(-1)[gpos].astype(np.int64)
+    base = (gpos % c) * w - k.out_min
+    idx = out.reshape(-1)[gpos].astype(np.intp)
+    idx += base  # c*W + j; the guess is an output in [lo, hi], so j is in [0, W - 1]
+    low, high = k.counted32["low"], k.counted32["high"]
+    for _ in range(CORRECTION_STEPS):
+        up = xs >= high[idx]
+        down = xs < low[idx]
+        if not (up.any() or down.any()):
+            break
+        idx += up
+        idx -= down
+    else:
+        idx = correct_counts(xs, idx, low, high, w, lambda: offset_levels(k))
+    out.reshape(-1)[gpos] = idx - base
 
 
 # -- the constants, prepared once per node ---------------------------------------------------------
@@ -440,8 +601,27 @@ def requantize_rows(acc, k: ChannelConstants, dtype) -> np.ndarray | None:
             (int(acc.min()) < k.acc_lo or int(acc.max()) > k.acc_hi):
         return None
     out = np.empty(acc.shape, dtype)
+    fast32 = k.counted32 is not None and acc.size and np.dtype(dtype).kind in "iu" and \
+        int(np.iinfo(dtype).min) <= int(k.counted32["out_lo"].min()) and \
+        int(k.counted32["out_hi"].max()) <= int(np.iinfo(dtype).max)
+    if fast32 and acc.dtype != np.int32:
+        fast32 = I32_MIN <= int(acc.min()) and int(acc.max()) <= I32_MAX
+        if fast32:
+            acc = acc.astype(np.int32)
     blocks = parallel.row_blocks(acc.shape[0], acc.shape[1], k.tile)
-    parallel.for_blocks(blocks, lambda r0, r1: requantize_block(acc[r0:r1], k, out[r0:r1]))
+    if not fast32:
+        parallel.for_blocks(blocks, lambda r0, r1: requantize_block(acc[r0:r1], k, out[r0:r1]))
+        return out
+    flagged = []  # (block row start, positions): list.append is atomic, blocks run on several threads
+
+    def body(r0, r1):
+        got = []
+        requantize_block32(acc[r0:r1], k, out[r0:r1], got)
+        if got:
+            flagged.append((r0, got[0]))
+    parallel.for_blocks(blocks, body)
+    if flagged:
+        fix_flagged(acc, k, out, [r0 for r0, _ in flagged], [p for _, p in flagged])
     return out
 
 
