@@ -20,12 +20,12 @@ def _steps(m, n, k, zo, levels):
     return np.array([-(((k - ((int(L) - zo) << n))) // m) for L in levels], np.int64)
 
 
-def random_params(rng, channels, rounding, monotone_segments=True):
+def random_params(rng, channels, rounding, monotone_segments=True, near=None, log_slopes=(-4, -0.5), extra=None):
     """requantize_int parameters shaped like transform.py's: a multiplier per channel, some
     channels with thresholds (near the multiplier's steps or anywhere), some with a bias per segment."""
     out_min, out_max = [(0, 255), (-128, 127), (0, 255)][rng.integers(3)]
     zo = int(rng.integers(out_min, out_max + 1))
-    slope = 10.0 ** rng.uniform(-4, -0.5, channels)
+    slope = 10.0 ** rng.uniform(*log_slopes, channels)  # output levels per accumulator unit
     top = np.floor(np.log2((2.0**31 - 1) / slope)).astype(np.int64)
     shift = np.maximum(top - rng.integers(0, 3, channels), 31 if rounding == "tflite" else 1)
     mult = np.clip(np.round(slope * 2.0**shift), 1, 2**31 - 1).astype(np.int64)
@@ -35,9 +35,10 @@ def random_params(rng, channels, rounding, monotone_segments=True):
     if rounding == "tflite":
         frac[:] = 0
     levels = np.arange(out_min + 1, out_max + 1)
-    extra = int(rng.choice([0, 0, 0, 3, -5])) if levels.size > 5 else 0  # thresholds per row != levels
+    if extra is None:  # thresholds per row != levels now and then
+        extra = int(rng.choice([0, 0, 0, 3, -5])) if levels.size > 5 else 0
     thr = np.sort(rng.integers(-2**31, 2**31, (channels, levels.size + extra)), axis=1)
-    near = rng.random() < 0.7
+    near = rng.random() < 0.7 if near is None else near
     for c in range(channels):
         if near:
             k = int(bias[c]) * int(mult[c]) + int(frac[c]) + (1 << (int(shift[c]) - 1))
@@ -202,7 +203,7 @@ def test_counts_from_any_guess(seed):
                         (want if guess is None else guess), 0, width - 1)
         idx = (start + np.arange(c) * width).astype(np.int64)
         got = B.correct_counts(x.reshape(-1).astype(np.int64), idx.reshape(-1).copy(), k.low, k.high, width,
-                               lambda: B.offset_levels(k)).reshape(x.shape) - np.arange(c) * width
+                               lambda: B.offset_levels({}, k.high, c, width)).reshape(x.shape) - np.arange(c) * width
         assert np.array_equal(got[:, counted], want[:, counted])
         assert np.array_equal(got[:, ~counted], start[:, ~counted])
 
@@ -327,3 +328,49 @@ def test_quantize_thr_fast_equals_reference(seed):
     for tt in (crowded, t[::-1].copy()):
         k2 = dict(kw, thresholds=tt)
         assert np.array_equal(QTHR(x, **k2), QTHR(x, **k2, trace={}))
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_line_guess_is_proved_or_checked(seed):
+    """int32 accumulators (requantize_block32): the float32 line's rint is kept only where it is
+    proved; on and next to every threshold of every channel, near the float32 precision edge (2**24)
+    and at the int32 ends the result is the reference's, and most elements take the proved path."""
+    rng = np.random.default_rng(600 + seed)
+    channels = int(rng.choice([1, 5, 16, 33, 64]))
+    p = random_params(rng, channels, "half_up", monotone_segments=True, near=True, log_slopes=(-4, -2),
+                       extra=0)
+    if seed % 4 == 0:  # thresholds reaching beyond int32 and whole rows outside it
+        p["use_table"] = rng.random(channels) < 0.5
+        p["thresholds"][:, :3] = -(2**35)
+        p["thresholds"][0, :] = 2**34
+    k = B.cached_prepare(p, channels)
+    assert k is not None and k.counted32 is not None and B.checked_share(k.counted32) < B.MAX_CHECKED_SHARE
+    out_dt = "int8" if p["out_min"] < 0 else "uint8"
+    # every threshold of every channel (the count rows), and two values either side
+    rows = k.counted32["high"].reshape(channels, k.counted32["width"])[:, :-1]
+    near = (rows[:, :, None] + np.arange(-2, 3)).reshape(channels, -1)
+    near = np.clip(near, -2**31, 2**31 - 1).T
+    wide = rng.integers(-2**31, 2**31, (300, channels))
+    edge = rng.choice([2**24 - 1, 2**24, 2**24 + 1, -(2**24) - 1, 2**31 - 1, -(2**31), 2**31 - 2], (50, channels))
+    for acc in (near, wide, edge):
+        acc = np.ascontiguousarray(acc).astype(np.int32)
+        got, want = _both(acc, p, dtype=out_dt)
+        assert np.array_equal(got, want), seed
+    # the proof does the work: on values spread over the thresholds few elements are checked
+    inside = np.where((rows > -2**31) & (rows < 2**31), rows, 0)
+    x = rng.integers(inside.min(axis=1), inside.max(axis=1) + 1, (2048, channels)).astype(np.int32)
+    flagged = []
+    B.requantize_block32(x, k, np.empty(x.shape, np.dtype(out_dt)), flagged)
+    assert sum(f.size for f in flagged) < x.size // 2
+
+
+def test_affine_fit_bounds_and_constant_rows():
+    """Counts below/above int32 go into the output bounds; a row with one output whatever x is
+    needs no line; strays are measured against the line."""
+    t = np.array([[-(2**40), -(2**40), 10, 20, 30, 2**40],
+                  [-(2**40)] * 3 + [2**40] * 3,
+                  [5, 105, 205, 300, 405, 505]], np.int64)
+    f = B.affine_fit(t, 0)
+    assert list(f["out_lo"]) == [2, 3, 0] and list(f["out_hi"]) == [5, 3, 6]
+    assert f["stray"][1] == 0 and f["slope"][1] == 0
+    assert 4.9 < f["stray"][2] < 5.1  # 300 is 5 below the line through 5 and 505 (centred: 2.5 + 2.5)

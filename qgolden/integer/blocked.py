@@ -293,8 +293,10 @@ def prepare(p, channels: int) -> ChannelConstants | None:
             c, mult, shift, bias, frac, fused,
             zo, out_min, out_max, rounding, int(p.get("bits", 32)), counted, seg_cols, seg_bounds, seg_count,
             seg_b, seg_f, seg_add, acc_lo, acc_hi, width, low, high, max(1, TILE_VALUES // max(c, 1)), uniform)
-        if rounding == "half_up" and not seg_cols.size and counted:
+        if rounding == "half_up" and not seg_cols.size:
             k.counted32 = all_counted32(k)
+            if k.counted32 is not None and checked_share(k.counted32) > MAX_CHECKED_SHARE:
+                k.counted32 = None  # the line proves too little here: the int64 form is faster
         return k
     except _NotFast:
         return None
@@ -310,7 +312,7 @@ def all_counted32(k: ChannelConstants) -> dict | None:
     one segment), with the counted channels' rows (wide_rows). Per channel, the line through its
     thresholds (affine_fit) and how far they stray from it. None when the multiplier channels'
     numbers do not allow it (segment_thresholds says None)."""
-    c, w = k.channels, k.width
+    c, w = k.channels, max(k.width, k.out_max - k.out_min + 1)
     plain = np.ones(c, bool)
     for g in k.counted:
         plain[g.cols] = False
@@ -332,7 +334,7 @@ def all_counted32(k: ChannelConstants) -> dict | None:
         groups.append(Counted(cols, _ends(thr), thr.shape[1]))
     low, high = wide_rows(c, w, groups)
     fit = affine_fit(high.reshape(c, w)[:, :-1], k.out_min)
-    return {"low": low, "high": high, **fit, "tiles": {}}
+    return {"low": low, "high": high, "width": w, **fit, "tiles": {}}
 
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
@@ -372,13 +374,23 @@ def affine_fit(t, out_min):
             "stray": stray}
 
 
+# above this expected share of elements checked against the thresholds, requantize_block wins
+MAX_CHECKED_SHARE = 0.25
+
+
+def checked_share(d) -> float:
+    """The expected share of elements requantize_block32 checks against the thresholds, for
+    accumulators below 2**24 spread evenly: 1 - 2*safe_distance per channel, averaged."""
+    return float(np.mean(np.clip(1.0 - 2.0 * safe_distance(d, 1 << 24).astype(np.float64), 0.0, 1.0)))
+
+
 def counted32_rows(k: ChannelConstants, t):
     """all_counted32's per-channel rows tiled t times: float32 slope, offset, output bounds, and
     to_index = c*W - out_min (index into the rows = output + to_index)."""
     d = k.counted32
     hit = d["tiles"].get(t)
     if hit is None:
-        cw = np.arange(k.channels, dtype=np.int64) * k.width
+        cw = np.arange(k.channels, dtype=np.int64) * d["width"]
         hit = {key: np.tile(d[key], t) for key in ("slope", "offset", "out_lo", "out_hi")}
         hit["to_index"] = cw - k.out_min
         d["tiles"][t] = hit
@@ -442,14 +454,15 @@ def fix_flagged(acc, k: ChannelConstants, out, starts, flagged):
     """The exact outputs of the flagged elements of all blocks (block row starts, positions in each
     block), from their guess in out: the count moved by one while x is outside [E[c, j], E[c, j+1])
     (as correct_counts, lean: these are few), the rest by correct_counts."""
-    c, w = acc.shape[1], k.width
+    d = k.counted32
+    c, w = acc.shape[1], d["width"]
     gpos = starts[0] * c + flagged[0] if len(flagged) == 1 else \
         np.concatenate([r0 * c + p for r0, p in zip(starts, flagged)])
     xs = acc.reshape(-1)[gpos].astype(np.int64)
     base = (gpos % c) * w - k.out_min
     idx = out.reshape(-1)[gpos].astype(np.intp)
     idx += base  # c*W + j; the guess is an output in [lo, hi], so j is in [0, W - 1]
-    low, high = k.counted32["low"], k.counted32["high"]
+    low, high = d["low"], d["high"]
     for _ in range(CORRECTION_STEPS):
         up = xs >= high[idx]
         down = xs < low[idx]
@@ -458,7 +471,7 @@ def fix_flagged(acc, k: ChannelConstants, out, starts, flagged):
         idx += up
         idx -= down
     else:
-        idx = correct_counts(xs, idx, low, high, w, lambda: offset_levels(k))
+        idx = correct_counts(xs, idx, low, high, w, lambda: offset_levels(d, high, k.channels, w))
     out.reshape(-1)[gpos] = idx - base
 
 
@@ -536,14 +549,15 @@ def correct_counts(x, idx, low, high, width, levels_flat):
     return idx
 
 
-def offset_levels(k: ChannelConstants):
-    """Rows E[c, 1:width] of every channel (+inf as LIMIT), offset by c*2**40, flattened: for
-    correct_counts' last step. Built when first needed, then kept."""
-    hit = k.tiled.get("levels")
+def offset_levels(store: dict, high, channels: int, width: int):
+    """Rows E[c, 1:width] of every channel (from high, E[c, j+1] at c*width + j; +inf as LIMIT),
+    offset by c*2**40, flattened: for correct_counts' last step. Built when first needed, then kept
+    in `store`."""
+    hit = store.get("levels")
     if hit is None:
-        rows = np.minimum(k.high.reshape(k.channels, k.width)[:, :-1], LIMIT)
-        hit = (rows + (np.arange(k.channels, dtype=np.int64) << 40)[:, None]).reshape(-1)
-        k.tiled["levels"] = hit
+        rows = np.minimum(high.reshape(channels, width)[:, :-1], LIMIT)
+        hit = (rows + (np.arange(channels, dtype=np.int64) << 40)[:, None]).reshape(-1)
+        store["levels"] = hit
     return hit
 
 
@@ -570,7 +584,8 @@ def requantize_block(acc, k: ChannelConstants, out):
     if k.seg_cols.size:  # segment channels whose staircase is not written as thresholds
         idx[:, k.seg_cols] = segment_rows(x[:, k.seg_cols], k) + rows["back"][k.seg_cols]
     if k.width:
-        correct_counts(x.reshape(-1), idx.reshape(-1), k.low, k.high, k.width, lambda: offset_levels(k))
+        correct_counts(x.reshape(-1), idx.reshape(-1), k.low, k.high, k.width,
+                       lambda: offset_levels(k.tiled, k.high, k.channels, k.width))
     np.subtract(v, rows["back"], out=out.reshape(m // t, t * c), casting="unsafe")
 
 
