@@ -374,3 +374,25 @@ def test_affine_fit_bounds_and_constant_rows():
     assert list(f["out_lo"]) == [2, 3, 0] and list(f["out_hi"]) == [5, 3, 6]
     assert f["stray"][1] == 0 and f["slope"][1] == 0
     assert 2.49 < f["stray"][2] < 2.51  # 300 is 5 below the line through 5 and 505: centred, 2.5 either way
+
+
+def test_progress_reports_every_op_and_stays_off_the_pipe(forum_model):
+    """certify / lower --integer-only report each op to a progress callback, once more at the end;
+    op_progress gives no bar (None) when stderr is not a terminal, as under pytest, and a working
+    callback when forced."""
+    import qgolden
+    from qgolden.examples.forum import INPUTS
+    from qgolden.integer import certify, to_integer_only
+    from qgolden.progress import op_progress
+
+    prog = qgolden.lower(forum_model, example_inputs=(INPUTS,), engine="x86")
+    seen = []
+    cert = certify(prog, progress=lambda done, total, name: seen.append((done, total, name)))
+    total = seen[0][1]
+    assert [d for d, _, _ in seen] == list(range(total + 1)) and all(t == total for _, t, _ in seen)
+    assert {n for _, _, n in seen[:-1]} >= {c.name for c in cert.ops}
+    with op_progress("certify") as progress:
+        assert progress is None
+    with op_progress("lower --integer-only", force=True) as progress:
+        ip = to_integer_only(prog, progress=progress)
+    assert np.array_equal(ip.run(INPUTS), prog.run(INPUTS))
