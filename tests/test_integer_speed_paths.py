@@ -396,3 +396,23 @@ def test_progress_reports_every_op_and_stays_off_the_pipe(forum_model):
     with op_progress("lower --integer-only", force=True) as progress:
         ip = to_integer_only(prog, progress=progress)
     assert np.array_equal(ip.run(INPUTS), prog.run(INPUTS))
+
+
+def test_rows_without_a_line_are_checked():
+    """A table channel with one step inside int32 (or two at the same value) has no line: every one
+    of its elements is checked, none passes on the line's word."""
+    c = 12
+    t = np.full((c, 255), 2**38, np.int64)
+    t[:, :7] = -(2**38)
+    t[0, 7] = 1000  # one step inside int32
+    t[1, 7:9] = 5  # two equal steps
+    t[2:, 7:] = np.arange(248) * 300  # ordinary rows
+    p = dict(multiplier=np.full(c, 1 << 20), shift=np.full(c, 30), bias=np.zeros(c, np.int64),
+             frac=np.zeros(c, np.int64), use_table=np.ones(c, bool), thresholds=t, out_zero_point=0,
+             out_min=0, out_max=255, rounding="half_up", bits=32)
+    k = B.cached_prepare(p, c)
+    assert k.counted32 is not None and np.isinf(k.counted32["stray"][:2]).all()
+    assert (B.safe_distance(k.counted32, 1 << 20)[:2] < 0).all()
+    acc = np.repeat(np.array([-3, 0, 4, 5, 6, 999, 1000, 1001, 40000, -40000], np.int32)[:, None], c, axis=1)
+    got, want = _both(np.ascontiguousarray(acc), p)
+    assert np.array_equal(got, want)

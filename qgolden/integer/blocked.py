@@ -413,7 +413,8 @@ def safe_distance(d, x_abs_max):
     s = d["slope"].astype(np.float64)
     o = np.abs(d["offset"].astype(np.float64))
     eps = U32 * 1.001 * (3.0 * float(x_abs_max) * s + o + 1.0)
-    safe = 0.5 - s * d["stray"] - eps
+    # a channel without a line (stray inf, slope 0) proves nothing: every element is checked
+    safe = 0.5 - np.where(np.isfinite(d["stray"]), s * np.where(np.isfinite(d["stray"]), d["stray"], 0.0), np.inf) - eps
     safe = np.where(d["out_lo"] == d["out_hi"], 1.0, safe)  # one output whatever x is
     # round down into float32, so the float32 comparison is never looser
     s32 = safe.astype(np.float32)
