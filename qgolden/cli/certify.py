@@ -114,9 +114,12 @@ def certify(model: str = typer.Argument(..., help="model (or .qgp program) to ce
 
         xs = load_inputs(input) if input else None
         prog = get_program(model, engine, isa, trust_pickle, xs)
+        from ..progress import op_progress
+
         try:
-            cert = do_certify(prog, multiplier_bits=multiplier_bits, rounding=rounding, acc_bits=acc_bits,
-                              allow_tables=not no_tables, inputs=xs)
+            with op_progress("certify") as progress:
+                cert = do_certify(prog, multiplier_bits=multiplier_bits, rounding=rounding, acc_bits=acc_bits,
+                                  allow_tables=not no_tables, inputs=xs, progress=progress)
         except ValueError as e:
             raise UserError(str(e)) from None
         if as_json:

@@ -3,7 +3,6 @@ and the error policy: errors in what the user gives us (errors.UserError) exit 2
 exit 3 is kept for qgolden's own bugs."""
 from __future__ import annotations
 
-import contextlib
 import sys
 import warnings
 from pathlib import Path
@@ -152,20 +151,6 @@ TrustOpt = typer.Option(False, "--trust-code", "--trust-pickle",
 ForceOpt = typer.Option(False, "--force", help="write into a non-empty --out, replacing only the files qgolden "
                         "wrote there before (never the user's own)")
 OrtOpt = typer.Option("all", "--ort-opt-level", help="ONNX models on onnxruntime: disable | basic | extended | all")
-
-
-@contextlib.contextmanager
-def progress_bar(total: int, what: str):
-    """A rich progress bar on a TTY; yields advance(label). Nothing is drawn when output is piped."""
-    if not sys.stderr.isatty() or total == 0:
-        yield lambda label="": None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[label]}"), console=Console(stderr=True), transient=True) as p:
-        task = p.add_task(what, total=total, label="")
-        yield lambda label="": p.update(task, advance=1, label=label)
 
 
 def integer_program(model, engine, isa, trust_pickle, inputs, multiplier_bits=32, rounding="half_up",

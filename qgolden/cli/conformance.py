@@ -8,7 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import UserError, app, err, out, progress_bar
+from ..progress import step_progress
+from .common import UserError, app, err, out
 
 conformance = typer.Typer(no_args_is_help=True, help="Record PyTorch's outputs on this CPU, or check qgolden "
                           "against a record made on any CPU (docs/conformance.md).")
@@ -100,7 +101,7 @@ def check_cmd(record_dir: str = typer.Argument(..., metavar="DIR", help="a recor
         if n == 0:
             raise UserError(f"{record_dir}: no case matches"
                             + (f" --engine {engine}" if engine else "") + (f" --op {op}" if op else ""))
-        with progress_bar(n, "checking") as advance:
+        with step_progress(n, "checking") as advance:
             rep = check_record(record, isa=isa, engine=engine, op=op,
                                on_case=lambda c, r: advance(f"{c.name} {r.status}"))
         if as_json:
@@ -127,7 +128,7 @@ def record_cmd(out_dir: str = typer.Argument(..., metavar="OUT", help="folder to
 
         try:
             plan = plan_suite(seed, cases_per_op, ops=op, engines=engine, inductor=inductor)
-            with progress_bar(len(plan), "recording") as advance:
+            with step_progress(len(plan), "recording") as advance:
                 summary = write_record(out_dir, plan, seed, on_case=lambda name: advance(name))
         except ValueError as e:  # a bad option or a non-empty OUT (each case's own errors are recorded)
             raise UserError(str(e)) from None

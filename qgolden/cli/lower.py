@@ -28,9 +28,12 @@ def lower(model: str = typer.Argument(..., help="model: file.py:function, or wit
         prog = get_program(model, engine, isa, trust_pickle, inputs, ort_opt_level)
         if integer_only:
             from ..integer import to_integer_only
+            from ..progress import op_progress
 
             try:
-                prog = to_integer_only(prog, multiplier_bits=multiplier_bits, rounding=rounding)
+                with op_progress("lower --integer-only") as progress:
+                    prog = to_integer_only(prog, multiplier_bits=multiplier_bits, rounding=rounding,
+                                           progress=progress)
             except ValueError as e:
                 raise UserError(f"{model}: {e}") from None
         prog.save(output)

@@ -9,8 +9,9 @@ import numpy as np
 import typer
 
 from ..files import OutputDir, npy_bytes, npz_bytes, refuse_inputs
+from ..progress import step_progress
 from .common import (EngineOpt, IsaOpt, OrtOpt, TrustOpt, UserError, app, get_program, load_inputs, out,
-                     progress_bar, run_guarded, save_outputs)
+                     run_guarded, save_outputs)
 
 
 def batches(xs: list, batch: int) -> list:
@@ -35,7 +36,7 @@ def run_batched(prog, xs: list, batch: int, how: str, label: str = ""):
         return prog.run(*xs, accumulate=how)
     parts = batches(xs, batch)
     ys = []
-    with progress_bar(len(parts), f"run {label}".strip()) as advance:
+    with step_progress(len(parts), f"run {label}".strip()) as advance:
         for part in parts:
             ys.append(prog.run(*part, accumulate=how))
             advance()
@@ -88,7 +89,7 @@ def run(model: str = typer.Argument(..., help="a .qgp program, or a model to low
             target = OutputDir(output, force, "--output")
             prog = get_program(model, engine, isa, trust_pickle, ort_opt_level=ort_opt_level)
             how = accumulate if accumulate != "auto" else ("numpy" if getattr(prog, "origin", None) else "torch")
-            with progress_bar(len(files), "run") as advance:
+            with step_progress(len(files), "run") as advance:
                 for f in files:
                     y = run_batched(prog, load_inputs(str(f)), batch, how)
                     name = f.stem + (".npz" if isinstance(y, tuple) else ".npy")

@@ -44,9 +44,11 @@ class Certificate:
                 f"threshold tables ({self.seconds:.1f} s)")
 
 
-def certify(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allow_tables=True, inputs=None):
+def certify(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allow_tables=True, inputs=None,
+            progress=None):
     """Certificate for `program` under the given hardware constraints. `inputs` (optional): example
-    inputs whose accumulators are reported as the observed range."""
+    inputs whose accumulators are reported as the observed range. progress: optional
+    progress(done, total, node name), per op (transform.convert)."""
     from .transform import convert
 
     t0 = time.perf_counter()
@@ -55,7 +57,7 @@ def certify(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allo
         trace = {}
         program.run(*inputs, trace=trace)
         observed = {k: v.get("acc") for k, v in trace.items() if isinstance(v, dict) and v.get("acc") is not None}
-    prog, certs = convert(program, multiplier_bits, rounding, acc_bits, allow_tables, observed)
+    prog, certs = convert(program, multiplier_bits, rounding, acc_bits, allow_tables, observed, progress)
     return Certificate(all(c.certified for c in certs), certs, prog,
                        {"multiplier_bits": multiplier_bits, "rounding": rounding, "acc_bits": acc_bits,
                         "tables": allow_tables}, time.perf_counter() - t0)

@@ -1354,9 +1354,11 @@ HANDLERS["_pair8"] = _pair8
 HANDLERS["_cat8"] = _cat8
 
 
-def convert(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allow_tables=True, observed=None):
+def convert(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allow_tables=True, observed=None,
+            progress=None):
     """(integer-only Program, [OpCert]). Ops that cannot be made integer-only are kept as they are
-    and certified False (method 'none: ...')."""
+    and certified False (method 'none: ...'). progress: optional progress(done, total, node name),
+    called as each op starts and once at the end (a terminal's progress bar: qgolden/progress.py)."""
     if rounding in STANDARD_ROUNDINGS:
         rounding = "tflite"  # gemmlowp's and CMSIS-NN's output stages compute the same integers
     if rounding not in ROUNDINGS:
@@ -1366,7 +1368,9 @@ def convert(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allo
     program = fold_input_moves(fold_float_moves(fold_float_out_gemm(program)))
     ctx = _Ctx(program, int(multiplier_bits), rounding, acc_bits, allow_tables, observed)
     nodes, certs = [], []
-    for node in program.nodes:
+    for i, node in enumerate(program.nodes):
+        if progress is not None:
+            progress(i, len(program.nodes), node.name)
         t0 = time.perf_counter()
         if node.inputs and isinstance(node.inputs[0], str) and node.op in PASS_RANGE and node.inputs[0] in ctx.ranges:
             ctx.ranges[node.output] = ctx.ranges[node.inputs[0]]
@@ -1393,6 +1397,8 @@ def convert(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allo
         cert.seconds = time.perf_counter() - t0
         nodes.extend(new)
         certs.append(cert)
+    if progress is not None:
+        progress(len(program.nodes), len(program.nodes), "")
     tensors = {k: copy.copy(v) for k, v in program.tensors.items()}
     tensors.update(ctx.tensors)
     meta = dict(program.meta)
@@ -1410,14 +1416,15 @@ def _why_not(cert) -> str:
 
 
 def to_integer_only(program, multiplier_bits=32, rounding="half_up", acc_bits=None, allow_tables=True,
-                    accept_standard=False):
+                    accept_standard=False, progress=None):
     """The program with every op in integer-only form (see docs/integer-only.md). Raises ValueError
     if an op has no integer-only form or one of them is not certified under these constraints.
 
     accept_standard: with a standard rounding (tflite, gemmlowp, cmsis-nn), accept linear/conv layers
     whose only differences from the engine are the standard pipeline's own (integer/standard.py): the
-    user asked for what a DSP computes. Their counts are kept in meta['integer_only']['standard_differences']."""
-    prog, certs = convert(program, multiplier_bits, rounding, acc_bits, allow_tables)
+    user asked for what a DSP computes. Their counts are kept in meta['integer_only']['standard_differences'].
+    progress: as for convert."""
+    prog, certs = convert(program, multiplier_bits, rounding, acc_bits, allow_tables, progress=progress)
     accepted = {}
     if accept_standard:
         for c in certs:

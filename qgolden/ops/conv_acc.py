@@ -2,7 +2,7 @@
 
     acc[n, o, y, x] = Σ (x - zx)(w - zw) over the window, as the engine's kernel forms it
                       (ops.conv.conv_accumulate: FBGEMM depthwise / AVX2 int16 pair saturation
-                      and oneDNN's padding compensation included), int64, NCHW (NCL for conv1d).
+                      and oneDNN's padding compensation included), integers (int32 or int64), NCHW (NCL for conv1d), in NHWC memory.
 Followed by `requantize_int` (axis 1) in an integer-only program.
 """
 from __future__ import annotations
@@ -18,10 +18,10 @@ def conv_acc(x, *, x_zero_point, weight, weight_zero_point, stride, padding, dil
              profile, trace=None) -> np.ndarray:
     acc, ctx = conv_accumulate(x, weight, x_zero_point, weight_zero_point, stride, padding, dilation,
                                groups, kernel_profile(profile))
+    # an NCHW view of the NHWC result, as the conv op returns it: requantize_int reads it channel last
     out = acc.reshape(ctx["nb"], ctx["oh"], ctx["ow"], ctx["c_out"]).transpose(0, 3, 1, 2)
     if ctx["conv1d"]:
         out = out[:, :, 0, :]
-    out = np.ascontiguousarray(out)
     if trace is not None:
         trace.update(acc=out, path=ctx["path"])
     return out

@@ -25,34 +25,51 @@ def _ordered(fn, args, order):
 
 
 def lut(x, *, table, scalar_table=None, in_min=0, order=None, dtype="uint8", profile=None, trace=None):
+    from ..integer.fastlut import byte_offsets, table_as  # here: qgolden.integer imports the op table
+
     x = np.asarray(x)
 
     def go(q):
+        i = byte_offsets(q, in_min) if trace is None else None
+        if i is not None:  # the same integers: a byte index, the tables cast to dtype once (integer/fastlut.py)
+            out = np.take(table_as(table, dtype), i)
+            if scalar_table is not None:
+                out = np.where(E.unary_mask(q.shape, profile), out, np.take(table_as(scalar_table, dtype), i))
+            return out
         i = q.astype(np.int64) - int(in_min)
         out = np.asarray(table)[i]
         if scalar_table is not None:
             out = np.where(E.unary_mask(q.shape, profile), out, np.asarray(scalar_table)[i])
-        return out
+        return out.astype(dtype)
 
-    out = _ordered(go, [x], order).astype(dtype)
+    out = _ordered(go, [x], order)
     if trace is not None:
         trace.update(out=out)
     return out
 
 
 def lut2(a, b, *, table, scalar_table=None, in_min=0, order=None, dtype="uint8", profile=None, trace=None):
+    from ..integer.fastlut import pair_index, table_as  # here: qgolden.integer imports the op table
+
     a = np.asarray(a)
     b = np.asarray(b)
 
     def go(qa, qb):
         qbb = np.broadcast_to(qb, qa.shape)
+        i = pair_index(qa, qbb, in_min) if trace is None else None
+        if i is not None:  # the same integers: a uint16 index, the tables cast to dtype once (integer/fastlut.py)
+            out = np.take(table_as(table, dtype), i)
+            if scalar_table is not None:
+                out = np.where(E.path_mask(qa.shape, [qa.shape, qb.shape], profile), out,
+                               np.take(table_as(scalar_table, dtype), i))
+            return out
         i = (qa.astype(np.int64) - int(in_min)) * 256 + (qbb.astype(np.int64) - int(in_min))
         out = np.asarray(table)[i]
         if scalar_table is not None:
             out = np.where(E.path_mask(qa.shape, [qa.shape, qb.shape], profile), out, np.asarray(scalar_table)[i])
-        return out
+        return out.astype(dtype)
 
-    out = _ordered(go, [a, b], order).astype(dtype)
+    out = _ordered(go, [a, b], order)
     if trace is not None:
         trace.update(out=out)
     return out

@@ -17,12 +17,21 @@ from .spec import OpSpec
 
 def quantize_thr(x, *, thresholds, out_min, nan_value, dtype="uint8", wrap_key=None, wrap_value=None,
                  profile=None, trace=None):
+    from ..integer.fastlut import cached_bucket_plan, count_thresholds32, float32_keys32  # (see ops/lut.py)
+
     bits = np.ascontiguousarray(np.asarray(x, dtype=np.float32)).view(np.int32)
-    key = float32_keys(bits)
-    out = np.searchsorted(np.asarray(thresholds, dtype=np.int64), key, side="right") + int(out_min)
+    plan = cached_bucket_plan(thresholds) if trace is None else None
+    if plan is not None:  # the same integers: int32 keys, counts from a bucket table (integer/fastlut.py)
+        key = float32_keys32(bits)
+        out = count_thresholds32(key, plan).astype(np.int64) + int(out_min)
+        nan = (bits & np.int32(0x7FFFFFFF)) > np.int32(0x7F800000)
+    else:  # the reference (a trace takes this path)
+        key = float32_keys(bits)
+        out = np.searchsorted(np.asarray(thresholds, dtype=np.int64), key, side="right") + int(out_min)
+        nan = is_nan_bits(bits)
     if wrap_key is not None:
         out = np.where(key >= int(wrap_key), int(wrap_value), out)
-    out = np.where(is_nan_bits(bits), int(nan_value), out).astype(dtype)
+    out = np.where(nan, int(nan_value), out).astype(dtype)
     if trace is not None:
         trace.update(out=out)
     return out
