@@ -555,7 +555,8 @@ def main(argv=None):
             models += 1
             continue
         models += 1
-        el = sum(l.elements for l in rep.layers)
+        # compared elements: every quantized intermediate and every output (float outputs of dynamic models)
+        el = sum(l.elements for l in rep.layers) + sum(o["elements"] for o in rep.outputs)
         mm = sum(l.mismatches for l in rep.layers) + sum(o["mismatches"] for o in rep.outputs)
         elements += el
         mismatches += mm

@@ -72,3 +72,44 @@ def test_every_unsupported_node_is_reported_at_once():
     assert "'roll' (torch.roll)" in lines[2] and "test_inplace.py" in lines[2]
     # nodes that only read a failed node (b.sum()) are not reported again
     assert len(lines) == 4 and lines[3].startswith("Supported: ")
+
+
+class ReadAfterInPlace(torch.nn.Module):
+    """y = act_(x); x + y: after the in-place activation x holds y, so the add sees it twice
+    (a residual written with an in-place ReLU). form: module (inplace=True), functional
+    (F.relu(x, inplace=True)) or method (x.relu_())."""
+
+    def __init__(self, form):
+        super().__init__()
+        self.form = form
+        self.conv = torch.nn.Conv2d(4, 6, 3, padding=1)
+        self.act = torch.nn.ReLU6(inplace=True)
+        self.conv2 = torch.nn.Conv2d(6, 3, 1)
+
+    def forward(self, x):
+        x = self.conv(x)
+        if self.form == "module":
+            y = self.act(x)
+        elif self.form == "functional":
+            y = torch.nn.functional.relu(x, inplace=True)
+        else:
+            y = x.relu_()
+        return self.conv2(torch.add(x, y))
+
+
+@pytest.mark.parametrize("form", ["module", "functional", "method"])
+def test_a_later_reader_of_an_in_place_input_sees_the_result(form):
+    """FX keeps the conv node as the add's first argument, but PyTorch hands the add the tensor
+    the activation overwrote; the program read the conv output from before it (mismatching
+    exactly where the activation changed values) until in-place nodes aliased their input."""
+    torch.manual_seed(5)
+    x = torch.randn(2, 4, 7, 7) * 3  # negative and > 6 after the conv: the activation changes values
+    with engine_ctx("x86"):
+        p = prepare_fx(ReadAfterInPlace(form).eval(), get_default_qconfig_mapping("x86"), example_inputs=(x,))
+        p(x)
+        q = convert_fx(p)
+    rep = qgolden.verify(q, x, engine="x86")
+    assert rep.bit_exact, [(l.name, l.op, l.mismatches) for l in rep.layers if l.mismatches]
+    prog = qgolden.lower(q, example_inputs=(x,), engine="x86")
+    add = next(n for n in prog.nodes if n.op == "add")
+    assert add.inputs[0] == add.inputs[1]  # both operands are the activation's output
