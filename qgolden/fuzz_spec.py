@@ -191,7 +191,8 @@ def spec(rng: random.Random, kind: str, eager: bool, engine: str, matmul_ok):
     else:
         dims = sorted(rng.sample(range(1, nd + 2), rng.randint(1, nd + 1)))
         # a full reduction keeps its dims (a flattened 1-D tensor has no features dim)
-        keepdim = rng.random() < 0.5 or len(dims) == nd + 1
+        # (PyTorch's own quantized mean fails on a channels-last 5-D input with keepdim=False)
+        keepdim = rng.random() < 0.5 or len(dims) == nd + 1 or nd == 3
         if keepdim and rng.random() < 0.2:
             dims = [0] + dims  # the batch too: its size 1 kept
         blocks.append({"t": "mean", "dims": dims, "keepdim": keepdim, "tags": ["mean"]})
