@@ -32,7 +32,7 @@ INPLACE_ACTS = ("relu", "relu6", "hardtanh", "hardswish", "leaky_relu", "elu", "
 ALIASABLE_ACTS = ("relu", "relu6", "hardtanh")
 
 
-def acts(eager: bool, engine: str) -> list:
+def acts(eager: bool) -> list:
     """Activations a block may take; GELU only in eager form (FX leaves it in float)."""
     out = ["relu", "relu6", "hardtanh", "clamp", "hardswish", "hardsigmoid", "leaky_relu", "elu", "sigmoid", "tanh"]
     if eager:
@@ -41,7 +41,7 @@ def acts(eager: bool, engine: str) -> list:
 
 
 def act_block(rng: random.Random, eager: bool, engine: str) -> dict:
-    a = rng.choice(acts(eager, engine))
+    a = rng.choice(acts(eager))
     b = {"t": "act", "a": a, "tags": [a]}
     if a == "gelu":
         b["approximate"] = rng.choice(["none", "tanh"])
