@@ -602,6 +602,11 @@ def coverage_table(family: dict, ops: dict, skipped: dict, expected=()) -> str:
         lines.append(f"  {name:24s} {ops[name][0]:6d} {ops[name][1]:12d}")
     for (name, reason), n in sorted(skipped.items()):
         lines.append(f"skipped {name} in {n} models: {reason}")
+    if expected:
+        from .fuzz_spec import NOT_BUILT
+
+        lines.append("not built by design:")
+        lines += [f"  {name}: {why}" for name, why in NOT_BUILT]
     return "\n".join(lines)
 
 

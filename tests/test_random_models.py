@@ -67,3 +67,15 @@ def test_extended_seeds_cover_every_family():
     missing = set(FAMILIES) - tags - set(skipped)
     assert not missing, f"families no extended seed exercises: {sorted(missing)}"
     assert all(skipped.values())
+
+
+def test_coverage_table_names_what_was_not_exercised():
+    from qgolden.fuzz import coverage_table
+
+    text = coverage_table({"linear": [3, 120]}, {"linear": [3, 45]}, {("matmul", "refused on this class"): 2},
+                          ("linear", "conv3d"))
+    lines = text.splitlines()
+    assert any(l.split()[:3] == ["linear", "3", "120"] and "NOT" not in l for l in lines)
+    assert any(l.split()[:3] == ["conv3d", "0", "0"] and l.endswith("NOT EXERCISED") for l in lines)
+    assert "skipped matmul in 2 models: refused on this class" in lines
+    assert any(l.strip().startswith("gelu, group_norm: eager form only") for l in lines)
