@@ -66,11 +66,13 @@ def snapshot(v):
 
     if isinstance(v, torch.Tensor):
         c = v.clone()
-        if c.stride() != v.stride():
+        if c.stride() != v.stride() and v.dim() > 1:
             # a quantized clone comes back contiguous; the importer reads layouts from these strides
-            for fmt in (torch.channels_last, torch.channels_last_3d):
-                if v.dim() == (4 if fmt is torch.channels_last else 5) and v.is_contiguous(memory_format=fmt):
-                    c = c.contiguous(memory_format=fmt)
+            # (any dim order: a conv1d output is [N, C, L] with C innermost, and mean takes another
+            # kernel on it), so copy in v's memory order and view it back in v's dim order
+            order = sorted(range(v.dim()), key=lambda d: (-v.stride(d), d))
+            back = sorted(range(v.dim()), key=lambda d: order[d])
+            c = v.permute(order).clone().permute(back)
         return c
     if isinstance(v, (list, tuple)):
         return type(v)(snapshot(x) for x in v)

@@ -150,10 +150,15 @@ def test_group_norm(engine, dt, shape, groups, channels_last):
 def test_upsample_bilinear(engine, dt, shape, size, sf, align_corners, channels_last):
     rng = np.random.default_rng(seed((dt, shape, align_corners, channels_last)))
     q, z, s = rq(rng, shape, dt), rzp(rng, dt), 0.1
-    ref = F.interpolate(mkq(q, s, z, channels_last), size=size, scale_factor=sf, mode="bilinear",
-                        align_corners=align_corners)
+    from qgolden.importers.fx import memory_order
+
+    x = mkq(q, s, z, channels_last)
+    ref = F.interpolate(x, size=size, scale_factor=sf, mode="bilinear", align_corners=align_corners)
+    # the flag the importer gives: channels-last by the strides' order ((C, 1, 1, 1) for [N, C, 1, 1] is not)
+    order = memory_order(x)
     mine = upsample_bilinear(q, x_scale=s, x_zero_point=z, size=size, scale_factor=None if sf is None else [sf, sf],
-                             align_corners=align_corners, channels_last=channels_last, dtype=dt, profile=engine)
+                             align_corners=align_corners, channels_last=order is not None and order[-1] == 1,
+                             dtype=dt, profile=engine)
     same(mine, ref)
 
 
@@ -275,3 +280,24 @@ class Shuffles(torch.nn.Module):
 def test_import_shuffles(engine):
     x = torch.randn(2, 8, 6, 4)
     _check_program(Shuffles().eval(), x, engine["engine"], forms=("eager", "trace", "script"))
+
+
+@pytest.mark.parametrize("strides_channels_last", [False, True])
+def test_upsample_bilinear_one_pixel_input_layouts(engine, strides_channels_last):
+    """[N, C, 1, 1] takes the NHWC kernel either way; its output is NHWC (right values) when the input's
+    strides are channels-last ones (C, 1, C, C), as a channels-last conv's output has, and NHWC
+    written into an NCHW buffer when they are (C, 1, 1, 1). The program's flag is the strides' order."""
+    from qgolden.importers.fx import memory_order
+
+    rng = np.random.default_rng(seed(("bilinear 1x1", strides_channels_last)))
+    for dt in ("uint8", "int8"):
+        q = rq(rng, (2, 8, 1, 1), dt)
+        base = torch.from_numpy(q.reshape(-1).copy())
+        base = base.as_strided(q.shape, (8, 1, 8, 8)) if strides_channels_last else base.reshape(q.shape)
+        t = torch._make_per_tensor_quantized_tensor(base, 0.01, 3)
+        order = memory_order(t)
+        ref = F.interpolate(t, scale_factor=2.0, mode="bilinear", align_corners=False)
+        mine = upsample_bilinear(q, x_scale=0.01, x_zero_point=3, size=None, scale_factor=[2.0, 2.0],
+                                 align_corners=False, channels_last=order is not None and order[-1] == 1, dtype=dt,
+                                 profile=engine)
+        same(mine, ref)

@@ -121,3 +121,28 @@ def test_softmax_threads_split_the_inner_positions():
     assert one.reshape(-1).tolist() == row * 3
     # two chunks of 15 positions: the second row's vector group would cross position 15
     assert two.reshape(-1).tolist() == row + [False] * 5 + [False] * 5 + row
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_mean_of_a_conv1d_output(engine, dtype):
+    """A quantized conv1d's output is a 2-D conv's channels-last output squeezed: 3-D with channels
+    innermost in memory. mean takes the float path (not NCL-contiguous), and `dequantize()` makes a
+    contiguous float tensor (suggest_memory_format is channels-last for 4-D/5-D only), so the float
+    sum runs in NCL order; summing in the quantized tensor's memory order was off by one step."""
+    rng = np.random.default_rng(seed(("mean conv1d", dtype, engine["engine"])))
+    lo, hi = RANGE[dtype]
+    checked = 0
+    for _ in range(40):
+        shape = (int(rng.integers(1, 4)), int(rng.integers(2, 20)), int(rng.integers(2, 40)))
+        q = rng.integers(lo, hi + 1, shape).astype(NPD[dtype])
+        s, z = float(rng.uniform(0.01, 0.2)), int(rng.integers(lo, hi + 1))
+        t = torch._make_per_tensor_quantized_tensor(torch.from_numpy(q), s, z)
+        t = t.unsqueeze(2).contiguous(memory_format=torch.channels_last).squeeze(2)
+        assert t.stride()[1] == 1
+        for dims in ([2], [1], [1, 2], [0, 2]):
+            for keepdim in (False, True):
+                ref = torch.mean(t, dims, keepdim=keepdim).int_repr().numpy()
+                ours = mean(q, x_scale=s, x_zero_point=z, dim=dims, keepdim=keepdim, profile=engine, channels_last=True)
+                assert ours.shape == ref.shape and np.array_equal(ours, ref), (shape, dims, keepdim)
+                checked += ref.size
+    assert checked > 1000

@@ -349,3 +349,34 @@ def test_scripted_and_traced_names_follow_module_paths(flow, how, tmp_path):
     assert "features_1_conv" in text and "classifier_1" in text
     r = qgolden.verify(str(path), x, trust_code=True)
     assert r.bit_exact and "features_0_conv" in [l.name for l in r.layers]
+
+
+class SplitSizes(nn.Module):
+    """torch.split with a list of sizes (traced: aten::split_with_sizes) and chunk, pieces re-concatenated."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 1)
+
+    def forward(self, x):
+        x = self.conv(x)
+        a, b = torch.split(x, [3, 5], 1)
+        c, d = x.chunk(2, 1)
+        return torch.cat([b, a, d, c], 1)
+
+
+@pytest.mark.parametrize("how", ["trace", "script"])
+def test_split_with_sizes_and_list_items_of_a_converted_model(how):
+    """The traced split_with_sizes was an unsupported op; in the scripted FX code (chunk = ...;
+    getitem = chunk[0]) the run-time list's item read was evaluated as a constant and failed."""
+    torch.manual_seed(2)
+    x = torch.randn(2, 3, 5, 6)
+    torch.backends.quantized.engine = "x86"
+    p = prepare_fx(SplitSizes().eval(), get_default_qconfig_mapping("x86"), example_inputs=(x,))
+    p(x)
+    q = convert_fx(p)
+    ts = torch.jit.trace(q, x) if how == "trace" else torch.jit.script(q)
+    rep = qgolden.verify(ts, x, engine="x86")
+    assert rep.bit_exact, [(l.name, l.op, l.mismatches) for l in rep.layers if l.mismatches]
+    assert np.array_equal(qgolden.lower(ts, example_inputs=(x,), engine="x86").run(x.numpy()).view(np.int32),
+                          q(x).numpy().view(np.int32))

@@ -162,6 +162,11 @@ class _Lowering:
                 continue
             try:
                 self.lower_node(n)
+                first = writes_first_input(n, self.modules)
+                if first is not None and first.name in self.values:
+                    # the op overwrote its input in place: later readers of that node see the result
+                    # (the example run records the input before the op ran, so it is still compared)
+                    self.values[first.name] = self.values[n.name]
             except ImportErrorQ as e:
                 if n.op not in ("call_module", "call_function", "call_method"):
                     raise
@@ -225,6 +230,25 @@ class _Lowering:
 def _all_names(v) -> bool:
     """Whether v is a (nested) list of tensor names."""
     return all(_all_names(x) if isinstance(x, list) else isinstance(x, str) for x in v)
+
+
+def writes_first_input(n, modules):
+    """The FX node an op overwrites in place, or None: a module built with inplace=True
+    (nn.ReLU(inplace=True), ...), a call with inplace=True (F.relu(x, inplace=True)), or an in-place
+    variant by its trailing underscore (torch.relu_, x.clamp_()). FX keeps the input node as the
+    argument of later readers, but PyTorch hands them the overwritten tensor."""
+    from torch.fx import Node as FxNode
+
+    if not n.args or not isinstance(n.args[0], FxNode):
+        return None
+    if n.op == "call_module":
+        inplace = bool(getattr(modules.get(n.target), "inplace", False))
+    elif n.op in ("call_function", "call_method"):
+        name = n.target if n.op == "call_method" else target_name(n.target).rsplit(".", 1)[-1].rsplit("::", 1)[-1]
+        inplace = n.kwargs.get("inplace") is True or (name.endswith("_") and not name.endswith("__"))
+    else:
+        return None
+    return n.args[0] if inplace else None
 
 
 def node_location(n) -> str:

@@ -1063,6 +1063,10 @@ CALLS = {
     "method.relu": c_relu,
     "F.relu": c_relu,
     "torch.relu": c_relu,
+    # in-place spellings: the same values; fx.writes_first_input makes later readers of x see them
+    "method.relu_": c_relu,
+    "torch.relu_": c_relu,
+    "F.relu_": c_relu,
     "F.relu6": c_relu6,
     "F.hardtanh": c_hardtanh,
     "torch.clamp": c_clamp,

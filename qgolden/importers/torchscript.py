@@ -482,6 +482,11 @@ class _Converter:
                 and not _is_dynamic(ins[1]):
             self.put(outs[0], ins[0][ins[1]])
             return
+        if kind == "aten::__getitem__" and isinstance(ins[0], _Ref) and isinstance(ins[1], int):
+            # an element of a run-time list (x.chunk(2, 1)[0] in scripted code): read like ListUnpack
+            self.put(outs[0], self.new_op(_Op("call_function", operator.getitem, (ins[0], ins[1]),
+                                              self.name_for(node, outs[0]), node)))
+            return
         if kind == "aten::slice" and isinstance(ins[0], (list, tuple)) and not _is_dynamic(ins[1:]):
             seq = ins[0]
             lo, hi = ins[1], ins[2] if len(ins) > 2 else None

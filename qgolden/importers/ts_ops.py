@@ -336,6 +336,8 @@ TS_CALLS = {
     "aten::pixel_unshuffle": fx_ops.c_pixel_shuffle(True),
     "aten::chunk": c_aten_chunk,
     "aten::split": c_aten_split,
+    # torch.split(x, [sizes], dim) traces to split_with_sizes (sizes as a list)
+    "aten::split_with_sizes": c_aten_split,
     "aten::floor_divide": c_aten_arith("floordiv"),
     "quantized::linear": c_qlinear(False),
     "quantized::linear_relu": c_qlinear(True),

@@ -64,11 +64,21 @@ def mean(x, *, x_scale, x_zero_point, dim, keepdim, profile, trace=None, channel
     return y
 
 
+def dequantized_order(ndim: int, channels_last: bool):
+    """Memory order of `self.dequantize()` (PerTensorAffineQuantizer::dequantize, quantized/Quantizer.cpp):
+    at::empty(sizes, memory_format=qtensor.suggest_memory_format()), channels-last only for a 4-D
+    (ChannelsLast) or 5-D (ChannelsLast3d) tensor. A 3-D tensor held channels-last (a conv1d output,
+    computed as a 2-D conv and squeezed) dequantizes contiguous, so its float sum runs in NCL order."""
+    if channels_last and ndim in (4, 5):
+        return [0] + list(range(2, ndim)) + [1]
+    return None
+
+
 def _float_mean(x, dims, keepdim, x_scale, zp, profile, trace, channels_last):
     """mean_out_quantized_cpu off its fast paths: dequantize, float mean, quantize_per_tensor."""
     dtype = {np.dtype(np.uint8): "uint8", np.dtype(np.int8): "int8"}[x.dtype]
     xf = Q.dequantize_per_tensor(x, x_scale, zp)
-    order = [0] + list(range(2, x.ndim)) + [1] if channels_last and x.ndim >= 3 else None
+    order = dequantized_order(x.ndim, channels_last)
     S = aten_sum(xf, dims, order, aten_float_lanes(profile, "sum"), E.num_threads(profile))
     n = int(np.prod([x.shape[d] for d in dims], dtype=np.int64)) if dims else 1
     m = f32(S.astype(np.float64) / float(np.float32(n)))

@@ -84,7 +84,9 @@ def upsample_bilinear(x, *, x_scale, x_zero_point, size=None, scale_factor=None,
     oh, ow = output_size(h, w, size, scale_factor)
     # torch picks the NHWC kernel when the input is ChannelsLast-contiguous, as every C == 1 or
     # H·W == 1 tensor is; for H·W == 1 it then writes NHWC order into an output that
-    # suggest_memory_format() makes NCHW, whatever the input's strides
+    # suggest_memory_format() makes NCHW, unless the input's strides are channels-last ones
+    # ([N, C, 1, 1] with strides (C, 1, C, C), a channels-last conv's output): then the output is NHWC too
+    strided_channels_last = channels_last
     channels_last = channels_last or c == 1 or h * w == 1
     if oh == h and ow == w and not channels_last:
         return x.copy()
@@ -114,7 +116,7 @@ def upsample_bilinear(x, *, x_scale, x_zero_point, size=None, scale_factor=None,
     lo, hi = E.qrange(dtype)
     out = np.clip(np.rint(_a(y, zx).astype(np.float64)), lo, hi)
     if channels_last:
-        out = nhwc_written_as_nchw(out, h, w)
+        out = nhwc_written_as_nchw(out, h, w, strided_channels_last)
     if trace is not None:
         trace.update(kernel="aten_upsample_bilinear2d" + ("_nhwc" if channels_last else ""), output_size=(oh, ow),
                      src_h=h0i, src_w=w0i, lambda_h=hl1, lambda_w=wl1, pre_round=y)
