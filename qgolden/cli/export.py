@@ -23,6 +23,10 @@ def export(model: str = typer.Argument(..., help="model: .qgp, file.py:function,
            no_tables: bool = typer.Option(False, "--no-tables", help="no threshold tables: with tflite/gemmlowp/"
                                           "cmsis-nn rounding, the standard pipeline as it is"),
            layers: bool = typer.Option(True, "--layers/--no-layers", help="golden vectors of every layer in the test"),
+           input_quantize: str = typer.Option("integer", "--input-quantize",
+                                              help="float inputs in NAME_float.c: integer (the engine's formula in "
+                                                   "integer arithmetic on the float32 bits, when proved exact) | table "
+                                                   "(thresholds on the bit patterns)"),
            force: bool = ForceOpt):
     """Export the certified integer-only program as C99 with no floating point (plus a golden test)."""
     def go():
@@ -35,7 +39,7 @@ def export(model: str = typer.Argument(..., help="model: .qgp, file.py:function,
         prog, source = integer_program(model, engine, isa, trust_pickle, xs, multiplier_bits, rounding, not no_tables,
                                        with_source=True)
         try:
-            r = export_c(prog, out_dir, name, xs, layers, force=force, source=source)
+            r = export_c(prog, out_dir, name, xs, layers, force=force, source=source, input_quantize=input_quantize)
         except ExportError as e:
             raise UserError(str(e)) from None
         out.print(f"wrote {out_dir}: {', '.join(r.files)} ({r.steps} layers, engine {prog.profile['engine']}, "

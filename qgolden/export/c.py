@@ -317,7 +317,7 @@ def layer_comment(step, source) -> str:
     return comment_block(gemm_comment(step, node, tensors or getattr(step, "tensors", None)))
 
 
-def emit(plan: ExportPlan, name: str, source=None):
+def emit(plan: ExportPlan, name: str, source=None, input_quantize="integer"):
     """The files' text: {filename: text}, plus (arena bytes, minimum bytes, weight bytes). `source`:
     the program the integer-only one was made from, for the constants' provenance comments."""
     bufs, ptr, copies = storage(plan)
@@ -372,7 +372,7 @@ def emit(plan: ExportPlan, name: str, source=None):
     if any(plan.float_inputs) or any(plan.float_outputs):
         fsig = _float_signature(plan)
         h += ["", f"/* {name}_float.c (optional): float input(s) quantized, float output(s) dequantized,",
-              "   exactly as PyTorch does (threshold tables on the float32 bit patterns). */",
+              "   exactly as the engine does, in integer arithmetic on the float32 bit patterns. */",
               f"int {name}_run_float({fsig});"]
     h += ["", f"#endif /* {guard}_H */", ""]
     # only the kernels (and their helpers) that the model's constants and calls name
@@ -399,7 +399,7 @@ def emit(plan: ExportPlan, name: str, source=None):
                         for b in bufs]}
     files = {f"{name}.h": "\n".join(h), f"{name}.c": "\n".join(c), f"{name}.json": json.dumps(meta, indent=1)}
     if meta["has_float"]:
-        files[f"{name}_float.c"] = emit_float(plan, name)
+        files[f"{name}_float.c"] = emit_float(plan, name, input_quantize)
     return files, arena, minimum, weight_bytes
 
 
@@ -415,41 +415,209 @@ def _float_signature(plan):
     return ", ".join(args)
 
 
-def emit_float(plan, name) -> str:
-    """NAME_float.c: quantize float inputs (threshold table on the bit patterns, NaN rule) and
-    dequantize outputs (table of float32 bit patterns), around NAME_run."""
+QUANTIZE_MODES = {"fma": 0, "mul": 1, "div": 2}
+QUANTIZE_FORMULAS = {"fma": "q = clamp(rne(f32(x * c + z)))        (one fused multiply-add, z added before rounding)",
+                     "mul": "q = clamp(rne(f32(x * c)) + z)",
+                     "div": "q = clamp(rne(f32(x / c)) + z)"}
+
+# Integer-only quantize of float32 bit patterns: qgolden/integer/quantize_bits.py, line for line.
+QUANTIZE_BITS_C = r"""
+/* Bits in v (0 for 0). */
+static int32_t bit_length(uint64_t v)
+{
+    int32_t n = 0;
+    while (v != 0) {
+        ++n;
+        v >>= 1;
+    }
+    return n;
+}
+
+/* v / 2^n (n >= 1) rounded half to even; sticky: nonzero bits below v's last one. */
+static uint64_t round_shift_even(uint64_t v, int32_t n, int32_t sticky)
+{
+    uint64_t q = v >> n, rem = v & (((uint64_t)1 << n) - 1), half = (uint64_t)1 << (n - 1);
+    return q + ((rem > half || (rem == half && (sticky || (q & 1) != 0))) ? 1 : 0);
+}
+
+/* Mantissa and exponent of a finite positive float32 bit pattern (value = *m * 2^*e), the
+ * mantissa's top bit moved to bit 23 when normalise is set (subnormals). */
+static void unpack_float32(uint32_t magnitude, int32_t normalise, uint64_t *m, int32_t *e)
+{
+    uint32_t biased = (magnitude >> 23) & 0xFF;
+    *m = magnitude & 0x7FFFFF;
+    *e = -149;
+    if (biased != 0) {
+        *m |= 0x800000;
+        *e = (int32_t)biased - 150;
+    }
+    while (normalise && *m < 0x800000) {
+        *m <<= 1;
+        *e -= 1;
+    }
+}
+
+typedef struct {
+    int32_t mode;          /* 0 fma: rne(f32(x * c + z_pre)); 1 mul: rne(f32(x * c)); 2 div: rne(f32(x / c)) */
+    uint32_t const_bits;   /* c as float32 bits */
+    int32_t zp_pre, zp_post, qmin, qmax, nan_value;
+    int64_t wrap_key;      /* order-preserving keys from here on give wrap_value */
+    int32_t wrap_value;
+} quantize_formula_t;
+
+/* The engine's quantize of the float32 with bit pattern `bits`, in integers: |x*c| (or |x/c|) is
+ * A * 2^E exactly (division: 38 quotient bits and a sticky bit), z_pre is added exactly, the sum is
+ * rounded to 24 significant bits half to even (the float32 the engine rounds), that float is rounded
+ * to an integer half to even, z_post added, the result clamped. */
+static int32_t quantize_float32_bits(uint32_t bits, const quantize_formula_t *f)
+{
+    const uint32_t magnitude = bits & 0x7FFFFFFFu;
+    const int32_t negative = (bits >> 31) != 0;
+    const int64_t key = negative ? -(int64_t)magnitude - 1 : (int64_t)magnitude;
+    uint64_t a = 0;
+    int32_t e = 0, sticky = 0, length;
+    int64_t r;
+    if (magnitude > 0x7F800000u) {
+        return f->nan_value;
+    }
+    if (key >= f->wrap_key) {
+        return f->wrap_value;
+    }
+    if (magnitude == 0x7F800000u) {
+        a = 1;
+        e = 40;
+    } else if (magnitude != 0) {
+        uint64_t mx, mc;
+        int32_t ex, ec;
+        unpack_float32(magnitude, f->mode == 2, &mx, &ex);
+        unpack_float32(f->const_bits, f->mode == 2, &mc, &ec);
+        if (f->mode == 2) {
+            a = (mx << 38) / mc;
+            sticky = (mx << 38) % mc != 0;
+            e = ex - ec - 38;
+        } else {
+            a = mx * mc;
+            e = ex + ec;
+        }
+    }
+    length = bit_length(a);
+    if (a == 0 || length + e <= -2) {
+        r = f->zp_pre;                          /* |x*c| < 1/4 */
+    } else if (length + e > 40) {
+        r = negative ? -((int64_t)1 << 40) : ((int64_t)1 << 40);  /* saturates */
+    } else {
+        const int32_t frac = e < 0 ? -e : 0;
+        const int64_t u = (int64_t)(e > 0 ? a << e : a);
+        const int64_t s = (negative ? -u : u) + (int64_t)f->zp_pre * ((int64_t)1 << frac);
+        const uint64_t mag = s < 0 ? (uint64_t)(-s) : (uint64_t)s;
+        int32_t k = bit_length(mag) - 24, shift;
+        uint64_t m;
+        k = k < 0 ? 0 : k;
+        m = k > 0 ? round_shift_even(mag, k, sticky) : mag;
+        shift = frac - k;
+        if (shift <= 0) {
+            r = (int64_t)(m << -shift);
+        } else if (shift > 25) {
+            r = 0;
+        } else {
+            r = (int64_t)round_shift_even(m, shift, 0);
+        }
+        r = s < 0 ? -r : r;
+    }
+    r += f->zp_post;
+    return (int32_t)(r < f->qmin ? f->qmin : (r > f->qmax ? f->qmax : r));
+}
+"""
+
+QUANTIZE_TABLE_C = """
+/* #{k : sorted[k] <= value} */
+static int32_t count_le(const int64_t *sorted, int32_t count, int64_t value)
+{
+    int32_t lo = 0, hi = count;
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (sorted[mid] <= value) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* The engine's quantize of one float32 bit pattern: thresholds on its order-preserving key;
+ * keys from wrap_key on give wrap_value (a float too large for int32 after scaling, where the
+ * engine's conversion gives INT32_MIN; wrap_key beyond every key when it has none). */
+static int32_t quantize_bits_table(uint32_t bits, const int64_t *thresholds, int32_t count, int32_t out_min,
+                                   int32_t nan_value, int64_t wrap_key, int32_t wrap_value)
+{
+    const uint32_t magnitude = bits & 0x7FFFFFFFu;
+    const int64_t key = (bits >> 31) != 0 ? -(int64_t)magnitude - 1 : (int64_t)magnitude;
+    if (magnitude > 0x7F800000u) {
+        return nan_value;
+    }
+    if (key >= wrap_key) {
+        return wrap_value;
+    }
+    return out_min + count_le(thresholds, count, key);
+}
+"""
+
+
+def input_quantize_form(fi, requested: str) -> str:
+    """'integer' (the formula on the bits) when requested and proved for this input, else 'table'."""
+    if requested not in ("integer", "table"):
+        raise ExportError(f"--input-quantize {requested!r}: choose integer or table")
+    return "integer" if requested == "integer" and fi.get("bits_formula") else "table"
+
+
+def emit_float(plan, name, input_quantize="integer") -> str:
+    """NAME_float.c: quantize float inputs (by default the engine's formula in integer arithmetic on
+    the float32 bits, quantize_bits.py; or a threshold table on the bit patterns) and dequantize
+    outputs (table of float32 bit patterns), around NAME_run."""
     ins, outs = _arg_names(plan)
-    L = [f"/* {name}_float.c: float edges of {name} (optional; the integer path never needs it). */",
-         "#include <string.h>", f'#include "{name}.h"', "",
-         "/* #{k : sorted[k] <= value} */",
-         "static int32_t count_le(const int64_t *sorted, int32_t count, int64_t value)", "{",
-         "    int32_t lo = 0, hi = count;", "    while (lo < hi) {", "        int32_t mid = lo + (hi - lo) / 2;",
-         "        if (sorted[mid] <= value) {", "            lo = mid + 1;", "        } else {", "            hi = mid;",
-         "        }", "    }", "    return lo;", "}", "",
-         "/* The engine's quantize of one float32: thresholds on the order-preserving key of its bits;",
-         " * keys from wrap_key on give wrap_value (a float too large for int32 after scaling, where the",
-         " * engine's conversion gives INT32_MIN; wrap_key beyond every key when it has none). */",
-         "static int32_t quantize_bits(float value, const int64_t *thresholds, int32_t count, int32_t out_min, int32_t nan_value,",
-         "                             int64_t wrap_key, int32_t wrap_value)",
-         "{", "    int32_t bits;", "    int64_t key;", "    memcpy(&bits, &value, sizeof bits);",
-         "    if ((bits & 0x7fffffff) > 0x7f800000) {", "        return nan_value;", "    }",
-         "    key = bits >= 0 ? (int64_t)bits : -(int64_t)(bits & 0x7fffffff) - 1;",
-         "    if (key >= wrap_key) {", "        return wrap_value;", "    }",
-         "    return out_min + count_le(thresholds, count, key);", "}", ""]
+    forms = [input_quantize_form(fi, input_quantize) if fi else None for fi in plan.float_inputs]
+    L = [f"/* {name}_float.c: float edges of {name} (optional; the integer path never needs it).",
+         "   Floats are read as their IEEE-754 bit patterns: no floating-point arithmetic. */",
+         "#include <string.h>", f'#include "{name}.h"']
+    if "integer" in forms:
+        L.append(QUANTIZE_BITS_C)
+    if "table" in forms:
+        L.append(QUANTIZE_TABLE_C)
     call_args, pre, post, decl = [], [], [], []
     for i, t in enumerate(plan.int_inputs):
         fi = plan.float_inputs[i]
         if fi is None:
             call_args.append(ins[i])
             continue
-        code, _ = c_array("int64_t", f"input{i}_thresholds", fi["thresholds"])
-        L.append(code)
         n = plan.nbytes(t)
         ct = CTYPES[plan.dtypes[t]]
         decl.append(f"static {ct} quantized_input{i}[{n}];")
-        pre.append(f"    for (i = 0; i < {n}; ++i) {{\n        quantized_input{i}[i] = ({ct})quantize_bits({ins[i]}[i], "
-                   f"input{i}_thresholds, {fi['thresholds'].size}, {fi['out_min']}, {fi['nan_value']}, "
-                   f"{fi['wrap_key']}LL, {fi['wrap_value']});\n    }}")
+        loop = f"    for (i = 0; i < {n}; ++i) {{\n        memcpy(&bits, &{ins[i]}[i], sizeof bits);\n"
+        if forms[i] == "integer":
+            f = fi["bits_formula"]
+            c = np.array([f["const_bits"]], np.int32).view(np.float32)[0]
+            L.append(comment_block([f"input {i}: the engine's quantize, {QUANTIZE_FORMULAS[f['mode']]}",
+                                    f"c = {float(c)!r} (float32 bits 0x{f['const_bits'] & 0xFFFFFFFF:08x}), "
+                                    f"z = {f['zp_pre'] or f['zp_post']}, clamp to [{f['qmin']}, {f['qmax']}]; "
+                                    f"NaN -> {fi['nan_value']}",
+                                    "computed in integers on the bits, equal to the engine for all 2^32 inputs "
+                                    "(proved against its threshold table at every step)"]))
+            fields = {"mode": QUANTIZE_MODES[f["mode"]], "const_bits": f"0x{f['const_bits'] & 0xFFFFFFFF:08x}u",
+                      "zp_pre": f["zp_pre"], "zp_post": f["zp_post"], "qmin": f["qmin"], "qmax": f["qmax"],
+                      "nan_value": fi["nan_value"], "wrap_key": c_int(fi["wrap_key"], "int64_t"),
+                      "wrap_value": fi["wrap_value"]}
+            L.append(f"static const quantize_formula_t input{i}_quantize = {{\n"
+                     + ",\n".join(f"    .{k} = {v}" for k, v in fields.items()) + "\n};\n")
+            pre.append(loop + f"        quantized_input{i}[i] = ({ct})quantize_float32_bits(bits, &input{i}_quantize);\n    }}")
+        else:
+            code, _ = c_array("int64_t", f"input{i}_thresholds", fi["thresholds"])
+            L.append(f"/* input {i}: the engine's quantize as a table of {fi['thresholds'].size} thresholds on the "
+                     "order-preserving keys of the float32 bit patterns */")
+            L.append(code)
+            pre.append(loop + f"        quantized_input{i}[i] = ({ct})quantize_bits_table(bits, input{i}_thresholds, "
+                       f"{fi['thresholds'].size}, {fi['out_min']}, {fi['nan_value']}, {c_int(fi['wrap_key'], 'int64_t')}, "
+                       f"{fi['wrap_value']});\n    }}")
         call_args.append(f"quantized_input{i}")
     for i, t in enumerate(plan.int_outputs):
         fo = plan.float_outputs[i]
@@ -463,9 +631,10 @@ def emit_float(plan, name) -> str:
         decl.append(f"static {ct} quantized_output{i}[{n}];")
         post.append(f"    for (i = 0; i < {n}; ++i) {{\n        memcpy(&{outs[i]}[i], &output{i}_bits[(int32_t)quantized_output{i}[i] - ({fo['in_min']})], sizeof(float));\n    }}")
         call_args.append(f"quantized_output{i}")
-    L += decl + ["", f"int {name}_run_float({_float_signature(plan)})", "{", "    int32_t i;", "    int rc;"]
+    L += decl + ["", f"int {name}_run_float({_float_signature(plan)})", "{", "    int32_t i;", "    uint32_t bits;",
+                 "    int rc;"]
     L += pre + [f"    rc = {name}_run({', '.join(call_args)});"] + post
-    L += ["    (void)i;", "    return rc;", "}", ""]
+    L += ["    (void)i;", "    (void)bits;", "    return rc;", "}", ""]
     return "\n".join(L)
 
 
@@ -598,18 +767,22 @@ clean:
 """
 
 
-def export_c(program, out_dir, name="model", inputs=None, layers=True, force=False, source=None) -> ExportResult:
+def export_c(program, out_dir, name="model", inputs=None, layers=True, force=False, source=None,
+             input_quantize="integer") -> ExportResult:
     """Write the C export of an integer-only `program` to out_dir; shapes from `inputs` (list of arrays).
 
     out_dir must be empty or new; with `force`, only the files an earlier export wrote there are
     replaced (files.OutputDir). Every file is written atomically. `source`: the program `program`
-    was made from (lower's), whose scales and float biases the constants' comments quote."""
+    was made from (lower's), whose scales and float biases the constants' comments quote.
+    `input_quantize`: how NAME_float.c quantizes float inputs: "integer" (default: the engine's
+    formula computed in integers on the float32 bits, where integer/quantize_bits.py proved it for
+    all 2^32 inputs; otherwise the table) or "table" (thresholds on the bit patterns)."""
     from ..files import OutputDir
 
     name = c_ident(name)
     out = OutputDir(out_dir, force)
     plan = build_plan(program, inputs)
-    files, arena, minimum, wbytes = emit(plan, name, source)
+    files, arena, minimum, wbytes = emit(plan, name, source, input_quantize)
     files[f"{name}_golden.h"] = emit_golden(plan, name, layers)
     files[f"test_{name}.c"] = emit_test(plan, name)
     files["Makefile"] = emit_makefile(name, f"{name}_float.c" in files)

@@ -101,7 +101,8 @@ def build_plan(program, inputs=None) -> ExportPlan:
                              "out_min": int(q.attrs["out_min"]), "nan_value": int(q.attrs["nan_value"]),
                              "dtype": q.attrs.get("dtype", "uint8"), "float_input": name,
                              "wrap_key": int(q.attrs["wrap_key"]) if q.attrs.get("wrap_key") is not None else 1 << 40,
-                             "wrap_value": int(q.attrs.get("wrap_value") or 0)})
+                             "wrap_value": int(q.attrs.get("wrap_value") or 0),
+                             "bits_formula": q.attrs.get("bits_formula")})
     int_outputs, float_outputs = [], []
     for name in outs:
         v = np.asarray(env[name])
