@@ -46,5 +46,7 @@ def export(model: str = typer.Argument(..., help="model: .qgp, file.py:function,
                   f"isa {prog.profile['isa']})")
         out.print(f"arena: {r.arena_bytes} bytes (minimum possible for this graph: {r.minimum_bytes}); "
                   f"weights and constants: {r.weight_bytes} bytes")
+        out.print("batch: any N at run time (arena and sizes per sample)" if r.plan.per_sample else
+                  f"batch: {r.plan.batch} only (the model mixes samples)")
         out.print(f"check it: make -C {out_dir} test   (nofloat, sanitize, lib: see the Makefile)")
     run_guarded(go)

@@ -245,7 +245,7 @@ def layer_params(step, prefix) -> tuple:
 # -- the model -------------------------------------------------------------------------------------
 
 def _signature(plan, name, with_arena):
-    args = []
+    args = ["int32_t batch"]
     single = len(plan.int_inputs) == 1 and len(plan.int_outputs) == 1
     for i, t in enumerate(plan.int_inputs):
         args.append(f"const {CTYPES[plan.dtypes[t]]} *{'input' if single else f'input{i}'}")
@@ -268,13 +268,13 @@ def storage(plan):
     ins, outs = _arg_names(plan)
     ptr = {}
     for i, t in enumerate(plan.int_inputs):
-        ptr[plan.root(t)] = f"(const uint8_t *){ins[i]}"
+        ptr[plan.root(t)] = f"in{i}"
     written = {plan.root(s.output) for s in plan.steps}
     copies = []
     for i, t in enumerate(plan.int_outputs):
         r = plan.root(t)
         if r in written and r not in ptr:
-            ptr[r] = f"(uint8_t *){outs[i]}"
+            ptr[r] = f"out{i}"
         else:
             copies.append((r, i))
     external = set(ptr)
@@ -340,12 +340,22 @@ def emit(plan: ExportPlan, name: str, source=None, input_quantize="integer"):
                     f"{list(plan.shapes[s.output])} */")
         for call in calls:
             body.append("    " + call.format(**holes))
-        body.append(f"    if (on_layer != 0) {{\n        on_layer({i}, {c_string(s.name)}, {holes['out']}, "
+        body.append(f"    if (on_layer != 0) {{\n        on_layer({i}, sample, {c_string(s.name)}, {holes['out']}, "
                     f"{plan.nbytes(s.output)}, user);\n    }}")
         layers.append({"index": i, "name": s.name, "op": s.op, "tensor": s.output, "dtype": plan.dtypes[s.output],
                        "shape": list(plan.shapes[s.output])})
     for r, i in copies:
-        body.append(f"    qg_copy({plan.nbytes(r)}, {ptr[r]}, (uint8_t *){outs[i]});")
+        body.append(f"    qg_copy({plan.nbytes(r)}, {ptr[r]}, out{i});")
+    body = ["    " + line if line else line for line in "\n".join(body).split("\n")]
+    # one sample per pass (per_sample), or the example's whole batch in one pass
+    samples = "batch" if plan.per_sample else "1"
+    check = "batch < 0" if plan.per_sample else f"batch != {plan.batch}"
+    loop = [f"    if ({check}) {{", "        return -1;", "    }", f"    for (sample = 0; sample < {samples}; ++sample) {{"]
+    for i, t in enumerate(plan.int_inputs):
+        loop.append(f"        const uint8_t *in{i} = (const uint8_t *){ins[i]} + (int64_t)sample * {plan.nbytes(t)};")
+    for i, t in enumerate(plan.int_outputs):
+        loop.append(f"        uint8_t *out{i} = (uint8_t *){outs[i]} + (int64_t)sample * {plan.nbytes(t)};")
+    body = loop + body + ["    }"]
     guard = c_ident(name).upper()
     sig = _signature(plan, name, False)
     sig_arena = _signature(plan, name, True)
@@ -362,12 +372,20 @@ def emit(plan: ExportPlan, name: str, source=None, input_quantize="integer"):
         h.append(f"#define {guard}_OUTPUT{i}_BYTES {n}  /* {c_comment(plan.dtypes[plan.int_outputs[i]])} "
                  f"{list(plan.shapes[plan.int_outputs[i]])} */")
     h.append(f"#define {guard}_NUM_LAYERS {len(plan.steps)}")
-    h += ["", "/* Called after each layer with its output (row-major bytes). */",
-          f"typedef void (*{name}_layer_fn)(int32_t layer, const char *name, const uint8_t *data, int32_t size, void *user);",
-          "", "/* Runs the model on quantized input(s); returns 0. Uses the static arena. */",
+    if plan.per_sample:
+        h.append(f"#define {guard}_FIXED_BATCH 0  /* any batch: the sizes above are per sample */")
+    else:
+        h.append(f"#define {guard}_FIXED_BATCH {plan.batch}  /* the model mixes samples: batch must be this; "
+                 "the sizes above are for the whole batch */")
+    h += ["", "/* Called after each layer of each sample with its output (row-major bytes). */",
+          f"typedef void (*{name}_layer_fn)(int32_t layer, int32_t sample, const char *name, const uint8_t *data, "
+          "int32_t size, void *user);",
+          "", "/* Runs the model on `batch` samples of quantized input(s), one after the other (inputs and",
+          "   outputs: batch * the _BYTES above, row-major, samples along dim 0); returns 0, or -1 for a",
+          f"   batch it cannot take (negative, or not {guard}_FIXED_BATCH when that is not 0). Uses the static arena. */",
           f"int {name}_run({sig});",
-          "", f"/* Same, in a caller-provided arena of {guard}_ARENA_BYTES bytes (NULL: the static one),",
-          "   calling on_layer (if not NULL) after every layer. */",
+          "", f"/* Same, in a caller-provided arena of {guard}_ARENA_BYTES bytes (NULL: the static one), reused",
+          "   by every sample, calling on_layer (if not NULL) after every layer. */",
           f"int {name}_run_arena({sig_arena});"]
     if any(plan.float_inputs) or any(plan.float_outputs):
         fsig = _float_signature(plan)
@@ -382,14 +400,15 @@ def emit(plan: ExportPlan, name: str, source=None, input_quantize="integer"):
          f"{len(plan.steps)} layers. Integer arithmetic only. */",
          f'#include "{name}.h"', "", kern, "/* ==== model constants ==== */", "", *consts,
          f"static uint8_t {name}_arena[{max(arena, 1)}];", "",
-         f"int {name}_run_arena({sig_arena})", "{",
+         f"int {name}_run_arena({sig_arena})", "{", "    int32_t sample;",
          f"    if (arena == 0) {{\n        arena = {name}_arena;\n    }}"]
     c += body
     c += ["    return 0;", "}", "",
           f"int {name}_run({sig})", "{",
-          f"    return {name}_run_arena({', '.join(ins + outs)}, 0, 0, 0);", "}", ""]
+          f"    return {name}_run_arena({', '.join(['batch'] + ins + outs)}, 0, 0, 0);", "}", ""]
     meta = {"name": name, "engine": plan.program.profile.get("engine"), "isa": plan.program.profile.get("isa"),
             "arena_bytes": arena, "minimum_bytes": minimum, "weight_bytes": weight_bytes,
+            "fixed_batch": 0 if plan.per_sample else plan.batch, "example_batch": plan.batch,
             "inputs": [{"tensor": t, "dtype": plan.dtypes[t], "shape": list(plan.shapes[t]),
                         "float": plan.float_inputs[i] is not None} for i, t in enumerate(plan.int_inputs)],
             "outputs": [{"tensor": t, "dtype": plan.dtypes[t], "shape": list(plan.shapes[t]),
@@ -405,7 +424,7 @@ def emit(plan: ExportPlan, name: str, source=None, input_quantize="integer"):
 
 def _float_signature(plan):
     single = len(plan.int_inputs) == 1 and len(plan.int_outputs) == 1
-    args = []
+    args = ["int32_t batch"]
     for i, t in enumerate(plan.int_inputs):
         n = "input" if single else f"input{i}"
         args.append(f"const float *{n}" if plan.float_inputs[i] else f"const {CTYPES[plan.dtypes[t]]} *{n}")
@@ -588,12 +607,13 @@ def emit_float(plan, name, input_quantize="integer") -> str:
     for i, t in enumerate(plan.int_inputs):
         fi = plan.float_inputs[i]
         if fi is None:
-            call_args.append(ins[i])
+            call_args.append(f"{ins[i]} + (int64_t)sample * {plan.nbytes(t)}")
             continue
         n = plan.nbytes(t)
         ct = CTYPES[plan.dtypes[t]]
         decl.append(f"static {ct} quantized_input{i}[{n}];")
-        loop = f"    for (i = 0; i < {n}; ++i) {{\n        memcpy(&bits, &{ins[i]}[i], sizeof bits);\n"
+        loop = (f"    for (i = 0; i < {n}; ++i) {{\n        memcpy(&bits, &{ins[i]}[(int64_t)sample * {n} + i], "
+                "sizeof bits);\n")
         if forms[i] == "integer":
             f = fi["bits_formula"]
             c = np.array([f["const_bits"]], np.int32).view(np.float32)[0]
@@ -622,48 +642,62 @@ def emit_float(plan, name, input_quantize="integer") -> str:
     for i, t in enumerate(plan.int_outputs):
         fo = plan.float_outputs[i]
         if fo is None:
-            call_args.append(outs[i])
+            call_args.append(f"{outs[i]} + (int64_t)sample * {plan.nbytes(t)}")
             continue
         code, _ = c_array("int32_t", f"output{i}_bits", fo["table"])
         L.append(code)
         n = plan.nbytes(t)
         ct = CTYPES[plan.dtypes[t]]
         decl.append(f"static {ct} quantized_output{i}[{n}];")
-        post.append(f"    for (i = 0; i < {n}; ++i) {{\n        memcpy(&{outs[i]}[i], &output{i}_bits[(int32_t)quantized_output{i}[i] - ({fo['in_min']})], sizeof(float));\n    }}")
+        post.append(f"    for (i = 0; i < {n}; ++i) {{\n        memcpy(&{outs[i]}[(int64_t)sample * {n} + i], &output{i}_bits[(int32_t)quantized_output{i}[i] - ({fo['in_min']})], sizeof(float));\n    }}")
         call_args.append(f"quantized_output{i}")
-    L += decl + ["", f"int {name}_run_float({_float_signature(plan)})", "{", "    int32_t i;", "    uint32_t bits;",
-                 "    int rc;"]
-    L += pre + [f"    rc = {name}_run({', '.join(call_args)});"] + post
+    # sample by sample (or the fixed batch in one pass) through static buffers of one pass
+    samples, n_run = ("batch", "1") if plan.per_sample else ("1", "batch")
+    L += decl + ["", "/* Float input(s) -> NAME_run -> float output(s), for `batch` samples; returns NAME_run's code. */",
+                 f"int {name}_run_float({_float_signature(plan)})", "{", "    int32_t i, sample;", "    uint32_t bits;",
+                 "    int rc = 0;", "    if (batch < 0) {", "        return -1;", "    }",
+                 f"    for (sample = 0; sample < {samples}; ++sample) {{"]
+    ind = lambda lines: ["    " + l for b in lines for l in b.split("\n")]
+    L += ind(pre) + [f"        rc = {name}_run({', '.join([n_run] + call_args)});", "        if (rc != 0) {",
+                     "            return rc;", "        }"] + ind(post) + ["    }"]
     L += ["    (void)i;", "    (void)bits;", "    return rc;", "}", ""]
     return "\n".join(L)
 
 
 # -- golden vectors + harness ------------------------------------------------------------------------
 
+def passes(plan) -> int:
+    """How many passes of the steps the example's batch takes (its batch per sample, else 1)."""
+    return plan.batch if plan.per_sample else 1
+
+
 def emit_golden(plan, name, layers=True, max_layer_bytes=1 << 20) -> str:
-    """NAME_golden.h: the example input(s), expected output(s) and (optionally) every layer's output."""
-    L = [f"/* {name}_golden.h: golden vectors from qgolden (the integer program on the example input). */"]
+    """NAME_golden.h: the example input(s) (its whole batch), expected output(s) and (optionally) every
+    layer's output."""
+    env = plan.golden_env if plan.golden_env is not None else plan.env
+    L = [f"/* {name}_golden.h: golden vectors from qgolden (the integer program on the example input). */",
+         f"#define GOLDEN_BATCH {plan.batch}"]
     for i, t in enumerate(plan.int_inputs):
-        L.append(c_array("uint8_t", f"golden_input{i}", _bytes(plan.env[t]))[0])
+        L.append(c_array("uint8_t", f"golden_input{i}", _bytes(env[t]))[0])
     for i, t in enumerate(plan.int_outputs):
-        L.append(c_array("uint8_t", f"golden_output{i}", _bytes(plan.env[t]))[0])
-    total = sum(plan.nbytes(s.output) for s in plan.steps)
+        L.append(c_array("uint8_t", f"golden_output{i}", _bytes(env[t]))[0])
+    total = sum(plan.nbytes(s.output) for s in plan.steps) * passes(plan)
     keep = layers and total <= max_layer_bytes
     names = []
     for i, s in enumerate(plan.steps):
         if keep:
-            L.append(c_array("uint8_t", f"golden_layer{i}", _bytes(plan.env[s.output]))[0])
+            L.append(c_array("uint8_t", f"golden_layer{i}", _bytes(env[s.output]))[0])
             names.append(f"golden_layer{i}")
         else:
             names.append("0")
     L.append(f"static const uint8_t *const golden_layers[{max(1, len(names))}] = {{{', '.join(names) or '0'}}};")
     for i, fi in enumerate(plan.float_inputs):
         if fi is not None:
-            x = np.ascontiguousarray(plan.env[fi["float_input"]], np.float32).view(np.uint32)
+            x = np.ascontiguousarray(env[fi["float_input"]], np.float32).view(np.uint32)
             L.append(c_array("uint32_t", f"golden_float_input{i}", x)[0])
     for i, fo in enumerate(plan.float_outputs):
         if fo is not None:
-            y = np.ascontiguousarray(plan.env[fo["float_output"]], np.float32).view(np.uint32)
+            y = np.ascontiguousarray(env[fo["float_output"]], np.float32).view(np.uint32)
             L.append(c_array("uint32_t", f"golden_float_output{i}", y)[0])
     return "\n".join(L) + "\n"
 
@@ -672,48 +706,93 @@ def _bytes(v):
     return np.frombuffer(np.ascontiguousarray(v).tobytes(), np.uint8)
 
 
+REPEAT = 3  # samples of the batch-N check built from the golden's first sample
+
+
 def emit_test(plan, name) -> str:
-    """test_NAME.c: runs the golden vectors; exit 1 naming the first mismatching layer and element."""
+    """test_NAME.c: runs the golden vectors with batch N = the example's batch (every layer checked),
+    N = 1 per sample, N = REPEAT copies of the first sample, the static arena, and the float edges;
+    exit 1 naming the first mismatching layer, sample and element."""
     ins, outs = _arg_names(plan)
     guard = c_ident(name).upper()
+    P = passes(plan)
+    B = plan.batch
+    ni = [plan.nbytes(t) for t in plan.int_inputs]
+    no = [plan.nbytes(t) for t in plan.int_outputs]
     L = ["/* test_" + name + ".c: golden-vector test of " + name + ".c (generated by qgolden). */",
          "#include <stdio.h>", "#include <string.h>", f'#include "{name}.h"', f'#include "{name}_golden.h"', "",
-         "static int32_t bad_layer = -1;", "static int32_t bad_element = -1;", "static const char *bad_name = \"\";",
-         "static int32_t bad_got = 0, bad_want = 0;", "",
-         "static void check_layer(int32_t layer, const char *name, const uint8_t *data, int32_t size, void *user)",
+         "static int32_t bad_layer = -1;", "static int32_t bad_element = -1, bad_sample = -1;",
+         "static const char *bad_name = \"\";", "static int32_t bad_got = 0, bad_want = 0;",
+         "static int32_t first_sample = 0;  /* golden sample of the call's sample 0 */",
+         "static int32_t repeat_first = 0;  /* 1: every sample is the golden's first */", "",
+         "static void check_layer(int32_t layer, int32_t sample, const char *name, const uint8_t *data, int32_t size,"
+         " void *user)",
          "{", "    int32_t i;", "    const uint8_t *want = golden_layers[layer];", "    (void)user;",
          "    if (want == 0 || bad_layer >= 0) {", "        return;", "    }",
+         "    want += (int64_t)(repeat_first ? 0 : first_sample + sample) * size;",
          "    for (i = 0; i < size; ++i) {", "        if (data[i] != want[i]) {",
-         "            bad_layer = layer;", "            bad_element = i;", "            bad_name = name;",
-         "            bad_got = data[i];", "            bad_want = want[i];", "            return;", "        }",
-         "    }", "}", "",
+         "            bad_layer = layer;", "            bad_element = i;", "            bad_sample = sample;",
+         "            bad_name = name;", "            bad_got = data[i];", "            bad_want = want[i];",
+         "            return;", "        }", "    }", "}", "",
          "static int compare(const char *what, const uint8_t *got, const uint8_t *want, int32_t size)", "{",
          "    int32_t i;", "    for (i = 0; i < size; ++i) {", "        if (got[i] != want[i]) {",
          "            printf(\"MISMATCH %s element %ld: got %d, expected %d\\n\", what, (long)i, got[i], want[i]);",
          "            return 1;", "        }", "    }", "    return 0;", "}", "",
+         "static int layer_failed(const char *what)", "{", "    if (bad_layer >= 0) {",
+         "        printf(\"MISMATCH layer %ld (%s) sample %ld element %ld (%s): got %d, expected %d\\n\", (long)bad_layer,"
+         " bad_name, (long)bad_sample, (long)bad_element, what, bad_got, bad_want);", "        return 1;", "    }",
+         "    return 0;", "}", "",
          f"static uint8_t arena[{guard}_ARENA_BYTES > 0 ? {guard}_ARENA_BYTES : 1];", ""]
     for i, t in enumerate(plan.int_outputs):
-        L.append(f"static {CTYPES[plan.dtypes[t]]} got_output{i}[{plan.nbytes(t)}];")
+        L.append(f"static {CTYPES[plan.dtypes[t]]} got_output{i}[{no[i] * P}];")
+    if plan.per_sample:
+        for i, t in enumerate(plan.int_inputs):
+            L.append(f"static {CTYPES[plan.dtypes[t]]} repeat_input{i}[{ni[i] * REPEAT}];")
+        for i, t in enumerate(plan.int_outputs):
+            L.append(f"static {CTYPES[plan.dtypes[t]]} repeat_output{i}[{no[i] * REPEAT}];")
     has_float = any(plan.float_inputs) or any(plan.float_outputs)
     if has_float:
         for i, t in enumerate(plan.int_outputs):
             ct = "float" if plan.float_outputs[i] else CTYPES[plan.dtypes[t]]
-            L.append(f"static {ct} got_float_output{i}[{plan.nbytes(t)}];")
+            L.append(f"static {ct} got_float_output{i}[{no[i] * P}];")
         for i, t in enumerate(plan.int_inputs):
             if plan.float_inputs[i]:
-                L.append(f"static float float_input{i}[{plan.nbytes(t)}];")
-    L += ["", "int main(void)", "{", "    int failed = 0;"]
-    args = [f"(const {CTYPES[plan.dtypes[t]]} *)golden_input{i}" for i, t in enumerate(plan.int_inputs)]
-    args += [f"got_output{i}" for i in range(len(plan.int_outputs))]
-    L += [f"    {name}_run_arena({', '.join(args)}, arena, check_layer, 0);",
-          "    if (bad_layer >= 0) {",
-          "        printf(\"MISMATCH layer %ld (%s) element %ld: got %d, expected %d\\n\", (long)bad_layer, bad_name,"
-          " (long)bad_element, bad_got, bad_want);", "        return 1;", "    }"]
-    for i, t in enumerate(plan.int_outputs):
-        L.append(f"    failed |= compare(\"output {i}\", (const uint8_t *)got_output{i}, golden_output{i}, {plan.nbytes(t)});")
-    L.append(f"    {name}_run({', '.join(args)});  /* the static arena gives the same */")
-    for i, t in enumerate(plan.int_outputs):
-        L.append(f"    failed |= compare(\"output {i} (static arena)\", (const uint8_t *)got_output{i}, golden_output{i}, {plan.nbytes(t)});")
+                L.append(f"static float float_input{i}[{ni[i] * P}];")
+    L += ["", "int main(void)", "{", "    int failed = 0;", "    int32_t s, r;"]
+    gin = [f"(const {CTYPES[plan.dtypes[t]]} *)golden_input{i}" for i, t in enumerate(plan.int_inputs)]
+    gout = [f"got_output{i}" for i in range(len(plan.int_outputs))]
+
+    def compare_outputs(what):
+        return [f"    failed |= compare(\"output {i} ({what})\", (const uint8_t *)got_output{i}, golden_output{i}, "
+                f"{no[i] * P});" for i in range(len(no))]
+
+    L += [f"    /* batch N = {B}: the example's whole batch in one call, every layer checked */",
+          f"    if ({name}_run_arena({', '.join([str(B)] + gin + gout)}, arena, check_layer, 0) != 0) {{",
+          "        printf(\"run_arena refused the batch\\n\");", "        return 1;", "    }",
+          f"    if (layer_failed(\"batch {B}\")) {{", "        return 1;", "    }"]
+    L += compare_outputs(f"batch {B}")
+    if plan.per_sample:
+        L += ["    /* batch N = 1, sample by sample */", "    memset(got_output0, 0, sizeof got_output0);",
+              f"    for (s = 0; s < {B}; ++s) {{", "        first_sample = s;",
+              f"        {name}_run_arena({', '.join(['1'] + [f'{g} + (int64_t)s * {ni[i]}' for i, g in enumerate(gin)] + [f'{g} + (int64_t)s * {no[i]}' for i, g in enumerate(gout)])}, arena, check_layer, 0);",
+              "    }", "    first_sample = 0;", "    if (layer_failed(\"batch 1\")) {", "        return 1;", "    }"]
+        L += compare_outputs("batch 1")
+        L += [f"    /* batch N = {REPEAT}: copies of the first sample give copies of its output */",
+              f"    for (r = 0; r < {REPEAT}; ++r) {{"]
+        L += [f"        memcpy(repeat_input{i} + (int64_t)r * {ni[i]}, golden_input{i}, {ni[i]});" for i in range(len(ni))]
+        L += ["    }", "    repeat_first = 1;",
+              f"    {name}_run_arena({', '.join([str(REPEAT)] + [f'repeat_input{i}' for i in range(len(ni))] + [f'repeat_output{i}' for i in range(len(no))])}, arena, check_layer, 0);",
+              "    repeat_first = 0;", f"    if (layer_failed(\"batch {REPEAT}\")) {{", "        return 1;", "    }",
+              f"    for (r = 0; r < {REPEAT}; ++r) {{"]
+        L += [f"        failed |= compare(\"output {i} (batch {REPEAT})\", (const uint8_t *)repeat_output{i} + (int64_t)r * "
+              f"{no[i]}, golden_output{i}, {no[i]});" for i in range(len(no))]
+        L += ["    }", f"    if ({name}_run({', '.join(['-1'] + gin + gout)}) != -1) {{",
+              "        printf(\"a negative batch was not refused\\n\");", "        return 1;", "    }"]
+    else:
+        L += [f"    if ({name}_run({', '.join([str(B + 1)] + gin + gout)}) != -1) {{",
+              f"        printf(\"batch {B + 1} was not refused (the model mixes samples)\\n\");", "        return 1;", "    }"]
+    L.append(f"    {name}_run({', '.join([str(B)] + gin + gout)});  /* the static arena gives the same */")
+    L += compare_outputs("static arena")
     if has_float:
         fargs = []
         for i, t in enumerate(plan.int_inputs):
@@ -721,16 +800,17 @@ def emit_test(plan, name) -> str:
                 L.append(f"    memcpy(float_input{i}, golden_float_input{i}, sizeof float_input{i});")
                 fargs.append(f"float_input{i}")
             else:
-                fargs.append(args[i])
+                fargs.append(gin[i])
         fargs += [f"got_float_output{i}" for i in range(len(plan.int_outputs))]
-        L.append(f"    {name}_run_float({', '.join(fargs)});")
+        L.append(f"    {name}_run_float({', '.join([str(B)] + fargs)});")
         for i, t in enumerate(plan.int_outputs):
             want = f"golden_float_output{i}" if plan.float_outputs[i] else f"golden_output{i}"
-            size = plan.nbytes(t) * (4 if plan.float_outputs[i] else 1)
+            size = no[i] * P * (4 if plan.float_outputs[i] else 1)
             L.append(f"    failed |= compare(\"float output {i} (bits)\", (const uint8_t *)got_float_output{i}, "
                      f"(const uint8_t *){want}, {size});")
     L += ["    if (failed) {", "        return 1;", "    }",
-          f"    printf(\"{name}: %d layers and outputs bit-exact\\n\", {guard}_NUM_LAYERS);", "    return 0;", "}", ""]
+          f"    printf(\"{name}: %d layers and outputs bit-exact (batch {B}" + (f", 1 and {REPEAT}" if plan.per_sample else "")
+          + f")\\n\", {guard}_NUM_LAYERS);", "    (void)s;", "    (void)r;", "    return 0;", "}", ""]
     return "\n".join(L)
 
 

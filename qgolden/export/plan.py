@@ -40,8 +40,11 @@ class ExportPlan:
     int_outputs: list    # integer entry point's outputs
     float_inputs: list   # per int input: the quantize_thr node's params (dict) or None
     float_outputs: list  # per int output: the dequantize_lut table (int32 bit patterns) or None
-    env: dict            # tensor -> value on the example input (golden)
+    env: dict            # tensor -> value on one sample (per_sample) or the whole example
     program: object = None
+    batch: int = 1       # samples in the example input (dim 0 of every input)
+    per_sample: bool = False  # steps are for one sample; the entry point loops over any batch N
+    golden_env: dict = None   # tensor -> value on the whole example input (golden vectors)
 
     def root(self, t):
         while t in self.alias:
@@ -71,9 +74,56 @@ def _flat_outputs(outputs):
     return res
 
 
+def other_sample(x) -> np.ndarray:
+    """A sample unlike x[:1] (its values reversed, then rolled), to test that samples stay apart."""
+    v = np.asarray(x[:1]).reshape(-1)[::-1]
+    return np.roll(v, 1).reshape(np.asarray(x[:1]).shape)
+
+
+def batch_separable(program, xs) -> bool:
+    """Whether every integer tensor of the program is computed sample by sample along dim 0: on a
+    two-sample input (the example's first sample and another one) each tensor's dim 0 has two entries
+    and each equals the same tensor of that sample run alone. Then one sample's steps, looped over
+    the batch, compute any batch."""
+    if not xs or any(np.ndim(x) == 0 for x in xs):
+        return False
+    firsts = [np.asarray(x[:1]) for x in xs]
+    seconds = [other_sample(x) for x in xs]
+    try:
+        _, e1 = program.run(*firsts, keep=True)
+        _, e2 = program.run(*seconds, keep=True)
+        _, both = program.run(*[np.concatenate([a, b]) for a, b in zip(firsts, seconds)], keep=True)
+    except Exception:  # an op that cannot take another batch: keep the example's
+        return False
+    for t, v in e1.items():
+        if not isinstance(v, np.ndarray) or v.dtype not in (np.uint8, np.int8):
+            continue
+        w, v2 = both.get(t), e2.get(t)
+        if (not isinstance(w, np.ndarray) or v.ndim == 0 or v.shape[0] != 1 or w.shape != (2,) + v.shape[1:]
+                or not np.array_equal(w[:1], v) or not np.array_equal(w[1:], v2)):
+            return False
+    return True
+
+
 def build_plan(program, inputs=None) -> ExportPlan:
-    """The steps of an integer-only program, shapes from one run on `inputs` (default: zeros)."""
+    """The steps of an integer-only program, shapes from one run on `inputs` (default: zeros).
+
+    When the program is batch-separable (batch_separable), the steps are those of one sample and the
+    C entry points take the batch size at run time; otherwise they are the example's, for its batch."""
     xs = inputs if inputs is not None else example_inputs(program)
+    batch = int(np.shape(xs[0])[0]) if xs and np.ndim(xs[0]) > 0 else 1
+    same = all(np.ndim(x) > 0 and np.shape(x)[0] == batch for x in xs)
+    if same and batch_separable(program, xs):
+        _, full = program.run(*xs, keep=True)
+        plan = _build(program, [np.asarray(x[:1]) for x in xs])
+        plan.batch, plan.per_sample, plan.golden_env = batch, True, full
+        return plan
+    plan = _build(program, xs)
+    plan.batch, plan.golden_env = batch, plan.env
+    return plan
+
+
+def _build(program, xs) -> ExportPlan:
     _, env = program.run(*xs, keep=True)
     consumers = {}
     for n in program.nodes:
