@@ -239,3 +239,51 @@ def test_export_of_a_batch_example_takes_other_batches(tmp_path, forum_model):
     for n in (1, 4):
         x = forum.INPUTS[:n]
         assert np.array_equal(m(x).view(np.int32), ip.run(x).view(np.int32))
+
+
+def _conv_model(eng, seed):
+    import torch
+    from torch import nn
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    from qgolden.torch_side import engine
+
+    torch.manual_seed(seed)
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 6, (3, 5), padding=(1, 2), dilation=(2, 1), groups=3)
+            self.b = nn.Conv2d(6, 5, 7, padding=3)      # 49 taps: an odd tap count
+            self.c = nn.Conv2d(5, 4, 1)                 # 1x1
+            self.d = nn.Conv2d(4, 3, 3, stride=2)       # stride 2: not the direct kernel
+
+        def forward(self, x):
+            return self.d(self.c(self.b(torch.relu(self.a(x)))))
+
+    m = M().eval()
+    calib = torch.randn(8, 3, 13, 11) * 3
+    with engine(eng):
+        p = prepare_fx(m, get_default_qconfig_mapping(eng), example_inputs=(calib,))
+        p(calib)
+        q = convert_fx(p)
+    x = (np.random.default_rng(seed).standard_normal((2, 3, 13, 11)) * 3).astype(np.float32)
+    return q, [x]
+
+
+@pytest.mark.parametrize("eng,seed", [("x86", 1), ("qnnpack", 2)])
+def test_direct_conv_odd_shapes_equals_pytorch(tmp_path, eng, seed):
+    """The direct convolution (stride 1, symmetric weights): dilation, asymmetric padding, groups, a
+    7x7 kernel (odd tap count), 1x1, odd sizes 13x11, two samples; C == PyTorch's floats."""
+    from qgolden.export.binding import compile_and_load
+
+    q, xs = _conv_model(eng, seed)
+    ip, r = _export(q, xs, eng, tmp_path)
+    kinds = [s.params.get("direct") for s in r.plan.steps if s.kind == "conv"]
+    if eng == "x86":
+        assert kinds == [1, 1, 1, 0], kinds
+    rc, out = _build_and_run_test(tmp_path, "m")
+    assert rc == 0, out
+    got = compile_and_load(tmp_path, opt="-O3")(xs[0])
+    assert np.array_equal(got.view(np.int32), _torch_out(q, xs, eng).view(np.int32))

@@ -348,7 +348,21 @@ def _fused(acc_node, rq, env, profile) -> Step:
         "pad_height": pd[0], "pad_width": pd[1], "dilation_height": dl[0], "dilation_width": dl[1],
         "groups": int(a["groups"]), "input_zero_point": zx + flip, "input_flip": flip, "mode": mode, "weights": wk.reshape(o, -1),
         "weight_zero_points": zw.astype(np.int32), "weight_sums": w.astype(np.int64).reshape(o, -1).sum(axis=1).astype(np.int32),
-        "input_offsets": offsets, "requant": rqp, "path": path})
+        "input_offsets": offsets, "requant": rqp, "path": path,
+        "direct": int(mode == 0 and tuple(st) == (1, 1) and not np.any(zw) and kh * kw <= DIRECT_MAX_TAPS),
+        "scratch_elements": direct_scratch(c_in, H, W, pd, w4.shape[3], dl[1])})
+
+
+DIRECT_LANES = 32  # QG_DIRECT_LANES of kernels.c
+DIRECT_MAX_TAPS = 128  # QG_DIRECT_MAX_TAPS
+
+
+def direct_scratch(channels, height, width, pad, kernel_width, dilation_width) -> int:
+    """int16 elements of qg_conv_direct's padded input copy: channels * Hp * Wp with Wp = W + 2 pad_w and
+    Hp = H + 2 pad_h + 1 + ceil(QG_DIRECT_LANES / Wp) (kernels.c)."""
+    wp = width + 2 * pad[1]
+    hp = height + 2 * pad[0] + 1 + (DIRECT_LANES + wp - 1) // wp
+    return int(channels * hp * wp)
 
 
 # -- windows: pools, mean, max pool, upsample ------------------------------------------------------
