@@ -458,15 +458,17 @@ QUANTIZE_FORMULAS = {"fma": "q = clamp(rne(f32(x * c + z)))        (one fused mu
 
 # Integer-only quantize of float32 bit patterns: qgolden/integer/quantize_bits.py, line for line.
 QUANTIZE_BITS_C = r"""
-/* Bits in v (0 for 0). */
+/* Bits in v (0 for 0), by halving. */
 static int32_t bit_length(uint64_t v)
 {
-    int32_t n = 0;
-    while (v != 0) {
-        ++n;
-        v >>= 1;
+    int32_t n = 0, half;
+    for (half = 32; half > 0; half /= 2) {
+        if ((v >> half) != 0) {
+            n += half;
+            v >>= half;
+        }
     }
-    return n;
+    return n + (int32_t)v;
 }
 
 /* v / 2^n (n >= 1) rounded half to even; sticky: nonzero bits below v's last one. */
