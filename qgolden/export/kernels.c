@@ -431,9 +431,21 @@ static void qg_requantize_row(const int32_t *acc, int32_t n, const qg_requant_t 
         && (p->use_segments == 0 || !p->use_segments[c]) && p->rounding != QG_TFLITE) {
         const int64_t bias = p->bias[c], frac = p->frac[c], m = p->multiplier[c];
         const int32_t shift = p->shift[c], rounding = p->rounding;
+        const int64_t lo = p->out_min, hi = p->out_max, zo = p->out_zero_point;
+        if (rounding == QG_HALF_UP && shift >= 1) {
+            /* floor((v + 2^(n-1)) / 2^n) without shifting a negative number */
+            const int64_t half = (int64_t)1 << (shift - 1);
+            for (i = 0; i < n; ++i) {
+                const int64_t v = ((int64_t)acc[i] + bias) * m + frac + half;
+                int64_t r = v >= 0 ? v >> shift : -((-(v + 1)) >> shift) - 1;
+                r += zo;
+                y[i] = qg_store((int32_t)(r < lo ? lo : (r > hi ? hi : r)));
+            }
+            return;
+        }
         for (i = 0; i < n; ++i) {
-            int64_t v = qg_round_shift(((int64_t)acc[i] + bias) * m + frac, shift, rounding) + p->out_zero_point;
-            y[i] = qg_store((int32_t)qg_clamp64(v, p->out_min, p->out_max));
+            int64_t v = qg_round_shift(((int64_t)acc[i] + bias) * m + frac, shift, rounding) + zo;
+            y[i] = qg_store((int32_t)qg_clamp64(v, lo, hi));
         }
         return;
     }
@@ -626,6 +638,7 @@ static void qg_conv_direct(const qg_conv_params_t *p, const uint8_t *input, uint
         for (q0 = 0; q0 < grid; q0 += QG_DIRECT_CHUNK) {
             const int32_t len = grid - q0 < QG_DIRECT_CHUNK ? grid - q0 : QG_DIRECT_CHUNK;
             const int32_t n = (len + QG_DIRECT_LANES - 1) / QG_DIRECT_LANES * QG_DIRECT_LANES;
+            const int32_t oy0 = q0 / Wp, ox0 = q0 % Wp;
             for (o = 0; o < p->output_channels; ++o) {
                 const int32_t g = o / opg;
                 const int8_t *w = p->weights + (int64_t)o * K; /* [tap][c] */
@@ -638,15 +651,21 @@ static void qg_conv_direct(const qg_conv_params_t *p, const uint8_t *input, uint
                     }
                     qg_direct_taps(acc, xp + (int64_t)(g * cpg + c) * plane + q0, offsets, wt, taps, n);
                 }
-                /* grid positions of this chunk that are outputs (ox < OW) */
+                /* grid positions of this chunk that are outputs (ox < OW), row piece by row piece */
+                y = oy0;
+                x = ox0;
                 for (i = 0; i < len; ) {
-                    const int32_t q = q0 + i, oy = q / Wp, ox = q % Wp;
-                    int32_t run = (ox < OW ? OW - ox : Wp - ox);
+                    int32_t run = (x < OW ? OW - x : Wp - x);
                     run = run < len - i ? run : len - i;
-                    if (ox < OW) {
-                        qg_requantize_row(acc + i, run, p->requant, o, out + o * out_plane + (int64_t)oy * OW + ox);
+                    if (x < OW) {
+                        qg_requantize_row(acc + i, run, p->requant, o, out + o * out_plane + (int64_t)y * OW + x);
                     }
                     i += run;
+                    x += run;
+                    if (x == Wp) {
+                        x = 0;
+                        ++y;
+                    }
                 }
             }
         }
