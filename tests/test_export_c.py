@@ -287,3 +287,35 @@ def test_direct_conv_odd_shapes_equals_pytorch(tmp_path, eng, seed):
     assert rc == 0, out
     got = compile_and_load(tmp_path, opt="-O3")(xs[0])
     assert np.array_equal(got.view(np.int32), _torch_out(q, xs, eng).view(np.int32))
+
+
+def test_cli_input_quantize_integer_by_default_table_on_request(tmp_path):
+    """The float input's quantize: the formula in integers by default (named in a comment), the
+    threshold table with --input-quantize table, both bit-exact; an unknown form exits 2."""
+    from typer.testing import CliRunner
+
+    from qgolden.cli import app
+    from qgolden.examples import forum
+    from qgolden.export.binding import compile_and_load
+
+    x = tmp_path / "x.npy"
+    np.save(x, forum.INPUTS)
+    outs = {}
+    for form in ("integer", "table"):
+        d = tmp_path / form
+        args = ["export", "qgolden/examples/forum.py:build", "--out", str(d), "--input", str(x), "--name", "forum",
+                "--engine", "x86", "--isa", "avx2"] + (["--input-quantize", form] if form == "table" else [])
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 0, r.output
+        text = (d / "forum_float.c").read_text()
+        assert ("quantize_float32_bits" in text) == (form == "integer")
+        assert ("input0_thresholds" in text) == (form == "table")
+        if form == "integer":
+            assert "q = clamp(rne(f32(x * c + z)))" in text
+        rc, out = _build_and_run_test(d, "forum")
+        assert rc == 0, out
+        outs[form] = compile_and_load(d)(forum.INPUTS)
+    assert np.array_equal(outs["integer"].view(np.int32), outs["table"].view(np.int32))
+    r = CliRunner().invoke(app, ["export", "qgolden/examples/forum.py:build", "--out", str(tmp_path / "bad"),
+                                 "--input", str(x), "--input-quantize", "float"])
+    assert r.exit_code == 2 and "--input-quantize" in r.output, r.output

@@ -879,6 +879,8 @@ def export_c(program, out_dir, name="model", inputs=None, layers=True, force=Fal
     from ..files import OutputDir
 
     name = c_ident(name)
+    if input_quantize not in ("integer", "table"):
+        raise ExportError(f"--input-quantize {input_quantize!r}: choose integer or table")
     out = OutputDir(out_dir, force)
     plan = build_plan(program, inputs)
     files, arena, minimum, wbytes = emit(plan, name, source, input_quantize)
