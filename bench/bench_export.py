@@ -44,19 +44,19 @@ int main(void) {
     for (i = 0; i < INBYTES; ++i) fin[i] = 0.5f;
     for (;;) {  /* calibrate to ~20 ms per repetition */
         t0 = now();
-        for (i = 0; i < n; ++i) NAME_run((const void *)golden_input0, (void *)out);
+        for (i = 0; i < n; ++i) NAME_run(1, (const void *)golden_input0, (void *)out);
         t1 = now();
         if (t1 - t0 > 0.02) break;
         n *= 2;
     }
     for (rep = 0; rep < 7; ++rep) {
         t0 = now();
-        for (i = 0; i < n; ++i) NAME_run((const void *)golden_input0, (void *)out);
+        for (i = 0; i < n; ++i) NAME_run(1, (const void *)golden_input0, (void *)out);
         t1 = now();
         if ((t1 - t0) / n < best) best = (t1 - t0) / n;
         HASFLOAT_BEGIN
         t0 = now();
-        for (i = 0; i < n; ++i) NAME_run_float(fin, fout);
+        for (i = 0; i < n; ++i) NAME_run_float(1, fin, fout);
         t1 = now();
         if ((t1 - t0) / n < bestf) bestf = (t1 - t0) / n;
         HASFLOAT_END

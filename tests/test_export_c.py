@@ -148,7 +148,7 @@ def test_harness_names_first_mismatching_layer(tmp_path, forum_model):
     first, tail = rest.split(",", 1)
     g.write_text(head + "golden_layer1[49] = {\n    " + str((int(first) + 1) % 256) + "," + tail)
     rc, out = _build_and_run_test(tmp_path, "forum")
-    assert rc == 1 and "MISMATCH layer 1 (out) element 0" in out, out
+    assert rc == 1 and "MISMATCH layer 1 (out) sample 0 element 0" in out, out
 
 
 def test_cli_export_reports_arena_and_rejects_unsupported_op(tmp_path):
@@ -163,7 +163,8 @@ def test_cli_export_reports_arena_and_rejects_unsupported_op(tmp_path):
     r = CliRunner().invoke(app, ["export", "qgolden/examples/forum.py:build", "--target", "c", "--out",
                                  str(tmp_path / "c"), "--input", str(x), "--name", "forum", "--engine", "x86"])
     assert r.exit_code == 0, r.output
-    assert "arena: 21 bytes (minimum possible for this graph: 21)" in " ".join(r.output.split())
+    assert "arena: 3 bytes (minimum possible for this graph: 3)" in " ".join(r.output.split())
+    assert "batch: any N at run time (arena and sizes per sample)" in " ".join(r.output.split())
     assert (tmp_path / "c" / "Makefile").exists() and (tmp_path / "c" / "forum_float.c").exists()
     # an integer op with no C kernel: exit 2 naming the node and the op
     prog = Program(["x"], ["y"], [Node("thr", "threshold_table", ["x"], "y", {"out_min": 0, "axis": -1},
@@ -202,3 +203,119 @@ def test_small_cnn_depthwise_c_equals_pytorch(tmp_path, eng):
     assert rc == 0, out
     got = compile_and_load(tmp_path)(xs[0])
     assert np.array_equal(got.view(np.int32), _torch_out(q, xs, eng).view(np.int32))
+
+
+@pytest.mark.parametrize("eng,batch", [("x86", 5), ("qnnpack", 2)])
+def test_batch_is_a_runtime_argument(tmp_path, eng, batch):
+    """Exported from a one-sample example, the C takes any batch: `batch` random samples (odd counts
+    too) give PyTorch's floats for that batch; the arena is one sample's minimum; the harness runs
+    N = 1 and N = 3 against the golden vectors."""
+    from qgolden.export.binding import compile_and_load
+    from qgolden.export.small_cnn import build
+
+    q, xs = build(eng, size=13)  # 13x13: odd sizes around the vector widths
+    ip, r = _export(q, xs, eng, tmp_path)
+    assert r.plan.per_sample and r.arena_bytes == r.minimum_bytes
+    assert "_FIXED_BATCH 0" in (tmp_path / "m.h").read_text()
+    rc, out = _build_and_run_test(tmp_path, "m")
+    assert rc == 0 and "batch 1, 1 and 3" in out, out
+    x = (np.random.default_rng(batch).standard_normal((batch, 3, 13, 13)) * 2).astype(np.float32)
+    x[0, 0, 0, :4] = [0.0, -0.0, 1e-30, 3e38]  # zero, a tiny and a huge input
+    m = compile_and_load(tmp_path)
+    got = m(x)
+    assert got.shape[0] == batch
+    assert np.array_equal(got.view(np.int32), _torch_out(q, [x], eng).view(np.int32))
+    assert np.array_equal(got.view(np.int32), ip.run(x).view(np.int32))
+
+
+def test_export_of_a_batch_example_takes_other_batches(tmp_path, forum_model):
+    """The forum example's 7 samples: golden vectors for all 7, and the C takes 1 or 4 samples too."""
+    from qgolden.examples import forum
+    from qgolden.export.binding import compile_and_load
+
+    ip, r = _export(forum_model, [forum.INPUTS], "x86", tmp_path, "forum")
+    assert r.plan.batch == 7 and r.plan.per_sample
+    m = compile_and_load(tmp_path)
+    for n in (1, 4):
+        x = forum.INPUTS[:n]
+        assert np.array_equal(m(x).view(np.int32), ip.run(x).view(np.int32))
+
+
+def _conv_model(eng, seed):
+    import torch
+    from torch import nn
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    from qgolden.torch_side import engine
+
+    torch.manual_seed(seed)
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 6, (3, 5), padding=(1, 2), dilation=(2, 1), groups=3)
+            self.b = nn.Conv2d(6, 5, 7, padding=3)      # 49 taps: an odd tap count
+            self.c = nn.Conv2d(5, 4, 1)                 # 1x1
+            self.d = nn.Conv2d(4, 3, 3, stride=2)       # stride 2: not the direct kernel
+
+        def forward(self, x):
+            return self.d(self.c(self.b(torch.relu(self.a(x)))))
+
+    m = M().eval()
+    calib = torch.randn(8, 3, 13, 11) * 3
+    with engine(eng):
+        p = prepare_fx(m, get_default_qconfig_mapping(eng), example_inputs=(calib,))
+        p(calib)
+        q = convert_fx(p)
+    x = (np.random.default_rng(seed).standard_normal((2, 3, 13, 11)) * 3).astype(np.float32)
+    return q, [x]
+
+
+@pytest.mark.parametrize("eng,seed", [("x86", 1), ("qnnpack", 2)])
+def test_direct_conv_odd_shapes_equals_pytorch(tmp_path, eng, seed):
+    """The direct convolution (stride 1, symmetric weights): dilation, asymmetric padding, groups, a
+    7x7 kernel (odd tap count), 1x1, odd sizes 13x11, two samples; C == PyTorch's floats."""
+    from qgolden.export.binding import compile_and_load
+
+    q, xs = _conv_model(eng, seed)
+    ip, r = _export(q, xs, eng, tmp_path)
+    kinds = [s.params.get("direct") for s in r.plan.steps if s.kind == "conv"]
+    if eng == "x86":
+        assert kinds == [1, 1, 1, 0], kinds
+    rc, out = _build_and_run_test(tmp_path, "m")
+    assert rc == 0, out
+    got = compile_and_load(tmp_path, opt="-O3")(xs[0])
+    assert np.array_equal(got.view(np.int32), _torch_out(q, xs, eng).view(np.int32))
+
+
+def test_cli_input_quantize_integer_by_default_table_on_request(tmp_path):
+    """The float input's quantize: the formula in integers by default (named in a comment), the
+    threshold table with --input-quantize table, both bit-exact; an unknown form exits 2."""
+    from typer.testing import CliRunner
+
+    from qgolden.cli import app
+    from qgolden.examples import forum
+    from qgolden.export.binding import compile_and_load
+
+    x = tmp_path / "x.npy"
+    np.save(x, forum.INPUTS)
+    outs = {}
+    for form in ("integer", "table"):
+        d = tmp_path / form
+        args = ["export", "qgolden/examples/forum.py:build", "--out", str(d), "--input", str(x), "--name", "forum",
+                "--engine", "x86", "--isa", "avx2"] + (["--input-quantize", form] if form == "table" else [])
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 0, r.output
+        text = (d / "forum_float.c").read_text()
+        assert ("quantize_float32_bits" in text) == (form == "integer")
+        assert ("input0_thresholds" in text) == (form == "table")
+        if form == "integer":
+            assert "q = clamp(rne(f32(x * c + z)))" in text
+        rc, out = _build_and_run_test(d, "forum")
+        assert rc == 0, out
+        outs[form] = compile_and_load(d)(forum.INPUTS)
+    assert np.array_equal(outs["integer"].view(np.int32), outs["table"].view(np.int32))
+    r = CliRunner().invoke(app, ["export", "qgolden/examples/forum.py:build", "--out", str(tmp_path / "bad"),
+                                 "--input", str(x), "--input-quantize", "float"])
+    assert r.exit_code == 2 and "--input-quantize" in r.output, r.output

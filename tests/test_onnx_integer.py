@@ -26,7 +26,7 @@ HAS_CC = shutil.which("cc") is not None or shutil.which("gcc") is not None
 
 
 def _same(a, b):
-    a, b = np.asarray(a), np.asarray(b)
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)  # outputs may be views of channels-last memory
     return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
 
 

@@ -50,17 +50,19 @@ def _meta(out, name=None):
     return json.loads((Path(out) / f"{name}.json").read_text())
 
 
-LAYER_FN = ctypes.CFUNCTYPE(None, ctypes.c_int32, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint8), ctypes.c_int32,
-                            ctypes.c_void_p)
+LAYER_FN = ctypes.CFUNCTYPE(None, ctypes.c_int32, ctypes.c_int32, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint8),
+                            ctypes.c_int32, ctypes.c_void_p)
 
 
 class CModel:
-    """The compiled model: __call__, run_int, run_float, layers."""
+    """The compiled model: __call__, run_int, run_float, layers. Inputs carry any batch along dim 0
+    (the export's fixed batch when the model mixes samples)."""
 
     def __init__(self, lib_path, meta):
         self.lib = ctypes.CDLL(str(lib_path))
         self.meta = meta
         self.name = meta["name"]
+        self.fixed = int(meta.get("fixed_batch", 0))
         self.arena = (ctypes.c_uint8 * max(1, meta["arena_bytes"]))()
 
     @staticmethod
@@ -68,23 +70,37 @@ class CModel:
         return a.ctypes.data_as(ctypes.c_void_p)
 
     def _ins(self, xs, floats):
-        arrs = []
+        """(contiguous input arrays, batch N of the call)."""
+        arrs, batch = [], None
         for spec, x in zip(self.meta["inputs"], xs):
             dt = np.float32 if (floats and spec["float"]) else np.dtype(spec["dtype"])
             a = np.ascontiguousarray(np.asarray(x), dtype=dt)
-            if a.size != int(np.prod(spec["shape"])):
-                raise ValueError(f"input shaped {a.shape}, the export was made for {spec['shape']}")
+            per = int(np.prod(spec["shape"]))
+            n = a.size // per if per and a.size % per == 0 else -1
+            if self.fixed:
+                n = self.fixed if a.size == per else -1
+            if n < 0 or (batch is not None and n != batch):
+                raise ValueError(f"input shaped {a.shape}, the export takes {spec['shape']}"
+                                 + ("" if self.fixed else " per sample"))
+            batch = n
             arrs.append(a)
-        return arrs
+        return arrs, batch
 
-    def _outs(self, floats):
-        return [np.zeros(o["shape"], np.float32 if (floats and o["float"]) else np.dtype(o["dtype"]))
+    def _shape(self, spec, batch):
+        return list(spec["shape"]) if self.fixed else [batch] + list(spec["shape"][1:])
+
+    def _outs(self, floats, batch):
+        return [np.zeros(self._shape(o, batch), np.float32 if (floats and o["float"]) else np.dtype(o["dtype"]))
                 for o in self.meta["outputs"]]
+
+    def _batch_arg(self, batch):
+        return ctypes.c_int32(self.fixed or batch)
 
     def run_int(self, *xs):
         """Quantized input(s) -> quantized output(s) (NAME_run)."""
-        ins, outs = self._ins(xs, False), self._outs(False)
-        rc = getattr(self.lib, f"{self.name}_run")(*[self._ptr(a) for a in ins + outs])
+        ins, batch = self._ins(xs, False)
+        outs = self._outs(False, batch)
+        rc = getattr(self.lib, f"{self.name}_run")(self._batch_arg(batch), *[self._ptr(a) for a in ins + outs])
         if rc != 0:
             raise RuntimeError(f"{self.name}_run returned {rc}")
         return outs[0] if len(outs) == 1 else tuple(outs)
@@ -93,8 +109,9 @@ class CModel:
         """Float input(s) -> float output(s) through NAME_float.c (bit-exact with the engine)."""
         if not self.meta["has_float"]:
             raise RuntimeError("this model has no float edges")
-        ins, outs = self._ins(xs, True), self._outs(True)
-        rc = getattr(self.lib, f"{self.name}_run_float")(*[self._ptr(a) for a in ins + outs])
+        ins, batch = self._ins(xs, True)
+        outs = self._outs(True, batch)
+        rc = getattr(self.lib, f"{self.name}_run_float")(self._batch_arg(batch), *[self._ptr(a) for a in ins + outs])
         if rc != 0:
             raise RuntimeError(f"{self.name}_run_float returned {rc}")
         return outs[0] if len(outs) == 1 else tuple(outs)
@@ -105,19 +122,21 @@ class CModel:
         return self.run_int(*xs)
 
     def layers(self, *xs) -> dict:
-        """{layer name: its output array} for quantized input(s)."""
-        ins, outs = self._ins(xs, False), self._outs(False)
-        got = {}
+        """{layer name: its output array, samples along dim 0} for quantized input(s)."""
+        ins, batch = self._ins(xs, False)
+        outs = self._outs(False, batch)
+        parts = {}
         specs = self.meta["layers"]
 
-        def cb(layer, name, data, size, user):
+        def cb(layer, sample, name, data, size, user):
             s = specs[layer]
             buf = np.ctypeslib.as_array(data, shape=(size,)).copy()
-            got[s["name"]] = buf.view(np.dtype(s["dtype"])).reshape(s["shape"])
+            parts.setdefault(s["name"], []).append(buf.view(np.dtype(s["dtype"])).reshape(s["shape"]))
 
         fn = LAYER_FN(cb)
-        getattr(self.lib, f"{self.name}_run_arena")(*[self._ptr(a) for a in ins + outs], self.arena, fn, None)
-        return got
+        getattr(self.lib, f"{self.name}_run_arena")(self._batch_arg(batch), *[self._ptr(a) for a in ins + outs],
+                                                    self.arena, fn, None)
+        return {k: v[0] if self.fixed else np.concatenate(v) for k, v in parts.items()}
 
 
 def compile_and_load(out_dir, name=None, opt="-O2") -> CModel:

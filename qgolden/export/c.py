@@ -60,8 +60,10 @@ def c_array(ctype: str, name: str, values) -> tuple:
     if a.size == 0:
         a = np.zeros(1, np.int64)
     lits = [c_int(v, ctype) for v in a.tolist()]
-    per = 16 if ctype in ("uint8_t", "int8_t") else 8
-    lines = [", ".join(lits[i:i + per]) for i in range(0, len(lits), per)]
+    if ctype in ("uint8_t", "int8_t"):  # compact: the weights of big models are most of the file
+        lines = [",".join(lits[i:i + 40]) for i in range(0, len(lits), 40)]
+    else:
+        lines = [", ".join(lits[i:i + 8]) for i in range(0, len(lits), 8)]
     body = ",\n    ".join(lines)
     width = {"uint8_t": 1, "int8_t": 1, "int32_t": 4, "int64_t": 8, "uint32_t": 4}[ctype]
     return f"static const {ctype} {name}[{a.size}] = {{\n    {body}\n}};\n", a.size * width
@@ -188,7 +190,8 @@ def layer_params(step, prefix) -> tuple:
                  weight_zero_points=c.array("int32_t", "weight_zero_points", p["weight_zero_points"]),
                  weight_sums=c.array("int32_t", "weight_sums", p["weight_sums"]),
                  input_offsets=c.array("int32_t", "input_offsets", p["input_offsets"]),
-                 requant=c.requant("requant", p["requant"]))
+                 requant=c.requant("requant", p["requant"]), direct=int(p["direct"]),
+                 scratch="qg_direct_scratch" if p["direct"] else "0")
         calls = [f"qg_conv({c.struct('qg_conv_params_t', 'params', f)}, {{in0}}, {{out}});"]
     elif k == "window":
         f = _scalar_fields(p, ("outer", "channels", "input_plane", "output_plane"))
@@ -245,7 +248,7 @@ def layer_params(step, prefix) -> tuple:
 # -- the model -------------------------------------------------------------------------------------
 
 def _signature(plan, name, with_arena):
-    args = []
+    args = ["int32_t batch"]
     single = len(plan.int_inputs) == 1 and len(plan.int_outputs) == 1
     for i, t in enumerate(plan.int_inputs):
         args.append(f"const {CTYPES[plan.dtypes[t]]} *{'input' if single else f'input{i}'}")
@@ -268,13 +271,13 @@ def storage(plan):
     ins, outs = _arg_names(plan)
     ptr = {}
     for i, t in enumerate(plan.int_inputs):
-        ptr[plan.root(t)] = f"(const uint8_t *){ins[i]}"
+        ptr[plan.root(t)] = f"in{i}"
     written = {plan.root(s.output) for s in plan.steps}
     copies = []
     for i, t in enumerate(plan.int_outputs):
         r = plan.root(t)
         if r in written and r not in ptr:
-            ptr[r] = f"(uint8_t *){outs[i]}"
+            ptr[r] = f"out{i}"
         else:
             copies.append((r, i))
     external = set(ptr)
@@ -317,7 +320,7 @@ def layer_comment(step, source) -> str:
     return comment_block(gemm_comment(step, node, tensors or getattr(step, "tensors", None)))
 
 
-def emit(plan: ExportPlan, name: str, source=None):
+def emit(plan: ExportPlan, name: str, source=None, input_quantize="integer"):
     """The files' text: {filename: text}, plus (arena bytes, minimum bytes, weight bytes). `source`:
     the program the integer-only one was made from, for the constants' provenance comments."""
     bufs, ptr, copies = storage(plan)
@@ -340,12 +343,22 @@ def emit(plan: ExportPlan, name: str, source=None):
                     f"{list(plan.shapes[s.output])} */")
         for call in calls:
             body.append("    " + call.format(**holes))
-        body.append(f"    if (on_layer != 0) {{\n        on_layer({i}, {c_string(s.name)}, {holes['out']}, "
+        body.append(f"    if (on_layer != 0) {{\n        on_layer({i}, sample, {c_string(s.name)}, {holes['out']}, "
                     f"{plan.nbytes(s.output)}, user);\n    }}")
         layers.append({"index": i, "name": s.name, "op": s.op, "tensor": s.output, "dtype": plan.dtypes[s.output],
                        "shape": list(plan.shapes[s.output])})
     for r, i in copies:
-        body.append(f"    qg_copy({plan.nbytes(r)}, {ptr[r]}, (uint8_t *){outs[i]});")
+        body.append(f"    qg_copy({plan.nbytes(r)}, {ptr[r]}, out{i});")
+    body = ["    " + line if line else line for line in "\n".join(body).split("\n")]
+    # one sample per pass (per_sample), or the example's whole batch in one pass
+    samples = "batch" if plan.per_sample else "1"
+    check = "batch < 0" if plan.per_sample else f"batch != {plan.batch}"
+    loop = [f"    if ({check}) {{", "        return -1;", "    }", f"    for (sample = 0; sample < {samples}; ++sample) {{"]
+    for i, t in enumerate(plan.int_inputs):
+        loop.append(f"        const uint8_t *in{i} = (const uint8_t *){ins[i]} + (int64_t)sample * {plan.nbytes(t)};")
+    for i, t in enumerate(plan.int_outputs):
+        loop.append(f"        uint8_t *out{i} = (uint8_t *){outs[i]} + (int64_t)sample * {plan.nbytes(t)};")
+    body = loop + body + ["    }"]
     guard = c_ident(name).upper()
     sig = _signature(plan, name, False)
     sig_arena = _signature(plan, name, True)
@@ -362,17 +375,25 @@ def emit(plan: ExportPlan, name: str, source=None):
         h.append(f"#define {guard}_OUTPUT{i}_BYTES {n}  /* {c_comment(plan.dtypes[plan.int_outputs[i]])} "
                  f"{list(plan.shapes[plan.int_outputs[i]])} */")
     h.append(f"#define {guard}_NUM_LAYERS {len(plan.steps)}")
-    h += ["", "/* Called after each layer with its output (row-major bytes). */",
-          f"typedef void (*{name}_layer_fn)(int32_t layer, const char *name, const uint8_t *data, int32_t size, void *user);",
-          "", "/* Runs the model on quantized input(s); returns 0. Uses the static arena. */",
+    if plan.per_sample:
+        h.append(f"#define {guard}_FIXED_BATCH 0  /* any batch: the sizes above are per sample */")
+    else:
+        h.append(f"#define {guard}_FIXED_BATCH {plan.batch}  /* the model mixes samples: batch must be this; "
+                 "the sizes above are for the whole batch */")
+    h += ["", "/* Called after each layer of each sample with its output (row-major bytes). */",
+          f"typedef void (*{name}_layer_fn)(int32_t layer, int32_t sample, const char *name, const uint8_t *data, "
+          "int32_t size, void *user);",
+          "", "/* Runs the model on `batch` samples of quantized input(s), one after the other (inputs and",
+          "   outputs: batch * the _BYTES above, row-major, samples along dim 0); returns 0, or -1 for a",
+          f"   batch it cannot take (negative, or not {guard}_FIXED_BATCH when that is not 0). Uses the static arena. */",
           f"int {name}_run({sig});",
-          "", f"/* Same, in a caller-provided arena of {guard}_ARENA_BYTES bytes (NULL: the static one),",
-          "   calling on_layer (if not NULL) after every layer. */",
+          "", f"/* Same, in a caller-provided arena of {guard}_ARENA_BYTES bytes (NULL: the static one), reused",
+          "   by every sample, calling on_layer (if not NULL) after every layer. */",
           f"int {name}_run_arena({sig_arena});"]
     if any(plan.float_inputs) or any(plan.float_outputs):
         fsig = _float_signature(plan)
         h += ["", f"/* {name}_float.c (optional): float input(s) quantized, float output(s) dequantized,",
-              "   exactly as PyTorch does (threshold tables on the float32 bit patterns). */",
+              "   exactly as the engine does, in integer arithmetic on the float32 bit patterns. */",
               f"int {name}_run_float({fsig});"]
     h += ["", f"#endif /* {guard}_H */", ""]
     # only the kernels (and their helpers) that the model's constants and calls name
@@ -380,16 +401,17 @@ def emit(plan: ExportPlan, name: str, source=None):
     c = [f"/* {name}.c: generated by qgolden from a certified integer-only program.",
          f"   engine {c_comment(plan.program.profile.get('engine'))}, isa {c_comment(plan.program.profile.get('isa'))}; "
          f"{len(plan.steps)} layers. Integer arithmetic only. */",
-         f'#include "{name}.h"', "", kern, "/* ==== model constants ==== */", "", *consts,
+         f'#include "{name}.h"', "", kern, *scratch_decl(plan), "/* ==== model constants ==== */", "", *consts,
          f"static uint8_t {name}_arena[{max(arena, 1)}];", "",
-         f"int {name}_run_arena({sig_arena})", "{",
+         f"int {name}_run_arena({sig_arena})", "{", "    int32_t sample;",
          f"    if (arena == 0) {{\n        arena = {name}_arena;\n    }}"]
     c += body
     c += ["    return 0;", "}", "",
           f"int {name}_run({sig})", "{",
-          f"    return {name}_run_arena({', '.join(ins + outs)}, 0, 0, 0);", "}", ""]
+          f"    return {name}_run_arena({', '.join(['batch'] + ins + outs)}, 0, 0, 0);", "}", ""]
     meta = {"name": name, "engine": plan.program.profile.get("engine"), "isa": plan.program.profile.get("isa"),
             "arena_bytes": arena, "minimum_bytes": minimum, "weight_bytes": weight_bytes,
+            "fixed_batch": 0 if plan.per_sample else plan.batch, "example_batch": plan.batch,
             "inputs": [{"tensor": t, "dtype": plan.dtypes[t], "shape": list(plan.shapes[t]),
                         "float": plan.float_inputs[i] is not None} for i, t in enumerate(plan.int_inputs)],
             "outputs": [{"tensor": t, "dtype": plan.dtypes[t], "shape": list(plan.shapes[t]),
@@ -399,13 +421,27 @@ def emit(plan: ExportPlan, name: str, source=None):
                         for b in bufs]}
     files = {f"{name}.h": "\n".join(h), f"{name}.c": "\n".join(c), f"{name}.json": json.dumps(meta, indent=1)}
     if meta["has_float"]:
-        files[f"{name}_float.c"] = emit_float(plan, name)
+        files[f"{name}_float.c"] = emit_float(plan, name, input_quantize)
     return files, arena, minimum, weight_bytes
+
+
+def scratch_bytes(plan) -> int:
+    """Bytes of the direct convolutions' scratch (one buffer, the largest layer's; 0 if none)."""
+    return 2 * max([s.params["scratch_elements"] for s in plan.steps if s.kind == "conv" and s.params["direct"]],
+                   default=0)
+
+
+def scratch_decl(plan) -> list:
+    n = scratch_bytes(plan) // 2
+    if not n:
+        return []
+    return ["/* padded input copy of the direct convolutions (qg_conv_direct), reused by each */",
+            f"static int16_t qg_direct_scratch[{n}];", ""]
 
 
 def _float_signature(plan):
     single = len(plan.int_inputs) == 1 and len(plan.int_outputs) == 1
-    args = []
+    args = ["int32_t batch"]
     for i, t in enumerate(plan.int_inputs):
         n = "input" if single else f"input{i}"
         args.append(f"const float *{n}" if plan.float_inputs[i] else f"const {CTYPES[plan.dtypes[t]]} *{n}")
@@ -415,86 +451,272 @@ def _float_signature(plan):
     return ", ".join(args)
 
 
-def emit_float(plan, name) -> str:
-    """NAME_float.c: quantize float inputs (threshold table on the bit patterns, NaN rule) and
-    dequantize outputs (table of float32 bit patterns), around NAME_run."""
+QUANTIZE_MODES = {"fma": 0, "mul": 1, "div": 2}
+QUANTIZE_FORMULAS = {"fma": "q = clamp(rne(f32(x * c + z)))        (one fused multiply-add, z added before rounding)",
+                     "mul": "q = clamp(rne(f32(x * c)) + z)",
+                     "div": "q = clamp(rne(f32(x / c)) + z)"}
+
+# Integer-only quantize of float32 bit patterns: qgolden/integer/quantize_bits.py, line for line.
+QUANTIZE_BITS_C = r"""
+/* Bits in v (0 for 0), by halving. */
+static int32_t bit_length(uint64_t v)
+{
+    int32_t n = 0, half;
+    for (half = 32; half > 0; half /= 2) {
+        if ((v >> half) != 0) {
+            n += half;
+            v >>= half;
+        }
+    }
+    return n + (int32_t)v;
+}
+
+/* v / 2^n (n >= 1) rounded half to even; sticky: nonzero bits below v's last one. */
+static uint64_t round_shift_even(uint64_t v, int32_t n, int32_t sticky)
+{
+    uint64_t q = v >> n, rem = v & (((uint64_t)1 << n) - 1), half = (uint64_t)1 << (n - 1);
+    return q + ((rem > half || (rem == half && (sticky || (q & 1) != 0))) ? 1 : 0);
+}
+
+/* Mantissa and exponent of a finite positive float32 bit pattern (value = *m * 2^*e), the
+ * mantissa's top bit moved to bit 23 when normalise is set (subnormals). */
+static void unpack_float32(uint32_t magnitude, int32_t normalise, uint64_t *m, int32_t *e)
+{
+    uint32_t biased = (magnitude >> 23) & 0xFF;
+    *m = magnitude & 0x7FFFFF;
+    *e = -149;
+    if (biased != 0) {
+        *m |= 0x800000;
+        *e = (int32_t)biased - 150;
+    }
+    while (normalise && *m < 0x800000) {
+        *m <<= 1;
+        *e -= 1;
+    }
+}
+
+typedef struct {
+    int32_t mode;          /* 0 fma: rne(f32(x * c + z_pre)); 1 mul: rne(f32(x * c)); 2 div: rne(f32(x / c)) */
+    uint32_t const_bits;   /* c as float32 bits */
+    int32_t zp_pre, zp_post, qmin, qmax, nan_value;
+    int64_t wrap_key;      /* order-preserving keys from here on give wrap_value */
+    int32_t wrap_value;
+} quantize_formula_t;
+
+/* The engine's quantize of the float32 with bit pattern `bits`, in integers: |x*c| (or |x/c|) is
+ * A * 2^E exactly (division: 38 quotient bits and a sticky bit), z_pre is added exactly, the sum is
+ * rounded to 24 significant bits half to even (the float32 the engine rounds), that float is rounded
+ * to an integer half to even, z_post added, the result clamped. */
+static int32_t quantize_float32_bits(uint32_t bits, const quantize_formula_t *f)
+{
+    const uint32_t magnitude = bits & 0x7FFFFFFFu;
+    const int32_t negative = (bits >> 31) != 0;
+    const int64_t key = negative ? -(int64_t)magnitude - 1 : (int64_t)magnitude;
+    uint64_t a = 0;
+    int32_t e = 0, sticky = 0, length;
+    int64_t r;
+    if (magnitude > 0x7F800000u) {
+        return f->nan_value;
+    }
+    if (key >= f->wrap_key) {
+        return f->wrap_value;
+    }
+    if (magnitude == 0x7F800000u) {
+        a = 1;
+        e = 40;
+    } else if (magnitude != 0) {
+        uint64_t mx, mc;
+        int32_t ex, ec;
+        unpack_float32(magnitude, f->mode == 2, &mx, &ex);
+        unpack_float32(f->const_bits, f->mode == 2, &mc, &ec);
+        if (f->mode == 2) {
+            a = (mx << 38) / mc;
+            sticky = (mx << 38) % mc != 0;
+            e = ex - ec - 38;
+        } else {
+            a = mx * mc;
+            e = ex + ec;
+        }
+    }
+    length = bit_length(a);
+    if (a == 0 || length + e <= -2) {
+        r = f->zp_pre;                          /* |x*c| < 1/4 */
+    } else if (length + e > 40) {
+        r = negative ? -((int64_t)1 << 40) : ((int64_t)1 << 40);  /* saturates */
+    } else {
+        const int32_t frac = e < 0 ? -e : 0;
+        const int64_t u = (int64_t)(e > 0 ? a << e : a);
+        const int64_t s = (negative ? -u : u) + (int64_t)f->zp_pre * ((int64_t)1 << frac);
+        const uint64_t mag = s < 0 ? (uint64_t)(-s) : (uint64_t)s;
+        int32_t k = bit_length(mag) - 24, shift;
+        uint64_t m;
+        k = k < 0 ? 0 : k;
+        m = k > 0 ? round_shift_even(mag, k, sticky) : mag;
+        shift = frac - k;
+        if (shift <= 0) {
+            r = (int64_t)(m << -shift);
+        } else if (shift > 25) {
+            r = 0;
+        } else {
+            r = (int64_t)round_shift_even(m, shift, 0);
+        }
+        r = s < 0 ? -r : r;
+    }
+    r += f->zp_post;
+    return (int32_t)(r < f->qmin ? f->qmin : (r > f->qmax ? f->qmax : r));
+}
+"""
+
+QUANTIZE_TABLE_C = """
+/* #{k : sorted[k] <= value} */
+static int32_t count_le(const int64_t *sorted, int32_t count, int64_t value)
+{
+    int32_t lo = 0, hi = count;
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (sorted[mid] <= value) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* The engine's quantize of one float32 bit pattern: thresholds on its order-preserving key;
+ * keys from wrap_key on give wrap_value (a float too large for int32 after scaling, where the
+ * engine's conversion gives INT32_MIN; wrap_key beyond every key when it has none). */
+static int32_t quantize_bits_table(uint32_t bits, const int64_t *thresholds, int32_t count, int32_t out_min,
+                                   int32_t nan_value, int64_t wrap_key, int32_t wrap_value)
+{
+    const uint32_t magnitude = bits & 0x7FFFFFFFu;
+    const int64_t key = (bits >> 31) != 0 ? -(int64_t)magnitude - 1 : (int64_t)magnitude;
+    if (magnitude > 0x7F800000u) {
+        return nan_value;
+    }
+    if (key >= wrap_key) {
+        return wrap_value;
+    }
+    return out_min + count_le(thresholds, count, key);
+}
+"""
+
+
+def input_quantize_form(fi, requested: str) -> str:
+    """'integer' (the formula on the bits) when requested and proved for this input, else 'table'."""
+    if requested not in ("integer", "table"):
+        raise ExportError(f"--input-quantize {requested!r}: choose integer or table")
+    return "integer" if requested == "integer" and fi.get("bits_formula") else "table"
+
+
+def emit_float(plan, name, input_quantize="integer") -> str:
+    """NAME_float.c: quantize float inputs (by default the engine's formula in integer arithmetic on
+    the float32 bits, quantize_bits.py; or a threshold table on the bit patterns) and dequantize
+    outputs (table of float32 bit patterns), around NAME_run."""
     ins, outs = _arg_names(plan)
-    L = [f"/* {name}_float.c: float edges of {name} (optional; the integer path never needs it). */",
-         "#include <string.h>", f'#include "{name}.h"', "",
-         "/* #{k : sorted[k] <= value} */",
-         "static int32_t count_le(const int64_t *sorted, int32_t count, int64_t value)", "{",
-         "    int32_t lo = 0, hi = count;", "    while (lo < hi) {", "        int32_t mid = lo + (hi - lo) / 2;",
-         "        if (sorted[mid] <= value) {", "            lo = mid + 1;", "        } else {", "            hi = mid;",
-         "        }", "    }", "    return lo;", "}", "",
-         "/* The engine's quantize of one float32: thresholds on the order-preserving key of its bits;",
-         " * keys from wrap_key on give wrap_value (a float too large for int32 after scaling, where the",
-         " * engine's conversion gives INT32_MIN; wrap_key beyond every key when it has none). */",
-         "static int32_t quantize_bits(float value, const int64_t *thresholds, int32_t count, int32_t out_min, int32_t nan_value,",
-         "                             int64_t wrap_key, int32_t wrap_value)",
-         "{", "    int32_t bits;", "    int64_t key;", "    memcpy(&bits, &value, sizeof bits);",
-         "    if ((bits & 0x7fffffff) > 0x7f800000) {", "        return nan_value;", "    }",
-         "    key = bits >= 0 ? (int64_t)bits : -(int64_t)(bits & 0x7fffffff) - 1;",
-         "    if (key >= wrap_key) {", "        return wrap_value;", "    }",
-         "    return out_min + count_le(thresholds, count, key);", "}", ""]
+    forms = [input_quantize_form(fi, input_quantize) if fi else None for fi in plan.float_inputs]
+    L = [f"/* {name}_float.c: float edges of {name} (optional; the integer path never needs it).",
+         "   Floats are read as their IEEE-754 bit patterns: no floating-point arithmetic. */",
+         "#include <string.h>", f'#include "{name}.h"']
+    if "integer" in forms:
+        L.append(QUANTIZE_BITS_C)
+    if "table" in forms:
+        L.append(QUANTIZE_TABLE_C)
     call_args, pre, post, decl = [], [], [], []
     for i, t in enumerate(plan.int_inputs):
         fi = plan.float_inputs[i]
         if fi is None:
-            call_args.append(ins[i])
+            call_args.append(f"{ins[i]} + (int64_t)sample * {plan.nbytes(t)}")
             continue
-        code, _ = c_array("int64_t", f"input{i}_thresholds", fi["thresholds"])
-        L.append(code)
         n = plan.nbytes(t)
         ct = CTYPES[plan.dtypes[t]]
         decl.append(f"static {ct} quantized_input{i}[{n}];")
-        pre.append(f"    for (i = 0; i < {n}; ++i) {{\n        quantized_input{i}[i] = ({ct})quantize_bits({ins[i]}[i], "
-                   f"input{i}_thresholds, {fi['thresholds'].size}, {fi['out_min']}, {fi['nan_value']}, "
-                   f"{fi['wrap_key']}LL, {fi['wrap_value']});\n    }}")
+        loop = (f"    for (i = 0; i < {n}; ++i) {{\n        memcpy(&bits, &{ins[i]}[(int64_t)sample * {n} + i], "
+                "sizeof bits);\n")
+        if forms[i] == "integer":
+            f = fi["bits_formula"]
+            c = np.array([f["const_bits"]], np.int32).view(np.float32)[0]
+            L.append(comment_block([f"input {i}: the engine's quantize, {QUANTIZE_FORMULAS[f['mode']]}",
+                                    f"c = {float(c)!r} (float32 bits 0x{f['const_bits'] & 0xFFFFFFFF:08x}), "
+                                    f"z = {f['zp_pre'] or f['zp_post']}, clamp to [{f['qmin']}, {f['qmax']}]; "
+                                    f"NaN -> {fi['nan_value']}",
+                                    "computed in integers on the bits, equal to the engine for all 2^32 inputs "
+                                    "(proved against its threshold table at every step)"]))
+            fields = {"mode": QUANTIZE_MODES[f["mode"]], "const_bits": f"0x{f['const_bits'] & 0xFFFFFFFF:08x}u",
+                      "zp_pre": f["zp_pre"], "zp_post": f["zp_post"], "qmin": f["qmin"], "qmax": f["qmax"],
+                      "nan_value": fi["nan_value"], "wrap_key": c_int(fi["wrap_key"], "int64_t"),
+                      "wrap_value": fi["wrap_value"]}
+            L.append(f"static const quantize_formula_t input{i}_quantize = {{\n"
+                     + ",\n".join(f"    .{k} = {v}" for k, v in fields.items()) + "\n};\n")
+            pre.append(loop + f"        quantized_input{i}[i] = ({ct})quantize_float32_bits(bits, &input{i}_quantize);\n    }}")
+        else:
+            code, _ = c_array("int64_t", f"input{i}_thresholds", fi["thresholds"])
+            L.append(f"/* input {i}: the engine's quantize as a table of {fi['thresholds'].size} thresholds on the "
+                     "order-preserving keys of the float32 bit patterns */")
+            L.append(code)
+            pre.append(loop + f"        quantized_input{i}[i] = ({ct})quantize_bits_table(bits, input{i}_thresholds, "
+                       f"{fi['thresholds'].size}, {fi['out_min']}, {fi['nan_value']}, {c_int(fi['wrap_key'], 'int64_t')}, "
+                       f"{fi['wrap_value']});\n    }}")
         call_args.append(f"quantized_input{i}")
     for i, t in enumerate(plan.int_outputs):
         fo = plan.float_outputs[i]
         if fo is None:
-            call_args.append(outs[i])
+            call_args.append(f"{outs[i]} + (int64_t)sample * {plan.nbytes(t)}")
             continue
         code, _ = c_array("int32_t", f"output{i}_bits", fo["table"])
         L.append(code)
         n = plan.nbytes(t)
         ct = CTYPES[plan.dtypes[t]]
         decl.append(f"static {ct} quantized_output{i}[{n}];")
-        post.append(f"    for (i = 0; i < {n}; ++i) {{\n        memcpy(&{outs[i]}[i], &output{i}_bits[(int32_t)quantized_output{i}[i] - ({fo['in_min']})], sizeof(float));\n    }}")
+        post.append(f"    for (i = 0; i < {n}; ++i) {{\n        memcpy(&{outs[i]}[(int64_t)sample * {n} + i], &output{i}_bits[(int32_t)quantized_output{i}[i] - ({fo['in_min']})], sizeof(float));\n    }}")
         call_args.append(f"quantized_output{i}")
-    L += decl + ["", f"int {name}_run_float({_float_signature(plan)})", "{", "    int32_t i;", "    int rc;"]
-    L += pre + [f"    rc = {name}_run({', '.join(call_args)});"] + post
-    L += ["    (void)i;", "    return rc;", "}", ""]
+    # sample by sample (or the fixed batch in one pass) through static buffers of one pass
+    samples, n_run = ("batch", "1") if plan.per_sample else ("1", "batch")
+    L += decl + ["", "/* Float input(s) -> NAME_run -> float output(s), for `batch` samples; returns NAME_run's code. */",
+                 f"int {name}_run_float({_float_signature(plan)})", "{", "    int32_t i, sample;", "    uint32_t bits;",
+                 "    int rc = 0;", "    if (batch < 0) {", "        return -1;", "    }",
+                 f"    for (sample = 0; sample < {samples}; ++sample) {{"]
+    ind = lambda lines: ["    " + l for b in lines for l in b.split("\n")]
+    L += ind(pre) + [f"        rc = {name}_run({', '.join([n_run] + call_args)});", "        if (rc != 0) {",
+                     "            return rc;", "        }"] + ind(post) + ["    }"]
+    L += ["    (void)i;", "    (void)bits;", "    return rc;", "}", ""]
     return "\n".join(L)
 
 
 # -- golden vectors + harness ------------------------------------------------------------------------
 
+def passes(plan) -> int:
+    """How many passes of the steps the example's batch takes (its batch per sample, else 1)."""
+    return plan.batch if plan.per_sample else 1
+
+
 def emit_golden(plan, name, layers=True, max_layer_bytes=1 << 20) -> str:
-    """NAME_golden.h: the example input(s), expected output(s) and (optionally) every layer's output."""
-    L = [f"/* {name}_golden.h: golden vectors from qgolden (the integer program on the example input). */"]
+    """NAME_golden.h: the example input(s) (its whole batch), expected output(s) and (optionally) every
+    layer's output."""
+    env = plan.golden_env if plan.golden_env is not None else plan.env
+    L = [f"/* {name}_golden.h: golden vectors from qgolden (the integer program on the example input). */",
+         f"#define GOLDEN_BATCH {plan.batch}"]
     for i, t in enumerate(plan.int_inputs):
-        L.append(c_array("uint8_t", f"golden_input{i}", _bytes(plan.env[t]))[0])
+        L.append(c_array("uint8_t", f"golden_input{i}", _bytes(env[t]))[0])
     for i, t in enumerate(plan.int_outputs):
-        L.append(c_array("uint8_t", f"golden_output{i}", _bytes(plan.env[t]))[0])
-    total = sum(plan.nbytes(s.output) for s in plan.steps)
+        L.append(c_array("uint8_t", f"golden_output{i}", _bytes(env[t]))[0])
+    total = sum(plan.nbytes(s.output) for s in plan.steps) * passes(plan)
     keep = layers and total <= max_layer_bytes
     names = []
     for i, s in enumerate(plan.steps):
         if keep:
-            L.append(c_array("uint8_t", f"golden_layer{i}", _bytes(plan.env[s.output]))[0])
+            L.append(c_array("uint8_t", f"golden_layer{i}", _bytes(env[s.output]))[0])
             names.append(f"golden_layer{i}")
         else:
             names.append("0")
     L.append(f"static const uint8_t *const golden_layers[{max(1, len(names))}] = {{{', '.join(names) or '0'}}};")
     for i, fi in enumerate(plan.float_inputs):
         if fi is not None:
-            x = np.ascontiguousarray(plan.env[fi["float_input"]], np.float32).view(np.uint32)
+            x = np.ascontiguousarray(env[fi["float_input"]], np.float32).view(np.uint32)
             L.append(c_array("uint32_t", f"golden_float_input{i}", x)[0])
     for i, fo in enumerate(plan.float_outputs):
         if fo is not None:
-            y = np.ascontiguousarray(plan.env[fo["float_output"]], np.float32).view(np.uint32)
+            y = np.ascontiguousarray(env[fo["float_output"]], np.float32).view(np.uint32)
             L.append(c_array("uint32_t", f"golden_float_output{i}", y)[0])
     return "\n".join(L) + "\n"
 
@@ -503,48 +725,93 @@ def _bytes(v):
     return np.frombuffer(np.ascontiguousarray(v).tobytes(), np.uint8)
 
 
+REPEAT = 3  # samples of the batch-N check built from the golden's first sample
+
+
 def emit_test(plan, name) -> str:
-    """test_NAME.c: runs the golden vectors; exit 1 naming the first mismatching layer and element."""
+    """test_NAME.c: runs the golden vectors with batch N = the example's batch (every layer checked),
+    N = 1 per sample, N = REPEAT copies of the first sample, the static arena, and the float edges;
+    exit 1 naming the first mismatching layer, sample and element."""
     ins, outs = _arg_names(plan)
     guard = c_ident(name).upper()
+    P = passes(plan)
+    B = plan.batch
+    ni = [plan.nbytes(t) for t in plan.int_inputs]
+    no = [plan.nbytes(t) for t in plan.int_outputs]
     L = ["/* test_" + name + ".c: golden-vector test of " + name + ".c (generated by qgolden). */",
          "#include <stdio.h>", "#include <string.h>", f'#include "{name}.h"', f'#include "{name}_golden.h"', "",
-         "static int32_t bad_layer = -1;", "static int32_t bad_element = -1;", "static const char *bad_name = \"\";",
-         "static int32_t bad_got = 0, bad_want = 0;", "",
-         "static void check_layer(int32_t layer, const char *name, const uint8_t *data, int32_t size, void *user)",
+         "static int32_t bad_layer = -1;", "static int32_t bad_element = -1, bad_sample = -1;",
+         "static const char *bad_name = \"\";", "static int32_t bad_got = 0, bad_want = 0;",
+         "static int32_t first_sample = 0;  /* golden sample of the call's sample 0 */",
+         "static int32_t repeat_first = 0;  /* 1: every sample is the golden's first */", "",
+         "static void check_layer(int32_t layer, int32_t sample, const char *name, const uint8_t *data, int32_t size,"
+         " void *user)",
          "{", "    int32_t i;", "    const uint8_t *want = golden_layers[layer];", "    (void)user;",
          "    if (want == 0 || bad_layer >= 0) {", "        return;", "    }",
+         "    want += (int64_t)(repeat_first ? 0 : first_sample + sample) * size;",
          "    for (i = 0; i < size; ++i) {", "        if (data[i] != want[i]) {",
-         "            bad_layer = layer;", "            bad_element = i;", "            bad_name = name;",
-         "            bad_got = data[i];", "            bad_want = want[i];", "            return;", "        }",
-         "    }", "}", "",
+         "            bad_layer = layer;", "            bad_element = i;", "            bad_sample = sample;",
+         "            bad_name = name;", "            bad_got = data[i];", "            bad_want = want[i];",
+         "            return;", "        }", "    }", "}", "",
          "static int compare(const char *what, const uint8_t *got, const uint8_t *want, int32_t size)", "{",
          "    int32_t i;", "    for (i = 0; i < size; ++i) {", "        if (got[i] != want[i]) {",
          "            printf(\"MISMATCH %s element %ld: got %d, expected %d\\n\", what, (long)i, got[i], want[i]);",
          "            return 1;", "        }", "    }", "    return 0;", "}", "",
+         "static int layer_failed(const char *what)", "{", "    if (bad_layer >= 0) {",
+         "        printf(\"MISMATCH layer %ld (%s) sample %ld element %ld (%s): got %d, expected %d\\n\", (long)bad_layer,"
+         " bad_name, (long)bad_sample, (long)bad_element, what, bad_got, bad_want);", "        return 1;", "    }",
+         "    return 0;", "}", "",
          f"static uint8_t arena[{guard}_ARENA_BYTES > 0 ? {guard}_ARENA_BYTES : 1];", ""]
     for i, t in enumerate(plan.int_outputs):
-        L.append(f"static {CTYPES[plan.dtypes[t]]} got_output{i}[{plan.nbytes(t)}];")
+        L.append(f"static {CTYPES[plan.dtypes[t]]} got_output{i}[{no[i] * P}];")
+    if plan.per_sample:
+        for i, t in enumerate(plan.int_inputs):
+            L.append(f"static {CTYPES[plan.dtypes[t]]} repeat_input{i}[{ni[i] * REPEAT}];")
+        for i, t in enumerate(plan.int_outputs):
+            L.append(f"static {CTYPES[plan.dtypes[t]]} repeat_output{i}[{no[i] * REPEAT}];")
     has_float = any(plan.float_inputs) or any(plan.float_outputs)
     if has_float:
         for i, t in enumerate(plan.int_outputs):
             ct = "float" if plan.float_outputs[i] else CTYPES[plan.dtypes[t]]
-            L.append(f"static {ct} got_float_output{i}[{plan.nbytes(t)}];")
+            L.append(f"static {ct} got_float_output{i}[{no[i] * P}];")
         for i, t in enumerate(plan.int_inputs):
             if plan.float_inputs[i]:
-                L.append(f"static float float_input{i}[{plan.nbytes(t)}];")
-    L += ["", "int main(void)", "{", "    int failed = 0;"]
-    args = [f"(const {CTYPES[plan.dtypes[t]]} *)golden_input{i}" for i, t in enumerate(plan.int_inputs)]
-    args += [f"got_output{i}" for i in range(len(plan.int_outputs))]
-    L += [f"    {name}_run_arena({', '.join(args)}, arena, check_layer, 0);",
-          "    if (bad_layer >= 0) {",
-          "        printf(\"MISMATCH layer %ld (%s) element %ld: got %d, expected %d\\n\", (long)bad_layer, bad_name,"
-          " (long)bad_element, bad_got, bad_want);", "        return 1;", "    }"]
-    for i, t in enumerate(plan.int_outputs):
-        L.append(f"    failed |= compare(\"output {i}\", (const uint8_t *)got_output{i}, golden_output{i}, {plan.nbytes(t)});")
-    L.append(f"    {name}_run({', '.join(args)});  /* the static arena gives the same */")
-    for i, t in enumerate(plan.int_outputs):
-        L.append(f"    failed |= compare(\"output {i} (static arena)\", (const uint8_t *)got_output{i}, golden_output{i}, {plan.nbytes(t)});")
+                L.append(f"static float float_input{i}[{ni[i] * P}];")
+    L += ["", "int main(void)", "{", "    int failed = 0;", "    int32_t s, r;"]
+    gin = [f"(const {CTYPES[plan.dtypes[t]]} *)golden_input{i}" for i, t in enumerate(plan.int_inputs)]
+    gout = [f"got_output{i}" for i in range(len(plan.int_outputs))]
+
+    def compare_outputs(what):
+        return [f"    failed |= compare(\"output {i} ({what})\", (const uint8_t *)got_output{i}, golden_output{i}, "
+                f"{no[i] * P});" for i in range(len(no))]
+
+    L += [f"    /* batch N = {B}: the example's whole batch in one call, every layer checked */",
+          f"    if ({name}_run_arena({', '.join([str(B)] + gin + gout)}, arena, check_layer, 0) != 0) {{",
+          "        printf(\"run_arena refused the batch\\n\");", "        return 1;", "    }",
+          f"    if (layer_failed(\"batch {B}\")) {{", "        return 1;", "    }"]
+    L += compare_outputs(f"batch {B}")
+    if plan.per_sample:
+        L += ["    /* batch N = 1, sample by sample */", "    memset(got_output0, 0, sizeof got_output0);",
+              f"    for (s = 0; s < {B}; ++s) {{", "        first_sample = s;",
+              f"        {name}_run_arena({', '.join(['1'] + [f'{g} + (int64_t)s * {ni[i]}' for i, g in enumerate(gin)] + [f'{g} + (int64_t)s * {no[i]}' for i, g in enumerate(gout)])}, arena, check_layer, 0);",
+              "    }", "    first_sample = 0;", "    if (layer_failed(\"batch 1\")) {", "        return 1;", "    }"]
+        L += compare_outputs("batch 1")
+        L += [f"    /* batch N = {REPEAT}: copies of the first sample give copies of its output */",
+              f"    for (r = 0; r < {REPEAT}; ++r) {{"]
+        L += [f"        memcpy(repeat_input{i} + (int64_t)r * {ni[i]}, golden_input{i}, {ni[i]});" for i in range(len(ni))]
+        L += ["    }", "    repeat_first = 1;",
+              f"    {name}_run_arena({', '.join([str(REPEAT)] + [f'repeat_input{i}' for i in range(len(ni))] + [f'repeat_output{i}' for i in range(len(no))])}, arena, check_layer, 0);",
+              "    repeat_first = 0;", f"    if (layer_failed(\"batch {REPEAT}\")) {{", "        return 1;", "    }",
+              f"    for (r = 0; r < {REPEAT}; ++r) {{"]
+        L += [f"        failed |= compare(\"output {i} (batch {REPEAT})\", (const uint8_t *)repeat_output{i} + (int64_t)r * "
+              f"{no[i]}, golden_output{i}, {no[i]});" for i in range(len(no))]
+        L += ["    }", f"    if ({name}_run({', '.join(['-1'] + gin + gout)}) != -1) {{",
+              "        printf(\"a negative batch was not refused\\n\");", "        return 1;", "    }"]
+    else:
+        L += [f"    if ({name}_run({', '.join([str(B + 1)] + gin + gout)}) != -1) {{",
+              f"        printf(\"batch {B + 1} was not refused (the model mixes samples)\\n\");", "        return 1;", "    }"]
+    L.append(f"    {name}_run({', '.join([str(B)] + gin + gout)});  /* the static arena gives the same */")
+    L += compare_outputs("static arena")
     if has_float:
         fargs = []
         for i, t in enumerate(plan.int_inputs):
@@ -552,16 +819,17 @@ def emit_test(plan, name) -> str:
                 L.append(f"    memcpy(float_input{i}, golden_float_input{i}, sizeof float_input{i});")
                 fargs.append(f"float_input{i}")
             else:
-                fargs.append(args[i])
+                fargs.append(gin[i])
         fargs += [f"got_float_output{i}" for i in range(len(plan.int_outputs))]
-        L.append(f"    {name}_run_float({', '.join(fargs)});")
+        L.append(f"    {name}_run_float({', '.join([str(B)] + fargs)});")
         for i, t in enumerate(plan.int_outputs):
             want = f"golden_float_output{i}" if plan.float_outputs[i] else f"golden_output{i}"
-            size = plan.nbytes(t) * (4 if plan.float_outputs[i] else 1)
+            size = no[i] * P * (4 if plan.float_outputs[i] else 1)
             L.append(f"    failed |= compare(\"float output {i} (bits)\", (const uint8_t *)got_float_output{i}, "
                      f"(const uint8_t *){want}, {size});")
     L += ["    if (failed) {", "        return 1;", "    }",
-          f"    printf(\"{name}: %d layers and outputs bit-exact\\n\", {guard}_NUM_LAYERS);", "    return 0;", "}", ""]
+          f"    printf(\"{name}: %d layers and outputs bit-exact (batch {B}" + (f", 1 and {REPEAT}" if plan.per_sample else "")
+          + f")\\n\", {guard}_NUM_LAYERS);", "    (void)s;", "    (void)r;", "    return 0;", "}", ""]
     return "\n".join(L)
 
 
@@ -598,18 +866,24 @@ clean:
 """
 
 
-def export_c(program, out_dir, name="model", inputs=None, layers=True, force=False, source=None) -> ExportResult:
+def export_c(program, out_dir, name="model", inputs=None, layers=True, force=False, source=None,
+             input_quantize="integer") -> ExportResult:
     """Write the C export of an integer-only `program` to out_dir; shapes from `inputs` (list of arrays).
 
     out_dir must be empty or new; with `force`, only the files an earlier export wrote there are
     replaced (files.OutputDir). Every file is written atomically. `source`: the program `program`
-    was made from (lower's), whose scales and float biases the constants' comments quote."""
+    was made from (lower's), whose scales and float biases the constants' comments quote.
+    `input_quantize`: how NAME_float.c quantizes float inputs: "integer" (default: the engine's
+    formula computed in integers on the float32 bits, where integer/quantize_bits.py proved it for
+    all 2^32 inputs; otherwise the table) or "table" (thresholds on the bit patterns)."""
     from ..files import OutputDir
 
     name = c_ident(name)
+    if input_quantize not in ("integer", "table"):
+        raise ExportError(f"--input-quantize {input_quantize!r}: choose integer or table")
     out = OutputDir(out_dir, force)
     plan = build_plan(program, inputs)
-    files, arena, minimum, wbytes = emit(plan, name, source)
+    files, arena, minimum, wbytes = emit(plan, name, source, input_quantize)
     files[f"{name}_golden.h"] = emit_golden(plan, name, layers)
     files[f"test_{name}.c"] = emit_test(plan, name)
     files["Makefile"] = emit_makefile(name, f"{name}_float.c" in files)

@@ -251,6 +251,10 @@ typedef struct {
     const int32_t *weight_sums;        /* [O] sum of the weights */
     const int32_t *input_offsets;      /* [KH*KW*C/groups] element offset of each tap (window inside the input) */
     const qg_requant_t *requant;       /* per output channel */
+    /* 1: qg_conv_direct (QG_CONV_EXACT, stride 1, every weight zero point 0), with scratch of
+     * input_channels * Hp * Wp int16 (qg_conv_direct) */
+    int32_t direct;
+    int16_t *scratch;
 } qg_conv_params_t;
 
 /* Output (o, oy, ox) whose window lies inside the input: every tap is read through
@@ -373,7 +377,7 @@ static int32_t qg_conv_paired_acc(const qg_conv_params_t *p, const uint8_t *x, i
  * products k and k+1. */
 #define QG_LANES 16
 #define QG_CONV_CHUNK 128   /* output columns per pass (multiple of QG_LANES) */
-#define QG_CONV_COL 8192    /* bytes of col: products * columns */
+#define QG_CONV_COL 131072  /* bytes of col: products * columns (static: not on the stack) */
 
 static int32_t qg_conv_cols_fit(const qg_conv_params_t *p)
 {
@@ -427,9 +431,21 @@ static void qg_requantize_row(const int32_t *acc, int32_t n, const qg_requant_t 
         && (p->use_segments == 0 || !p->use_segments[c]) && p->rounding != QG_TFLITE) {
         const int64_t bias = p->bias[c], frac = p->frac[c], m = p->multiplier[c];
         const int32_t shift = p->shift[c], rounding = p->rounding;
+        const int64_t lo = p->out_min, hi = p->out_max, zo = p->out_zero_point;
+        if (rounding == QG_HALF_UP && shift >= 1) {
+            /* floor((v + 2^(n-1)) / 2^n) without shifting a negative number */
+            const int64_t half = (int64_t)1 << (shift - 1);
+            for (i = 0; i < n; ++i) {
+                const int64_t v = ((int64_t)acc[i] + bias) * m + frac + half;
+                int64_t r = v >= 0 ? v >> shift : -((-(v + 1)) >> shift) - 1;
+                r += zo;
+                y[i] = qg_store((int32_t)(r < lo ? lo : (r > hi ? hi : r)));
+            }
+            return;
+        }
         for (i = 0; i < n; ++i) {
-            int64_t v = qg_round_shift(((int64_t)acc[i] + bias) * m + frac, shift, rounding) + p->out_zero_point;
-            y[i] = qg_store((int32_t)qg_clamp64(v, p->out_min, p->out_max));
+            int64_t v = qg_round_shift(((int64_t)acc[i] + bias) * m + frac, shift, rounding) + zo;
+            y[i] = qg_store((int32_t)qg_clamp64(v, lo, hi));
         }
         return;
     }
@@ -440,9 +456,9 @@ static void qg_requantize_row(const int32_t *acc, int32_t n, const qg_requant_t 
 
 static void qg_conv_cols(const qg_conv_params_t *p, const uint8_t *input, uint8_t *output)
 {
-    uint8_t col[QG_CONV_COL];
+    static uint8_t col[QG_CONV_COL];
     int32_t acc[QG_CONV_CHUNK];
-    int32_t xsum[QG_CONV_CHUNK];
+    int32_t xsum[QG_CONV_CHUNK] = {0}; /* initialised: read only when a weight zero point is not 0 */
     const int32_t H = p->input_height, W = p->input_width, KH = p->kernel_height, KW = p->kernel_width;
     const int32_t cpg = p->input_channels / p->groups, opg = p->output_channels / p->groups;
     const int32_t K = KH * KW * cpg, OW = p->output_width, sw = p->stride_width;
@@ -548,6 +564,114 @@ static void qg_conv_cols(const qg_conv_params_t *p, const uint8_t *input, uint8_
     }
 }
 
+/* Direct convolution for QG_CONV_EXACT with stride 1 and weight zero points 0, where the sum is
+ *     acc = sum over taps inside the input of (x - zx) * w     ((x - zx) * w fits int16)
+ * The input, less its zero point, is copied once into scratch with the padding as zeros: rows of
+ * Wp = W + 2 pad_width. On the grid q = oy * Wp + ox (ox < Wp; columns ox >= OW are computed and
+ * dropped) tap (ky, kx) of channel c reads scratch[c][q + ky * dh * Wp + kx * dw]: every tap is one
+ * contiguous pass over q, in blocks of QG_DIRECT_LANES (32: a constant trip count that -O2
+ * vectorises and -O3 does not unroll away), with no bounds checks. */
+#define QG_DIRECT_LANES 32
+#define QG_DIRECT_CHUNK 256  /* grid positions per pass (multiple of QG_DIRECT_LANES) */
+
+#define QG_DIRECT_MAX_TAPS 128
+
+/* acc[i] += sum over taps t of x[offsets[t] + i] * w[t], for i < n (n a multiple of
+ * QG_DIRECT_LANES); each product fits int16, two taps per pass over acc. */
+static void qg_direct_taps(int32_t *restrict acc, const int16_t *restrict x, const int32_t *restrict offsets,
+                           const int16_t *restrict w, int32_t taps, int32_t n)
+{
+    int32_t i, j, t;
+    for (t = 0; t + 1 < taps; t += 2) {
+        const int16_t *x0 = x + offsets[t], *x1 = x + offsets[t + 1];
+        const int16_t w0 = w[t], w1 = w[t + 1];
+        for (i = 0; i < n; i += QG_DIRECT_LANES) {
+            for (j = 0; j < QG_DIRECT_LANES; ++j) {
+                acc[i + j] += (int32_t)(int16_t)(x0[i + j] * w0) + (int16_t)(x1[i + j] * w1);
+            }
+        }
+    }
+    if (t < taps) {
+        const int16_t *x0 = x + offsets[t];
+        const int16_t w0 = w[t];
+        for (i = 0; i < n; i += QG_DIRECT_LANES) {
+            for (j = 0; j < QG_DIRECT_LANES; ++j) {
+                acc[i + j] += (int16_t)(x0[i + j] * w0);
+            }
+        }
+    }
+}
+
+static void qg_conv_direct(const qg_conv_params_t *p, const uint8_t *input, uint8_t *output)
+{
+    int32_t acc[QG_DIRECT_CHUNK];
+    int32_t offsets[QG_DIRECT_MAX_TAPS];
+    int16_t wt[QG_DIRECT_MAX_TAPS];
+    const int32_t H = p->input_height, W = p->input_width, KH = p->kernel_height, KW = p->kernel_width;
+    const int32_t ph = p->pad_height, pw = p->pad_width, OH = p->output_height, OW = p->output_width;
+    const int32_t Wp = W + 2 * pw;
+    const int32_t Hp = H + 2 * ph + 1 + (QG_DIRECT_LANES + Wp - 1) / Wp; /* the last block reads past the grid */
+    const int32_t cpg = p->input_channels / p->groups, opg = p->output_channels / p->groups;
+    const int32_t taps = KH * KW, K = taps * cpg, zx = p->input_zero_point;
+    const int32_t grid = OH * Wp;
+    const int64_t plane = (int64_t)Hp * Wp, out_plane = (int64_t)OH * OW;
+    int16_t *xp = p->scratch;
+    int32_t b, c, y, x, o, t, q0, i;
+    for (t = 0; t < taps; ++t) {
+        offsets[t] = (t / KW) * p->dilation_height * Wp + (t % KW) * p->dilation_width;
+    }
+    for (b = 0; b < p->batches; ++b) {
+        const uint8_t *in = input + (int64_t)b * p->input_channels * H * W;
+        uint8_t *out = output + (int64_t)b * p->output_channels * out_plane;
+        for (c = 0; c < p->input_channels; ++c) {
+            int16_t *d = xp + c * plane;
+            const uint8_t *s = in + (int64_t)c * H * W;
+            for (i = 0; i < plane; ++i) {
+                d[i] = 0;
+            }
+            for (y = 0; y < H; ++y) {
+                for (x = 0; x < W; ++x) {
+                    d[(y + ph) * Wp + x + pw] = (int16_t)((s[y * W + x] ^ p->input_flip) - zx);
+                }
+            }
+        }
+        for (q0 = 0; q0 < grid; q0 += QG_DIRECT_CHUNK) {
+            const int32_t len = grid - q0 < QG_DIRECT_CHUNK ? grid - q0 : QG_DIRECT_CHUNK;
+            const int32_t n = (len + QG_DIRECT_LANES - 1) / QG_DIRECT_LANES * QG_DIRECT_LANES;
+            const int32_t oy0 = q0 / Wp, ox0 = q0 % Wp;
+            for (o = 0; o < p->output_channels; ++o) {
+                const int32_t g = o / opg;
+                const int8_t *w = p->weights + (int64_t)o * K; /* [tap][c] */
+                for (i = 0; i < n; ++i) {
+                    acc[i] = 0;
+                }
+                for (c = 0; c < cpg; ++c) {
+                    for (t = 0; t < taps; ++t) {
+                        wt[t] = w[t * cpg + c];
+                    }
+                    qg_direct_taps(acc, xp + (int64_t)(g * cpg + c) * plane + q0, offsets, wt, taps, n);
+                }
+                /* grid positions of this chunk that are outputs (ox < OW), row piece by row piece */
+                y = oy0;
+                x = ox0;
+                for (i = 0; i < len; ) {
+                    int32_t run = (x < OW ? OW - x : Wp - x);
+                    run = run < len - i ? run : len - i;
+                    if (x < OW) {
+                        qg_requantize_row(acc + i, run, p->requant, o, out + o * out_plane + (int64_t)y * OW + x);
+                    }
+                    i += run;
+                    x += run;
+                    if (x == Wp) {
+                        x = 0;
+                        ++y;
+                    }
+                }
+            }
+        }
+    }
+}
+
 static void qg_conv(const qg_conv_params_t *p, const uint8_t *input, uint8_t *output)
 {
     int32_t b, o, oy, ox;
@@ -559,6 +683,10 @@ static void qg_conv(const qg_conv_params_t *p, const uint8_t *input, uint8_t *ou
     const int64_t out_plane = (int64_t)p->output_height * p->output_width;
     /* oneDNN pairs channels within a tap: the flat pairing only matches it for an even channel count */
     const int32_t flat_pairs = p->mode != QG_CONV_PAIRS_ONEDNN || cpg % 2 == 0;
+    if (p->direct) {
+        qg_conv_direct(p, input, output);
+        return;
+    }
     if (qg_conv_cols_fit(p)) {
         qg_conv_cols(p, input, output);
         return;

@@ -1,9 +1,11 @@
 """RTL memory-initialisation files: $readmemh (.mem / .hex) and Xilinx .coe, and a tiny reader.
 
-Every value is one two's-complement hex word per line, `width` bits (8, 16, 32 or 64), row-major.
-    .mem: a `// ` header comment (width, depth, dtype, shape, layout), then the words ($readmemh)
-    .hex: the words only
-    .coe: memory_initialization_radix=16; memory_initialization_vector= w0, w1, ... ;
+Every value is one hex word per line, `width` bits (8, 16, 32 or 64), row-major, in the file's
+encoding: two's complement (signed integers), unsigned, or float32 bit patterns (IEEE-754 binary32,
+the bits as they are in memory; never two's-complement numbers).
+    .mem: a `// ` header comment (width, count, encoding, dtype, shape, layout), then the words ($readmemh)
+    .hex: the same `// ` header ($readmemh skips comments), then the words
+    .coe: the header as a `;` comment, memory_initialization_radix=16; memory_initialization_vector= w0, ... ;
 """
 from __future__ import annotations
 
@@ -35,6 +37,25 @@ def to_words(a, width: int) -> list:
     return [format(int(x) & mask, f"0{digits}x") for x in v.tolist()]
 
 
+ENCODINGS = ("twos-complement", "unsigned", "float32-bits", "float32-order-key")
+
+
+def encoding_of(a) -> str:
+    """The words' encoding of an array: float32-bits (IEEE-754 patterns), unsigned or twos-complement."""
+    a = np.asarray(a)
+    if a.dtype.kind == "f":
+        return "float32-bits"
+    return "unsigned" if a.dtype.kind in "ub" else "twos-complement"
+
+
+def header(a, width, count, encoding=None, layout="row-major") -> str:
+    """One header line (without the comment marker) naming width, count, encoding, dtype, shape, layout."""
+    a = np.asarray(a)
+    enc = encoding or encoding_of(a)
+    return (f"width={width} count={count} depth={count} encoding={enc} signed={int(enc == 'twos-complement')} "
+            f"dtype={a.dtype} shape=[{','.join(map(str, a.shape))}] layout={header_text(layout).replace(' ', '-')}")
+
+
 def header_text(s) -> str:
     """Text safe in a one-line `//` or `;` header: printable ASCII only (no newline that would start
     a line of data), at most 200 characters."""
@@ -42,32 +63,31 @@ def header_text(s) -> str:
     return t[:200]
 
 
-def write_mem(path, a, width=None, comment="") -> int:
+def write_mem(path, a, width=None, comment="", encoding=None, layout="row-major") -> int:
     """$readmemh file with a header comment; returns the width used."""
     width = width or word_width(a)
     a = np.asarray(a)
     words = to_words(a, width)
-    head = [f"// width={width} depth={len(words)} signed={int(a.dtype.kind in 'if')} dtype={a.dtype} "
-            f"shape={list(a.shape)} layout=row-major two's-complement hex"]
+    head = ["// " + header(a, width, len(words), encoding, layout)]
     if comment:
         head.append("// " + header_text(comment))
     write_atomic(path, "\n".join(head + words) + "\n")
     return width
 
 
-def write_hex(path, a, width=None) -> int:
-    """Plain hex words, one per line (no comment)."""
+def write_hex(path, a, width=None, encoding=None, layout="row-major") -> int:
+    """Hex words, one per line, after the same `//` header ($readmemh skips it)."""
     width = width or word_width(a)
-    write_atomic(path, "\n".join(to_words(a, width)) + "\n")
+    words = to_words(a, width)
+    write_atomic(path, "\n".join(["// " + header(a, width, len(words), encoding, layout)] + words) + "\n")
     return width
 
 
-def write_coe(path, a, width=None) -> int:
-    """Xilinx .coe (radix 16)."""
+def write_coe(path, a, width=None, encoding=None, layout="row-major") -> int:
+    """Xilinx .coe (radix 16) with the header as a `;` comment."""
     width = width or word_width(a)
     words = to_words(a, width)
-    write_atomic(path, f"; width={width} depth={len(words)} dtype={np.asarray(a).dtype} "
-                          f"shape={list(np.asarray(a).shape)} row-major two's complement\n"
+    write_atomic(path, f"; {header(a, width, len(words), encoding, layout)}\n"
                           "memory_initialization_radix=16;\nmemory_initialization_vector=\n"
                           + ",\n".join(words) + ";\n")
     return width

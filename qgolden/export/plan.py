@@ -41,8 +41,11 @@ class ExportPlan:
     int_outputs: list    # integer entry point's outputs
     float_inputs: list   # per int input: the quantize_thr node's params (dict) or None
     float_outputs: list  # per int output: the dequantize_lut table (int32 bit patterns) or None
-    env: dict            # tensor -> value on the example input (golden)
+    env: dict            # tensor -> value on one sample (per_sample) or the whole example
     program: object = None
+    batch: int = 1       # samples in the example input (dim 0 of every input)
+    per_sample: bool = False  # steps are for one sample; the entry point loops over any batch N
+    golden_env: dict = None   # tensor -> value on the whole example input (golden vectors)
 
     def root(self, t):
         while t in self.alias:
@@ -72,9 +75,56 @@ def _flat_outputs(outputs):
     return res
 
 
+def other_sample(x) -> np.ndarray:
+    """A sample unlike x[:1] (its values reversed, then rolled), to test that samples stay apart."""
+    v = np.asarray(x[:1]).reshape(-1)[::-1]
+    return np.roll(v, 1).reshape(np.asarray(x[:1]).shape)
+
+
+def batch_separable(program, xs) -> bool:
+    """Whether every integer tensor of the program is computed sample by sample along dim 0: on a
+    two-sample input (the example's first sample and another one) each tensor's dim 0 has two entries
+    and each equals the same tensor of that sample run alone. Then one sample's steps, looped over
+    the batch, compute any batch."""
+    if not xs or any(np.ndim(x) == 0 for x in xs):
+        return False
+    firsts = [np.asarray(x[:1]) for x in xs]
+    seconds = [other_sample(x) for x in xs]
+    try:
+        _, e1 = program.run(*firsts, keep=True)
+        _, e2 = program.run(*seconds, keep=True)
+        _, both = program.run(*[np.concatenate([a, b]) for a, b in zip(firsts, seconds)], keep=True)
+    except Exception:  # an op that cannot take another batch: keep the example's
+        return False
+    for t, v in e1.items():
+        if not isinstance(v, np.ndarray) or v.dtype not in (np.uint8, np.int8):
+            continue
+        w, v2 = both.get(t), e2.get(t)
+        if (not isinstance(w, np.ndarray) or v.ndim == 0 or v.shape[0] != 1 or w.shape != (2,) + v.shape[1:]
+                or not np.array_equal(w[:1], v) or not np.array_equal(w[1:], v2)):
+            return False
+    return True
+
+
 def build_plan(program, inputs=None) -> ExportPlan:
-    """The steps of an integer-only program, shapes from one run on `inputs` (default: zeros)."""
+    """The steps of an integer-only program, shapes from one run on `inputs` (default: zeros).
+
+    When the program is batch-separable (batch_separable), the steps are those of one sample and the
+    C entry points take the batch size at run time; otherwise they are the example's, for its batch."""
     xs = inputs if inputs is not None else example_inputs(program)
+    batch = int(np.shape(xs[0])[0]) if xs and np.ndim(xs[0]) > 0 else 1
+    same = all(np.ndim(x) > 0 and np.shape(x)[0] == batch for x in xs)
+    if same and batch_separable(program, xs):
+        _, full = program.run(*xs, keep=True)
+        plan = _build(program, [np.asarray(x[:1]) for x in xs])
+        plan.batch, plan.per_sample, plan.golden_env = batch, True, full
+        return plan
+    plan = _build(program, xs)
+    plan.batch, plan.golden_env = batch, plan.env
+    return plan
+
+
+def _build(program, xs) -> ExportPlan:
     _, env = program.run(*xs, keep=True)
     consumers = {}
     for n in program.nodes:
@@ -102,7 +152,8 @@ def build_plan(program, inputs=None) -> ExportPlan:
                              "out_min": int(q.attrs["out_min"]), "nan_value": int(q.attrs["nan_value"]),
                              "dtype": q.attrs.get("dtype", "uint8"), "float_input": name,
                              "wrap_key": int(q.attrs["wrap_key"]) if q.attrs.get("wrap_key") is not None else 1 << 40,
-                             "wrap_value": int(q.attrs.get("wrap_value") or 0)})
+                             "wrap_value": int(q.attrs.get("wrap_value") or 0),
+                             "bits_formula": q.attrs.get("bits_formula")})
     int_outputs, float_outputs = [], []
     for name in outs:
         v = np.asarray(env[name])
@@ -299,7 +350,21 @@ def _fused(acc_node, rq, env, profile) -> Step:
         "pad_height": pd[0], "pad_width": pd[1], "dilation_height": dl[0], "dilation_width": dl[1],
         "groups": int(a["groups"]), "input_zero_point": zx + flip, "input_flip": flip, "mode": mode, "weights": wk.reshape(o, -1),
         "weight_zero_points": zw.astype(np.int32), "weight_sums": w.astype(np.int64).reshape(o, -1).sum(axis=1).astype(np.int32),
-        "input_offsets": offsets, "requant": rqp, "path": path})
+        "input_offsets": offsets, "requant": rqp, "path": path,
+        "direct": int(mode == 0 and tuple(st) == (1, 1) and not np.any(zw) and kh * kw <= DIRECT_MAX_TAPS),
+        "scratch_elements": direct_scratch(c_in, H, W, pd, w4.shape[3], dl[1])})
+
+
+DIRECT_LANES = 32  # QG_DIRECT_LANES of kernels.c
+DIRECT_MAX_TAPS = 128  # QG_DIRECT_MAX_TAPS
+
+
+def direct_scratch(channels, height, width, pad, kernel_width, dilation_width) -> int:
+    """int16 elements of qg_conv_direct's padded input copy: channels * Hp * Wp with Wp = W + 2 pad_w and
+    Hp = H + 2 pad_h + 1 + ceil(QG_DIRECT_LANES / Wp) (kernels.c)."""
+    wp = width + 2 * pad[1]
+    hp = height + 2 * pad[0] + 1 + (DIRECT_LANES + wp - 1) // wp
+    return int(channels * hp * wp)
 
 
 def _fused_onnx(acc_node, rq, env, profile) -> Step:
@@ -372,7 +437,11 @@ def _fused_onnx(acc_node, rq, env, profile) -> Step:
         "dilation_width": int(dl[1]), "groups": int(a["group"]), "input_zero_point": zx + flip, "input_flip": flip,
         "mode": mode, "weights": wk.reshape(o, -1), "weight_zero_points": zw.astype(np.int32),
         "weight_sums": w.astype(np.int64).reshape(o, -1).sum(axis=1).astype(np.int32), "input_offsets": offsets,
-        "requant": rqp, "path": "mlas"})
+        "requant": rqp, "path": "mlas",
+        # the direct kernel pads both sides alike (qg_conv_direct): asymmetric ONNX pads take the column kernel
+        "direct": int(mode == 0 and (int(st[0]), int(st[1])) == (1, 1) and not np.any(zw) and kh * kw <= DIRECT_MAX_TAPS
+                      and list(pads[:2]) == list(pads[2:4])),
+        "scratch_elements": direct_scratch(c_in, H, W, (int(pads[0]), int(pads[1])), kw, int(dl[1]))})
 
 
 def _onnx_max_pool(node, env, profile):

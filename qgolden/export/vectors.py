@@ -42,6 +42,26 @@ def narrow(a) -> np.ndarray:
     return a
 
 
+def table_rows(use_table, thresholds):
+    """Indices of the classes whose threshold row is read (use_table set), or None when none is;
+    every row when the table is shared (1-D)."""
+    t = np.asarray(thresholds)
+    if t.ndim < 2:
+        return np.arange(1) if np.any(use_table) else None
+    rows = np.nonzero(np.broadcast_to(np.asarray(use_table).reshape(-1), (t.shape[0],)))[0]
+    return rows if rows.size else None
+
+
+def const_encoding(op, key):
+    """How a constant's words read: float32 bit patterns (dequantize tables), order-preserving keys of
+    float32 bit patterns (quantize thresholds), else by dtype (None)."""
+    if op == "dequantize_lut" and key == "table":
+        return "float32-bits"
+    if op == "quantize_thr" and key == "thresholds":
+        return "float32-order-key"
+    return None
+
+
 def _layout(shape, what):
     if what == "activation" and len(shape) == 4:
         return "NCHW row-major"
@@ -65,17 +85,21 @@ def write_vectors(program, inputs, out_dir, fmt="mem", force=False) -> dict:
     pending = []  # (relative file name, array, format) written once every name is known
     taken = {"tensors": set(), "consts": set()}
 
-    def put(rel, a, **info):
+    def put(rel, a, encoding=None, **info):
         a = narrow(a)
-        pending.append((rel + ".npy", a, "npy"))
+        pending.append((rel + ".npy", a, "npy", None, None))
         entry = {"npy": rel + ".npy", "shape": list(a.shape), "dtype": str(a.dtype), **info}
         if fmt != "npy":
             width = M.word_width(a)
-            pending.append((rel + "." + fmt, a, fmt))
-            entry.update({fmt: rel + "." + fmt, "width": width,
-                          "signed": bool(a.dtype.kind in "if")})
-        if a.dtype.kind == "f":
+            enc = encoding or M.encoding_of(a)
+            pending.append((rel + "." + fmt, a, fmt, enc, info.get("layout", "row-major")))
+            entry.update({fmt: rel + "." + fmt, "width": width, "count": int(a.size), "encoding": enc,
+                          "signed": enc == "twos-complement"})
+        if a.dtype.kind == "f" or encoding == "float32-bits":
             entry["note"] = "float32: memory files hold the IEEE-754 bit patterns"
+        elif encoding == "float32-order-key":
+            entry["note"] = ("order-preserving keys of float32 bit patterns: bits if bits >= 0, else "
+                             "-(bits & 0x7fffffff) - 1, as two's-complement words")
         files.append(entry)
         return entry
 
@@ -107,8 +131,17 @@ def write_vectors(program, inputs, out_dir, fmt="mem", force=False) -> dict:
             a = np.asarray(v)
             if a.dtype.kind not in "iub":
                 continue
-            e = put(f"consts/{file_stem(f'{i:03d}_{node.name}_{k}', taken['consts'])}", a, node=node.name, const=k,
-                    kind="constant", layout=_layout(a.shape, "constant"))
+            extra = {}
+            if k == "thresholds" and "use_table" in node.consts:
+                rows = table_rows(node.consts["use_table"], a)
+                if rows is None:
+                    continue  # no class uses its table: no words to write
+                if rows.size < a.shape[0]:
+                    a, extra = a[rows], {"rows": rows.tolist()}
+            e = put(f"consts/{file_stem(f'{i:03d}_{node.name}_{k}', taken['consts'])}", a,
+                    encoding=const_encoding(node.op, k), node=node.name, const=k, kind="constant",
+                    layout=_layout(a.shape, "constant") if not extra else "row-major, the classes listed in rows",
+                    **extra)
             consts[k] = e["npy"]
         attrs = {k: v for k, v in node.attrs.items() if isinstance(v, (int, str, bool, list, type(None)))
                  and not (isinstance(v, list) and any(isinstance(x, float) for x in _flat(v)))}
@@ -117,17 +150,19 @@ def write_vectors(program, inputs, out_dir, fmt="mem", force=False) -> dict:
     manifest = {"format": "qgolden-vectors", "version": 1, "memory_format": fmt,
                 "engine": program.profile.get("engine"), "isa": program.profile.get("isa"),
                 "program_inputs": list(program.inputs),
-                "notes": "two's-complement hex words, one per line, row-major; widths in bits; activations "
-                         "NCHW (NCL for 1-D) row-major as the program computes them",
+                "notes": "hex words, one per line, row-major, after a header line naming width, count, encoding "
+                         "(twos-complement, unsigned, float32-bits: IEEE-754 patterns, float32-order-key), dtype, "
+                         "shape and layout; activations NCHW (NCL for 1-D) row-major as the program computes them; "
+                         "threshold rows only for the classes that read them (rows)",
                 "layers": layers, "files": files}
-    out.plan([rel for rel, _, _ in pending] + ["manifest.json"])
+    out.plan([rel for rel, _, _, _, _ in pending] + ["manifest.json"])
     writers = {"mem": M.write_mem, "hex": M.write_hex, "coe": M.write_coe}
-    for rel, a, kind in pending:
+    for rel, a, kind, enc, layout in pending:
         if kind == "npy":
             out.write(rel, npy_bytes(a))
         else:
             (out.path / rel).parent.mkdir(parents=True, exist_ok=True)
-            writers[kind](out.path / rel, a, M.word_width(a))
+            writers[kind](out.path / rel, a, M.word_width(a), encoding=enc, layout=layout)
             out.written.append(rel)
     out.write("manifest.json", json.dumps(manifest, indent=1, default=_jd))
     out.finish()

@@ -18,6 +18,7 @@ from ..numerics.quantize import NP_DTYPE, QRANGE
 from ..numerics.requantize import requantize_fbgemm, requantize_onednn, requantize_qnnpack
 from . import accumulate as ACC
 from . import lut as L
+from . import quantize_bits as QB
 from .fixedpoint import ROUNDINGS
 from .requant import plan_layer
 from .standard import (STANDARD_ROUNDINGS, constant_channels, differences, natural_bias, observed_hits, prefer_standard,
@@ -395,6 +396,9 @@ def _quantize(ctx, node):
     attrs = {"out_min": int(base), "nan_value": int(nan), "dtype": dtype}
     if wrap is not None:
         attrs.update(wrap_key=int(wrap[0]), wrap_value=int(wrap[1]))
+    formula = QB.formula_of(node.op, node.attrs)
+    if formula is not None and QB.check_boundaries(formula, t, base, nan, *(wrap or (None, None))) == 0:
+        attrs["bits_formula"] = formula  # the same integers in integer arithmetic on the bits (quantize_bits.py)
     nn = Node(node.name, "quantize_thr", list(node.inputs), node.output, attrs, {"thresholds": t},
               node.source, node.torch_op)
     return [nn], OpCert(node.name, node.op, "thresholds (float32 bits)", 2**32, mism,

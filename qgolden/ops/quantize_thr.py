@@ -16,7 +16,9 @@ from .spec import OpSpec
 
 
 def quantize_thr(x, *, thresholds, out_min, nan_value, dtype="uint8", wrap_key=None, wrap_value=None,
-                 profile=None, trace=None):
+                 bits_formula=None, profile=None, trace=None):
+    """bits_formula (optional): the same quantize as integer arithmetic on the bits, proved equal to
+    the table (integer/quantize_bits.py); the C export emits it. The table defines the result here."""
     from ..integer.fastlut import cached_bucket_plan, count_thresholds32, float32_keys32  # (see ops/lut.py)
 
     bits = np.ascontiguousarray(np.asarray(x, dtype=np.float32)).view(np.int32)
