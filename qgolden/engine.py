@@ -6,7 +6,7 @@ import sys
 import numpy as np
 
 from . import ops
-from .errors import UserError
+from .errors import NotModelled, UserError
 
 
 class RunError(UserError):
@@ -81,6 +81,9 @@ def run_node(program, node, env, trace=None):
         if order is not None:
             return _in_memory_order(fn, args, order, node, program.profile, trace)
         return fn(*args, **node.attrs, **node.consts, profile=program.profile, trace=trace)
+    except NotModelled as e:
+        where = f"{origin}: " if origin else ""
+        raise NotModelled(f"{where}node {node.name} (op {node.op}, from {node.source or node.torch_op}): {e}") from None
     except caught as e:
         shapes = ", ".join(str(tuple(np.shape(a))) for a in args if not isinstance(a, list))
         msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__

@@ -15,6 +15,11 @@ class UserError(Exception):
     """Bad input from the user: printed as one line, exit 2."""
 
 
+class NotModelled(UserError):
+    """The runtime runs a kernel on this CPU class whose integers qgolden does not reproduce (a CPU
+    fact says which and why): refused by name rather than answered differently."""
+
+
 class UntrustedCode(UserError):
     """A file that runs code when loaded, without the explicit opt-in."""
 

@@ -45,3 +45,66 @@ def test_scale_order_of_the_other_classes():
     assert not cpu_class("avx512_vnni").onednn_int8_combined_scale("linear", {"m": 64, "k": 512, "n": 128})
     assert cpu_class("avx2").onednn_f32_conv_bias_first
     assert not cpu_class("avx512_amx").onednn_f32_conv_bias_first
+
+
+@pytest.mark.parametrize("c_per_g,k_per_g,groups,kernel,refused", [
+    (3, 31, 2, (3, 3), True), (1, 17, 4, (3, 3), True), (9, 40, 3, (3, 3), True), (5, 64, 2, (5, 5), True),
+    (4, 31, 2, (3, 3), False), (8, 40, 2, (3, 3), False), (3, 16, 2, (3, 3), False), (3, 31, 2, (1, 1), False),
+    (3, 31, 1, (3, 3), False)])
+def test_amx_grouped_conv_not_reproduced_is_refused_by_name(c_per_g, k_per_g, groups, kernel, refused):
+    """The AMX brgemm conv's wrong integers for grouped convs with IC/G not a multiple of 4 and OC/G > 16:
+    a fact of avx512_amx only, for that kernel family only."""
+    amx = cpu_class("avx512_amx")
+    fam = amx.onednn_conv_kernel(c_per_g, k_per_g, groups, kernel, (1, 1), tuple(k // 2 for k in kernel), 1, (9, 9))
+    assert bool(amx.onednn_conv_not_modelled(fam, c_per_g, k_per_g, groups, kernel)) is refused
+    for other in ("avx2", "avx512", "avx512_vnni", "arm64"):
+        cls = cpu_class(other)
+        f = cls.onednn_conv_kernel(c_per_g, k_per_g, groups, kernel, (1, 1), tuple(k // 2 for k in kernel), 1, (9, 9))
+        assert cls.onednn_conv_not_modelled(f, c_per_g, k_per_g, groups, kernel) is None
+
+
+def test_amx_grouped_conv_refusal_holds_against_pytorch_here():
+    """On an AMX host: PyTorch's oneDNN grouped conv of a refused shape is not the exact conv (so the
+    refusal is still needed), one of an accepted shape is, and qgolden refuses the first with one line
+    (exit 2 through the CLI's UserError) and is bit-exact on the second."""
+    import torch
+
+    import qgolden
+    from qgolden.errors import NotModelled
+    from qgolden.numerics.profile import make_profile
+
+    if "onednn" not in torch.backends.quantized.supported_engines or make_profile("onednn")["isa"] != "avx512_amx":
+        pytest.skip("needs an avx512_amx host (the fact is about that CPU's oneDNN kernel)")
+
+    class Net(torch.nn.Module):
+        def __init__(self, c_per_g):
+            super().__init__()
+            self.quant, self.dequant = torch.ao.quantization.QuantStub(), torch.ao.quantization.DeQuantStub()
+            self.conv = torch.nn.Conv2d(2 * c_per_g, 62, 3, padding=1, groups=2)
+
+        def forward(self, x):
+            return self.dequant(self.conv(self.quant(x)))
+
+    old = torch.backends.quantized.engine
+    torch.backends.quantized.engine = "onednn"
+    try:
+        for c_per_g, refused in ((3, True), (4, False)):
+            torch.manual_seed(c_per_g)
+            m = Net(c_per_g).eval()
+            m.qconfig = torch.ao.quantization.get_default_qconfig("onednn")
+            p = torch.ao.quantization.prepare(m)
+            x = torch.randn(1, 2 * c_per_g, 9, 9) * 2
+            p(x)
+            q = torch.ao.quantization.convert(p)
+            qx = q.quant(x)
+            y = q.conv(qx).int_repr().float()
+            exact = torch.nn.functional.conv2d(qx.dequantize(), q.conv.weight().dequantize(), q.conv.bias(), 1, 1, 1, 2)
+            want = torch.clamp(torch.round(exact / q.conv.scale) + q.conv.zero_point, 0, 255)
+            assert ((y - want).abs().max().item() > 1) is refused
+            if refused:
+                with pytest.raises(NotModelled, match="AMX grouped conv"):
+                    qgolden.verify(q, x.numpy(), engine="onednn")
+            else:
+                assert qgolden.verify(q, x.numpy(), engine="onednn").bit_exact
+    finally:
+        torch.backends.quantized.engine = old

@@ -228,6 +228,21 @@ class CpuClass:
             return "brg_conv_fwd_amx_nouker"  # init_conf: use_uker only for out_w < 256
         return "brg_conv_fwd_amx"
 
+    def onednn_conv_not_modelled(self, family: str, c_per_g: int, k_per_g: int, groups: int, kernel=(1, 1)):
+        """Why the integers of oneDNN conv kernel `family` (onednn_conv_kernel) for this shape are not
+        reproduced, or None. The AMX brgemm conv (brg_conv_fwd_amx, with and without uker) returns
+        integers that are not the conv's for grouped convs with a kernel larger than 1x1, input
+        channels per group not a multiple of 4 and more than 16 output channels per group (measured,
+        torch 2.13 / oneDNN 3.12 on a Sapphire Rapids Xeon: up to 204 steps from the exact sums
+        requantized, while FBGEMM is within the rounding; IC/G = 4, 8 and OC/G <= 16 are exact)."""
+        if (family.startswith("brg_conv_fwd_amx") and groups > 1 and c_per_g % 4 and k_per_g > 16
+                and tuple(kernel) != (1, 1)):
+            return (f"oneDNN's AMX grouped conv ({family}) returns integers that are not the convolution's for "
+                    f"{c_per_g} input and {k_per_g} output channels per group ({groups} groups, kernel "
+                    f"{'x'.join(map(str, kernel))}): qgolden does not reproduce them; use --engine fbgemm, or "
+                    "a multiple of 4 input channels per group")
+        return None
+
     def onednn_int8_combined_scale(self, op: str, shape: dict, threads: int = 1) -> bool:
         """Whether oneDNN's int8 kernel for this op scales its int32 sums by one f32(sx * sw[n])
         (True) or by sx, then sw[n] (False): the output stage of its kernel family. op 'linear':

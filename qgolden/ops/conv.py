@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..numerics import accumulate as A
 from ..cpu import cpu_class
+from ..errors import NotModelled
+from ..numerics import accumulate as A
 from ..numerics.profile import conv_backend, detect_isa_cpu_only, gemm_saturates
 from ..numerics.quantize import dequantize_per_tensor
 from ..numerics.requantize import requantize_fbgemm, requantize_onednn, requantize_qnnpack
@@ -223,6 +224,9 @@ def onednn_output_stage(profile, x_shape, w_shape, groups, stride, padding, dila
     cls = cpu_class(profile)
     fam = cls.onednn_conv_kernel(int(w_shape[1]), int(w_shape[0]) // g, g, kernel, stride, padding,
                                  int(x_shape[0]), out_hw, int(profile.get("num_threads", 1)))
+    why = cls.onednn_conv_not_modelled(fam, int(w_shape[1]), int(w_shape[0]) // g, g, kernel)
+    if why:
+        raise NotModelled(why)
     return cls.onednn_output_stage(fam)
 
 
