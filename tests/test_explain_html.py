@@ -345,3 +345,29 @@ def test_marks_at_once_equal_marks_element_by_element(resnet):
         assert fast == slow, n.name
         kinds |= set().union(*fast.values())
     assert {"relu", "near_tie"} <= kinds  # the rules that matter here were exercised
+
+
+def test_summary_names_integer_form_dead_channels_near_ties_and_edge_scales(forum_model):
+    """The summary says whether the program has a certified integer-only form and with which methods;
+    each linear/conv row counts the channels dead on this input (at the clamp floor for every value) and
+    the near-ties; every graph edge carries its tensor's scale and zero point."""
+    from qgolden.explain.near_tie import near_tie_mask
+
+    prog = qgolden.lower(forum_model, example_inputs=(torch.from_numpy(forum.INPUTS),), engine="x86", isa="avx2")
+    doc, trace, env = explain(prog, [forum.INPUTS])
+    assert doc.integer_summary.startswith("certified integer-only") and "2 requantizing layers" in doc.integer_summary
+    f = {s.key: s.facts for s in doc.sections}
+    hidden = env["input_layer"]
+    assert f["input_layer"].dead_channels == [c for c in range(3) if (hidden[:, c] == 0).all()] == [0, 1]
+    assert f["out"].dead_channels == []
+    for name in ("quantize_per_tensor", "input_layer", "out"):
+        assert f[name].near_ties == int(near_tie_mask(trace[name]["pre_round"]).sum())
+    assert f["quantize_per_tensor"].near_ties >= 1  # 0.9 * 255 = 229.49998
+    html = render(doc, "html")
+    page = Page(html)
+    assert "2 dead: 0, 1" in page.rows["row-2"][8] and "near-ties" in page.rows["row-2"][8]
+    assert "certified integer-only" in html
+    x_info = prog.tensors["quantize_per_tensor"]
+    assert doc.edge_labels[("quantize_per_tensor", "input_layer")] == f"s={float(x_info.scale):.4g} z=0"
+    graph = next(s for s in SVG.findall(html) if "quantize_per_tensor" in s or "input_layer" in s)
+    assert f"s={float(x_info.scale):.4g} z=0" in graph

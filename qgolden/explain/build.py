@@ -173,6 +173,44 @@ def model_graph(program) -> list:
     return out
 
 
+def edge_labels(program) -> dict:
+    """{(producer, consumer): "s=SCALE z=ZERO_POINT"} for every quantized tensor between two nodes
+    (the graph's edge labels), scales in 4 significant digits."""
+    producers = program.producers()
+    labels = {}
+    for n in program.nodes:
+        for ref in n.inputs:
+            for r in (ref if isinstance(ref, list) else [ref]):
+                p = producers.get(r) if isinstance(r, str) else None
+                info = program.tensors.get(r) if isinstance(r, str) else None
+                if p is not None and info is not None and info.quantized and np.size(info.scale) == 1:
+                    labels[(p.name, n.name)] = f"s={float(info.scale):.4g} z={int(info.zero_point)}"
+    return labels
+
+
+def integer_summary(program) -> str:
+    """One line on the program's integer-only form (integer_params, certified per op): how many
+    requantizing layers, and their channels by method; or why there is none."""
+    from .integer_extra import cached_integer_params
+
+    params = cached_integer_params(program)
+    if "__error__" in params:
+        return f"no integer-only form: {params['__error__']}"
+    methods = {}
+    layers = 0
+    for p in params.values():
+        chans = p.get("channels") or []
+        if chans:
+            layers += 1
+        for ch in chans:
+            m = ch.get("method", "?") + (" (binade segments)" if ch.get("segment_starts") else "")
+            methods[m] = methods.get(m, 0) + 1
+    if not layers:
+        return "integer-only: no requantizing layer"
+    return (f"certified integer-only (32-bit multipliers, round half up), {layers} requantizing layers: "
+            + ", ".join(f"{n} {m} channels" for m, n in sorted(methods.items())))
+
+
 def build_document(program, trace, env, sample=0, layer=None, extra=None, state_dict_keys=None,
                    title=None, float_reference=None, model="") -> Document:
     """The explanation; float_reference: the float model's layer outputs {node or tensor name: array}
@@ -204,6 +242,8 @@ def build_document(program, trace, env, sample=0, layer=None, extra=None, state_
     doc.input_desc = "; ".join(f"{name}: {np.asarray(env[name]).dtype} {tuple(np.shape(env[name]))}"
                                for name in program.inputs if name in env)
     doc.graph = model_graph(program)
+    doc.edge_labels = edge_labels(program)
+    doc.integer_summary = integer_summary(program)
     doc.glossary_intro, doc.glossary = glossary(program, state_dict_keys)
     providers = list(EXTRA_PROVIDERS) + ([extra] if callable(extra) else list(extra or []))
     for i, node in enumerate(program.nodes):

@@ -135,6 +135,8 @@ class LayerFacts:
     acc_bits: int | None = None
     acc_worst_bits: int | None = None
     stair: Any = None
+    dead_channels: list | None = None  # linear/conv channels at their clamp floor for every value of this input
+    near_ties: int | None = None  # values before rounding within a relative 1e-4 of .5 (near_tie.near_tie_mask)
 
 
 @dataclass
@@ -182,6 +184,8 @@ class Document:
     isa: str = ""
     input_desc: str = ""
     graph: list = field(default_factory=list)  # (node key, number, name, op, [producer keys]) in order
+    edge_labels: dict = field(default_factory=dict)  # (producer key, consumer key) -> "s=… z=…" of the tensor
+    integer_summary: str = ""  # the integer-only form of the program (certified methods), for the HTML summary
 
     def all_vals(self):
         """Every Val in the document, in order."""

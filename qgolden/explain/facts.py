@@ -190,4 +190,17 @@ def layer_facts(ctx, node, number, float_reference=None, backend=None) -> LayerF
             zy = int(node.attrs["out_zero_point"])
             clamp = (max(zy, f.out_avail[0]) if node.attrs.get("relu") else f.out_avail[0], f.out_avail[1])
             f.stair = staircase(node, rows, backend, clamp)
+            f.dead_channels = dead_channels(channel_rows(node, out), clamp[0])
+    pre = (ctx.trace.get(node.name) or {}).get("pre_round")
+    if pre is not None and np.asarray(pre).dtype.kind == "f":
+        f.near_ties = int(near_tie_mask(pre).sum())
     return f
+
+
+def dead_channels(rows, floor: int) -> list:
+    """Channels (columns of rows [M, O]) whose every value is the clamp's floor (zero point after a
+    ReLU): dead on this input, any bias serves them."""
+    rows = np.asarray(rows)
+    if rows.size == 0:
+        return []
+    return [int(c) for c in np.flatnonzero((rows == floor).all(axis=0))]

@@ -11,7 +11,7 @@ from .doc import Extra
 SHOWN_CHANNELS = 4  # big layers are elided consistently, like tensors
 
 
-def _params(program) -> dict:
+def cached_integer_params(program) -> dict:
     """integer_params of the whole program, computed once per program object."""
     cached = getattr(program, "_integer_params", None)
     if cached is None:
@@ -43,7 +43,7 @@ def integer_form(node, program):
     """Extra block: the certified integer-only requantization of a linear/conv node."""
     if node.op not in ("linear", "conv"):
         return None
-    params = _params(program)
+    params = cached_integer_params(program)
     blocks = []
     p = params.get(node.name)
     if p is None:

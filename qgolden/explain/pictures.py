@@ -81,8 +81,9 @@ def graph_levels(graph) -> dict:
     return level
 
 
-def graph_svg(graph, linked: dict, salt: str = "graph") -> str:
-    """The model graph, one row per level (top to bottom), edges from producers to consumers; a node
+def graph_svg(graph, linked: dict, salt: str = "graph", edge_labels=None) -> str:
+    """The model graph, one row per level (top to bottom), edges from producers to consumers labelled
+    with their tensor's scale and zero point (edge_labels: (producer, consumer) -> text); a node
     with a section links to it (linked: key -> HTML id)."""
     from matplotlib.patches import FancyBboxPatch
 
@@ -109,6 +110,11 @@ def graph_svg(graph, linked: dict, salt: str = "graph") -> str:
                 ax.annotate("", xy=(x, y + bh / 2), xytext=(sx, sy - bh / 2),
                             arrowprops=dict(arrowstyle="-|>", color="#667", lw=0.8, shrinkA=0, shrinkB=0,
                                             mutation_scale=8), zorder=1)
+                label = (edge_labels or {}).get((s, key))
+                if label:
+                    ax.text((x + sx) / 2, (y + bh / 2 + sy - bh / 2) / 2, label, ha="center", va="center",
+                            fontsize=6, color="#335", parse_math=False, zorder=4,
+                            bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.85))
             box = FancyBboxPatch((x - bw / 2, y - bh / 2), bw, bh, boxstyle="round,pad=0,rounding_size=0.08",
                                  fc=OP_COLOURS.get(op, "#d8f0d8"), ec="#445", lw=0.8, zorder=2)
             ax.add_patch(box)

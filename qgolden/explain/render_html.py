@@ -163,13 +163,28 @@ def used_bar(f) -> str:
             f'<i style="left:{left:.1f}%;width:{max(width, 1.0):.1f}%"></i></span>')
 
 
+def dead_text(f) -> str:
+    """Dead channels of a layer: how many, and which (the first few)."""
+    if f.dead_channels is None:
+        return "—"
+    if not f.dead_channels:
+        return '<span class="dead">none dead</span>'
+    shown = ", ".join(str(c) for c in f.dead_channels[:8]) + (", …" if len(f.dead_channels) > 8 else "")
+    return f'<span class="dead">{len(f.dead_channels)} dead: {shown}</span>'
+
+
+def ties_text(f) -> str:
+    return "—" if f.near_ties is None else f'<span class="ties">{f.near_ties} near-ties</span>'
+
+
 def summary_table(doc) -> str:
     """One row per layer: op, shapes, scales, zero points, output range used / available, SQNR and
     the accumulator's range (observed on this input and worst case, with the bits each needs)."""
     h = ['<div class="wide"><table class="layers" id="layers">',
          "<tr><th>#</th><th>layer</th><th>op</th><th>input shapes</th><th>output shape</th>"
          "<th>output used / available</th><th>SQNR dB (against)</th>"
-         "<th>accumulator: this input<br>worst case</th><th>scales</th><th>zero points</th></tr>"]
+         "<th>accumulator: this input<br>worst case</th><th>dead channels<br>near-ties</th>"
+         "<th>scales</th><th>zero points</th></tr>"]
     for s in doc.sections:
         f = s.facts
         if f is None:
@@ -188,7 +203,8 @@ def summary_table(doc) -> str:
                  f"<td>{shapes}</td><td>{escape(str(list(f.out_shape)))}</td>"
                  f'<td>{used}</td><td><span class="sqnr">{sqnr_text(f)}</span>'
                  + (f'<br><small>{escape(f.sqnr_ref)}</small>' if f.sqnr_ref else "") + "</td>"
-                 f'<td>{acc}<br>{worst}</td><td class="params">{scales}</td><td class="params">{zps}</td></tr>')
+                 f'<td>{acc}<br>{worst}</td><td>{dead_text(f)}<br>{ties_text(f)}</td>'
+                 f'<td class="params">{scales}</td><td class="params">{zps}</td></tr>')
     h.append("</table></div>")
     return "\n".join(h)
 
@@ -197,6 +213,8 @@ def summary(doc, pictures_note) -> list:
     refs = {s.facts.sqnr_ref for s in doc.sections if s.facts is not None and s.facts.sqnr_ref}
     rows = [("model", doc.model or "(given as a program object)"), ("engine", doc.engine), ("CPU class", doc.isa),
             ("input", doc.input_desc or "—"), ("layers", str(len(doc.graph)))]
+    if doc.integer_summary:
+        rows.append(("integer-only", doc.integer_summary))
     b = ['<section id="summary"><h2>Summary</h2><table class="facts">']
     b += [f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows]
     b.append("</table>")
@@ -215,6 +233,9 @@ def summary(doc, pictures_note) -> list:
                  "them in full).")
     notes.append("Accumulator: the exact Σ (x_q − z_x)(w_q − z_w) observed, and the worst case over every input "
                  "integer, with the signed bits each needs.")
+    notes.append("Dead channels: linear/conv output channels at their clamp floor (the zero point after a ReLU) "
+                 "for every value of this input. Near-ties: values before rounding within a relative 1e-4 of a "
+                 ".5 boundary, where float64 hand arithmetic may round the other way.")
     b += [f'<p class="note">{escape(n)}</p>' for n in notes]
     b.append("</section>")
     return b
@@ -296,7 +317,7 @@ def render(doc, pictures: bool = True, open_layer=None, max_pictures: int = MAX_
             from .pictures import graph_svg
 
             linked = {s.key: layer_id(section_number(s, i)) for i, s in enumerate(doc.sections)}
-            b.append('<div class="graph">' + graph_svg(doc.graph, linked) + "</div>")
+            b.append('<div class="graph">' + graph_svg(doc.graph, linked, edge_labels=doc.edge_labels) + "</div>")
         else:
             b.append("<ol>" + "".join(f"<li>{escape(name)}: {escape(op)}"
                                       + (f" ← {escape(', '.join(srcs))}" if srcs else "") + "</li>"
