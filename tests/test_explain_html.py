@@ -371,3 +371,28 @@ def test_summary_names_integer_form_dead_channels_near_ties_and_edge_scales(foru
     assert doc.edge_labels[("quantize_per_tensor", "input_layer")] == f"s={float(x_info.scale):.4g} z=0"
     graph = next(s for s in SVG.findall(html) if "quantize_per_tensor" in s or "input_layer" in s)
     assert f"s={float(x_info.scale):.4g} z=0" in graph
+
+
+def test_staircase_shows_the_standard_pipeline_where_it_differs(forum_model):
+    """The staircase carries the TFLite / CMSIS-NN pipeline's outputs for the same accumulators
+    (integer/standard.py's constants); the picture marks where they differ from the engine."""
+    from qgolden.integer.fixedpoint import requantize_values
+    from qgolden.integer.standard import natural_bias, quantize_multiplier
+
+    prog = qgolden.lower(forum_model, example_inputs=(torch.from_numpy(forum.INPUTS),), engine="x86", isa="avx2")
+    x = np.random.default_rng(2).uniform(0, 1, (400, 2)).astype(np.float32)
+    doc, _, _ = explain(prog, [x])
+    node = next(n for n in prog.nodes if n.name == "out")
+    st = {s.key: s.facts for s in doc.sections}["out"].stair
+    c = st.channel
+    m0, n = quantize_multiplier(float(node.attrs["x_scale"]) * float(np.asarray(node.consts["weight_scale"]).reshape(-1)[0])
+                                / float(node.attrs["out_scale"]))
+    b = natural_bias(np.asarray(node.consts["bias"]).reshape(-1)[[c]], node.attrs["x_scale"],
+                     float(np.asarray(node.consts["weight_scale"]).reshape(-1)[0]), 1)[0]
+    want = requantize_values(np.asarray(st.acc), m0, n, int(b), 0, int(node.attrs["out_zero_point"]), *st.clamp,
+                             rounding="tflite")
+    assert st.standard_out == want.tolist() and f"M0 = {m0}, shift = {n}" in st.standard_params
+    html = render(doc, "html")
+    differ = sum(1 for a, e in zip(st.standard_out, st.out) if a != e)
+    assert f"TFLite pipeline where it differs ({differ} of {len(st.acc)})" in html
+    assert "TFLite / CMSIS-NN pipeline: M0 = " in html

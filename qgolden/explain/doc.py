@@ -152,6 +152,8 @@ class Staircase:
     ties: list
     n_near_ties_layer: int
     clamp: tuple
+    standard_out: list | None = None  # the TFLite/CMSIS-NN pipeline's output at each acc (None: no such form)
+    standard_params: str = ""  # its constants (M0, shift, int32 bias)
 
 
 @dataclass

@@ -123,8 +123,34 @@ def staircase(node, rows, backend, clamp, channel=None):
         _, first = np.unique(a[idx], return_index=True)  # one mark per accumulator value
         return [(int(a[i]), int(o[i]), float(p[i])) for i in idx[first][:SHOWN_TIES]]
 
-    return Staircase(channel, [int(v) for v in a[keep]], [int(v) for v in o[keep]], line,
-                     marks(near_tie_mask(p)), marks(tie_mask(p)), int(near_all.sum()), clamp)
+    st = Staircase(channel, [int(v) for v in a[keep]], [int(v) for v in o[keep]], line,
+                   marks(near_tie_mask(p)), marks(tie_mask(p)), int(near_all.sum()), clamp)
+    standard = standard_pipeline(node, channel, st.acc, clamp)
+    if standard is not None:
+        st.standard_out, st.standard_params = standard
+    return st
+
+
+def standard_pipeline(node, channel, acc, clamp):
+    """(outputs, constants text) of the standard integer pipeline (TFLite / gemmlowp / CMSIS-NN:
+    integer/standard.py) for one channel at accumulators `acc`: int32 bias round(b/(s_x·s_w)),
+    QuantizeMultiplier(s_x·s_w/s_y), SRDHM + RoundingDivideByPOT, + z_y, clamp; None when the
+    multiplier is not representable (>= 1)."""
+    from ..integer.fixedpoint import requantize_values
+    from ..integer.standard import natural_bias, quantize_multiplier
+
+    a = node.attrs
+    ws = np.asarray(node.consts["weight_scale"], np.float64).reshape(-1)
+    w = float(ws[channel] if ws.size > 1 else ws[0])
+    mq = quantize_multiplier(float(a["x_scale"]) * w / float(a["out_scale"]))
+    if mq is None:
+        return None
+    bias = node.consts.get("bias")
+    b = natural_bias(None if bias is None else np.asarray(bias).reshape(-1)[[channel if np.size(bias) > 1 else 0]],
+                     a["x_scale"], w, 1)[0]
+    out = requantize_values(np.asarray(acc, np.int64), mq[0], mq[1], int(b), 0, int(a["out_zero_point"]),
+                            clamp[0], clamp[1], rounding="tflite")
+    return [int(v) for v in out], f"M0 = {mq[0]}, shift = {mq[1]}, int32 bias = {int(b)}"
 
 
 def _value_list(node, keys):

@@ -244,6 +244,10 @@ def staircase_svg(f, salt: str) -> str:
             ax.step(sx, sy, where="post", color="#9bb3e0", lw=1.0, label="rounded float line")
             ax.plot([x0, x1], [y0, y1], color="#777", lw=0.9, label="float, before rounding")
             ax.plot(st.acc, st.out, ".", color="#1f4fa8", ms=4.5, label="engine (observed)")
+            if st.standard_out is not None:
+                diff = [(x, y) for x, y, e in zip(st.acc, st.standard_out, st.out) if y != e]
+                ax.plot([x for x, _ in diff], [y for _, y in diff], "s", mfc="none", color="#d22", ms=5,
+                        label=f"TFLite pipeline where it differs ({len(diff)} of {len(st.acc)})")
             for b in st.clamp:
                 ax.axhline(b, color="#d22", lw=0.8, ls="--")
             if st.near_ties:

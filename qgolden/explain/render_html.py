@@ -275,7 +275,10 @@ def layer_pictures(s, number) -> str:
     if f is None:
         return ""
     if f.stair is not None:
-        figs.append(("requantization staircase", staircase_svg(f, f"st{number}")))
+        caption = "requantization staircase (the certified integer-only form gives the engine's dots)"
+        if f.stair.standard_out is not None:
+            caption += f"; TFLite / CMSIS-NN pipeline: {f.stair.standard_params}"
+        figs.append((caption, staircase_svg(f, f"st{number}")))
     if f.out_counts is not None:
         figs.append((f"output integers of {f.out_name}", histogram_svg(f, f"hi{number}")))
     if f.acc_observed is not None:
