@@ -216,6 +216,25 @@ def _plan_params(plan):
     return p
 
 
+def requant_certificate(ctx, node, plan, lo, hi, mism, details, bits_needed, zero_point, out_range, int32_note):
+    """The OpCert of a linear/conv requantization plan over accumulators [lo, hi] per channel: the plan's
+    mismatches, plus the values where int32 overflow was not ruled out (int32_note says which formula)
+    and, with an accumulator width (ctx.acc_bits), the reachable values it cannot hold."""
+    if not np.all(plan.monotone_ok) and not plan.enumerated:
+        details["note"] = int32_note
+        mism += int((~plan.monotone_ok).sum())
+    if ctx.acc_bits is not None and bits_needed > ctx.acc_bits:
+        amin, amax = -(1 << (ctx.acc_bits - 1)), (1 << (ctx.acc_bits - 1)) - 1
+        over = int((np.maximum(0, amin - lo) + np.maximum(0, hi - amax)).sum())
+        details["acc_overflow_values"] = over
+        mism += over
+    ctx.ranges[node.output] = out_range
+    return OpCert(node.name, node.op, _method(plan), plan.domain, mism,
+                  {"multiplier": plan.multiplier, "shift": plan.shift, "bias": plan.bias, "frac": plan.frac,
+                   "use_table": plan.use_table, "use_segments": plan.use_segments & ~plan.use_table,
+                   "rounding": ctx.rounding, "out_zero_point": zero_point}, details)
+
+
 def _method(plan):
     nt = int(plan.use_table.sum())
     ns = int(np.sum(plan.use_segments & ~plan.use_table))
@@ -353,19 +372,8 @@ def _linear_conv(ctx, node):
     dead = constant_channels(plan)
     if dead:
         details["constant_channels"] = dead
-    if not np.all(plan.monotone_ok) and not plan.enumerated:
-        details["note"] = "the engine's float formula may overflow int32 at the interval ends"
-        mism += int((~plan.monotone_ok).sum())
-    if ctx.acc_bits is not None and rep["bits_needed"] > ctx.acc_bits:
-        amin, amax = -(1 << (ctx.acc_bits - 1)), (1 << (ctx.acc_bits - 1)) - 1
-        over = int((np.maximum(0, amin - lo) + np.maximum(0, hi - amax)).sum())
-        details["acc_overflow_values"] = over
-        mism += over
-    ctx.ranges[node.output] = (out_min, out_max)
-    cert = OpCert(node.name, node.op, _method(plan), plan.domain, mism,
-                  {"multiplier": plan.multiplier, "shift": plan.shift, "bias": plan.bias, "frac": plan.frac,
-                   "use_table": plan.use_table, "use_segments": plan.use_segments & ~plan.use_table,
-                   "rounding": ctx.rounding, "out_zero_point": zo}, details)
+    cert = requant_certificate(ctx, node, plan, lo, hi, mism, details, rep["bits_needed"], zo, (out_min, out_max),
+                               "the engine's float formula may overflow int32 at the interval ends")
     return [acc_node, rq], cert
 
 
@@ -717,19 +725,8 @@ def _onnx_gemm(ctx, node):
                "table_channels": int(plan.use_table.sum()), "enumerated": plan.enumerated,
                "monotone_checked": bool(np.all(plan.monotone_ok)),
                "breaking_values": {int(c): plan.bad[c] for c in range(n) if plan.bad[c]}}
-    if not np.all(plan.monotone_ok) and not plan.enumerated:
-        details["note"] = "the accumulator plus bias may leave int32 at the interval ends"
-        mism += int((~plan.monotone_ok).sum())
-    if ctx.acc_bits is not None and details["accumulator"]["bits_needed"] > ctx.acc_bits:
-        amin, amax = -(1 << (ctx.acc_bits - 1)), (1 << (ctx.acc_bits - 1)) - 1
-        over = int((np.maximum(0, amin - lo) + np.maximum(0, hi - amax)).sum())
-        details["acc_overflow_values"] = over
-        mism += over
-    ctx.ranges[node.output] = (out_min, out_max)
-    cert = OpCert(node.name, node.op, _method(plan), plan.domain, mism,
-                  {"multiplier": plan.multiplier, "shift": plan.shift, "bias": plan.bias, "frac": plan.frac,
-                   "use_table": plan.use_table, "use_segments": plan.use_segments & ~plan.use_table,
-                   "rounding": ctx.rounding, "out_zero_point": zy}, details)
+    cert = requant_certificate(ctx, node, plan, lo, hi, mism, details, details["accumulator"]["bits_needed"], zy,
+                               (out_min, out_max), "the accumulator plus bias may leave int32 at the interval ends")
     return nodes, cert
 
 
