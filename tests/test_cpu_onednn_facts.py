@@ -47,20 +47,24 @@ def test_scale_order_of_the_other_classes():
     assert not cpu_class("avx512_amx").onednn_f32_conv_bias_first
 
 
-@pytest.mark.parametrize("c_per_g,k_per_g,groups,kernel,refused", [
-    (3, 31, 2, (3, 3), True), (1, 17, 4, (3, 3), True), (9, 40, 3, (3, 3), True), (5, 64, 2, (5, 5), True),
-    (4, 31, 2, (3, 3), False), (8, 40, 2, (3, 3), False), (3, 16, 2, (3, 3), False), (3, 31, 2, (1, 1), False),
-    (3, 31, 1, (3, 3), False)])
-def test_amx_grouped_conv_not_reproduced_is_refused_by_name(c_per_g, k_per_g, groups, kernel, refused):
-    """The AMX brgemm conv's wrong integers for grouped convs with IC/G not a multiple of 4 and OC/G > 16:
-    a fact of avx512_amx only, for that kernel family only."""
+@pytest.mark.parametrize("c_per_g,k_per_g,groups,kernel,out_hw,refused", [
+    (3, 31, 2, (3, 3), (9, 9), True), (1, 17, 4, (3, 3), (9, 9), True), (9, 40, 3, (3, 3), (9, 9), True),
+    (5, 64, 2, (5, 5), (4, 4), True), (2, 17, 2, (1, 3), (16, 1), True), (3, 24, 2, (3, 3), (2, 16), True),
+    (3, 64, 2, (1, 3), (1, 16), True), (3, 33, 2, (3, 1), (2, 16), True),
+    (4, 31, 2, (3, 3), (9, 9), False), (8, 40, 2, (3, 3), (9, 9), False), (3, 16, 2, (3, 3), (9, 9), False),
+    (3, 31, 2, (1, 1), (9, 9), False), (3, 31, 1, (3, 3), (9, 9), False), (2, 32, 4, (1, 5), (1, 16), False),
+    (3, 24, 2, (3, 1), (2, 16), False), (3, 31, 2, (3, 1), (9, 9), False), (2, 96, 4, (1, 1), (1, 9), False)])
+def test_amx_grouped_conv_not_reproduced_is_refused_by_name(c_per_g, k_per_g, groups, kernel, out_hw, refused):
+    """The AMX brgemm conv's wrong integers for grouped convs with IC/G not a multiple of 4 and many
+    OC/G (measured shapes, bad and exact): a fact of avx512_amx only, for that kernel family only."""
+    pad = tuple(k // 2 for k in kernel)
     amx = cpu_class("avx512_amx")
-    fam = amx.onednn_conv_kernel(c_per_g, k_per_g, groups, kernel, (1, 1), tuple(k // 2 for k in kernel), 1, (9, 9))
-    assert bool(amx.onednn_conv_not_modelled(fam, c_per_g, k_per_g, groups, kernel)) is refused
+    fam = amx.onednn_conv_kernel(c_per_g, k_per_g, groups, kernel, (1, 1), pad, 1, out_hw)
+    assert bool(amx.onednn_conv_not_modelled(fam, c_per_g, k_per_g, groups, kernel, out_hw)) is refused
     for other in ("avx2", "avx512", "avx512_vnni", "arm64"):
         cls = cpu_class(other)
-        f = cls.onednn_conv_kernel(c_per_g, k_per_g, groups, kernel, (1, 1), tuple(k // 2 for k in kernel), 1, (9, 9))
-        assert cls.onednn_conv_not_modelled(f, c_per_g, k_per_g, groups, kernel) is None
+        f = cls.onednn_conv_kernel(c_per_g, k_per_g, groups, kernel, (1, 1), pad, 1, out_hw)
+        assert cls.onednn_conv_not_modelled(f, c_per_g, k_per_g, groups, kernel, out_hw) is None
 
 
 def test_amx_grouped_conv_refusal_holds_against_pytorch_here():

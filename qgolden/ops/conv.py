@@ -224,7 +224,7 @@ def onednn_output_stage(profile, x_shape, w_shape, groups, stride, padding, dila
     cls = cpu_class(profile)
     fam = cls.onednn_conv_kernel(int(w_shape[1]), int(w_shape[0]) // g, g, kernel, stride, padding,
                                  int(x_shape[0]), out_hw, int(profile.get("num_threads", 1)))
-    why = cls.onednn_conv_not_modelled(fam, int(w_shape[1]), int(w_shape[0]) // g, g, kernel)
+    why = cls.onednn_conv_not_modelled(fam, int(w_shape[1]), int(w_shape[0]) // g, g, kernel, out_hw)
     if why:
         raise NotModelled(why)
     return cls.onednn_output_stage(fam)
