@@ -191,7 +191,7 @@ def test_cli_errors_exit_2_with_one_message(files, args, msg):
 
 
 def test_forum_explain_shows_certified_integer_parameters(prog):
-    """Issue 4: the forum model's integer-only parameters (M0, n, int32 bias) appear in explain."""
+    """The forum model's integer-only parameters (M0, n, int32 bias) appear in explain."""
     from qgolden.integer import integer_params
 
     trace, env = run_traced(prog, [forum.INPUTS])

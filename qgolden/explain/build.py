@@ -19,7 +19,7 @@ from .near_tie import NEAR_TIE_REL, float64_pre_round, half_boundary, is_near_ti
 MAX_SHOWN = 8  # elements of one tensor shown before eliding
 
 # callables (node, program) -> list of Extra (or None): extra blocks per op section, e.g. the
-# integer-only parameters (M0, shift, int32 bias) of issue 4's certification. Callers may
+# integer-only parameters (M0, shift, int32 bias) of the certification. Callers may
 # also pass `extra=` to build_document.
 EXTRA_PROVIDERS: list = []
 
