@@ -651,6 +651,20 @@ def set_backend(name: str) -> None:
     if name == "torch" and importlib.util.find_spec("torch") is None:
         raise ValueError("accumulate backend 'torch' needs PyTorch installed (pip install torch==2.13.0)")
     _BACKEND = name
+    _leave_cores_to_torch()
+
+
+def _leave_cores_to_torch() -> None:
+    """With torch sums, torch's OpenMP workers spin between calls: the elementwise pool leaves them
+    their cores (parallel.set_spinning); with NumPy sums it uses every core."""
+    from . import parallel
+
+    if _BACKEND == "torch":
+        import torch
+
+        parallel.set_spinning(torch.get_num_threads() - 1)
+    else:
+        parallel.set_spinning(0)
 
 
 @contextlib.contextmanager
@@ -664,6 +678,7 @@ def using_backend(name: str | None):
         yield
     finally:
         _BACKEND = saved
+        _leave_cores_to_torch()
 
 
 def _matmul_f32(a, b):
