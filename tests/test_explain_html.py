@@ -323,6 +323,27 @@ def test_html_in_headless_chromium(tmp_path, forum_model):
     assert count(with_pics, clamp_red) > 50
 
 
+def test_small_cnn_html_in_headless_chromium(tmp_path):
+    """A small CNN's page (convs, pooling, a linear): every layer has its section, the summary and the
+    graph render, the conv pictures are drawn, no console errors."""
+    from qgolden.export.small_cnn import build
+
+    chromium = _chromium()
+    q, xs = build("x86")
+    prog = qgolden.lower(q, example_inputs=tuple(torch.from_numpy(x) for x in xs), engine="x86")
+    doc, _, _ = explain(prog, xs)
+    html = render(doc, "html")
+    page = Page(html)
+    assert all(f"row-{i + 1}" in page.rows for i in range(len(prog.nodes)))
+    assert {"summary", "graph", "toc"} <= page.ids and all(link in page.ids for link in page.links)
+    convs = [n for n in prog.nodes if n.op == "conv"]
+    assert convs and html.count("requantization staircase") >= len(convs)
+    pixels, console = screenshot(chromium, html, tmp_path, "cnn")
+    assert console == [], "\n".join(console)
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50, "the screenshot is blank"
+    assert count(pixels, (0xcf, 0xe0, 0xfb)) > 2000  # the graph's conv/linear boxes
+
+
 def test_marks_at_once_equal_marks_element_by_element(resnet):
     """The explanation marks (clamp, ReLU, ties, near-ties, saturation) computed over whole trace arrays
     equal the element-by-element rule, on every element that has a mark and 1500 random others."""
