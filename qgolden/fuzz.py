@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from .fuzz_spec import pool_out
+from .fuzz_spec import calibration_batch, gemm_module, pool_out
 
 ENGINES = ("x86", "fbgemm", "qnnpack", "onednn")
 
@@ -129,20 +129,8 @@ def build_module(blocks, eager: bool):
 
         def _make(self, b):
             t = b["t"]
-            if t == "linear":
-                m = nn.Sequential(nn.Linear(b["i"], b["o"], bias=b["bias"]))
-                if b["relu"]:
-                    m.append(nn.ReLU())
-                return m
-            if t == "conv":
-                Conv = nn.Conv1d if b["nd"] == 1 else nn.Conv2d
-                m = nn.Sequential(Conv(b["i"], b["o"], b["k"], stride=b["s"], padding=b["p"], dilation=b["d"],
-                                       groups=b["g"], bias=b["bias"]))
-                if b["bn"]:
-                    m.append(nn.BatchNorm2d(b["o"]))
-                if b["relu"]:
-                    m.append(nn.ReLU())
-                return m
+            if t in ("linear", "conv"):
+                return gemm_module(b)
             if t == "bn":
                 return nn.BatchNorm2d(b["c"])
             if t == "act":
@@ -223,12 +211,7 @@ def random_case(seed: int, engine: str | None = None, mode: str | None = None):
     else:
         wobs = MinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric)
     qconfig = QConfig(activation=act, weight=wobs)
-    batch = rng.randint(1, 3)
-    if inshape[0] == "f":
-        shape = (batch, inshape[1])
-    else:
-        shape = (batch, inshape[1]) + (inshape[2],) * inshape[3]
-    calib = torch.randn(*((8,) + shape[1:])) * rng.choice([0.5, 1.0, 3.0])
+    shape, calib = calibration_batch(rng, inshape)
     old = torch.backends.quantized.engine
     torch.backends.quantized.engine = engine
     try:
@@ -357,12 +340,7 @@ def extended_case(seed: int, engine: str | None = None, mode: str | None = None)
     if transposed and engine != "qnnpack" and gemm_saturates(make_profile(engine)):
         reduce_range = True  # full range is refused there for 3-D and transposed convs (README, known limits)
     qconfig, tensor_qconfig, prelu_qconfig = _observers(rng, reduce_range, per_channel)
-    batch = rng.randint(1, 3)
-    if inshape[0] == "f":
-        shape = (batch, inshape[1])
-    else:
-        shape = (batch, inshape[1]) + (inshape[2],) * inshape[3]
-    calib = torch.randn(*((8,) + shape[1:])) * rng.choice([0.5, 1.0, 3.0])
+    shape, calib = calibration_batch(rng, inshape)
     transposes = (torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
     with _engine(engine):
         if eager:

@@ -371,6 +371,37 @@ def dynamic_spec(rng: random.Random):
     return blocks, f
 
 
+def gemm_module(b):
+    """The module of a 'linear' or 'conv' block (conv1d/2d/3d by b["nd"]), with its BatchNorm and
+    ReLU when the block asks for them; both generators build these blocks with it."""
+    import torch.nn as nn
+
+    if b["t"] == "linear":
+        m = nn.Sequential(nn.Linear(b["i"], b["o"], bias=b["bias"]))
+    else:
+        conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[b["nd"]]
+        m = nn.Sequential(conv(b["i"], b["o"], b["k"], stride=b["s"], padding=b["p"], dilation=b["d"],
+                               groups=b["g"], bias=b["bias"]))
+        if b["bn"]:
+            m.append(nn.BatchNorm2d(b["o"]))
+    if b["relu"]:
+        m.append(nn.ReLU())
+    return m
+
+
+def calibration_batch(rng: random.Random, inshape):
+    """(input shape with a batch of 1 or 2, 8 calibration samples of it at a random scale), drawing
+    from rng (then torch's generator) in this order: the campaigns' seeds depend on it."""
+    import torch
+
+    batch = rng.randint(1, 3)
+    if inshape[0] == "f":
+        shape = (batch, inshape[1])
+    else:
+        shape = (batch, inshape[1]) + (inshape[2],) * inshape[3]
+    return shape, torch.randn(*((8,) + shape[1:])) * rng.choice([0.5, 1.0, 3.0])
+
+
 def build(blocks, eager: bool, dynamic: bool = False):
     """The generic module that runs a spec (eager or FX form)."""
     import torch
@@ -418,19 +449,8 @@ def build(blocks, eager: bool, dynamic: bool = False):
 
         def make(self, b):
             t = b["t"]
-            if t == "linear":
-                m = nn.Sequential(nn.Linear(b["i"], b["o"], bias=b["bias"]))
-                if b["relu"]:
-                    m.append(nn.ReLU())
-                return m
-            if t == "conv":
-                m = nn.Sequential(conv_cls(b["nd"])(b["i"], b["o"], b["k"], stride=b["s"], padding=b["p"],
-                                                    dilation=b["d"], groups=b["g"], bias=b["bias"]))
-                if b["bn"]:
-                    m.append(nn.BatchNorm2d(b["o"]))
-                if b["relu"]:
-                    m.append(nn.ReLU())
-                return m
+            if t in ("linear", "conv"):
+                return gemm_module(b)
             if t == "convT":
                 return conv_cls(b["nd"], True)(b["i"], b["o"], b["k"], stride=b["s"], padding=b["p"],
                                                output_padding=b["op"], groups=b["g"], bias=b["bias"], dilation=b["d"])
